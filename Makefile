@@ -1,0 +1,58 @@
+# Two commands matter (see README): `make up` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+BIND ?= 127.0.0.1:8000
+
+.PHONY: up test venv deps deps-dev migrate seed lint format services bench clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(VENV)/.deps: requirements.txt | $(VENV)/bin/python
+	$(PIP) install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.deps-dev: requirements.txt requirements-dev.txt | $(VENV)/bin/python
+	$(PIP) install --quiet -r requirements-dev.txt
+	touch $@ $(VENV)/.deps
+
+deps: $(VENV)/.deps
+deps-dev: $(VENV)/.deps-dev
+
+## Bring the whole product up on the embedded default (SQLite, filesystem broker, simulator).
+up: deps
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	$(PY) manage.py seed_demo
+	@echo ""
+	@echo "  Control plane:  http://$(BIND)/        (operators: http://$(BIND)/admin/)"
+	@echo "  API:            http://$(BIND)/api/v1/"
+	@echo "  Health:         http://$(BIND)/readyz"
+	@echo "  Ctrl-C stops web, worker and scheduler."
+	@echo ""
+	BIND=$(BIND) $(VENV)/bin/honcho start -f Procfile
+
+## Run the whole test suite on PostgreSQL + Redis (started if down), with lint.
+test: deps-dev
+	bash .ci/services.sh
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: deps-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: deps-dev
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+services:
+	bash .ci/services.sh
+
+clean:
+	rm -rf var/broker var/celerybeat-schedule*

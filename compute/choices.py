@@ -1,0 +1,89 @@
+"""States of the compute domain. One comment per value; named groups below."""
+
+from django.db import models
+
+
+class HypervisorKind(models.TextChoices):
+    SIMULATOR = "simulator", "Simulator"  # built-in simulated hypervisor (embedded default, tests)
+    PROXMOX = "proxmox", "Proxmox VE"  # proxmoxer, QEMU VMs and LXC containers
+    OPENSTACK = "openstack", "OpenStack"  # openstacksdk, Nova servers
+    LIBVIRT = "libvirt", "libvirt / KVM"  # libvirt-python, QEMU/KVM domains
+
+
+class GuestType(models.TextChoices):
+    VM = "vm", "Virtual machine"  # full virtual machine
+    CONTAINER = "container", "Container"  # system container (Proxmox LXC)
+
+
+class RequestStatus(models.TextChoices):
+    PENDING = "pending", "Pending approval"  # waiting for an operator
+    APPROVED = "approved", "Approved"  # VM and its create operation exist
+    REJECTED = "rejected", "Rejected"  # an operator said no (reason recorded)
+    CANCELLED = "cancelled", "Cancelled"  # the requester withdrew it
+
+
+class VMStatus(models.TextChoices):
+    BUILDING = "building", "Building"  # create operation not finished yet
+    ACTIVE = "active", "Active"  # exists and was last seen running
+    STOPPED = "stopped", "Stopped"  # exists and was last seen stopped
+    ERROR = "error", "Error"  # an operation failed and left it in doubt; see the last operation
+    DELETED = "deleted", "Deleted"  # gone from the hypervisor (row kept for history and billing)
+
+
+VM_LIVE_STATUSES = (VMStatus.BUILDING, VMStatus.ACTIVE, VMStatus.STOPPED, VMStatus.ERROR)
+
+
+class PowerState(models.TextChoices):
+    RUNNING = "running", "Running"  # hypervisor says on
+    STOPPED = "stopped", "Stopped"  # hypervisor says off
+    PAUSED = "paused", "Paused"  # hypervisor says paused/suspended
+    UNKNOWN = "unknown", "Unknown"  # never reported, or the hypervisor could not say
+    MISSING = "missing", "Missing"  # not found on the hypervisor by reconciliation
+
+
+class Action(models.TextChoices):
+    CREATE = "create", "Create"  # build the guest and start it
+    START = "start", "Start"  # power on
+    STOP = "stop", "Stop"  # graceful shutdown, then power off
+    REBOOT = "reboot", "Reboot"  # restart a running guest
+    DELETE = "delete", "Delete"  # power off and destroy with its disks
+    PROVISION = "provision", "Provision tenant"  # per-project isolation on a hypervisor (OpenStack)
+
+
+class OperationState(models.TextChoices):
+    PENDING = "pending", "Pending"  # waiting for a worker (new, or retry scheduled)
+    RUNNING = "running", "Running"  # claimed by a worker; submitted and/or being polled
+    SUCCEEDED = "succeeded", "Succeeded"  # finished; result written back
+    FAILED = "failed", "Failed"  # gave up: permanent error or retries exhausted
+    CANCELLED = "cancelled", "Cancelled"  # cancelled before it ran
+
+
+ACTIVE_OPERATION_STATES = (OperationState.PENDING, OperationState.RUNNING)
+FINAL_OPERATION_STATES = (OperationState.SUCCEEDED, OperationState.FAILED, OperationState.CANCELLED)
+
+# Which VM statuses allow which action (checked by services; 409 otherwise).
+ACTION_ALLOWED_FROM = {
+    Action.START: (VMStatus.STOPPED,),
+    Action.STOP: (VMStatus.ACTIVE,),
+    Action.REBOOT: (VMStatus.ACTIVE,),
+    Action.DELETE: (VMStatus.ACTIVE, VMStatus.STOPPED, VMStatus.ERROR),
+}
+
+# The stable status an action leaves the VM in when it succeeds.
+ACTION_RESULT_STATUS = {
+    Action.CREATE: VMStatus.ACTIVE,
+    Action.START: VMStatus.ACTIVE,
+    Action.STOP: VMStatus.STOPPED,
+    Action.REBOOT: VMStatus.ACTIVE,
+    Action.DELETE: VMStatus.DELETED,
+}
+
+# Default attempts per action (transient errors retry up to this many times).
+DEFAULT_MAX_ATTEMPTS = {
+    Action.CREATE: 5,
+    Action.START: 5,
+    Action.STOP: 5,
+    Action.REBOOT: 5,
+    Action.DELETE: 8,
+    Action.PROVISION: 5,
+}

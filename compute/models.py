@@ -1,0 +1,299 @@
+import uuid
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+
+from .choices import (
+    ACTIVE_OPERATION_STATES,
+    Action,
+    GuestType,
+    HypervisorKind,
+    OperationState,
+    PowerState,
+    RequestStatus,
+    VMStatus,
+)
+from .fields import EncryptedJSONField
+
+name_validator = RegexValidator(
+    r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
+    "Use 1-63 lowercase letters, digits and hyphens, starting and ending with a letter or digit.",
+)
+queue_validator = RegexValidator(r"^[a-z0-9][a-z0-9._-]{0,62}$", "Lowercase letters, digits, '.', '_' and '-'.")
+
+
+class Hypervisor(models.Model):
+    """A hypervisor (or cloud region) we drive, and the worker queue serving it."""
+
+    name = models.CharField(max_length=63, unique=True, validators=[name_validator])
+    kind = models.CharField(max_length=16, choices=HypervisorKind.choices)
+    region = models.CharField(max_length=63, blank=True, help_text="Shown to users when they choose where to run.")
+    queue = models.CharField(
+        max_length=63,
+        validators=[queue_validator],
+        help_text="Celery queue its operations go to; a worker unit serves it (controlplane-worker@<queue>).",
+    )
+    connection = models.JSONField(default=dict, blank=True, help_text="Non-secret connection settings (URL, node...).")
+    credentials = EncryptedJSONField(blank=True, default=dict, help_text="Encrypted at rest; never shown back.")
+    enabled = models.BooleanField(default=True, help_text="Offered for new VMs.")
+    maintenance = models.BooleanField(default=False, help_text="Operations wait (stay pending) while set.")
+    max_concurrent_operations = models.PositiveIntegerField(default=50, validators=[MinValueValidator(1)])
+    build_timeout_seconds = models.PositiveIntegerField(default=1800, help_text="A create running longer fails.")
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    last_check = models.JSONField(default=dict, blank=True)
+    drift = models.JSONField(default=dict, blank=True, help_text="Last reconciliation's findings (unknown guests).")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Plan(models.Model):
+    """A size and its price. Prices are per hour, before GST."""
+
+    name = models.CharField(max_length=63, unique=True)
+    vcpus = models.PositiveSmallIntegerField(validators=[MinValueValidator(1)])
+    memory_mib = models.PositiveIntegerField(validators=[MinValueValidator(64)])
+    disk_gib = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    guest_type = models.CharField(max_length=16, choices=GuestType.choices, default=GuestType.VM)
+    price_hourly_running = models.DecimalField(max_digits=12, decimal_places=4, default=Decimal("0"))
+    price_hourly_stopped = models.DecimalField(max_digits=12, decimal_places=4, default=Decimal("0"))
+    sac_code = models.CharField(max_length=8, default="998315", help_text="GST service accounting code.")
+    gst_rate = models.DecimalField(max_digits=5, decimal_places=2, default=Decimal("18.00"), help_text="Percent.")
+    requires_approval = models.BooleanField(default=True)
+    hard_stop_after_seconds = models.PositiveIntegerField(
+        default=120, help_text="Graceful shutdown waits this long before powering off; 0 never forces."
+    )
+    active = models.BooleanField(default=True)
+    sort_order = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["sort_order", "name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Image(models.Model):
+    """An operating system image; each hypervisor knows it by its own reference."""
+
+    name = models.CharField(max_length=100, unique=True)
+    os_name = models.CharField(max_length=100)
+    guest_type = models.CharField(max_length=16, choices=GuestType.choices, default=GuestType.VM)
+    cloud_init = models.BooleanField(default=True, help_text="Accepts SSH keys and user data through cloud-init.")
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class ImageReference(models.Model):
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="references")
+    hypervisor = models.ForeignKey(Hypervisor, on_delete=models.CASCADE, related_name="image_references")
+    ref = models.CharField(max_length=255, help_text="Template VMID, image id, or base volume on this hypervisor.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["image", "hypervisor"], name="imageref_unique")]
+
+    def __str__(self):
+        return f"{self.image} on {self.hypervisor}: {self.ref}"
+
+
+class ProjectQuota(models.Model):
+    """Limits and reservations of one project. Changed only under a row lock."""
+
+    project = models.OneToOneField("accounts.Project", on_delete=models.CASCADE, related_name="quota")
+    max_vms = models.PositiveIntegerField(default=10)
+    max_vcpus = models.PositiveIntegerField(default=32)
+    max_memory_mib = models.PositiveIntegerField(default=65536)
+    max_disk_gib = models.PositiveIntegerField(default=1000)
+    used_vms = models.PositiveIntegerField(default=0)
+    used_vcpus = models.PositiveIntegerField(default=0)
+    used_memory_mib = models.PositiveIntegerField(default=0)
+    used_disk_gib = models.PositiveIntegerField(default=0)
+
+    def __str__(self):
+        return f"quota of {self.project}"
+
+
+class VMRequest(models.Model):
+    """A user's request for a VM; approval creates the VM and its create operation."""
+
+    project = models.ForeignKey("accounts.Project", on_delete=models.CASCADE, related_name="vm_requests")
+    requester = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="vm_requests")
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT)
+    image = models.ForeignKey(Image, on_delete=models.PROTECT)
+    hypervisor = models.ForeignKey(Hypervisor, on_delete=models.PROTECT)
+    name = models.CharField(max_length=63, validators=[name_validator])
+    ssh_public_key = models.TextField(blank=True)
+    user_data = models.TextField(blank=True)
+    status = models.CharField(
+        max_length=16, choices=RequestStatus.choices, default=RequestStatus.PENDING, db_index=True
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "name"],
+                condition=Q(status=RequestStatus.PENDING),
+                name="vmrequest_pending_name_unique",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.get_status_display()})"
+
+
+class VirtualMachine(models.Model):
+    """A guest. ``status`` is stable and user-visible, ``task_state`` the action in
+    progress, ``power_state`` what the hypervisor last said (it is the authority)."""
+
+    project = models.ForeignKey("accounts.Project", on_delete=models.PROTECT, related_name="vms")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="vms")
+    request = models.OneToOneField(VMRequest, null=True, blank=True, on_delete=models.SET_NULL, related_name="vm")
+    name = models.CharField(max_length=63, validators=[name_validator])
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT)
+    image = models.ForeignKey(Image, on_delete=models.PROTECT)
+    hypervisor = models.ForeignKey(Hypervisor, on_delete=models.PROTECT, related_name="vms")
+    ssh_public_key = models.TextField(blank=True)
+    user_data = models.TextField(blank=True)
+    backend_id = models.CharField(max_length=100, blank=True, db_index=True)
+    status = models.CharField(max_length=16, choices=VMStatus.choices, default=VMStatus.BUILDING, db_index=True)
+    task_state = models.CharField(max_length=16, choices=Action.choices, null=True, blank=True)
+    power_state = models.CharField(max_length=16, choices=PowerState.choices, default=PowerState.UNKNOWN)
+    ip_addresses = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    power_state_at = models.DateTimeField(null=True, blank=True, help_text="When the hypervisor last reported.")
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    missing_since = models.DateTimeField(null=True, blank=True, help_text="First reconciliation that did not find it.")
+    lost_at = models.DateTimeField(null=True, blank=True, help_text="Flagged as lost after the grace period.")
+    quota_held = models.BooleanField(default=True, help_text="Its resources count against the project quota.")
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "name"], condition=~Q(status=VMStatus.DELETED), name="vm_live_name_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["hypervisor", "status"])]
+
+    def __str__(self):
+        return self.name
+
+
+class VMStatusEvent(models.Model):
+    """The confirmed timeline of a VM: what workers and the reconciler wrote back.
+    Billing meters from it."""
+
+    vm = models.ForeignKey(VirtualMachine, on_delete=models.CASCADE, related_name="status_events")
+    status = models.CharField(max_length=16, choices=VMStatus.choices)
+    power_state = models.CharField(max_length=16, choices=PowerState.choices)
+    at = models.DateTimeField(db_index=True)
+    operation = models.ForeignKey("Operation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    source = models.CharField(max_length=32, help_text="worker, reconciler or operator.")
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["vm", "at"])]
+
+
+class TenantBinding(models.Model):
+    """A project's isolation on one hypervisor (OpenStack project, network, router...)."""
+
+    project = models.ForeignKey("accounts.Project", on_delete=models.CASCADE, related_name="tenant_bindings")
+    hypervisor = models.ForeignKey(Hypervisor, on_delete=models.CASCADE, related_name="tenant_bindings")
+    ready = models.BooleanField(default=False)
+    data = models.JSONField(default=dict, blank=True, help_text="Ids created on the hypervisor.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "hypervisor"], name="tenant_binding_unique")]
+
+
+class Operation(models.Model):
+    """One hypervisor-touching action, and the outbox row of its Celery task.
+
+    Life: ``pending`` → (claimed by compare-and-swap) ``running`` → submit to the
+    hypervisor, store the handle, poll → ``succeeded`` / ``failed``. A transient
+    error sends it back to ``pending`` with ``next_attempt_at`` in the future.
+    A running operation whose ``lease_until`` passed belonged to a dead worker:
+    the reaper hands it back to ``pending`` and the next claim resumes polling
+    its stored handle (or re-submits, which drivers make idempotent).
+    """
+
+    vm = models.ForeignKey(VirtualMachine, null=True, blank=True, on_delete=models.CASCADE, related_name="operations")
+    project = models.ForeignKey("accounts.Project", on_delete=models.CASCADE, related_name="operations")
+    hypervisor = models.ForeignKey(Hypervisor, on_delete=models.PROTECT, related_name="operations")
+    action = models.CharField(max_length=16, choices=Action.choices)
+    state = models.CharField(max_length=16, choices=OperationState.choices, default=OperationState.PENDING)
+    params = models.JSONField(default=dict, blank=True)
+    idempotency_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="operations"
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    max_attempts = models.PositiveSmallIntegerField(default=5)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    claim_token = models.UUIDField(null=True, blank=True, editable=False)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    task_ref = models.CharField(max_length=255, blank=True, help_text="The hypervisor's task reference (UPID, id).")
+    task_data = models.JSONField(default=dict, blank=True)
+    progress = models.PositiveSmallIntegerField(null=True, blank=True)
+    progress_message = models.CharField(max_length=200, blank=True)
+    poll_errors = models.PositiveSmallIntegerField(default=0, help_text="Consecutive transient errors while polling.")
+    previous_status = models.CharField(max_length=16, choices=VMStatus.choices, blank=True)
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.TextField(blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["vm"], condition=Q(state__in=ACTIVE_OPERATION_STATES), name="operation_one_active_per_vm"
+            ),
+            models.UniqueConstraint(
+                fields=["project", "hypervisor"],
+                condition=Q(state__in=ACTIVE_OPERATION_STATES, action=Action.PROVISION),
+                name="operation_one_active_provision",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["state", "next_attempt_at"]),
+            models.Index(fields=["state", "lease_until"]),
+            models.Index(fields=["hypervisor", "state"]),
+        ]
+
+    def __str__(self):
+        target = self.vm.name if self.vm_id else self.project_id
+        return f"{self.action} {target} ({self.state})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_OPERATION_STATES

@@ -1,0 +1,89 @@
+"""The Celery application, configured for at-least-once delivery.
+
+- ``task_acks_late`` + ``task_reject_on_worker_lost``: a message is acknowledged
+  only after its task returned; a worker killed mid-task leaves it to be
+  redelivered. Tasks are therefore written to be safe to run twice (the
+  operation engine claims work with a compare-and-swap).
+- prefetch multiplier 1: a worker holds at most one message per slot beyond
+  what it is running, so a dead worker strands little.
+- soft/hard time limits and an explicit Redis ``visibility_timeout`` that is
+  larger than any task run and any countdown we schedule.
+"""
+
+import os
+
+from celery import Celery
+from django.conf import settings
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
+
+app = Celery("controlplane")
+
+
+def _transport_options(broker_url: str) -> dict:
+    if broker_url.startswith("filesystem://"):
+        folder = settings.BROKER_DIR
+        for sub in ("queue", "processed"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        return {
+            "data_folder_in": str(folder / "queue"),
+            "data_folder_out": str(folder / "queue"),
+            "processed_folder": str(folder / "processed"),
+            "store_processed": False,
+        }
+    return {"visibility_timeout": settings.CELERY_VISIBILITY_TIMEOUT}
+
+
+def configure(celery_app: Celery) -> None:
+    broker_url = settings.CELERY_BROKER_URL
+    filesystem = broker_url.startswith("filesystem://")
+    celery_app.conf.update(
+        broker_url=broker_url,
+        result_backend=settings.CELERY_RESULT_BACKEND,
+        broker_transport_options=_transport_options(broker_url),
+        result_backend_transport_options={"visibility_timeout": settings.CELERY_VISIBILITY_TIMEOUT},
+        broker_connection_retry_on_startup=True,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
+        task_time_limit=settings.CELERY_TASK_TIME_LIMIT,
+        task_default_queue=settings.CELERY_DEFAULT_QUEUE,
+        task_ignore_result=settings.CELERY_RESULT_BACKEND is None,
+        result_expires=3600,
+        timezone="UTC",
+        enable_utc=True,
+        # The filesystem transport cannot broadcast; remote control needs it.
+        worker_enable_remote_control=not filesystem,
+        worker_send_task_events=not filesystem,
+        task_send_sent_event=not filesystem,
+        worker_hijack_root_logger=False,
+        beat_schedule=beat_schedule(),
+    )
+
+
+def beat_schedule() -> dict:
+    engine = settings.ENGINE
+    schedule = {
+        "relay-pending-operations": {
+            "task": "relay_pending_operations",
+            "schedule": float(engine["RELAY_INTERVAL_SECONDS"]),
+        },
+        "reap-expired-operations": {
+            "task": "reap_expired_operations",
+            "schedule": float(engine["REAPER_INTERVAL_SECONDS"]),
+        },
+        "reconcile-hypervisors": {
+            "task": "reconcile_hypervisors",
+            "schedule": float(engine["RECONCILE_INTERVAL_SECONDS"]),
+        },
+    }
+    schedule.update(getattr(settings, "EXTRA_BEAT_SCHEDULE", {}))
+    return schedule
+
+
+configure(app)
+app.autodiscover_tasks(["workers"])

@@ -1,0 +1,33 @@
+"""Test settings: the real PostgreSQL and Redis of this machine by default.
+
+``DATABASE_URL`` / ``CELERY_BROKER_URL`` override them (pytest-django creates a
+separate ``test_<name>`` database). The engine's timings are shortened so
+crash and retry tests finish in seconds.
+"""
+
+import os
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/controlplane")
+os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
+os.environ.setdefault("CELERY_RESULT_BACKEND", os.environ["CELERY_BROKER_URL"])
+os.environ.setdefault("CELERY_VISIBILITY_TIMEOUT", "30")
+os.environ.setdefault("CELERY_DEFAULT_QUEUE", "control")
+os.environ.setdefault("ENGINE_LEASE_SECONDS", "6")
+os.environ.setdefault("ENGINE_RELAY_AFTER_SECONDS", "2")
+os.environ.setdefault("ENGINE_POLL_MIN_SECONDS", "0.1")
+os.environ.setdefault("ENGINE_POLL_MAX_SECONDS", "1")
+os.environ.setdefault("ENGINE_RETRY_BASE_SECONDS", "0.2")
+os.environ.setdefault("ENGINE_RETRY_MAX_SECONDS", "2")
+os.environ.setdefault("WORKER_HEARTBEAT_SECONDS", "1")
+os.environ.setdefault("ENGINE_MISSING_GRACE_SECONDS", "2")
+
+from controlplane.settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405

@@ -1,0 +1,246 @@
+"""The hypervisor driver interface.
+
+Drivers are pure: they never import Django models. They take and return the
+plain dataclasses below and raise ``TransientDriverError`` (the engine retries
+with backoff) or ``PermanentDriverError`` (the operation fails at once with the
+message, which users see).
+
+Every action is **submit, then poll**: ``create``/``start``/``stop``/``reboot``/
+``delete`` submit the work and return a ``DriverTask`` handle at once (a
+Proxmox UPID, an OpenStack server id, a libvirt job); the engine stores the
+handle on the Operation and calls ``poll(handle)`` from short, separate tasks
+until it reports ``done``. A driver never sleeps waiting for the hypervisor.
+A multi-step action (clone, then configure, then start) returns the next
+step's handle from ``poll`` in ``TaskStatus.task``.
+
+Idempotency contract (the engine relies on it for crash safety):
+- ``create`` first looks for a guest carrying ``spec.idempotency_key`` and, if
+  one exists, returns a handle for it instead of creating a second guest.
+- ``start`` of a running guest, ``stop`` of a stopped guest and ``delete`` of
+  a missing guest succeed (``DriverTask(done=True)`` is fine).
+- ``poll`` may be called again with the same handle after a crash.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+class DriverError(Exception):
+    """Base class. ``message`` is shown to users; keep it readable."""
+
+    def __init__(self, message: str, *, code: str = "driver_error"):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class TransientDriverError(DriverError):
+    """Might work if tried again later: connection lost, timeout, lock held, 5xx."""
+
+
+class PermanentDriverError(DriverError):
+    """Will not work by retrying: bad parameters, missing image, quota exceeded."""
+
+
+class PowerState:
+    RUNNING = "running"  # guest is on
+    STOPPED = "stopped"  # guest is off (defined but not running)
+    PAUSED = "paused"  # suspended / paused by the hypervisor
+    UNKNOWN = "unknown"  # hypervisor could not say
+
+    ALL = (RUNNING, STOPPED, PAUSED, UNKNOWN)
+
+
+@dataclass(frozen=True)
+class HypervisorConfig:
+    """What a driver needs to talk to one hypervisor (from the Hypervisor row)."""
+
+    name: str
+    kind: str
+    settings: dict[str, Any] = field(default_factory=dict)  # non-secret connection settings
+    credentials: dict[str, Any] = field(default_factory=dict)  # decrypted secrets
+
+    def cache_key(self) -> tuple:
+        return (self.kind, self.name, repr(sorted(self.settings.items())), repr(sorted(self.credentials.items())))
+
+
+@dataclass(frozen=True)
+class VMSpec:
+    """Everything needed to create one guest."""
+
+    name: str
+    idempotency_key: str  # the create operation's key; put it on the guest (tag/metadata)
+    vcpus: int
+    memory_mib: int
+    disk_gib: int
+    image_ref: str  # the image's reference on this hypervisor (template id, image id, volume)
+    guest_type: str = "vm"  # "vm" (full virtual machine) or "container" (e.g. Proxmox LXC)
+    ssh_public_key: str = ""
+    user_data: str = ""  # cloud-init user data
+    tenant: dict[str, Any] = field(default_factory=dict)  # per-project ids from tenant provisioning
+    extra: dict[str, Any] = field(default_factory=dict)  # plan/image options the driver understands
+
+
+@dataclass(frozen=True)
+class HypervisorVM:
+    """A guest as the hypervisor reports it."""
+
+    backend_id: str  # stable id on the hypervisor (VMID, server UUID, domain UUID)
+    name: str
+    power_state: str  # one of PowerState
+    idempotency_key: str | None = None  # the key found on the guest, if any
+    ip_addresses: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. node, guest type
+
+
+@dataclass(frozen=True)
+class DriverTask:
+    """Handle of submitted work. Must be JSON-serialisable (``to_dict``)."""
+
+    ref: str  # the hypervisor's own task reference (UPID, server id, job id); shown to users
+    backend_id: str | None = None  # the guest's id, once known
+    done: bool = False  # True when the action completed synchronously
+    data: dict[str, Any] = field(default_factory=dict)  # driver-private state for poll (step, node...)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, value: dict[str, Any]) -> DriverTask:
+        return cls(**value)
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    """What ``poll`` found."""
+
+    done: bool
+    progress: int | None = None  # 0..100 when the hypervisor reports it
+    vm: HypervisorVM | None = None  # the guest after the action, when known (done=True)
+    task: DriverTask | None = None  # a replacement handle (next step of a multi-step action)
+    poll_after: float | None = None  # the driver's hint: seconds until worth polling again
+    message: str = ""  # human-readable step description ("cloning", "starting")
+
+
+@dataclass(frozen=True)
+class TenantSpec:
+    """Per-project isolation to provision on a hypervisor (OpenStack: project, network...)."""
+
+    project_key: str  # our stable project identifier (slug or id)
+    project_name: str
+    idempotency_key: str
+    quotas: dict[str, int] = field(default_factory=dict)  # instances, cores, ram_mib, disk_gib
+
+
+class Driver(abc.ABC):
+    """One hypervisor. Instances are cached per process (see ``get_driver``)."""
+
+    kind: ClassVar[str]
+    supports_tenants: ClassVar[bool] = False
+
+    def __init__(self, config: HypervisorConfig):
+        self.config = config
+
+    # -- connection ---------------------------------------------------------
+    @abc.abstractmethod
+    def check(self) -> dict[str, Any]:
+        """Test the connection; return facts to show an operator (version, nodes)."""
+
+    # -- actions (submit; never block on the hypervisor) --------------------
+    @abc.abstractmethod
+    def create(self, spec: VMSpec) -> DriverTask: ...
+
+    @abc.abstractmethod
+    def start(self, backend_id: str) -> DriverTask: ...
+
+    @abc.abstractmethod
+    def stop(self, backend_id: str, *, force: bool = False) -> DriverTask:
+        """Graceful shutdown; ``force`` (or the driver's timeout) powers off."""
+
+    @abc.abstractmethod
+    def reboot(self, backend_id: str) -> DriverTask: ...
+
+    @abc.abstractmethod
+    def delete(self, backend_id: str) -> DriverTask: ...
+
+    @abc.abstractmethod
+    def poll(self, task: DriverTask) -> TaskStatus:
+        """Report on submitted work. Raise ``PermanentDriverError`` with the
+        hypervisor's own message when it ended in failure."""
+
+    # -- reads ---------------------------------------------------------------
+    @abc.abstractmethod
+    def get(self, backend_id: str) -> HypervisorVM | None:
+        """One guest, or ``None`` only when the hypervisor confirms it does not exist.
+        Any doubt (API error) raises instead: an error never means "gone"."""
+
+    @abc.abstractmethod
+    def find_by_key(self, idempotency_key: str) -> HypervisorVM | None:
+        """The guest carrying this idempotency key, if any."""
+
+    @abc.abstractmethod
+    def list_all(self) -> list[HypervisorVM]:
+        """Every guest this hypervisor manages, in one call (for reconciliation)."""
+
+    # -- tenants (optional) ---------------------------------------------------
+    def provision_tenant(self, tenant: TenantSpec) -> DriverTask:
+        raise PermanentDriverError(f"{self.kind} hypervisors have no tenant provisioning.")
+
+    def close(self) -> None:
+        """Release connections (called when the cached driver is replaced)."""
+        return None
+
+
+_REGISTRY: dict[str, type[Driver]] = {}
+_CACHE: dict[tuple, Driver] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def register(kind: str) -> Callable[[type[Driver]], type[Driver]]:
+    """Class decorator: ``@register("proxmox")``."""
+
+    def decorator(cls: type[Driver]) -> type[Driver]:
+        cls.kind = kind
+        _REGISTRY[kind] = cls
+        return cls
+
+    return decorator
+
+
+def driver_class(kind: str) -> type[Driver]:
+    from . import load_builtin_drivers
+
+    load_builtin_drivers()
+    try:
+        return _REGISTRY[kind]
+    except KeyError:
+        raise PermanentDriverError(f"No driver for hypervisor kind {kind!r}.", code="no_driver") from None
+
+
+def get_driver(config: HypervisorConfig) -> Driver:
+    """The process-wide driver instance for this hypervisor configuration.
+
+    One instance (and so one connection) per worker process per hypervisor;
+    a changed configuration (rotated credentials) makes a new one.
+    """
+    key = config.cache_key()
+    with _CACHE_LOCK:
+        driver = _CACHE.get(key)
+        if driver is None:
+            for old_key in [k for k in _CACHE if k[:2] == key[:2]]:
+                _CACHE.pop(old_key).close()
+            driver = _CACHE[key] = driver_class(config.kind)(config)
+        return driver
+
+
+def clear_driver_cache() -> None:
+    with _CACHE_LOCK:
+        for driver in _CACHE.values():
+            driver.close()
+        _CACHE.clear()
