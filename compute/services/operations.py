@@ -439,6 +439,9 @@ def operation_cancel(*, operation: Operation, actor) -> Operation:
 def operation_retry(*, operation: Operation, actor) -> Operation:
     """Run a failed operation again, from scratch, with the same idempotency key
     (so a half-built guest from the failed create is found, not duplicated)."""
+    operation = (
+        Operation.objects.select_for_update(of=("self",)).select_related("hypervisor", "vm").get(pk=operation.pk)
+    )
     if operation.state != OperationState.FAILED:
         raise Conflict(f"Only a failed operation can be retried; this one is {operation.get_state_display().lower()}.")
     if operation.vm_id:
