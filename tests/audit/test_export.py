@@ -44,7 +44,10 @@ def test_csv_export_for_one_project(events, team):
 def test_filters_by_action_prefix_and_time(events, tmp_path):
     target = tmp_path / "out.jsonl"
     call_command("audit_export", "--action", "wallet.", "--since", "2000-01-01", "--output", str(target))
-    assert [json.loads(line)["action"] for line in target.read_text().splitlines()] == ["wallet.topup", "wallet.debited"]
+    assert [json.loads(line)["action"] for line in target.read_text().splitlines()] == [
+        "wallet.topup",
+        "wallet.debited",
+    ]
     assert _run("--until", "2000-01-01") == ""
 
 

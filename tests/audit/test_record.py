@@ -23,7 +23,11 @@ def test_an_event_holds_actor_target_project_and_links_to_the_one_before(user, p
 
     event.refresh_from_db()
     assert (event.actor, event.actor_user_id) == (user.email, user.pk)
-    assert (event.action, event.target_type, event.target_id) == ("member.role_changed", "accounts.project", str(project.pk))
+    assert (event.action, event.target_type, event.target_id) == (
+        "member.role_changed",
+        "accounts.project",
+        str(project.pk),
+    )
     assert event.target_repr == project.name and event.project_id == project.pk
     assert event.details == {"to": "admin"}
     assert event.prev_hash == before.hash

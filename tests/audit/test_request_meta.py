@@ -70,7 +70,11 @@ def test_event_records_client_ip_user_agent_and_request_id_behind_a_trusted_prox
 
     # Then the event holds the client, its agent and the proxy's request id, which the response echoes
     event.refresh_from_db()
-    assert (event.ip_address, event.user_agent, event.request_id) == ("198.51.100.23", "pytest-agent/1.0", "nginx-abc123")
+    assert (event.ip_address, event.user_agent, event.request_id) == (
+        "198.51.100.23",
+        "pytest-agent/1.0",
+        "nginx-abc123",
+    )
     assert response["X-Request-ID"] == "nginx-abc123"
 
 

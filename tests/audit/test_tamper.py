@@ -103,7 +103,11 @@ def test_audit_verify_exits_non_zero_naming_the_event(append_events):
         cursor.execute("COMMIT")
 
     # When an operator runs the command
-    env = {"DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": workerproc.test_database_url(), "PATH": "/usr/bin:/bin"}
+    env = {
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": workerproc.test_database_url(),
+        "PATH": "/usr/bin:/bin",
+    }
     result = subprocess.run(
         [sys.executable, "manage.py", "audit_verify"], cwd=workerproc.ROOT, env=env, capture_output=True, text=True
     )

@@ -138,7 +138,9 @@ def _portal(project):
 
 
 @pytest.mark.parametrize("role", ["owner", "admin"])
-def test_project_admins_see_their_projects_events_only(client, team, project_events, role, django_assert_max_num_queries):
+def test_project_admins_see_their_projects_events_only(
+    client, team, project_events, role, django_assert_max_num_queries
+):
     client.force_login(getattr(team, role))
     with django_assert_max_num_queries(8):
         response = client.get(_portal(team.project))
