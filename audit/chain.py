@@ -106,25 +106,23 @@ def walk(rows: Iterable[dict], *, start_hash: str, start_after: int | None = Non
     """
     expected, previous_id, checked = start_hash, start_after, 0
     for row in rows:
+        reason = ""
         if row["prev_hash"] != expected:
             before = f"event {previous_id}" if previous_id is not None else "the start of the chain"
-            return ChainReport(
-                ok=False,
-                checked=checked,
-                head_id=previous_id,
-                head_hash=expected,
-                broken_id=row["id"],
-                reason=f"its prev_hash does not match the hash of {before}: "
-                "an event was removed, inserted or reordered before it",
+            reason = (
+                f"its prev_hash does not match the hash of {before}: "
+                "an event was removed, inserted or reordered before it"
             )
-        if event_hash(row["prev_hash"], payload_of(row)) != row["hash"]:
+        elif event_hash(row["prev_hash"], payload_of(row)) != row["hash"]:
+            reason = "its content does not match its hash: the event was modified"
+        if reason:
             return ChainReport(
                 ok=False,
                 checked=checked,
                 head_id=previous_id,
                 head_hash=expected,
                 broken_id=row["id"],
-                reason="its content does not match its hash: the event was modified",
+                reason=reason,
             )
         expected, previous_id = row["hash"], row["id"]
         checked += 1
