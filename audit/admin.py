@@ -1,9 +1,10 @@
 from django.contrib import admin
+from django.db.models import Q
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 
 from . import export, services
-from .choices import WORKER_PREFIX, Action, SystemActor
+from .choices import Action, SystemActor
 from .models import AuditCheckpoint, AuditEvent
 
 
@@ -57,16 +58,14 @@ class ActorKindFilter(admin.SimpleListFilter):
     parameter_name = "actor_kind"
 
     def lookups(self, request, model_admin):
-        return [("user", "People"), ("worker", "Workers"), *SystemActor.choices]
+        return [("user", "People"), *SystemActor.choices]
 
     def queryset(self, request, queryset):
         value = self.value()
         if value == "user":
             return queryset.filter(actor_user__isnull=False)
-        if value == "worker":
-            return queryset.filter(actor__startswith=WORKER_PREFIX)
         if value in SystemActor.values:
-            return queryset.filter(actor=value)
+            return queryset.filter(Q(actor=value) | Q(actor__startswith=f"{value}:"))
         return queryset
 
 

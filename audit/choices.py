@@ -73,12 +73,25 @@ ACTION_NAMES = frozenset(Action.values)
 
 
 class SystemActor(models.TextChoices):
-    """Actors that are not a person. Workers are ``worker:<hostname>`` (see ``WORKER_PREFIX``)."""
+    """Kinds of actor that are not a person's account.
 
-    SYSTEM = "system", "System"  # management commands, migrations, anything without a person
+    An actor string is a kind, optionally qualified after a colon:
+    ``worker:<hostname>``, ``system:auto-approve``, ``operator:cli``.
+    """
+
+    SYSTEM = "system", "System"  # management commands, automatic decisions, anything without a person
+    WORKER = "worker", "Worker"  # a Celery worker process: worker:<hostname>
     SCHEDULER = "scheduler", "Scheduler"  # periodic tasks started by Celery beat
     RECONCILER = "reconciler", "Reconciler"  # drift sync between hypervisors and the database
+    REAPER = "reaper", "Reaper"  # recovery of operations whose worker died
+    OPERATOR = "operator", "Operator"  # an operator's tool without a user account (operator:cli)
     ANONYMOUS = "anonymous", "Anonymous"  # an unauthenticated web request (e.g. a failed login)
 
 
 WORKER_PREFIX = "worker:"
+
+
+def actor_kind(actor: str) -> str | None:
+    """The SystemActor kind of an actor string, or None when it is not one."""
+    kind = actor.split(":", 1)[0]
+    return kind if kind in SystemActor.values else None

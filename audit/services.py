@@ -21,7 +21,7 @@ from django.db.models import Model
 from django.utils import timezone
 
 from . import chain, export, request_meta
-from .choices import ACTION_NAMES, WORKER_PREFIX, Action, SystemActor
+from .choices import ACTION_NAMES, WORKER_PREFIX, Action, SystemActor, actor_kind
 from .models import AuditCheckpoint, AuditEvent
 
 # pg_advisory_xact_lock key of the chain ("audit" in ASCII).
@@ -37,10 +37,10 @@ def _actor_fields(actor) -> tuple[int | None, str]:
     if actor is None:
         return None, SystemActor.SYSTEM
     if isinstance(actor, str):
-        if actor in SystemActor.values or (actor.startswith(WORKER_PREFIX) and len(actor) > len(WORKER_PREFIX)):
-            return None, actor[:200]
-        named = ", ".join(SystemActor.values)
-        raise ValueError(f"Unknown audit actor {actor!r}: use a user, {named} or worker:<host>.")
+        if actor_kind(actor) is None:
+            kinds = ", ".join(SystemActor.values)
+            raise ValueError(f"Unknown audit actor {actor!r}: use a user, or one of {kinds} (optionally kind:detail).")
+        return None, actor[:200]
     if not getattr(actor, "is_authenticated", False):
         return None, SystemActor.ANONYMOUS
     return actor.pk, actor.get_username()

@@ -53,6 +53,9 @@ def test_an_explicit_project_id_is_accepted(project):
         ("scheduler", "scheduler"),
         ("reconciler", "reconciler"),
         ("worker:node-7", "worker:node-7"),
+        ("reaper", "reaper"),
+        ("operator:cli", "operator:cli"),
+        ("system:auto-approve", "system:auto-approve"),
         (AnonymousUser(), "anonymous"),
     ],
 )
@@ -75,7 +78,7 @@ def test_an_unknown_action_is_refused_and_nothing_is_written(user):
     assert AuditEvent.objects.count() == count
 
 
-@pytest.mark.parametrize("actor", ["admin", "worker:", "Scheduler"])
+@pytest.mark.parametrize("actor", ["admin", "Scheduler", "", "wrker:node-1"])
 def test_an_unknown_actor_name_is_refused(db, actor):
     with pytest.raises(ValueError, match="Unknown audit actor"):
         audit.record(actor=actor, action="admin.action")
