@@ -1,6 +1,7 @@
 """Operation engine benchmark on the real stack (PostgreSQL + Redis + worker processes).
 
     .venv/bin/python bench/engine/run.py [--ops 200] [--builds 1000] [--latency 5] [--throughput 1000]
+    .venv/bin/python bench/engine/run.py --quick --json out.json   # CI size; figures as JSON (bench/run_all.py)
 
 Prints, each beside a baseline measured in the same run:
 1. control-plane overhead per operation (zero-latency simulator), p50/p99, vs the
@@ -27,6 +28,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+from bench.report import Result, command_line, pct  # noqa: E402
+
 DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cp_bench")
 BROKER = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/14")
 ENV = {
@@ -39,11 +42,6 @@ ENV = {
     "LOG_LEVEL": "WARNING",
 }
 os.environ.update(ENV)
-
-
-def pct(values, q):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
 
 
 def ensure_database():
@@ -257,7 +255,13 @@ def main():
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--pool", default="prefork")
+    parser.add_argument("--quick", action="store_true", help="CI size: 30 ops, 100 builds at 2 s, 200 throughput")
+    parser.add_argument("--json", default=None, help="write the figures as JSON here")
     args = parser.parse_args()
+    if args.quick:
+        args.ops, args.builds, args.latency, args.throughput = 30, 100, 2.0, 200
+    started = time.monotonic()
+    result = Result(name="engine", title="Operation engine", command=command_line())
 
     ensure_database()
     import django
@@ -277,32 +281,49 @@ def main():
 
         latencies, per_op = bench_overhead(hv, plan, image, users, args.ops)
         floor = bench_floor(min(args.ops, 200), per_op)
-        p50, p99, f50, f99 = pct(latencies, 50), pct(latencies, 99), pct(floor, 50), pct(floor, 99)
-        print(
-            f"\n1. overhead per operation ({args.ops} sequential, zero-latency simulator, "
-            f"{per_op:.1f} PostgreSQL commits per op)"
-        )
-        print(f"   engine  p50 {p50 * 1000:7.1f} ms   p99 {p99 * 1000:7.1f} ms")
-        print(
-            f"   floor   p50 {f50 * 1000:7.1f} ms   p99 {f99 * 1000:7.1f} ms   "
-            f"(1 Celery round trip + {max(1, round(per_op))} commits)"
-        )
-        print(f"   ratio   p50 {p50 / f50:5.2f}x      p99 {p99 / f99:5.2f}x")
+        k = max(1, round(per_op))
+        for q in (50, 99):
+            result.add(
+                f"overhead per operation p{q} ({args.ops} sequential, zero latency)",
+                pct(latencies, q) * 1000,
+                "ms",
+                baseline=pct(floor, q) * 1000,
+                baseline_label=f"1 Celery round trip + {k} commits",
+            )
+        result.notes.append(f"{per_op:.1f} PostgreSQL commits per operation (pg_stat_database)")
 
         wall, submitted, active = bench_builds(hv, plan, image, users, args.builds, args.latency)
-        print(f"\n2. {args.builds} concurrent creates from 8 client threads, {args.latency:g} s simulated latency")
-        print(
-            f"   requests submitted in {submitted:.1f} s; all {active} active after {wall:.1f} s "
-            f"= {wall / args.latency:.2f}x the latency ({(wall - submitted) / args.latency:.2f}x after the last "
-            f"submission)"
+        result.add(
+            f"{args.builds} concurrent creates, all active",
+            wall,
+            "s",
+            baseline=args.latency,
+            baseline_label="simulated create latency",
         )
+        result.add(
+            "creates: time after the last submission",
+            wall - submitted,
+            "s",
+            baseline=args.latency,
+            baseline_label="simulated create latency",
+        )
+        result.notes.append(
+            f"{args.builds} requests submitted by 8 client threads in {submitted:.1f} s; {active} active at the end"
+        )
+        result.ok = active == args.builds
 
         ops_rate, celery_rate, n, submitted = bench_throughput(hv, plan, image, users, args.throughput)
-        print(f"\n3. throughput ({n} operations, zero latency; submitted in {submitted:.1f} s)")
-        print(
-            f"   engine {ops_rate:7.1f} ops/s   bare Celery no-op {celery_rate:7.1f} tasks/s   "
-            f"ratio {ops_rate / celery_rate:.2f}"
+        result.add(
+            f"throughput ({n} operations, zero latency)",
+            ops_rate,
+            "ops/s",
+            baseline=celery_rate,
+            baseline_label="bare Celery no-op tasks/s",
         )
+        result.notes.append(f"throughput operations submitted in {submitted:.1f} s")
+        result.seconds = time.monotonic() - started
+        result.print()
+        result.write_json(args.json)
     finally:
         for proc in procs:
             os.killpg(proc.pid, signal.SIGTERM)
