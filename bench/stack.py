@@ -114,7 +114,6 @@ class PrivatePostgres:
         if os.geteuid() == 0:
             entry = pwd.getpwnam("postgres")
             os.chown(self.dir, entry.pw_uid, entry.pw_gid)
-            self.dir.parent.chmod(0o755)  # mkdtemp made it 0700; postgres must reach its directory
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8")
         return self
 
@@ -278,7 +277,11 @@ class Stack:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.keep = keep
         self.database = database
-        self.postgres = PrivatePostgres(self.workdir / "pg")
+        # Its own top-level directory: the server runs as ``postgres`` and must reach it,
+        # which a caller's private directory (pytest's tmp_path) does not allow.
+        self.pg_root = Path(tempfile.mkdtemp(prefix="cp-pg-"))
+        self.pg_root.chmod(0o755)
+        self.postgres = PrivatePostgres(self.pg_root / "pg")
         self.redis = PrivateRedis(self.workdir / "redis")
         self.engine = engine or {}
         self.extra_env = extra_env or {}
@@ -307,6 +310,7 @@ class Stack:
         self.postgres.stop("fast")
         if not self.keep:
             shutil.rmtree(self.workdir, ignore_errors=True)
+            shutil.rmtree(self.pg_root, ignore_errors=True)
 
     # -- environment ------------------------------------------------------------------
     @property
@@ -357,7 +361,9 @@ class Stack:
         self.services[name] = service
         return service.start()
 
-    def start_worker(self, name: str, *, queues: str, concurrency: int = 4, pool: str = "prefork") -> Service:
+    def start_worker(
+        self, name: str, *, queues: str, concurrency: int = 4, pool: str = "prefork", loglevel: str = "WARNING"
+    ) -> Service:
         command = [
             sys.executable,
             str(ROOT / "celery_worker.py"),
@@ -370,7 +376,7 @@ class Stack:
             "--hostname",
             f"{name}@proof",
             "--loglevel",
-            "WARNING",
+            loglevel,
         ]
         return self._service(name, command)
 
