@@ -48,7 +48,8 @@ class Figure:
     def row(self) -> list[str]:
         ratio = "" if self.ratio is None else f"{self.ratio:.2f}x"
         baseline = "" if self.baseline is None else f"{_num(self.baseline)} {self.unit}"
-        return [self.label, f"{_num(self.value)} {self.unit}", baseline, self.baseline_label, ratio]
+        label = f"{self.label} ({self.note})" if self.note else self.label
+        return [label, f"{_num(self.value)} {self.unit}", baseline, self.baseline_label, ratio]
 
 
 def _num(value: float) -> str:

@@ -288,7 +288,7 @@ class Stack:
         self.services: dict[str, Service] = {}
         self.web_port: int | None = None
         (self.workdir / "logs").mkdir(exist_ok=True)
-        (self.workdir / "var").mkdir(exist_ok=True)
+        (self.workdir / "var" / "static").mkdir(parents=True, exist_ok=True)
 
     # -- lifecycle -----------------------------------------------------------------
     def __enter__(self) -> Stack:

@@ -48,6 +48,10 @@ class Context:
     state_path: str
     hypervisor_id: int
     ledger: object | None = None  # bench.chaos.driver.Ledger
+    # The longest one attempt may take to be noticed and retried (lease, reaper, relay, backoff),
+    # and extra time allowed for outages; None skips the time-bound check.
+    attempt_seconds: float | None = None
+    slack_seconds: float = 0.0
 
 
 def invariant(name: str):
@@ -107,6 +111,31 @@ def operations_final(ctx: Context) -> Check:
     by_state = Counter(Operation.objects.values_list("state", flat=True))
     summary = f"{total} operations: " + ", ".join(f"{n} {state}" for state, n in sorted(by_state.items()))
     return Check(name=name, ok=not offenders, summary=summary, offenders=offenders)
+
+
+@invariant("no operation outlived its time bound")
+def operations_bounded(ctx: Context) -> Check:
+    """Accepted to final within max_attempts x (lease + reaper + relay + backoff) + slack:
+    anything slower was forgotten somewhere (a lost message nobody re-published)."""
+    from compute.models import Operation
+
+    name = "no operation outlived its time bound"
+    if ctx.attempt_seconds is None:
+        return Check.skipped_because(name, "no engine timings given")
+    offenders, longest = [], (0.0, None)
+    for op in Operation.objects.filter(finished_at__isnull=False).only(
+        "id", "action", "vm_id", "attempts", "max_attempts", "created_at", "finished_at"
+    ):
+        took = (op.finished_at - op.created_at).total_seconds()
+        bound = op.max_attempts * ctx.attempt_seconds + ctx.slack_seconds
+        longest = max(longest, (took, op.pk))
+        if took > bound:
+            offenders.append(
+                f"operation {op.pk} ({op.action} of vm {op.vm_id}) took {took:.0f} s, bound {bound:.0f} s, "
+                f"{op.attempts} attempts"
+            )
+    summary = f"longest {longest[0]:.0f} s (operation {longest[1]}); bound {ctx.attempt_seconds:.0f} s per attempt"
+    return Check(name, not offenders, summary + f" + {ctx.slack_seconds:.0f} s", offenders)
 
 
 @invariant("no VM left busy or building")

@@ -67,6 +67,12 @@ def parse_args(argv=None):
     parser.add_argument("--redis-at", type=float, default=0.3, help="restart Redis at this fraction of operations")
     parser.add_argument("--postgres-at", type=float, default=0.6, help="restart PostgreSQL at this fraction")
     parser.add_argument("--outage", type=float, default=3.0, help="seconds Redis / PostgreSQL stay down")
+    parser.add_argument(
+        "--postgres-stop",
+        default="fast",
+        choices=["smart", "fast", "immediate"],
+        help="pg_ctl stop mode (immediate: a crash)",
+    )
     parser.add_argument("--drain", type=float, default=150, help="seconds allowed for the system to settle")
     parser.add_argument("--concurrency", type=int, default=4, help="prefork children per worker")
     parser.add_argument("--seed", type=int, default=None)
@@ -243,8 +249,8 @@ class Chaos(threading.Thread):
                 self.log("Redis is back")
             if not self.postgres_done and self.progress() >= self.args.postgres_at:
                 self.postgres_done = True
-                self.log(f"restarting PostgreSQL ({self.args.outage:g} s down)")
-                self.stack.restart_postgres(self.args.outage)
+                self.log(f"restarting PostgreSQL ({self.args.postgres_stop} stop, {self.args.outage:g} s down)")
+                self.stack.restart_postgres(self.args.outage, mode=self.args.postgres_stop)
                 self.restarts.append("postgres")
                 self.log("PostgreSQL is back")
 
@@ -252,7 +258,7 @@ class Chaos(threading.Thread):
         for name, service in self.stack.services.items():
             if service.proc is not None and not service.alive():
                 code = service.proc.returncode
-                self.crashes[name] += 1
+                self.crashes[f"{name} (exit status {code})"] += 1
                 self.log(f"{name} exited on its own (code {code}); restarting it. Last lines:\n{service.tail(8)}")
                 service.start()
 
@@ -266,7 +272,7 @@ class Chaos(threading.Thread):
             self.restarts.append("redis (after the clients)")
         if not self.postgres_done:
             self.postgres_done = True
-            self.stack.restart_postgres(self.args.outage)
+            self.stack.restart_postgres(self.args.outage, mode=self.args.postgres_stop)
             self.restarts.append("postgres (after the clients)")
         self.supervise()
 
@@ -385,6 +391,27 @@ def reconcile_once(hypervisor_id: int) -> dict:
     return engine.reconcile_hypervisor(hv)
 
 
+def repeated_effects(state_path: Path) -> Counter:
+    """Operations whose action the hypervisor carried out more than once (a re-submission
+    after a crash between submit and recording the handle): by action."""
+    from collections import defaultdict
+
+    from compute.models import Operation
+    from workers.drivers.simulator import store_for
+
+    started = defaultdict(list)
+    for row in store_for(state_path).read().execute("SELECT backend_id, action, started_at FROM tasks"):
+        started[(row["backend_id"], row["action"])].append(row["started_at"])
+    repeated = Counter()
+    ops = Operation.objects.filter(state="succeeded", finished_at__isnull=False).exclude(action="create")
+    for op in ops.select_related("vm").only("action", "created_at", "finished_at", "vm__backend_id"):
+        window = (op.created_at.timestamp(), op.finished_at.timestamp())
+        times = started.get((op.vm.backend_id, op.action), [])
+        if sum(window[0] <= t <= window[1] for t in times) > 1:
+            repeated[op.action] += 1
+    return repeated
+
+
 def figures(args, ledger, chaos, jobs, driving: float, drained: float, checks, stack_facts: dict) -> Result:
     from django.db.models import Sum
 
@@ -425,6 +452,15 @@ def figures(args, ledger, chaos, jobs, driving: float, drained: float, checks, s
     )
     if chaos.ready_after:
         result.add("worker restart to first heartbeat, p50", pct(chaos.ready_after, 50), "s")
+    repeated = repeated_effects(Path(args.state_path))
+    result.add(
+        "operations the hypervisor carried out twice",
+        sum(repeated.values()),
+        "ops",
+        baseline=0,
+        baseline_label="exactly once",
+        note=", ".join(f"{a} {n}" for a, n in sorted(repeated.items())),
+    )
     result.add("driving time (all lifecycles)", driving, "s")
     result.add("operations per second under chaos", ledger.submitted() / max(driving, 1e-9), "ops/s")
     result.add("drain time after the clients finished", drained, "s", baseline=args.drain, baseline_label="allowed")
@@ -445,13 +481,19 @@ def figures(args, ledger, chaos, jobs, driving: float, drained: float, checks, s
         result.notes.append(
             "failed operations by error code: " + ", ".join(f"{c or '?'} {n}" for c, n in failed_msgs.most_common())
         )
+    unrecoverable = Counter()
     for name, service in chaos.stack.services.items():
         try:
             crashed = service.log.read_text(errors="replace").count("Unrecoverable error")
         except FileNotFoundError:
             continue
         if crashed:
-            chaos.crashes[f"{name} (celery 'Unrecoverable error' in its log)"] += crashed
+            unrecoverable[name] += crashed
+    if unrecoverable:
+        result.notes.append(
+            "celery 'Unrecoverable error' (kombu, after the Redis restart) in the logs of: "
+            + ", ".join(f"{name} x{n}" for name, n in sorted(unrecoverable.items()))
+        )
     if chaos.crashes:
         result.notes.append(
             "processes that exited on their own (restarted): "
@@ -495,6 +537,7 @@ def main(argv=None) -> int:
 
         django.setup()
         state_path = stack.workdir / "simulator.sqlite3"
+        args.state_path = str(state_path)
         stack.start_web(workers=2, threads=4)
         catalogue, accounts, hv_id = seed(args, state_path, stack.web_url)
         for n in (1, 2):
@@ -517,7 +560,24 @@ def main(argv=None) -> int:
         from bench.chaos.invariants import Context
         from bench.chaos.invariants import run_all as run_checks
 
-        checks = run_checks(Context(state_path=str(state_path), hypervisor_id=hv_id, ledger=ledger))
+        attempt = sum(
+            ENGINE[k]
+            for k in (
+                "LEASE_SECONDS",
+                "REAPER_INTERVAL_SECONDS",
+                "RELAY_AFTER_SECONDS",
+                "RELAY_INTERVAL_SECONDS",
+                "RETRY_MAX_SECONDS",
+            )
+        )
+        context = Context(
+            state_path=str(state_path),
+            hypervisor_id=hv_id,
+            ledger=ledger,
+            attempt_seconds=attempt,
+            slack_seconds=2 * args.outage + 60,
+        )
+        checks = run_checks(context)
         for failure in ledger.failures[:20]:
             log(f"client lifecycle problem: {failure}")
         result = figures(args, ledger, chaos, jobs, driving, drained, checks, facts)
