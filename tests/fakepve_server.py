@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import socket
 import subprocess
 import sys
@@ -98,6 +99,10 @@ class FakePveServer:
             time.sleep(0.05)
         return self
 
+    def requests(self, fragment: str) -> list[str]:
+        """Access-log lines of requests whose line contains ``fragment``."""
+        return [line for line in self.log_path.read_text(errors="replace").splitlines() if fragment in line]
+
     def settings(self, **overrides) -> dict:
         return settings_for(self.host, self.port, self.certfile, overrides)
 
@@ -133,6 +138,7 @@ def main() -> None:
     parser.add_argument("--task-seconds", type=float, default=20, help="PVE seconds a clone, start or build takes")
     parser.add_argument("--cert", required=True)
     parser.add_argument("--key", required=True)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # aiohttp's access log: what clients asked
     try:
         asyncio.run(serve(parser.parse_args()))
     except KeyboardInterrupt:
