@@ -37,6 +37,7 @@ from ..base import (
     DriverTask,
     HypervisorVM,
     PermanentDriverError,
+    PowerState,
     TaskStatus,
     TransientDriverError,
     VMSpec,
@@ -96,7 +97,7 @@ class ProxmoxDriver(Driver):
 
     def _addresses(self, guest: Guest) -> tuple[str, ...]:
         """Best effort: static addresses from the config, else what the guest reports."""
-        if guest.power_state != "running":
+        if guest.power_state != PowerState.RUNNING:
             return ()
         try:
             config = self.client.get(guest.path("config")) or {}
@@ -279,7 +280,10 @@ class ProxmoxDriver(Driver):
     def _action(self, action: str, guest: Guest, steps: list[str], **extra) -> DriverTask:
         data = {"action": action, "kind": guest.kind, "node": guest.node, "vmid": guest.vmid, "steps": steps, **extra}
         data["total"] = len(steps)
-        return DriverTask(ref=self._submit(data), backend_id=str(guest.vmid), data=data)
+        ref = self._submit_first(data)
+        if not ref:
+            return self._done(action, str(guest.vmid))
+        return DriverTask(ref=ref, backend_id=str(guest.vmid), data=data)
 
     @staticmethod
     def _done(action: str, backend_id: str) -> DriverTask:
@@ -333,11 +337,22 @@ class ProxmoxDriver(Driver):
         """Submit the first step; returns its UPID, or "" when it finished at once (or had nothing to do)."""
         step = data["steps"][0]
         try:
-            return steps.submit(self.client, self.settings, step, data) or ""
+            ref = steps.submit(self.client, self.settings, step, data)
         except PermanentDriverError as exc:
             if self._already_there(step, exc.code):
                 return ""
             raise
+        return ref if isinstance(ref, str) and ref.startswith("UPID:") else ""
+
+    def _submit_first(self, data: dict[str, Any]) -> str:
+        """Submit the steps in order until one is under way; returns its UPID, "" when none is.
+        Steps that finished at once are dropped from ``data["steps"]``."""
+        while data["steps"]:
+            ref = self._submit(data)
+            if ref:
+                return ref
+            data["steps"] = data["steps"][1:]
+        return ""
 
     # -- poll ----------------------------------------------------------------------------
     def poll(self, task: DriverTask) -> TaskStatus:
@@ -354,8 +369,6 @@ class ProxmoxDriver(Driver):
             if guest is None:
                 raise PermanentDriverError(f"Guest {task.backend_id} vanished while it was being built.")
             return self._progress(task) if guest.lock in guests.BUILD_LOCKS else self._after(task)
-        if not task.ref.startswith("UPID:"):
-            return self._after(task)
         node = task.ref.split(":")[1]
         status = self.client.get(f"nodes/{node}/tasks/{task.ref}/status") or {}
         if status.get("status") == "running":
@@ -390,11 +403,9 @@ class ProxmoxDriver(Driver):
         if fresh_vmid:  # a failed clone is retried under a new id
             data["vmid"] = int(self.client.get("cluster/nextid"))
         backend_id = str(data.get("vmid") or task.backend_id)
-        while data["steps"]:
-            ref = self._submit(data)
-            if ref:
-                return self._progress(DriverTask(ref=ref, backend_id=backend_id, data=data), handover=True)
-            data["steps"] = data["steps"][1:]
+        ref = self._submit_first(data)
+        if ref:
+            return self._progress(DriverTask(ref=ref, backend_id=backend_id, data=data), handover=True)
         return self._finished(DriverTask(ref=task.ref, backend_id=backend_id, done=True, data=data))
 
     def _finished(self, task: DriverTask) -> TaskStatus:
