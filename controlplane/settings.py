@@ -84,6 +84,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "audit.middleware.RequestIDMiddleware",  # first, so every response carries X-Request-ID
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -267,6 +268,12 @@ ENGINE = {
     # /readyz wants a worker heartbeat younger than this.
     "WORKER_STALE_SECONDS": env_int("WORKER_STALE_SECONDS", 60),
 }
+
+# --- Audit log (docs/AUDIT.md) -----------------------------------------------
+# Proxies whose X-Forwarded-For / X-Request-ID are believed (comma-separated CIDRs).
+AUDIT_TRUSTED_PROXIES = env_list("AUDIT_TRUSTED_PROXIES")
+AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 365)
+AUDIT_ARCHIVE_DIR = Path(os.environ.get("AUDIT_ARCHIVE_DIR", VAR_DIR / "audit-archive"))
 
 # --- Logging --------------------------------------------------------------
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
