@@ -33,7 +33,9 @@ def test_lockout_after_n_failed_logins(client, user):
     # ...but the same account from another address is not locked out (no lockout-as-a-weapon)
     assert _login(client, user.email, PASSWORD, ip="203.0.113.9").status_code == 302
     # Every failure is in the audit log; the refused one says why
-    reasons = list(AuditEvent.objects.filter(action="auth.login.failed").values_list("details__reason", flat=True))
+    reasons = list(
+        AuditEvent.objects.filter(action="auth.login.failed").order_by("id").values_list("details__reason", flat=True)
+    )
     assert reasons == ["credentials"] * limit + ["locked_out"]
 
 
