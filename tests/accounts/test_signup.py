@@ -140,3 +140,30 @@ def test_sign_up_is_rate_limited_per_address(client, settings):
     assert response.status_code == 429
     assert b"Too many requests" in response.content
     assert not User.objects.filter(email="c@example.com").exists()
+
+
+@pytest.mark.django_db
+def test_a_google_sign_up_gets_a_personal_project_and_its_invitations(rf, user):
+    """The social adapter ends in the same service as the sign-up form (Google itself is not reachable here)."""
+    from allauth.socialaccount.models import SocialAccount, SocialLogin
+    from django.contrib.auth.models import AnonymousUser
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from accounts import services
+    from accounts.adapter import SocialAccountAdapter
+
+    team = services.project_create(name="Team", owner=user)
+    services.invitation_create(project=team, actor=user, email="g@example.com", role=Role.VIEWER)
+    request = rf.get("/accounts/google/login/callback/")
+    request.session, request.user = SessionStore(), AnonymousUser()
+    sociallogin = SocialLogin(
+        user=User(email="g@example.com", full_name="Gee"),
+        account=SocialAccount(provider="google", uid="1234567890"),
+        email_addresses=[EmailAddress(email="g@example.com", verified=True, primary=True)],
+    )
+    created = SocialAccountAdapter().save_user(request, sociallogin)
+    assert not created.has_usable_password()
+    assert set(created.memberships.values_list("project__kind", "role")) == {
+        (ProjectKind.PERSONAL, Role.OWNER),
+        (ProjectKind.TEAM, Role.VIEWER),
+    }
