@@ -49,7 +49,7 @@ class TwoFactorMiddleware:
             if api:
                 message = "Enter your two-factor code in the portal first (this session is not verified)."
                 return JsonResponse(error_body("otp_required", message), status=403)
-            return redirect(otp_confirm_url(request, request.get_full_path()))
+            return redirect(otp_confirm_url(request.get_full_path()))
         if state.enrolment_required:
             message = f"Project {state.required_by} requires two-factor authentication: set it up to continue."
             if api:

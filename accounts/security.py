@@ -3,7 +3,7 @@
 - ``require_recent_otp``: decorator for portal views of destructive actions
   (delete a VM, create an API token, remove 2FA). A user with 2FA must have
   entered a code within ``OTP_RECENT_SECONDS``, or send one with the form as
-  ``otp_token`` (include ``accounts/_otp_field.html`` in the form).
+  ``otp_token`` (``{% load accounts_security %}{% otp_field %}`` in the form).
 - ``check_recent_otp``: the same rule for DRF views (code in the
   ``X-OTP-Token`` header); ``accounts.permissions.RecentOTP`` wraps it.
 - ``otp_verify``: check a TOTP or backup code against the user's devices.
@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 from allauth.account.adapter import get_adapter
 from allauth.core import ratelimit
 from django.conf import settings
+from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.shortcuts import redirect
@@ -106,7 +107,7 @@ def safe_next(request, url: str | None, default: str = "/") -> str:
     return default
 
 
-def otp_confirm_url(request, next_url: str) -> str:
+def otp_confirm_url(next_url: str) -> str:
     return f"{reverse('accounts:two_factor_verify')}?{urlencode({'next': next_url})}"
 
 
@@ -120,13 +121,16 @@ def require_recent_otp(view_func):
 
     @wraps(view_func)
     def wrapper(request, *args, **kwargs):
-        if otp_fresh_enough(request, request.POST.get("otp_token") if request.method == "POST" else None):
+        token = request.POST.get("otp_token") if request.method == "POST" else None
+        if otp_fresh_enough(request, token):
             return view_func(request, *args, **kwargs)
+        if token:
+            messages.error(request, "That two-factor code is not right; nothing was done.")
         if request.method == "GET":
             back = request.get_full_path()
         else:
             back = safe_next(request, request.META.get("HTTP_REFERER"), default="/")
-        return redirect(otp_confirm_url(request, back))
+        return redirect(otp_confirm_url(back))
 
     return wrapper
 

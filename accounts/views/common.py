@@ -36,6 +36,7 @@ def portal_errors(view_func):
 
 def form_errors(request, form) -> None:
     for field, errors in form.errors.items():
-        label = form.fields[field].label or field.replace("_", " ").capitalize() if field in form.fields else ""
+        field_obj = form.fields.get(field)
+        label = (field_obj.label or field.replace("_", " ").capitalize()) if field_obj else ""
         for error in errors:
             messages.error(request, f"{label}: {error}" if label else error)

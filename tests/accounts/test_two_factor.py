@@ -113,6 +113,9 @@ def test_creating_a_token_asks_for_a_fresh_code(client, user_2fa):
     response = client.post("/accounts/tokens/new/", {"name": "ci"}, HTTP_REFERER="http://testserver/accounts/tokens/")
     assert response["Location"] == "/accounts/2fa/verify/?next=http%3A%2F%2Ftestserver%2Faccounts%2Ftokens%2F"
     assert not AccessToken.objects.exists()
+    # A wrong code in the form: refused with a message
+    response = client.post("/accounts/tokens/new/", {"name": "ci", "otp_token": "999999x"}, follow=True)
+    assert b"code is not right; nothing was done" in response.content and not AccessToken.objects.exists()
     # With the code in the form: created, and the session is fresh again
     response = client.post("/accounts/tokens/new/", {"name": "ci", "otp_token": user_2fa.codes.next()})
     assert response["Location"] == "/accounts/tokens/"
