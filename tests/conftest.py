@@ -6,7 +6,13 @@ from django.conf import settings
 
 from tests.workerproc import WorkerProcess
 
-pytest_plugins = ["tests.fixtures.factories", "tests.fixtures.compute", "tests.fixtures.audit"]
+pytest_plugins = [
+    "tests.fixtures.factories",
+    "tests.fixtures.compute",
+    "tests.fixtures.audit",
+    "tests.fixtures.proxmox",
+    "tests.fixtures.accounts",
+]
 
 
 def pytest_sessionstart(session):
