@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -32,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.report import Result, facts_line, machine_facts, replace_block  # noqa: E402
-from bench.stack import Stack  # noqa: E402
+from bench.stack import Stack, exit_on_sigterm  # noqa: E402
 
 
 @dataclass
@@ -152,10 +153,15 @@ def run_one(bench: Bench, args, stack: Stack | None) -> Outcome:
         deadline = started + args.timeout
         timer = _Watchdog(proc, deadline)
         timer.start()
-        for line in proc.stdout:
-            print(line, end="", flush=True)
-            lines.append(line)
-        proc.wait()
+        try:
+            for line in proc.stdout:
+                print(line, end="", flush=True)
+                lines.append(line)
+            proc.wait()
+        except BaseException:  # interrupted: the benchmark stops its own stack on SIGTERM
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(60)
+            raise
         timer.cancel()
         status = "timeout" if timer.fired else ("ok" if proc.returncode == 0 else "failed")
     finally:
@@ -184,8 +190,6 @@ class _Watchdog:
         self._stop.set()
 
     def _run(self) -> None:
-        import signal
-
         while not self._stop.wait(1):
             if time.monotonic() > self.deadline and self.proc.poll() is None:
                 self.fired = True
@@ -231,6 +235,7 @@ def _figures_part(output: str, limit: int = 60) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    exit_on_sigterm()
     selected = [b for b in BENCHMARKS if (not args.only or b.name in args.only) and b.name not in args.skip]
     facts = machine_facts()
     command = ".venv/bin/python bench/run_all.py " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -40,6 +40,11 @@ INHERITED_NOT = ("ENGINE_", "CELERY_", "DJANGO_", "DATABASE_URL", "API_THROTTLE"
 PG_BIN_CANDIDATES = ("/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/15/bin")
 
 
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so ``finally`` blocks stop the private stack."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
@@ -292,7 +297,11 @@ class Stack:
 
     # -- lifecycle -----------------------------------------------------------------
     def __enter__(self) -> Stack:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
         return self
 
     def __exit__(self, *exc) -> None:

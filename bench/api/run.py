@@ -6,7 +6,7 @@ On a private PostgreSQL + Redis (bench/stack.py) with gunicorn configured as in
 the Procfile (``--web-workers 2 --web-threads 4``), ``wrk`` (Debian package
 ``wrk``; a C load generator, light enough to share two cores with the server)
 sends from ``--connections`` keep-alive connections on loopback, authenticated
-by a session cookie (and its CSRF token for writes):
+by a personal access token (``Authorization: Bearer``):
 
 1. listing: GET /api/v1/virtual-machines/?page=N, cycling through every page of
    a project holding ``--vms`` VMs (50 per page);
@@ -15,7 +15,7 @@ by a session cookie (and its CSRF token for writes):
    operation (published to Redis; no worker runs, so it stays pending).
 
 Baseline, same server, same load, same run: GET /api/v1/plans/, the smallest
-authenticated API read (session, DRF, one small query). Queries per request are
+authenticated API read (token, DRF, one small query). Queries per request are
 counted in-process (django CaptureQueriesContext), and compared with the same
 request on a project holding one VM: equal counts mean no N+1.
 """
@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from bench.report import Result, command_line  # noqa: E402
-from bench.stack import Stack  # noqa: E402
+from bench.stack import Stack, exit_on_sigterm  # noqa: E402
 
 PAGE_SIZE = 50
 
@@ -44,8 +44,7 @@ LUA = r"""
 local counter = 0
 local paths = { {PATHS} }
 local method = "{METHOD}"
-wrk.headers["Cookie"] = "sessionid={SESSION}; csrftoken={CSRF}"
-wrk.headers["X-CSRFToken"] = "{CSRF}"
+wrk.headers["Authorization"] = "Bearer {TOKEN}"
 wrk.headers["Accept"] = "application/json"
 local threads = {}
 local nthreads = {THREADS}
@@ -105,8 +104,7 @@ def parse_args(argv=None):
 
 
 def seed(args):
-    """A lister with ``vms`` VMs, an actor with an idle pool, a user with one VM; their sessions."""
-    from django.test import Client
+    """A lister with ``vms`` VMs, an actor with an idle pool, a user with one VM: (user, API token) by role."""
 
     from accounts import services as accounts
     from compute.models import Hypervisor, Image, ImageReference, Plan, ProjectQuota, VirtualMachine
@@ -117,7 +115,7 @@ def seed(args):
     plan = Plan.objects.create(name="api", vcpus=1, memory_mib=512, disk_gib=10, requires_approval=False)
     image = Image.objects.create(name="api-img", os_name="Bench")
     ImageReference.objects.create(image=image, hypervisor=hv, ref="tmpl")
-    sessions = {}
+    accounts_by_role = {}
     for role, count in (("lister", args.vms), ("actor", args.action_vms), ("single", 1)):
         user = accounts.user_create(email=f"{role}@example.com", password=None)
         project = user.projects.get()
@@ -140,28 +138,25 @@ def seed(args):
             ],
             batch_size=2000,
         )
-        client = Client()
-        client.force_login(user)
-        sessions[role] = (user, client)
-    return sessions
+        accounts_by_role[role] = (user, accounts.token_create(user=user, name="bench")[1])
+    return accounts_by_role
 
 
-def count_queries(client, method: str, path: str) -> tuple[int, int]:
+def count_queries(token: str, method: str, path: str) -> tuple[int, int]:
     from django.db import connection
+    from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
     with CaptureQueriesContext(connection) as ctx:
-        response = getattr(client, method)(path, HTTP_ACCEPT="application/json")
+        response = getattr(Client(), method)(path, HTTP_ACCEPT="application/json", HTTP_AUTHORIZATION=f"Bearer {token}")
     return len(ctx.captured_queries), response.status_code
 
 
-def wrk(stack: Stack, paths: list[str], *, method: str, expect: int, session: str, args, duration: float) -> dict:
-    csrf = "bench" + "0" * 27
+def wrk(stack: Stack, paths: list[str], *, method: str, expect: int, token: str, args, duration: float) -> dict:
     script = (
         LUA.replace("{PATHS}", ", ".join(json.dumps(p) for p in paths))
         .replace("{METHOD}", method)
-        .replace("{SESSION}", session)
-        .replace("{CSRF}", csrf)
+        .replace("{TOKEN}", token)
         .replace("{THREADS}", str(args.wrk_threads))
         .replace("{EXPECT}", str(expect))
     )
@@ -183,6 +178,7 @@ def wrk(stack: Stack, paths: list[str], *, method: str, expect: int, session: st
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    exit_on_sigterm()
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install wrk (Debian package)", file=sys.stderr)
         return 2
@@ -194,34 +190,34 @@ def main(argv=None) -> int:
         import django
 
         django.setup()
-        sessions = seed(args)
+        accounts_by_role = seed(args)
         from compute.models import VirtualMachine
 
         pages = -(-args.vms // PAGE_SIZE)
         list_paths = [f"/api/v1/virtual-machines/?page={n}" for n in range(1, pages + 1)]
-        lister, lister_client = sessions["lister"]
-        single, single_client = sessions["single"]
-        actor, actor_client = sessions["actor"]
-        q_list, status1 = count_queries(lister_client, "get", list_paths[0])
-        q_last, _ = count_queries(lister_client, "get", list_paths[-1])
-        q_single, _ = count_queries(single_client, "get", "/api/v1/virtual-machines/")
-        q_plans, _ = count_queries(lister_client, "get", "/api/v1/plans/")
+        lister, lister_token = accounts_by_role["lister"]
+        single, single_token = accounts_by_role["single"]
+        actor, actor_token = accounts_by_role["actor"]
+        q_list, status1 = count_queries(lister_token, "get", list_paths[0])
+        q_last, _ = count_queries(lister_token, "get", list_paths[-1])
+        q_single, _ = count_queries(single_token, "get", "/api/v1/virtual-machines/")
+        q_plans, _ = count_queries(lister_token, "get", "/api/v1/plans/")
         pool = list(VirtualMachine.objects.filter(owner=actor).order_by("id").values_list("id", flat=True))
         probe, pool = pool[0], pool[1:]
-        q_action, status2 = count_queries(actor_client, "post", f"/api/v1/virtual-machines/{probe}/reboot/")
+        q_action, status2 = count_queries(actor_token, "post", f"/api/v1/virtual-machines/{probe}/reboot/")
         single_vm = VirtualMachine.objects.get(owner=single)
-        q_action_single, _ = count_queries(single_client, "post", f"/api/v1/virtual-machines/{single_vm.pk}/reboot/")
+        q_action_single, _ = count_queries(single_token, "post", f"/api/v1/virtual-machines/{single_vm.pk}/reboot/")
         if (status1, status2) != (200, 202):
             raise SystemExit(f"unexpected answers in-process: list {status1}, action {status2}")
 
         stack.start_web(workers=args.web_workers, threads=args.web_threads)
-        cookie = {role: client.cookies["sessionid"].value for role, (_, client) in sessions.items()}
+        tokens = {role: token for role, (_, token) in accounts_by_role.items()}
         run = {"method": "GET", "expect": 200, "args": args}
-        wrk(stack, ["/api/v1/plans/"], session=cookie["lister"], duration=2, **run)  # warm-up
-        baseline = wrk(stack, ["/api/v1/plans/"], session=cookie["lister"], duration=args.duration, **run)
-        listing = wrk(stack, list_paths, session=cookie["lister"], duration=args.duration, **run)
+        wrk(stack, ["/api/v1/plans/"], token=tokens["lister"], duration=2, **run)  # warm-up
+        baseline = wrk(stack, ["/api/v1/plans/"], token=tokens["lister"], duration=args.duration, **run)
+        listing = wrk(stack, list_paths, token=tokens["lister"], duration=args.duration, **run)
         action_paths = [f"/api/v1/virtual-machines/{pk}/reboot/" for pk in pool]
-        action = wrk(stack, action_paths, method="POST", expect=202, session=cookie["actor"], args=args,
+        action = wrk(stack, action_paths, method="POST", expect=202, token=tokens["actor"], args=args,
                      duration=args.duration)  # fmt: skip
         from compute.models import Operation
 
@@ -247,7 +243,7 @@ def main(argv=None) -> int:
     result.add("queries: GET /api/v1/plans/", q_plans, "queries")
     result.notes.append(
         f"wrk {args.wrk_threads} threads, {args.connections} connections, {args.duration:g} s per measurement, "
-        f"gunicorn {args.web_workers} workers x {args.web_threads} threads (the Procfile's), session cookie auth"
+        f"gunicorn {args.web_workers} workers x {args.web_threads} threads (the Procfile's), Bearer token auth"
     )
     result.notes.append(
         f"answers: list {listing['expected']} x 200, {listing['unexpected']} other; reboot {action['expected']} x 202, "

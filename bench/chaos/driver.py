@@ -52,6 +52,7 @@ class Ledger:
     timeouts: list[int] = field(default_factory=list)  # operations the clients stopped waiting for
     failures: list[str] = field(default_factory=list)  # lifecycles that ended abnormally
     lock: threading.Lock = field(default_factory=threading.Lock)
+    stopping: threading.Event = field(default_factory=threading.Event)  # the run is being interrupted
 
     def error(self, kind: str) -> None:
         with self.lock:
@@ -66,11 +67,10 @@ class Ledger:
 
 @dataclass
 class Account:
-    """One user of the API: a session cookie, its CSRF token and its project."""
+    """One user of the API: a personal access token and the user's project."""
 
     email: str
-    session: str
-    csrf: str
+    token: str
     project: str
 
 
@@ -80,13 +80,13 @@ class Client:
         self.account, self.ledger = account, ledger
         self.retry_for, self.poll = retry_for, poll
         self.http = requests.Session()
-        self.http.cookies.set("sessionid", account.session, domain="127.0.0.1")
-        self.http.cookies.set("csrftoken", account.csrf, domain="127.0.0.1")
-        self.http.headers.update({"X-CSRFToken": account.csrf, "Accept": "application/json"})
+        self.http.headers.update({"Authorization": f"Bearer {account.token}", "Accept": "application/json"})
 
     # -- transport ---------------------------------------------------------------------------
     def _once(self, method: str, path: str, **kwargs) -> requests.Response | None:
         """One request; None when the answer was lost (connection error, timeout, 5xx)."""
+        if self.ledger.stopping.is_set():
+            raise GaveUp("the run is stopping")
         try:
             response = self.http.request(method, f"{self.base}{path}", timeout=30, **kwargs)
         except requests.RequestException as exc:

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from bench.report import Result, command_line, facts_line, machine_facts, pct, replace_block  # noqa: E402
-from bench.stack import Stack  # noqa: E402
+from bench.stack import Stack, exit_on_sigterm  # noqa: E402
 
 QUEUE = "chaos-sim"
 # Engine timings: production's shape, shortened so recovery happens within the run.
@@ -114,10 +114,8 @@ class Log:
 # -- set-up ----------------------------------------------------------------------------------------------
 
 
-def seed(args, state_path: Path, web_url: str) -> tuple[dict, list, int]:
-    """Catalogue, users with sessions; returns (catalogue ids, accounts, hypervisor id)."""
-    from django.test import Client as DjangoClient
-
+def seed(args, state_path: Path) -> tuple[dict, list, int]:
+    """Catalogue, users with API tokens; returns (catalogue ids, accounts, hypervisor id)."""
     from accounts import services as accounts
     from bench.chaos.driver import Account
     from compute.models import Hypervisor, Image, ImageReference, Plan, ProjectQuota
@@ -147,12 +145,8 @@ def seed(args, state_path: Path, web_url: str) -> tuple[dict, list, int]:
         )
         for hook in SEED_HOOKS:
             hook(project=project, user=user)
-        client = DjangoClient()
-        client.force_login(user)
-        csrf = "chaos" + f"{n:027d}"  # 32 characters: a CSRF secret the API accepts as header and cookie
-        accounts_.append(
-            Account(email=user.email, session=client.cookies["sessionid"].value, csrf=csrf, project=project.slug)
-        )
+        _, token = accounts.token_create(user=user, name="chaos")
+        accounts_.append(Account(email=user.email, token=token, project=project.slug))
     return {"plan": plan.pk, "image": image.pk, "hypervisor": hv.pk}, accounts_, hv.pk
 
 
@@ -352,7 +346,8 @@ def drive(args, stack: Stack, catalogue: dict, accounts: list, log: Log):
     for job in jobs:
         job.start()
     started = time.monotonic()
-    with ThreadPoolExecutor(args.clients, thread_name_prefix="client") as pool:
+    pool = ThreadPoolExecutor(args.clients, thread_name_prefix="client")
+    try:
         futures = [pool.submit(one, n) for n in range(args.vms)]
         while not all(f.done() for f in futures):
             time.sleep(5)
@@ -360,6 +355,9 @@ def drive(args, stack: Stack, catalogue: dict, accounts: list, log: Log):
                 f"operations accepted {ledger.submitted()}, finished {ledger.finished()}, "
                 f"lifecycles done {sum(f.done() for f in futures)}/{args.vms}, kills {chaos.kills}"
             )
+    finally:
+        ledger.stopping.set()  # on an interruption the clients give up at once
+        pool.shutdown(wait=True, cancel_futures=True)
     driving = time.monotonic() - started
     chaos.finish()
     for job in jobs:
@@ -513,6 +511,7 @@ def figures(args, ledger, chaos, jobs, driving: float, drained: float, checks, s
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    exit_on_sigterm()
     log = Log()
     facts = machine_facts()
     log(
@@ -528,59 +527,7 @@ def main(argv=None) -> int:
         extra_env={"CELERY_VISIBILITY_TIMEOUT": "60", "WORKER_HEARTBEAT_SECONDS": "2"},
     )
     try:
-        stack.start()
-        stack.apply_env()
-        facts.update(stack.facts())
-        log(f"private PostgreSQL on {stack.postgres.port}, Redis on {stack.redis.port}; work dir {stack.workdir}")
-        stack.manage("migrate", "--noinput")
-        import django
-
-        django.setup()
-        state_path = stack.workdir / "simulator.sqlite3"
-        args.state_path = str(state_path)
-        stack.start_web(workers=2, threads=4)
-        catalogue, accounts, hv_id = seed(args, state_path, stack.web_url)
-        for n in (1, 2):
-            stack.start_worker(f"worker{n}", queues=f"control,{QUEUE}", concurrency=args.concurrency)
-        stack.start_beat()
-        log(f"web on {stack.web_url}, 2 workers x {args.concurrency}, beat; driving")
-
-        ledger, chaos, jobs, driving = drive(args, stack, catalogue, accounts, log)
-        log(f"clients done in {driving:.1f} s; draining (up to {args.drain:g} s)")
-        drained = drain(args, log)
-        log(f"drained in {drained:.1f} s; stopping workers, beat and web")
-        for name in ("beat", "worker1", "worker2", "web"):
-            stack.services[name].stop()
-        from django.db import connection
-
-        connection.close()
-        report = reconcile_once(hv_id)
-        log(f"reconciliation pass: {report}")
-
-        from bench.chaos.invariants import Context
-        from bench.chaos.invariants import run_all as run_checks
-
-        attempt = sum(
-            ENGINE[k]
-            for k in (
-                "LEASE_SECONDS",
-                "REAPER_INTERVAL_SECONDS",
-                "RELAY_AFTER_SECONDS",
-                "RELAY_INTERVAL_SECONDS",
-                "RETRY_MAX_SECONDS",
-            )
-        )
-        context = Context(
-            state_path=str(state_path),
-            hypervisor_id=hv_id,
-            ledger=ledger,
-            attempt_seconds=attempt,
-            slack_seconds=2 * args.outage + 60,
-        )
-        checks = run_checks(context)
-        for failure in ledger.failures[:20]:
-            log(f"client lifecycle problem: {failure}")
-        result = figures(args, ledger, chaos, jobs, driving, drained, checks, facts)
+        result, checks = run(args, stack, log, facts)
     except Exception:
         import traceback
 
@@ -589,17 +536,15 @@ def main(argv=None) -> int:
             print(f"--- {service.name} log tail ---\n{service.tail(20)}")
         stack.keep = True
         print(f"harness failure; work directory kept: {stack.workdir}")
-        stack.close()
         return 2
+    finally:
+        stack.close()
     facts["load_average_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     result.seconds = time.monotonic() - log.start
     result.print()
     print("\ninvariants:")
     for check in checks:
         print("\n".join(check.lines()))
-    if ledger.failures or not result.ok:
-        stack.keep = True
-    stack.close()
     if stack.keep:
         print(f"work directory kept: {stack.workdir}")
     result.notes.append(
@@ -610,6 +555,62 @@ def main(argv=None) -> int:
         write_docs(result, checks, facts)
     print(f"\nchaos run {'PASSED' if result.ok else 'FAILED'} in {result.seconds:.0f} s")
     return 0 if result.ok else 1
+
+
+def run(args, stack: Stack, log: Log, facts: dict):
+    """Start everything, drive, drain, reconcile once, check. Returns (result, checks)."""
+    stack.start()
+    stack.apply_env()
+    facts.update(stack.facts())
+    log(f"private PostgreSQL on {stack.postgres.port}, Redis on {stack.redis.port}; work dir {stack.workdir}")
+    stack.manage("migrate", "--noinput")
+    import django
+
+    django.setup()
+    state_path = stack.workdir / "simulator.sqlite3"
+    args.state_path = str(state_path)
+    stack.start_web(workers=2, threads=4)
+    catalogue, accounts, hv_id = seed(args, state_path)
+    for n in (1, 2):
+        stack.start_worker(f"worker{n}", queues=f"control,{QUEUE}", concurrency=args.concurrency)
+    stack.start_beat()
+    log(f"web on {stack.web_url}, 2 workers x {args.concurrency}, beat; driving")
+
+    ledger, chaos, jobs, driving = drive(args, stack, catalogue, accounts, log)
+    log(f"clients done in {driving:.1f} s; draining (up to {args.drain:g} s)")
+    drained = drain(args, log)
+    log(f"drained in {drained:.1f} s; stopping workers, beat and web")
+    for name in ("beat", "worker1", "worker2", "web"):
+        stack.services[name].stop()
+    from django.db import connection
+
+    connection.close()
+    log(f"reconciliation pass: {reconcile_once(hv_id)}")
+
+    from bench.chaos.invariants import Context
+    from bench.chaos.invariants import run_all as run_checks
+
+    timings = (
+        "LEASE_SECONDS",
+        "REAPER_INTERVAL_SECONDS",
+        "RELAY_AFTER_SECONDS",
+        "RELAY_INTERVAL_SECONDS",
+        "RETRY_MAX_SECONDS",
+    )
+    context = Context(
+        state_path=str(state_path),
+        hypervisor_id=hv_id,
+        ledger=ledger,
+        attempt_seconds=sum(ENGINE[name] for name in timings),
+        slack_seconds=2 * args.outage + 60,
+    )
+    checks = run_checks(context)
+    for failure in ledger.failures[:20]:
+        log(f"client lifecycle problem: {failure}")
+    result = figures(args, ledger, chaos, jobs, driving, drained, checks, facts)
+    if ledger.failures or not result.ok:
+        stack.keep = True
+    return result, checks
 
 
 def write_docs(result: Result, checks, facts: dict) -> None:

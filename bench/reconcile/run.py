@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from bench.report import Result, command_line  # noqa: E402
-from bench.stack import Stack  # noqa: E402
+from bench.stack import Stack, exit_on_sigterm  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -118,6 +118,7 @@ def baseline(hv, store) -> float:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    exit_on_sigterm()
     started = time.monotonic()
     result = Result(name="reconcile", title=f"Reconciliation of {args.vms:,} VMs on one hypervisor",
                     command=command_line())  # fmt: skip
