@@ -1,7 +1,7 @@
 """Chaos run: drive VM lifecycles through the API while breaking things, then check invariants.
 
     .venv/bin/python bench/chaos/run.py            # 200 VMs, >= 1,000 operations
-    .venv/bin/python bench/chaos/run.py --quick    # CI size: 24 VMs, ~100 operations, < 2 minutes
+    .venv/bin/python bench/chaos/run.py --quick    # CI size: 20 VMs, ~70 operations, about 2 minutes
 
 On a private PostgreSQL and Redis (bench/stack.py; the machine's shared ones are
 never touched) it starts gunicorn, two Celery workers and beat, then drives
@@ -83,11 +83,11 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.quick:
         for name, value in {
-            "vms": 24,
+            "vms": 20,
             "actions": 2,
-            "clients": 12,
+            "clients": 20,
             "users": 4,
-            "kill_every": 6.0,
+            "kill_every": 5.0,
             "outage": 2.0,
             "drain": 60,
         }.items():
