@@ -17,6 +17,7 @@ import random
 import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 
 import requests
@@ -53,6 +54,7 @@ class Ledger:
     failures: list[str] = field(default_factory=list)  # lifecycles that ended abnormally
     lock: threading.Lock = field(default_factory=threading.Lock)
     stopping: threading.Event = field(default_factory=threading.Event)  # the run is being interrupted
+    operator: Counter = field(default_factory=Counter)  # (cancel|retry, done|refused) -> count
 
     def error(self, kind: str) -> None:
         with self.lock:
@@ -210,40 +212,83 @@ class Client:
     def vm(self, vm_id: int) -> dict:
         return self.get(f"/api/v1/virtual-machines/{vm_id}/")
 
+    def _in_state(self, path: str, states: set[str]) -> bool | None:
+        return True if self.get(path)["state"] in states else None
 
-def lifecycle(
-    client: Client, *, n: int, catalogue: dict, actions: int, delete: bool, op_timeout: float, rng: random.Random
-) -> None:
-    """One VM: create, ``actions`` start/stop/reboot, then delete (unless ``delete`` is False:
-    the VMs left alive are what the final database/hypervisor comparison looks at)."""
+    def cancel(self, record: OpRecord) -> bool:
+        """An impatient user: cancel (200), or be told it is too late (409)."""
+        path = f"/api/v1/operations/{record.id}/"
+        response, adopted = self.post("POST", f"{path}cancel/", None, lambda: self._in_state(path, {"cancelled"}))
+        done = bool(adopted) or (response is not None and response.status_code == 200)
+        with self.ledger.lock:
+            self.ledger.operator[("cancel", "done" if done else "refused")] += 1
+        return done
+
+    def retry(self, record: OpRecord) -> bool:
+        """Retry a failed operation (same operation, same idempotency key)."""
+        path = f"/api/v1/operations/{record.id}/"
+        response, adopted = self.post(
+            "POST", f"{path}retry/", None, lambda: self._in_state(path, {"pending", "running"})
+        )
+        done = bool(adopted) or (response is not None and response.status_code == 202)
+        with self.ledger.lock:
+            self.ledger.operator[("retry", "done" if done else "refused")] += 1
+        if done:
+            record.final_state = ""
+        return done
+
+
+@dataclass
+class Behaviour:
+    """How the simulated users behave."""
+
+    actions: int = 4  # start/stop/reboot between create and delete
+    delete: bool = True  # False: the VM is left alive for the final comparison
+    cancel_rate: float = 0.0  # chance that a user tries to cancel an operation soon after asking for it
+    retry_failed: bool = True  # a failed operation is retried once (the operator's "retry")
+    op_timeout: float = 300.0
+
+
+def _follow(client: Client, record: OpRecord, known: set[int], rng: random.Random, how: Behaviour) -> str:
+    """Wait for an operation to end; maybe cancel it first; retry it once if it failed."""
+    known.add(record.id)
+    if rng.random() < how.cancel_rate:
+        time.sleep(rng.uniform(0, 3))
+        client.cancel(record)
+    state = client.wait(record, how.op_timeout)
+    if state == "failed" and how.retry_failed and client.retry(record):
+        state = client.wait(record, how.op_timeout)
+    return state
+
+
+def lifecycle(client: Client, *, n: int, catalogue: dict, how: Behaviour, rng: random.Random) -> None:
+    """One VM: create, ``how.actions`` start/stop/reboot, then delete (unless ``how.delete`` is
+    False: the VMs left alive are what the final database/hypervisor comparison looks at)."""
     name = f"chaos-{n:04d}"
     try:
         record = client.create(name=name, **catalogue)
-        known = {record.id}
-        if not client.wait(record, op_timeout):
+        known: set[int] = set()
+        state = _follow(client, record, known, rng, how)
+        if not state or (state != "succeeded" and (not how.delete or client.vm(record.vm)["status"] == "deleted")):
             return
-        for _ in range(actions):
+        for _ in range(how.actions):
             vm = client.vm(record.vm)
             choices = ACTIONS_FROM.get(vm["status"])
             if not choices or vm["task_state"]:
                 break
             step = client.act(record.vm, rng.choice(choices), known)
-            if step is None:
-                continue
-            known.add(step.id)
-            if not client.wait(step, op_timeout):
+            if step is not None and not _follow(client, step, known, rng, how):
                 return
-        if not delete:
+        if not how.delete:
             return
-        for _ in range(3):  # a failed delete is retried, like a user would
+        for _ in range(3):  # a failed delete is tried again, like a user would
             step = client.act(record.vm, "delete", known)
             if step is None:
                 if client.vm(record.vm)["status"] == "deleted":
                     return
                 time.sleep(1)
                 continue
-            known.add(step.id)
-            if client.wait(step, op_timeout) != "failed":
+            if _follow(client, step, known, rng, how) not in ("failed", "cancelled"):
                 return
     except Exception as exc:  # recorded, checked later; one broken lifecycle must not stop the run
         with client.ledger.lock:

@@ -59,6 +59,7 @@ def parse_args(argv=None):
     parser.add_argument("--vms", type=int, default=200)
     parser.add_argument("--actions", type=int, default=4, help="start/stop/reboot per VM between create and delete")
     parser.add_argument("--keep-alive", type=float, default=0.4, help="fraction of VMs not deleted at the end")
+    parser.add_argument("--cancel-rate", type=float, default=0.05, help="chance a user cancels an operation early")
     parser.add_argument("--clients", type=int, default=40, help="concurrent API clients")
     parser.add_argument("--users", type=int, default=10)
     parser.add_argument("--kill-every", type=float, default=5.0, help="seconds between worker SIGKILLs")
@@ -311,7 +312,7 @@ def active_operations() -> int | None:
 
 
 def drive(args, stack: Stack, catalogue: dict, accounts: list, log: Log):
-    from bench.chaos.driver import Client, Ledger, lifecycle
+    from bench.chaos.driver import Behaviour, Client, Ledger, lifecycle
 
     ledger = Ledger()
     planned = planned_operations(args)
@@ -332,15 +333,13 @@ def drive(args, stack: Stack, catalogue: dict, accounts: list, log: Log):
         if account.email not in clients.by_account:
             clients.by_account[account.email] = Client(stack.web_url, account, ledger)
         client = clients.by_account[account.email]
-        lifecycle(
-            client,
-            n=n,
-            catalogue=catalogue,
+        how = Behaviour(
             actions=args.actions,
             delete=n >= args.vms * args.keep_alive,
+            cancel_rate=args.cancel_rate,
             op_timeout=args.drain * 2,
-            rng=random.Random(seeds[n]),
         )
+        lifecycle(client, n=n, catalogue=catalogue, how=how, rng=random.Random(seeds[n]))
 
     chaos.start()
     for job in jobs:
@@ -496,6 +495,11 @@ def figures(args, ledger, chaos, jobs, driving: float, drained: float, checks, s
         result.notes.append(
             "processes that exited on their own (restarted): "
             + ", ".join(f"{name} x{n}" for name, n in sorted(chaos.crashes.items()))
+        )
+    if ledger.operator:
+        result.notes.append(
+            "users' cancels and retries: "
+            + ", ".join(f"{kind} {outcome} {n}" for (kind, outcome), n in sorted(ledger.operator.items()))
         )
     if ledger.http_errors:
         result.notes.append(
