@@ -63,7 +63,7 @@ bench: deps-dev
 
 .PHONY: chaos
 chaos: deps-dev
-	$(PY) bench/chaos/run.py $(CHAOS_ARGS)
+	$(PY) bench/chaos/run.py --write-docs $(CHAOS_ARGS)
 
 clean:
 	rm -rf var/broker var/celerybeat-schedule*
