@@ -36,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
 # Settings a caller's environment may carry (a test run's) that must not leak into the stack.
-INHERITED_NOT = ("ENGINE_", "CELERY_", "DJANGO_", "DATABASE_URL", "API_THROTTLE", "WORKER_")
+INHERITED_NOT = ("ENGINE_", "CELERY_", "DJANGO_", "DATABASE_URL", "CACHE_URL", "API_THROTTLE", "WORKER_")
 PG_BIN_CANDIDATES = ("/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/15/bin")
 
 
@@ -337,6 +337,7 @@ class Stack:
                 "DJANGO_SETTINGS_MODULE": "controlplane.settings",
                 "DATABASE_URL": self.database_url,
                 "CELERY_BROKER_URL": self.broker_url,
+                "CACHE_URL": self.redis.url(2),  # as production: one cache shared by every web process
                 "CONTROLPLANE_VAR_DIR": str(self.workdir / "var"),
                 "SECRET_KEY": "private-stack-secret-key-not-for-production-0123456789",
                 "LOG_LEVEL": "WARNING",

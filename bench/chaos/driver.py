@@ -56,9 +56,12 @@ class Ledger:
     stopping: threading.Event = field(default_factory=threading.Event)  # the run is being interrupted
     operator: Counter = field(default_factory=Counter)  # (cancel|retry, done|refused) -> count
 
+    phase: str = ""  # what the chaos is doing right now ("Redis down", ...), set by the chaos thread
+
     def error(self, kind: str) -> None:
+        key = f"{kind} ({self.phase or 'no outage'})"
         with self.lock:
-            self.http_errors[kind] = self.http_errors.get(kind, 0) + 1
+            self.http_errors[key] = self.http_errors.get(key, 0) + 1
 
     def submitted(self) -> int:
         return len(self.ops)

@@ -239,13 +239,19 @@ class Chaos(threading.Thread):
             if not self.redis_done and self.progress() >= self.args.redis_at:
                 self.redis_done = True
                 self.log(f"restarting Redis ({self.args.outage:g} s down; every queued message is lost)")
+                self.ledger.phase = "Redis restart"
                 self.stack.restart_redis(self.args.outage)
+                time.sleep(2)  # reconnecting
+                self.ledger.phase = ""
                 self.restarts.append("redis")
                 self.log("Redis is back")
             if not self.postgres_done and self.progress() >= self.args.postgres_at:
                 self.postgres_done = True
                 self.log(f"restarting PostgreSQL ({self.args.postgres_stop} stop, {self.args.outage:g} s down)")
+                self.ledger.phase = "PostgreSQL restart"
                 self.stack.restart_postgres(self.args.outage, mode=self.args.postgres_stop)
+                time.sleep(2)
+                self.ledger.phase = ""
                 self.restarts.append("postgres")
                 self.log("PostgreSQL is back")
 
