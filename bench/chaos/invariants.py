@@ -16,7 +16,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Max
+from django.db.models import Count, F, Max
 
 REGISTRY: list[tuple[str, Callable]] = []
 MAX_SHOWN = 25
@@ -335,25 +335,34 @@ def _billing_models():
 
 @invariant("the wallet ledger balances")
 def ledger_balances(ctx: Context) -> Check:
-    from django.db.models import Sum
-
+    """Each wallet's balance is the sum of its entries, and each entry's balance_after the running sum."""
     name = "the wallet ledger balances"
     models = _billing_models()
     if models is None:
         return Check.skipped_because(name, "billing (wallet ledger) not installed")
-    totals = dict(
-        models.LedgerEntry.objects.values("project_id").annotate(s=Sum("amount")).values_list("project_id", "s")
-    )
-    offenders = []
+    offenders, running, entries = [], defaultdict(int), 0
+    for project_id, pk, amount, after in models.LedgerEntry.objects.order_by("project_id", "id").values_list(
+        "project_id", "id", "amount", "balance_after"
+    ):
+        running[project_id] += amount
+        entries += 1
+        if after != running[project_id]:
+            offenders.append(
+                f"ledger entry {pk} (project {project_id}): balance_after {after}, sum {running[project_id]}"
+            )
     for wallet in models.Wallet.objects.order_by("project_id"):
-        total = totals.get(wallet.project_id) or 0
-        if wallet.balance != total:
-            offenders.append(f"wallet of project {wallet.project_id}: balance {wallet.balance}, entries sum to {total}")
-    return Check(name, not offenders, f"{models.Wallet.objects.count()} wallets", offenders)
+        if wallet.balance != running.get(wallet.project_id, 0):
+            offenders.append(
+                f"wallet of project {wallet.project_id}: balance {wallet.balance}, "
+                f"entries sum to {running.get(wallet.project_id, 0)}"
+            )
+    return Check(name, not offenders, f"{models.Wallet.objects.count()} wallets, {entries} entries", offenders)
 
 
 @invariant("no VM-hour charged twice")
 def no_double_charge(ctx: Context) -> Check:
+    """One usage record per VM and hour, at most an hour of seconds in it, and each charge's
+    ledger debit equal to its total."""
     name = "no VM-hour charged twice"
     models = _billing_models()
     if models is None or not hasattr(models, "UsageRecord"):
@@ -364,5 +373,12 @@ def no_double_charge(ctx: Context) -> Check:
     offenders = [
         f"vm {row['vm_id']} hour {row['hour_start']:%Y-%m-%d %H:00} metered {row['n']} times" for row in doubled
     ]
+    overfull = models.UsageRecord.objects.annotate(seconds=F("running_seconds") + F("stopped_seconds"))
+    for record in overfull.filter(seconds__gt=3600).order_by("id"):
+        offenders.append(f"usage record {record.pk} (vm {record.vm_id}) counts {record.seconds} s in one hour")
+    for charge in models.UsageCharge.objects.filter(entry__isnull=False).select_related("entry"):
+        if charge.entry.amount != -charge.total:
+            offenders.append(f"usage charge {charge.pk}: total {charge.total}, ledger debit {charge.entry.amount}")
     records = models.UsageRecord.objects.count()
-    return Check(name, not offenders, f"{records} usage records", offenders)
+    charges = models.UsageCharge.objects.count()
+    return Check(name, not offenders, f"{records} usage records, {charges} charges", offenders)
