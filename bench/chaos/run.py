@@ -29,6 +29,7 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,7 +134,15 @@ def seed(args, state_path: Path) -> tuple[dict, list, int]:
         },
         max_concurrent_operations=10000,
     )
-    plan = Plan.objects.create(name="chaos", vcpus=1, memory_mib=512, disk_gib=10, requires_approval=False)
+    plan = Plan.objects.create(
+        name="chaos",
+        vcpus=1,
+        memory_mib=512,
+        disk_gib=10,
+        requires_approval=False,
+        price_hourly_running=Decimal("1.5000"),
+        price_hourly_stopped=Decimal("0.2500"),
+    )
     image = Image.objects.create(name="chaos-img", os_name="Chaos Linux")
     ImageReference.objects.create(image=image, hypervisor=hv, ref="tmpl-chaos")
     accounts_ = []
@@ -157,8 +166,6 @@ def _fund_wallet(*, project, user) -> None:
         from billing.services import wallet_topup
     except ImportError:
         return
-    from decimal import Decimal
-
     wallet_topup(project=project, amount=Decimal("1000000.00"), actor="system:chaos", reference=f"chaos-{project.pk}")
 
 
