@@ -302,6 +302,8 @@ class JobRunner(threading.Thread):
         self.func, self.log, self.every = func, log, every
         self.stop_event = threading.Event()
         self.runs = self.errors = 0
+        self.last_result = None
+        self.last_error = ""
 
     def run(self) -> None:
         from django.db import close_old_connections, connection
@@ -309,10 +311,11 @@ class JobRunner(threading.Thread):
         while not self.stop_event.wait(self.every):
             try:
                 close_old_connections()
-                self.func()
+                self.last_result = self.func()
                 self.runs += 1
-            except Exception:
+            except Exception as exc:
                 self.errors += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"[:300]
                 connection.close()
 
 
@@ -528,7 +531,10 @@ def figures(args, ledger, chaos, jobs, driving: float, drained: float, checks, s
             "client-side errors retried: " + ", ".join(f"{k} {v}" for k, v in sorted(ledger.http_errors.items()))
         )
     for job in jobs:
-        result.notes.append(f"{job.name}: {job.runs} runs, {job.errors} failed during outages")
+        result.notes.append(
+            f"{job.name}: {job.runs} runs, {job.errors} failed (last error: {job.last_error or 'none'}); "
+            f"last result {job.last_result}"
+        )
     if ledger.failures:
         result.notes.append(f"{len(ledger.failures)} client lifecycles ended abnormally (see above)")
     result.ok = all(check.ok for check in checks)
