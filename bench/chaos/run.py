@@ -11,7 +11,8 @@ never touched) it starts gunicorn, two Celery workers and beat, then drives
 - a worker is SIGKILLed every ``--kill-every`` seconds and restarted;
 - the simulator fails ``--failure-rate`` (20 %) of its calls transiently;
 - Redis is restarted once (losing every queued message) and PostgreSQL once;
-- each job in ``JOBS`` (billing's hourly charge, once billing is installed) runs repeatedly.
+- each job in ``JOBS`` (billing's hourly charge, once billing is installed) runs repeatedly;
+  after the drain, ``AFTER_DRAIN`` charges the next hours, each twice and concurrently.
 
 Then it lets the system drain (bounded), stops the processes, runs one
 reconciliation pass and checks the invariants in bench/chaos/invariants.py.
@@ -173,24 +174,44 @@ SEED_HOOKS = [_fund_wallet]
 
 
 def _billing_job():
-    """The hourly charge job, run as if 1-4 hours had passed, each "hour" more than once:
-    a re-run must meter and charge nothing new (no VM-hour charged twice)."""
+    """The hourly charge job as beat runs it (real time: it meters the hours that ended)."""
     try:
         from billing.services import billing_run_hourly
     except ImportError:
         return None
-    import itertools
+    return billing_run_hourly
+
+
+def _billing_catch_up(log: Log) -> None:
+    """After the drain: the charge job for the next hours (the VMs' histories are complete
+    now), each hour twice and from two threads at once: nothing may be metered or charged twice."""
+    try:
+        from billing.services import billing_run_hourly
+    except ImportError:
+        return
     from datetime import timedelta
 
+    from django.db import connection
     from django.utils import timezone
 
     start = timezone.now()
-    hours = itertools.cycle([1, 1, 2, 1, 3, 2, 4, 4])
-    return lambda: billing_run_hourly(now=start + timedelta(hours=next(hours)))
+
+    def charge(hours: int) -> dict:
+        try:
+            return billing_run_hourly(now=start + timedelta(hours=hours))
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(2) as pool:
+        for hours in (1, 1, 2, 2, 3):
+            results = list(pool.map(charge, [hours, hours]))
+            log(f"billing charge job at +{hours} h, twice at once: {results}")
 
 
-# Jobs run repeatedly during the chaos (name, factory returning a callable or None when not installed).
+# Jobs run repeatedly during the chaos (name, factory returning a callable or None when not
+# installed), and what runs once after the drain, before the invariants.
 JOBS = [("billing hourly charge", _billing_job)]
+AFTER_DRAIN = [_billing_catch_up]
 
 
 # -- chaos -------------------------------------------------------------------------------------------------
@@ -618,6 +639,8 @@ def run(args, stack: Stack, log: Log, facts: dict):
 
     connection.close()
     log(f"reconciliation pass: {reconcile_once(hv_id)}")
+    for hook in AFTER_DRAIN:
+        hook(log)
 
     from bench.chaos.invariants import Context
     from bench.chaos.invariants import run_all as run_checks
