@@ -7,8 +7,8 @@
 Each benchmark runs as its own process, under ``--timeout`` (ten minutes), on a
 private PostgreSQL and Redis (bench/stack.py): the machine's shared services are
 neither used nor disturbed. Benchmarks that take their database from the
-environment (engine, audit, billing) get a private stack started here; the
-others start their own. A benchmark whose script is missing (billing, before
+environment (audit, billing) get a private stack started here; the others
+start their own. A benchmark whose script is missing (billing, before
 it lands) is listed as pending.
 
 The generated part of docs/BENCHMARKS.md sits between
@@ -44,7 +44,7 @@ class Bench:
     args: list[str] = field(default_factory=list)
     quick: list[str] = field(default_factory=list)
     json: bool = True  # understands --json PATH
-    env: str = ""  # "engine" / "audit" / "billing": needs a private stack passed through the environment
+    env: str = ""  # "audit" / "billing": takes its database from the environment (a private stack is passed)
     what: str = ""
 
 
@@ -55,7 +55,6 @@ BENCHMARKS = [
         "bench/engine/run.py",
         args=["--ops", "200", "--builds", "1000", "--latency", "5", "--throughput", "1000"],
         quick=["--quick"],
-        env="engine",
         what="per-operation overhead vs one Celery round trip + the same number of commits; 1,000 creates with "
         "5 s simulated latency vs that latency; operations/s vs bare Celery no-op tasks/s",
     ),
@@ -136,8 +135,6 @@ def run_one(bench: Bench, args, stack: Stack | None) -> Outcome:
     if bench.env and stack is not None:
         env.update(
             {
-                "BENCH_DATABASE_URL": stack.postgres.url("cp_bench"),
-                "BENCH_BROKER_URL": stack.redis.url(1),
                 "BENCH_BILLING_DATABASE_URL": stack.postgres.url("cp_billing_bench"),
                 "DATABASE_URL": stack.postgres.url("cp_audit"),
             }

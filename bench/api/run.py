@@ -198,6 +198,8 @@ def main(argv=None) -> int:
         lister, lister_token = accounts_by_role["lister"]
         single, single_token = accounts_by_role["single"]
         actor, actor_token = accounts_by_role["actor"]
+        for token in (lister_token, single_token, actor_token):  # the first use of a token also records it
+            count_queries(token, "get", "/api/v1/plans/")
         q_list, status1 = count_queries(lister_token, "get", list_paths[0])
         q_last, _ = count_queries(lister_token, "get", list_paths[-1])
         q_single, _ = count_queries(single_token, "get", "/api/v1/virtual-machines/")

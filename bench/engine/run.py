@@ -11,8 +11,9 @@ Prints, each beside a baseline measured in the same run:
 2. N concurrent creates with L s simulated latency: wall time to all active, / L;
 3. operations per second vs bare Celery no-op tasks per second on the same broker.
 
-Uses its own database (BENCH_DATABASE_URL, default .../cp_bench) and Redis db
-(BENCH_BROKER_URL, default redis://127.0.0.1:6379/14); both are wiped.
+Runs on a private PostgreSQL + Redis it starts and stops (bench/stack.py), unless
+BENCH_DATABASE_URL and BENCH_BROKER_URL name a database and a Redis db to use
+instead: both are then wiped.
 """
 
 from __future__ import annotations
@@ -29,19 +30,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from bench.report import Result, command_line, pct  # noqa: E402
+from bench.stack import Stack, exit_on_sigterm  # noqa: E402
 
-DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cp_bench")
-BROKER = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/14")
-ENV = {
-    "DJANGO_SETTINGS_MODULE": "controlplane.settings",
-    "DATABASE_URL": DB_URL,
-    "CELERY_BROKER_URL": BROKER,
-    "CELERY_RESULT_BACKEND": BROKER,
-    "ENGINE_POLL_MIN_SECONDS": "0.2",
-    "ENGINE_POLL_MAX_SECONDS": "5",
-    "LOG_LEVEL": "WARNING",
-}
-os.environ.update(ENV)
+DB_URL = os.environ.get("BENCH_DATABASE_URL", "")
+BROKER = os.environ.get("BENCH_BROKER_URL", "")
+
+
+def configure(db_url: str, broker: str) -> None:
+    global DB_URL, BROKER
+    DB_URL, BROKER = db_url, broker
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "controlplane.settings",
+            "DATABASE_URL": DB_URL,
+            "CELERY_BROKER_URL": BROKER,
+            "CELERY_RESULT_BACKEND": BROKER,
+            "ENGINE_POLL_MIN_SECONDS": "0.2",
+            "ENGINE_POLL_MAX_SECONDS": "5",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
 
 
 def ensure_database():
@@ -233,7 +241,7 @@ def bench_throughput(hv, plan, image, users, count: int):
     vm_ids = list(VirtualMachine.objects.filter(status="active", hypervisor=hv).values_list("id", flat=True)[:count])
     start = time.perf_counter()
     for vm in VirtualMachine.objects.filter(pk__in=vm_ids).select_related("project", "hypervisor"):
-        services.vm_action(vm=vm, action="stop", user=None, actor="bench")
+        services.vm_action(vm=vm, action="stop", user=None, actor="system:bench")
     submitted = time.perf_counter() - start
     wait_idle(vm_ids, timeout=600)
     ops_rate = len(vm_ids) / (time.perf_counter() - start)
@@ -260,9 +268,20 @@ def main():
     args = parser.parse_args()
     if args.quick:
         args.ops, args.builds, args.latency, args.throughput = 30, 100, 2.0, 200
+    exit_on_sigterm()
+    if DB_URL and BROKER:
+        configure(DB_URL, BROKER)
+        run(args)
+        return
+    with Stack(database="cp_bench") as stack:
+        stack.apply_env()
+        configure(stack.database_url, stack.broker_url)
+        run(args)
+
+
+def run(args) -> None:
     started = time.monotonic()
     result = Result(name="engine", title="Operation engine", command=command_line())
-
     ensure_database()
     import django
 
