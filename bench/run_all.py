@@ -144,9 +144,14 @@ def run_one(bench: Bench, args, stack: Stack | None) -> Outcome:
     lines: list[str] = []
     try:
         proc = subprocess.Popen(
-            argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            argv,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
             start_new_session=True,
-        )  # fmt: skip
+        )
         deadline = started + args.timeout
         timer = _Watchdog(proc, deadline)
         timer.start()

@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from bench.report import Result, command_line  # noqa: E402
+from bench.seed import active_vms  # noqa: E402
 from bench.stack import Stack, exit_on_sigterm  # noqa: E402
 
 PAGE_SIZE = 50
@@ -107,7 +108,7 @@ def seed(args):
     """A lister with ``vms`` VMs, an actor with an idle pool, a user with one VM: (user, API token) by role."""
 
     from accounts import services as accounts
-    from compute.models import Hypervisor, Image, ImageReference, Plan, ProjectQuota, VirtualMachine
+    from compute.models import Hypervisor, Image, ImageReference, Plan, ProjectQuota
 
     hv = Hypervisor.objects.create(
         name="api-sim", kind="simulator", queue="api-sim", connection={"state_path": "/nonexistent/sim.sqlite3"}
@@ -120,23 +121,14 @@ def seed(args):
         user = accounts.user_create(email=f"{role}@example.com", password=None)
         project = user.projects.get()
         ProjectQuota.objects.update_or_create(project=project, defaults={"max_vms": 10**6})
-        VirtualMachine.objects.bulk_create(
-            [
-                VirtualMachine(
-                    project=project,
-                    owner=user,
-                    name=f"{role}-{n:05d}",
-                    plan=plan,
-                    image=image,
-                    hypervisor=hv,
-                    backend_id=f"sim-{role}-{n}",
-                    status="active",
-                    power_state="running",
-                    ip_addresses=[f"10.0.{n // 250}.{n % 250 + 2}"],
-                )  # fmt: skip
-                for n in range(count)
-            ],
-            batch_size=2000,
+        active_vms(
+            hypervisor=hv,
+            plan=plan,
+            image=image,
+            owners=[(user, project)],
+            count=count,
+            name=lambda n, role=role: f"{role}-{n:05d}",
+            backend_id=lambda n, role=role: f"sim-{role}-{n}",
         )
         accounts_by_role[role] = (user, accounts.token_create(user=user, name="bench")[1])
     return accounts_by_role
@@ -163,8 +155,20 @@ def wrk(stack: Stack, paths: list[str], *, method: str, expect: int, token: str,
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
     try:
-        command = ["wrk", "-t", str(args.wrk_threads), "-c", str(args.connections), "-d", f"{duration:g}s",
-                   "--timeout", "30s", "-s", handle.name, stack.web_url]  # fmt: skip
+        command = [
+            "wrk",
+            "-t",
+            str(args.wrk_threads),
+            "-c",
+            str(args.connections),
+            "-d",
+            f"{duration:g}s",
+            "--timeout",
+            "30s",
+            "-s",
+            handle.name,
+            stack.web_url,
+        ]
         out = subprocess.run(command, capture_output=True, text=True, timeout=duration + 120)
     finally:
         os.unlink(handle.name)
@@ -219,29 +223,40 @@ def main(argv=None) -> int:
         baseline = wrk(stack, ["/api/v1/plans/"], token=tokens["lister"], duration=args.duration, **run)
         listing = wrk(stack, list_paths, token=tokens["lister"], duration=args.duration, **run)
         action_paths = [f"/api/v1/virtual-machines/{pk}/reboot/" for pk in pool]
-        action = wrk(stack, action_paths, method="POST", expect=202, token=tokens["actor"], args=args,
-                     duration=args.duration)  # fmt: skip
+        action = wrk(
+            stack, action_paths, method="POST", expect=202, token=tokens["actor"], args=args, duration=args.duration
+        )
         from compute.models import Operation
 
         operations = Operation.objects.filter(vm__owner=actor).count()
 
     ms = 1000.0
     base = "GET /api/v1/plans/"
-    result.add(f"list VMs p50 ({args.vms} VMs, {pages} pages)", listing["p50_us"] / ms, "ms",
-               baseline=baseline["p50_us"] / ms, baseline_label=f"{base} p50")  # fmt: skip
-    result.add("list VMs p99", listing["p99_us"] / ms, "ms", baseline=baseline["p99_us"] / ms,
-               baseline_label=f"{base} p99")  # fmt: skip
+    result.add(
+        f"list VMs p50 ({args.vms} VMs, {pages} pages)",
+        listing["p50_us"] / ms,
+        "ms",
+        baseline=baseline["p50_us"] / ms,
+        baseline_label=f"{base} p50",
+    )
+    result.add(
+        "list VMs p99", listing["p99_us"] / ms, "ms", baseline=baseline["p99_us"] / ms, baseline_label=f"{base} p99"
+    )
     result.add("list VMs throughput", listing["rate"], "req/s", baseline=baseline["rate"], baseline_label=base)
-    result.add("POST reboot p50", action["p50_us"] / ms, "ms", baseline=baseline["p50_us"] / ms,
-               baseline_label=f"{base} p50")  # fmt: skip
-    result.add("POST reboot p99", action["p99_us"] / ms, "ms", baseline=baseline["p99_us"] / ms,
-               baseline_label=f"{base} p99")  # fmt: skip
+    result.add(
+        "POST reboot p50", action["p50_us"] / ms, "ms", baseline=baseline["p50_us"] / ms, baseline_label=f"{base} p50"
+    )
+    result.add(
+        "POST reboot p99", action["p99_us"] / ms, "ms", baseline=baseline["p99_us"] / ms, baseline_label=f"{base} p99"
+    )
     result.add("POST reboot throughput", action["rate"], "req/s", baseline=baseline["rate"], baseline_label=base)
     result.add("queries: list page 1", q_list, "queries", baseline=q_single, baseline_label="list of a 1-VM project")
-    result.add(f"queries: list page {pages}", q_last, "queries", baseline=q_single,
-               baseline_label="list of a 1-VM project")  # fmt: skip
-    result.add("queries: POST reboot", q_action, "queries", baseline=q_action_single,
-               baseline_label="same, user with 1 VM")  # fmt: skip
+    result.add(
+        f"queries: list page {pages}", q_last, "queries", baseline=q_single, baseline_label="list of a 1-VM project"
+    )
+    result.add(
+        "queries: POST reboot", q_action, "queries", baseline=q_action_single, baseline_label="same, user with 1 VM"
+    )
     result.add("queries: GET /api/v1/plans/", q_plans, "queries")
     result.notes.append(
         f"wrk {args.wrk_threads} threads, {args.connections} connections, {args.duration:g} s per measurement, "

@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from bench.report import Result, command_line  # noqa: E402
+from bench.seed import active_vms  # noqa: E402
 from bench.stack import Stack, exit_on_sigterm  # noqa: E402
 
 
@@ -47,7 +48,7 @@ def parse_args(argv=None):
 def seed(vms: int, state_path: Path):
     """Guests on the simulator and the matching VM rows (active, running)."""
     from accounts import services as accounts
-    from compute.models import Hypervisor, Image, Plan, VirtualMachine
+    from compute.models import Hypervisor, Image, Plan
     from workers.drivers.simulator import store_for
 
     hv = Hypervisor.objects.create(
@@ -62,26 +63,27 @@ def seed(vms: int, state_path: Path):
     with store.write() as db:
         db.executemany(
             "INSERT INTO guests (backend_id, name, idempotency_key, power_state, ip, created_at) VALUES (?,?,?,?,?,?)",
-            [(f"sim-{n:06d}", f"vm-{n:05d}", f"key-{n}", "running", f"10.1.{n // 250}.{n % 250 + 2}", now)
-             for n in range(vms)],
-        )  # fmt: skip
-    VirtualMachine.objects.bulk_create(
-        [
-            VirtualMachine(
-                project=users[n % 10].projects.get(),
-                owner=users[n % 10],
-                name=f"vm-{n:05d}",
-                plan=plan,
-                image=image,
-                hypervisor=hv,
-                backend_id=f"sim-{n:06d}",
-                status="active",
-                power_state="running",
-                ip_addresses=[f"10.1.{n // 250}.{n % 250 + 2}"],
-            )  # fmt: skip
-            for n in range(vms)
-        ],
-        batch_size=2000,
+            [
+                (
+                    f"sim-{n:06d}",
+                    f"vm-{n:05d}",
+                    f"key-{n}",
+                    "running",
+                    f"10.{n // 62500 % 250}.{n // 250 % 250}.{n % 250 + 2}",
+                    now,
+                )
+                for n in range(vms)
+            ],
+        )
+    owners = [(user, user.projects.get()) for user in users]
+    active_vms(
+        hypervisor=hv,
+        plan=plan,
+        image=image,
+        owners=owners,
+        count=vms,
+        name=lambda n: f"vm-{n:05d}",
+        backend_id=lambda n: f"sim-{n:06d}",
     )
     return hv, store
 
@@ -120,8 +122,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     exit_on_sigterm()
     started = time.monotonic()
-    result = Result(name="reconcile", title=f"Reconciliation of {args.vms:,} VMs on one hypervisor",
-                    command=command_line())  # fmt: skip
+    result = Result(
+        name="reconcile", title=f"Reconciliation of {args.vms:,} VMs on one hypervisor", command=command_line()
+    )
     with Stack(database="cp_recbench", keep=args.keep) as stack:
         stack.apply_env()
         stack.manage("migrate", "--noinput")
@@ -145,18 +148,39 @@ def main(argv=None) -> int:
         drift, drift_calls, drift_queries, drift_report = timed_pass(hv, store)
         again, _, again_queries, _ = timed_pass(hv, store)
 
-    result.add("steady-state pass, nothing changed", steady, "s", baseline=base_steady,
-               baseline_label="1 listing + SELECT of the VM rows")  # fmt: skip
-    result.add(f"pass with drift ({n_stop:,} stopped, {n_gone} gone, 20 unknown)", drift, "s", baseline=base_drift,
-               baseline_label="1 listing + SELECT of the VM rows")  # fmt: skip
+    result.add(
+        "steady-state pass, nothing changed",
+        steady,
+        "s",
+        baseline=base_steady,
+        baseline_label="1 listing + SELECT of the VM rows",
+    )
+    result.add(
+        f"pass with drift ({n_stop:,} stopped, {n_gone} gone, 20 unknown)",
+        drift,
+        "s",
+        baseline=base_drift,
+        baseline_label="1 listing + SELECT of the VM rows",
+    )
     result.add("the pass after that", again, "s", baseline=base_drift, baseline_label="1 listing + SELECT")
-    result.add("hypervisor calls per pass (steady)", sum(steady_calls.values()), "calls", baseline=1,
-               baseline_label="one list call")  # fmt: skip
-    result.add("hypervisor calls per pass (drift)", sum(drift_calls.values()), "calls", baseline=1,
-               baseline_label="one list call")  # fmt: skip
+    result.add(
+        "hypervisor calls per pass (steady)",
+        sum(steady_calls.values()),
+        "calls",
+        baseline=1,
+        baseline_label="one list call",
+    )
+    result.add(
+        "hypervisor calls per pass (drift)",
+        sum(drift_calls.values()),
+        "calls",
+        baseline=1,
+        baseline_label="one list call",
+    )
     result.add("SQL queries, steady pass", steady_queries, "queries")
-    result.add("SQL queries, drift pass", drift_queries, "queries", baseline=steady_queries,
-               baseline_label="steady pass")  # fmt: skip
+    result.add(
+        "SQL queries, drift pass", drift_queries, "queries", baseline=steady_queries, baseline_label="steady pass"
+    )
     result.notes.append(f"calls by kind: steady {steady_calls}, drift {drift_calls}")
     result.notes.append(f"reports: steady {steady_report}; drift {drift_report}")
     result.seconds = time.monotonic() - started

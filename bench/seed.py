@@ -1,0 +1,31 @@
+"""Bulk rows for benchmarks (the ORM in batches; no services, no audit: data to measure against)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+
+def active_vms(
+    *, hypervisor, plan, image, owners: list, count: int, name: Callable[[int], str], backend_id: Callable[[int], str]
+) -> list:
+    """``count`` active, running VMs; ``owners`` is a list of (user, project), taken in turn."""
+    from compute.models import VirtualMachine
+
+    rows = []
+    for n in range(count):
+        user, project = owners[n % len(owners)]
+        rows.append(
+            VirtualMachine(
+                project=project,
+                owner=user,
+                name=name(n),
+                plan=plan,
+                image=image,
+                hypervisor=hypervisor,
+                backend_id=backend_id(n),
+                status="active",
+                power_state="running",
+                ip_addresses=[f"10.{n // 62500 % 250}.{n // 250 % 250}.{n % 250 + 2}"],
+            )
+        )
+    return VirtualMachine.objects.bulk_create(rows, batch_size=2000)
