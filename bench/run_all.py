@@ -11,9 +11,10 @@ environment (audit, billing) get a private stack started here; the others
 start their own. A benchmark whose script is missing (billing, before
 it lands) is listed as pending.
 
-The generated part of docs/BENCHMARKS.md sits between
-``<!-- BEGIN generated:run_all -->`` and ``<!-- END generated:run_all -->``;
-the chaos run writes its own block. Exit status 1 if any benchmark failed.
+Each benchmark's figures go into docs/BENCHMARKS.md between
+``<!-- BEGIN generated:bench-NAME -->`` and ``<!-- END generated:bench-NAME -->``
+(with the date, the machine and its load); the chaos run writes its own block.
+Exit status 1 if any benchmark failed.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ BENCHMARKS = [
         "bench/engine/run.py",
         args=["--ops", "200", "--builds", "1000", "--latency", "5", "--throughput", "1000"],
         quick=["--quick"],
-        what="per-operation overhead vs one Celery round trip + the same number of commits; 1,000 creates with "
+        what="Per-operation overhead vs one Celery round trip + the same number of commits; 1,000 creates with "
         "5 s simulated latency vs that latency; operations/s vs bare Celery no-op tasks/s",
     ),
     Bench(
@@ -71,7 +72,7 @@ BENCHMARKS = [
         "Reconciliation of 10,000 VMs on one simulator hypervisor",
         "bench/reconcile/run.py",
         quick=["--quick"],
-        what="wall time of one pass (steady, then with drift) vs one listing + a plain SELECT of the VM rows; "
+        what="Wall time of one pass (steady, then with drift) vs one listing + a plain SELECT of the VM rows; "
         "hypervisor calls vs one list call",
     ),
     Bench(
@@ -81,7 +82,7 @@ BENCHMARKS = [
         quick=["--vms", "1000", "--projects", "500"],
         json=False,
         env="billing",
-        what="bench/billing/run.py's own figures, each with its baseline",
+        what="The billing benchmark's own figures, each with its baseline",
     ),
     Bench(
         "audit",
@@ -90,14 +91,14 @@ BENCHMARKS = [
         quick=["--seconds", "2"],
         json=False,
         env="audit",
-        what="bench/audit/run.py's own figures (see the Audit section)",
+        what="The audit benchmark's own figures (read them with the Audit section)",
     ),
     Bench(
         "chaos",
         "Chaos run (invariants)",
         "bench/chaos/run.py",
         quick=["--quick"],
-        what="see the chaos block below",
+        what="See the chaos block",
     ),
 ]
 
@@ -119,12 +120,16 @@ class Outcome:
     seconds: float = 0.0
     output: str = ""
     result: Result | None = None
+    facts: dict = field(default_factory=dict)
 
 
 def run_one(bench: Bench, args, stack: Stack | None) -> Outcome:
     script = ROOT / bench.script
+    facts = machine_facts()
+    if stack is not None:
+        facts.update(stack.facts())
     if not script.exists():
-        return Outcome(bench, "pending", output=f"{bench.script} is not on this branch yet")
+        return Outcome(bench, "pending", output=f"{bench.script} is not on this branch yet", facts=facts)
     argv = [sys.executable, str(script), *(bench.quick if args.quick else bench.args)]
     json_path = Path(tempfile.mkstemp(prefix=f"bench-{bench.name}-", suffix=".json")[1])
     if bench.json:
@@ -172,7 +177,8 @@ def run_one(bench: Bench, args, stack: Stack | None) -> Outcome:
     if bench.json and json_path.exists() and json_path.stat().st_size:
         result = Result.from_dict(json.loads(json_path.read_text()))
     json_path.unlink(missing_ok=True)
-    return Outcome(bench, status, seconds, "".join(lines), result)
+    facts["load_average_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return Outcome(bench, status, seconds, "".join(lines), result, facts)
 
 
 class _Watchdog:
@@ -203,29 +209,23 @@ class _Watchdog:
                 return
 
 
-def render(outcomes: list[Outcome], facts: dict, command: str) -> str:
+def render(outcome: Outcome, command: str) -> str:
+    """One benchmark's section: its own block, so ``--only`` refreshes just that one."""
+    bench = outcome.bench
     lines = [
-        "## Latest run of every benchmark",
+        f"### {bench.title}",
         "",
-        f"`{command}` — {facts_line(facts)}.",
+        f"`{command}` ran `{bench.script}`: {outcome.status} in {outcome.seconds:.0f} s; {facts_line(outcome.facts)}.",
         "",
-        "Every figure beside a baseline measured in the same run on the same machine; ratio = figure / baseline.",
+        f"{bench.what}.",
         "",
     ]
-    for outcome in outcomes:
-        bench = outcome.bench
-        lines += [f"### {bench.title}", ""]
-        lines += [f"`{bench.script}` — {outcome.status}, {outcome.seconds:.0f} s. {bench.what}.", ""]
-        if outcome.status == "pending":
-            lines += [f"Pending: {outcome.output}.", ""]
-            continue
-        if outcome.result is not None:
-            lines += [outcome.result.markdown_table(), ""]
-            lines += [f"- {note}" for note in outcome.result.notes]
-            lines.append("")
-        else:
-            tail = _figures_part(outcome.output)
-            lines += ["```", tail.rstrip(), "```", ""]
+    if outcome.status == "pending":
+        lines.append(f"Pending: {outcome.output}.")
+    elif outcome.result is not None:
+        lines += [outcome.result.markdown_table(), "", *[f"- {note}" for note in outcome.result.notes]]
+    else:
+        lines += ["```", _figures_part(outcome.output).rstrip(), "```"]
     return "\n".join(lines)
 
 
@@ -239,7 +239,6 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     exit_on_sigterm()
     selected = [b for b in BENCHMARKS if (not args.only or b.name in args.only) and b.name not in args.skip]
-    facts = machine_facts()
     command = ".venv/bin/python bench/run_all.py " + " ".join(argv if argv is not None else sys.argv[1:])
     outcomes: list[Outcome] = []
     stack = None
@@ -247,20 +246,20 @@ def main(argv=None) -> int:
         if any(b.env for b in selected):
             stack = Stack(database="cp_bench")
             stack.start()
-            facts.update(stack.facts())
         for bench in selected:
             outcomes.append(run_one(bench, args, stack))
     finally:
         if stack is not None:
             stack.close()
-    facts["load_average_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print("\n\n=== summary")
     for outcome in outcomes:
         print(f"{outcome.bench.name:10} {outcome.status:8} {outcome.seconds:6.0f} s")
         if outcome.result is not None:
             print("   " + outcome.result.table().replace("\n", "\n   "))
     if not args.no_docs:
-        replace_block("run_all", render(outcomes, facts, command.strip()))
+        for outcome in outcomes:
+            if outcome.bench.name != "chaos":  # the chaos run writes its own block
+                replace_block(f"bench-{outcome.bench.name}", render(outcome, command.strip()))
         print("docs/BENCHMARKS.md updated")
     return 0 if all(o.status in ("ok", "pending") for o in outcomes) else 1
 

@@ -35,8 +35,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from bench.orm import active_vms  # noqa: E402
 from bench.report import Result, command_line  # noqa: E402
-from bench.seed import active_vms  # noqa: E402
 from bench.stack import Stack, exit_on_sigterm  # noqa: E402
 
 PAGE_SIZE = 50

@@ -27,8 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from bench.orm import active_vms, count_queries  # noqa: E402
 from bench.report import Result, command_line  # noqa: E402
-from bench.seed import active_vms  # noqa: E402
 from bench.stack import Stack, exit_on_sigterm  # noqa: E402
 
 
@@ -89,14 +89,11 @@ def seed(vms: int, state_path: Path):
 
 
 def timed_pass(hv, store) -> tuple[float, dict, int, dict]:
-    from django.db import connection, reset_queries
-    from django.test.utils import CaptureQueriesContext
-
+    """One pass: wall time, hypervisor calls by kind, SQL statements (BEGIN/COMMIT included), report."""
     from workers import engine
 
-    reset_queries()
     before = store.call_counts()
-    with CaptureQueriesContext(connection) as queries:
+    with count_queries() as queries:
         started = time.perf_counter()
         report = engine.reconcile_hypervisor(hv)
         wall = time.perf_counter() - started

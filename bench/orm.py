@@ -1,7 +1,10 @@
-"""Bulk rows for benchmarks (the ORM in batches; no services, no audit: data to measure against)."""
+"""Django-side helpers for benchmarks: bulk rows (no services, no audit: data to measure
+against) and counting SQL statements (CaptureQueriesContext keeps at most 9,000)."""
 
 from __future__ import annotations
 
+import collections
+import contextlib
 from collections.abc import Callable
 
 
@@ -29,3 +32,23 @@ def active_vms(
             )
         )
     return VirtualMachine.objects.bulk_create(rows, batch_size=2000)
+
+
+class Captured:
+    captured_queries: list = []
+
+
+@contextlib.contextmanager
+def count_queries():
+    """CaptureQueriesContext without its 9,000-statement cap (BEGIN and COMMIT included)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    saved, result = connection.queries_log, Captured()
+    connection.queries_log = collections.deque(saved)  # no maxlen
+    try:
+        with CaptureQueriesContext(connection) as captured:
+            yield result
+        result.captured_queries = captured.captured_queries
+    finally:
+        connection.queries_log = saved
