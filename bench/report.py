@@ -176,5 +176,11 @@ def replace_block(name: str, body: str, *, before: str | None = "## Audit", doc:
 
 
 def command_line() -> str:
-    args = [Path(sys.argv[0]).resolve().relative_to(ROOT).as_posix(), *sys.argv[1:]]
-    return ".venv/bin/python " + " ".join(args)
+    """How this run was started, without the harness's plumbing (--json PATH, --write-docs)."""
+    args, rest = [], iter(sys.argv[1:])
+    for arg in rest:
+        if arg == "--json":
+            next(rest, None)
+        elif arg != "--write-docs":
+            args.append(arg)
+    return ".venv/bin/python " + " ".join([Path(sys.argv[0]).resolve().relative_to(ROOT).as_posix(), *args])

@@ -450,4 +450,6 @@ class Stack:
         self.postgres.start()
 
     def facts(self) -> dict:
-        return {"postgres": self.postgres.version(), "redis": self.redis.version()}
+        postgres = self.postgres.version().replace("postgres (PostgreSQL)", "PostgreSQL").split(" (")[0]
+        redis = next((p[2:] for p in self.redis.version().split() if p.startswith("v=")), "?")
+        return {"postgres": postgres, "redis": f"Redis {redis}"}
