@@ -6,7 +6,7 @@ from django.conf import settings
 
 from tests.workerproc import WorkerProcess
 
-pytest_plugins = ["tests.fixtures.factories"]
+pytest_plugins = ["tests.fixtures.factories", "tests.fixtures.compute"]
 
 
 def pytest_sessionstart(session):
