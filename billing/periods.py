@@ -6,11 +6,10 @@ from hh:30 to hh+1:30 UTC and months and financial years end exactly on a
 slot boundary. A zone without daylight saving time is assumed.
 """
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.utils import timezone
 
 HOUR = timedelta(hours=1)
 
@@ -22,7 +21,7 @@ def billing_tz() -> ZoneInfo:
 def slot_floor(moment: datetime) -> datetime:
     """Start (UTC) of the billing-zone hour containing ``moment``."""
     local = moment.astimezone(billing_tz()).replace(minute=0, second=0, microsecond=0)
-    return local.astimezone(timezone.UTC)
+    return local.astimezone(UTC)
 
 
 def local_date(moment: datetime) -> date:
@@ -37,7 +36,7 @@ def month_of(moment: datetime) -> date:
 def month_start(month: date) -> datetime:
     """The instant (UTC) a billing-zone month begins."""
     local = datetime(month.year, month.month, 1, tzinfo=billing_tz())
-    return local.astimezone(timezone.UTC)
+    return local.astimezone(UTC)
 
 
 def next_month(month: date) -> date:

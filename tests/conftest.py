@@ -6,7 +6,7 @@ from django.conf import settings
 
 from tests.workerproc import WorkerProcess
 
-pytest_plugins = ["tests.fixtures.factories", "tests.fixtures.compute"]
+pytest_plugins = ["tests.fixtures.factories", "tests.fixtures.compute", "tests.fixtures.billing"]
 
 
 def pytest_sessionstart(session):

@@ -6,7 +6,8 @@ from django.db import models
 from ..gst import STATE_CHOICES
 
 prefix_validator = RegexValidator(
-    r"^[A-Z][A-Z0-9]{0,4}$", "1-5 capital letters or digits, starting with a letter (numbers stay within 16 characters)."
+    r"^[A-Z][A-Z0-9]{0,4}$",
+    "1-5 capital letters or digits, starting with a letter (numbers stay within 16 characters).",
 )
 pin_validator = RegexValidator(r"^[1-9][0-9]{5}$", "An Indian PIN code has 6 digits and does not start with 0.")
 
@@ -41,18 +42,25 @@ class BillingSettings(models.Model):
     credit_note_prefix = models.CharField(max_length=5, default="CN", validators=[prefix_validator])
     receipt_prefix = models.CharField(max_length=5, default="RV", validators=[prefix_validator])
     low_balance_thresholds = models.CharField(
-        max_length=200, default="500,100", help_text="Comma-separated rupee amounts; an email when the balance drops below each."
+        max_length=200,
+        default="500,100",
+        help_text="Comma-separated rupee amounts; an email when the balance drops below each.",
     )
     grace_hours = models.PositiveIntegerField(
         default=72, help_text="A project whose balance stays below zero this long is suspended."
     )
     precheck_hours = models.PositiveIntegerField(
-        default=24, validators=[MinValueValidator(1)], help_text="A new VM needs this many hours of its plan in the wallet."
+        default=24,
+        validators=[MinValueValidator(1)],
+        help_text="A new VM needs this many hours of its plan in the wallet.",
     )
     auto_start_after_suspension = models.BooleanField(
         default=False, help_text="Start the VMs billing stopped once a top-up lifts the suspension."
     )
     hours_per_month = models.PositiveIntegerField(default=730, help_text="For monthly prices shown to users.")
+    metering_starts_at = models.DateTimeField(
+        null=True, blank=True, help_text="No usage before this instant is metered (billing added to a running cloud)."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -13,7 +13,9 @@ class Wallet(models.Model):
     entries; it changes only under ``select_for_update`` in the transaction
     that appends the entry (billing.services.wallet)."""
 
-    project = models.OneToOneField("accounts.Project", on_delete=models.PROTECT, primary_key=True, related_name="wallet")
+    project = models.OneToOneField(
+        "accounts.Project", on_delete=models.PROTECT, primary_key=True, related_name="wallet"
+    )
     balance = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0.00"))
     negative_since = models.DateTimeField(null=True, blank=True, help_text="When the balance went below zero.")
     notified_threshold = models.DecimalField(
@@ -56,9 +58,7 @@ class LedgerEntry(models.Model):
         indexes = [models.Index(fields=["project", "-id"])]
         constraints = [
             models.CheckConstraint(condition=~Q(amount=0), name="ledger_amount_not_zero"),
-            models.CheckConstraint(
-                condition=~Q(kind=EntryKind.TOPUP) | Q(amount__gt=0), name="ledger_topup_positive"
-            ),
+            models.CheckConstraint(condition=~Q(kind=EntryKind.TOPUP) | Q(amount__gt=0), name="ledger_topup_positive"),
             models.CheckConstraint(
                 condition=~Q(kind=EntryKind.REFUND) | Q(amount__lt=0), name="ledger_refund_negative"
             ),

@@ -26,9 +26,7 @@ PROFILE_FIELDS = (
     "is_sez",
     "billing_email",
 )
-SETTINGS_FIELDS = tuple(
-    f.name for f in BillingSettings._meta.concrete_fields if f.name not in {"id", "updated_at"}
-)
+SETTINGS_FIELDS = tuple(f.name for f in BillingSettings._meta.concrete_fields if f.name not in {"id", "updated_at"})
 _INDIAN_PIN = re.compile(r"^[1-9][0-9]{5}$")
 
 

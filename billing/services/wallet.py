@@ -52,10 +52,11 @@ def _amount(value, *, field: str = "amount") -> Decimal:
 
 def wallet_lock(*, project_id: int) -> Wallet:
     """The project's wallet, created if needed, locked until the transaction ends."""
-    wallet = Wallet.objects.select_for_update().filter(project_id=project_id).first()
+    locked = Wallet.objects.select_for_update(of=("self",)).select_related("project")
+    wallet = locked.filter(project_id=project_id).first()
     if wallet is None:
         Wallet.objects.get_or_create(project_id=project_id)
-        wallet = Wallet.objects.select_for_update().get(project_id=project_id)
+        wallet = locked.get(project_id=project_id)
     return wallet
 
 
@@ -137,7 +138,9 @@ def wallet_notify_low_balance(*, project_id: int, balance: Decimal, threshold: D
         )
     else:
         subject = f"[{project.name}] Wallet balance below ₹{format_inr(threshold)}"
-        body = f"The wallet of project {project.name} is at ₹{format_inr(balance)}. Top up to keep your machines running."
+        body = (
+            f"The wallet of project {project.name} is at ₹{format_inr(balance)}. Top up to keep your machines running."
+        )
     try:
         return send_mail(subject, body, None, sorted(recipients))
     except Exception:  # noqa: BLE001 - a mail server problem must not undo billing
@@ -145,7 +148,9 @@ def wallet_notify_low_balance(*, project_id: int, balance: Decimal, threshold: D
         return 0
 
 
-def _receipt_issue(*, wallet: Wallet, entry: LedgerEntry, amount: Decimal, actor, payment_mode: str, at) -> ReceiptVoucher:
+def _receipt_issue(
+    *, wallet: Wallet, entry: LedgerEntry, amount: Decimal, actor, payment_mode: str, at
+) -> ReceiptVoucher:
     settings = billing_settings_get()
     profile = BillingProfile.objects.filter(project_id=wallet.project_id).first()
     treatment = treatment_for(settings=settings, profile=profile)
