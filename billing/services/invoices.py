@@ -101,15 +101,14 @@ def _usage_lines(charge_ids: list[int], regime: str) -> list[InvoiceLine]:
     return lines
 
 
-def _document_fields(settings, project, profile, treatment, totals, *, kind, prefix, actor, at) -> dict:
-    day = local_date(at)
-    series, sequence, number = number_allocate(kind=kind, prefix=prefix, day=day)
+def _document_fields(settings, project, profile, treatment, totals, *, allocation, actor, at) -> dict:
+    series, sequence, number = allocation
     return {
         "number": number,
         "series": series,
         "sequence": sequence,
         "financial_year": series.financial_year,
-        "date": day,
+        "date": local_date(at),
         "issued_at": at,
         "issued_by": _actor_name(actor),
         "project": project,
@@ -142,22 +141,23 @@ def invoice_issue(
     settings = billing_settings_get()
     _require_supplier(settings)
     wallet = wallet_lock(project_id=project.pk)
-    usage_charge_locked(wallet=wallet, settings=settings, before=before)
+    uncharged = UsageRecord.objects.filter(project=project, charge__isnull=True)
     charges = UsageCharge.objects.filter(project=project, invoice__isnull=True)
     if before is not None:
+        uncharged = uncharged.filter(hour_start__lt=before)
         charges = charges.filter(period__lt=month_of(before))
+    if not uncharged.exists() and not charges.exists():
+        return None
+    # The series before anything that audits (lock order: wallet, series, audit chain).
+    allocation = number_allocate(kind=DocumentKind.INVOICE, prefix=settings.invoice_prefix, day=local_date(at))
+    usage_charge_locked(wallet=wallet, settings=settings, before=before)
     summary = charges.aggregate(total=Sum("total"), start=Min("hour_from"), end=Max("hour_to"))
     charge_ids = list(charges.values_list("id", flat=True))
-    if not charge_ids:
-        return None
     profile = BillingProfile.objects.filter(project=project).first()
     treatment = treatment_for(settings=settings, profile=profile)
     lines = _usage_lines(charge_ids, treatment.regime)
     totals = document_totals(_line_heads(lines))
-    fields = _document_fields(
-        settings, project, profile, treatment, totals,
-        kind=DocumentKind.INVOICE, prefix=settings.invoice_prefix, actor=actor, at=at,
-    )  # fmt: skip
+    fields = _document_fields(settings, project, profile, treatment, totals, allocation=allocation, actor=actor, at=at)
     invoice = Invoice.objects.create(period_start=summary["start"], period_end=summary["end"], **fields)
     for line in lines:
         line.invoice = invoice

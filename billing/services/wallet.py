@@ -149,7 +149,7 @@ def wallet_notify_low_balance(*, project_id: int, balance: Decimal, threshold: D
 
 
 def _receipt_issue(
-    *, wallet: Wallet, entry: LedgerEntry, amount: Decimal, actor, payment_mode: str, at
+    *, wallet: Wallet, entry: LedgerEntry, allocation, amount: Decimal, actor, payment_mode: str, at
 ) -> ReceiptVoucher:
     settings = billing_settings_get()
     profile = BillingProfile.objects.filter(project_id=wallet.project_id).first()
@@ -158,14 +158,13 @@ def _receipt_issue(
     inclusive = paise(amount * 100 / (100 + settings.gst_rate))
     heads = tax_heads(taxable=inclusive, gst_rate=settings.gst_rate, regime=treatment.regime)
     taxable = amount - heads.tax
-    date = local_date(at)
-    series, sequence, number = number_allocate(kind=DocumentKind.RECEIPT, prefix=settings.receipt_prefix, day=date)
+    series, sequence, number = allocation
     return ReceiptVoucher.objects.create(
         number=number,
         series=series,
         sequence=sequence,
         financial_year=series.financial_year,
-        date=date,
+        date=local_date(at),
         issued_at=at,
         issued_by=_actor_name(actor),
         project_id=wallet.project_id,
@@ -205,6 +204,11 @@ def wallet_topup(
     reference = reference.strip()
     if reference and LedgerEntry.objects.filter(project=project, kind=EntryKind.TOPUP, reference=reference).exists():
         raise Conflict(f"A top-up with reference {reference} is already recorded for {project.name}.")
+    # The receipt's number first: crediting may lift a suspension, which audits
+    # (lock order: wallet, series, audit chain).
+    allocation = number_allocate(
+        kind=DocumentKind.RECEIPT, prefix=billing_settings_get().receipt_prefix, day=local_date(at)
+    )
     entry = entry_post(
         wallet=wallet,
         kind=EntryKind.TOPUP,
@@ -215,7 +219,9 @@ def wallet_topup(
         reference=reference,
         at=at,
     )
-    receipt = _receipt_issue(wallet=wallet, entry=entry, amount=amount, actor=actor, payment_mode=payment_mode, at=at)
+    receipt = _receipt_issue(
+        wallet=wallet, entry=entry, allocation=allocation, amount=amount, actor=actor, payment_mode=payment_mode, at=at
+    )
     audit.record(
         actor=actor,
         action="wallet.topup",
