@@ -43,6 +43,10 @@ def next_month(month: date) -> date:
     return date(month.year + (month.month == 12), month.month % 12 + 1, 1)
 
 
+def previous_month(month: date) -> date:
+    return date(month.year - (month.month == 1), (month.month - 2) % 12 + 1, 1)
+
+
 def parse_month(value: str | None, default: date) -> date:
     """``"2025-04"`` → 2025-04-01; anything unparsable gives ``default``."""
     try:

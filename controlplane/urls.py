@@ -8,5 +8,6 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("controlplane.api_urls")),
+    path("billing/", include("billing.urls")),
     path("", include("compute.urls")),
 ]
