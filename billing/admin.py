@@ -76,7 +76,7 @@ def _service_form_view(request, *, title, form_class, target, run, back, initial
 class SettingsForm(forms.ModelForm):
     class Meta:
         model = BillingSettings
-        exclude = []
+        fields = list(services.config.SETTINGS_FIELDS)
 
     def clean(self):
         data = super().clean()
@@ -128,7 +128,7 @@ class BillingSettingsAdmin(admin.ModelAdmin):
 class ProfileForm(forms.ModelForm):
     class Meta:
         model = BillingProfile
-        exclude = []
+        fields = ["project", *services.config.PROFILE_FIELDS]
 
     def clean(self):
         data = super().clean()
