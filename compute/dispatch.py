@@ -14,6 +14,7 @@ logger = logging.getLogger(__name__)
 EXECUTE = "execute_operation"
 POLL = "poll_operation"
 RESYNC = "resync_vm"
+CHECK = "check_hypervisor"
 
 
 def _send(name: str, args: list, queue: str, countdown: float | None = None) -> bool:
@@ -40,3 +41,7 @@ def publish_poll(*, operation_id: int, token: str, queue: str, countdown: float)
 
 def publish_resync(*, vm_id: int, queue: str) -> None:
     transaction.on_commit(lambda: _send(RESYNC, [vm_id], queue))
+
+
+def publish_check(*, hypervisor_id: int, queue: str) -> None:
+    _send(CHECK, [hypervisor_id], queue)

@@ -311,3 +311,15 @@ def resync_vm(vm_id: int) -> str:
         observed = observed_dict(driver.find_by_key(str(create.idempotency_key))) if create else None
     services.vm_apply_observation(vm_id=vm.pk, observed=observed, source="operator")
     return "resynced"
+
+
+def check_hypervisor(hypervisor_id: int) -> dict:
+    """Test a hypervisor's connection; the answer is stored for the admin to show."""
+    hypervisor = Hypervisor.objects.get(pk=hypervisor_id)
+    at = timezone.now().isoformat()
+    try:
+        result = {"ok": True, "at": at, **driver_for(hypervisor).check()}
+    except Exception as exc:
+        result = {"ok": False, "at": at, "error": getattr(exc, "message", str(exc))[:500]}
+    services.hypervisor_record_check(hypervisor=hypervisor, result=result)
+    return result

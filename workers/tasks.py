@@ -49,3 +49,8 @@ def reconcile_hypervisors() -> list:
 @shared_task(name="resync_vm")
 def resync_vm(vm_id: int) -> str:
     return engine.resync_vm(vm_id)
+
+
+@shared_task(name="check_hypervisor")
+def check_hypervisor(hypervisor_id: int) -> dict:
+    return engine.check_hypervisor(hypervisor_id)
