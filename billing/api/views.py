@@ -35,17 +35,26 @@ class ProjectMixin:
         return project_for(user=self.request.user, slug=self.kwargs["slug"], role=role or self.role)
 
 
+class ProjectListApi(ProjectMixin, generics.ListAPIView):
+    """A paginated list of one project's rows: ``rows(project)`` gives them."""
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation
+            return self.serializer_class.Meta.model.objects.none()
+        return self.rows(self.project())
+
+
 class ProjectWalletApi(ProjectMixin, APIView):
     @extend_schema(responses=WalletSerializer)
     def get(self, request, slug):
         return Response(WalletSerializer(selectors.wallet_get(project=self.project())).data)
 
 
-class ProjectLedgerApi(ProjectMixin, generics.ListAPIView):
+class ProjectLedgerApi(ProjectListApi):
     serializer_class = LedgerEntrySerializer
 
-    def get_queryset(self):
-        return selectors.ledger_list(project=self.project())
+    def rows(self, project):
+        return selectors.ledger_list(project=project)
 
 
 MONTH = OpenApiParameter("month", str, description="YYYY-MM in the billing time zone; default: this month.")
@@ -64,11 +73,11 @@ class ProjectUsageApi(ProjectMixin, APIView):
         return Response(UsageSerializer(body).data)
 
 
-class ProjectInvoiceListApi(ProjectMixin, generics.ListAPIView):
+class ProjectInvoiceListApi(ProjectListApi):
     serializer_class = InvoiceSerializer
 
-    def get_queryset(self):
-        return selectors.invoice_list(project=self.project()).select_related("project")
+    def rows(self, project):
+        return selectors.invoice_list(project=project).select_related("project")
 
 
 class ProjectInvoiceDetailApi(ProjectMixin, APIView):
@@ -78,18 +87,18 @@ class ProjectInvoiceDetailApi(ProjectMixin, APIView):
         return Response(InvoiceDetailSerializer(invoice, context={"request": request}).data)
 
 
-class ProjectCreditNoteListApi(ProjectMixin, generics.ListAPIView):
+class ProjectCreditNoteListApi(ProjectListApi):
     serializer_class = CreditNoteSerializer
 
-    def get_queryset(self):
-        return selectors.credit_note_list(project=self.project()).select_related("project")
+    def rows(self, project):
+        return selectors.credit_note_list(project=project).select_related("project")
 
 
-class ProjectReceiptListApi(ProjectMixin, generics.ListAPIView):
+class ProjectReceiptListApi(ProjectListApi):
     serializer_class = ReceiptSerializer
 
-    def get_queryset(self):
-        return selectors.receipt_list(project=self.project()).select_related("project")
+    def rows(self, project):
+        return selectors.receipt_list(project=project).select_related("project")
 
 
 def pdf_response(data: bytes, number: str) -> HttpResponse:
