@@ -10,6 +10,7 @@ from the invoice's per-line rounding (billing.services.invoices).
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from datetime import datetime
 from decimal import Decimal
@@ -21,13 +22,13 @@ import audit
 
 from ..choices import EntryKind
 from ..gst import tax_heads
-from ..models import BillingProfile, BillingSettings, UsageCharge, UsageRecord, Wallet
+from ..models import BillingSettings, UsageCharge, UsageRecord, Wallet
 from ..money import ZERO, paise
 from ..periods import HOUR, month_of
 from .config import billing_settings_get, treatment_for
 from .metering import meter_horizon, usage_meter
 from .suspension import suspension_apply_due
-from .wallet import entry_post, wallet_lock
+from .wallet import entry_post, wallet_lock, wallet_profile
 
 ACTOR = "billing"
 
@@ -47,8 +48,7 @@ def usage_charge_locked(
     )
     if not rows:
         return []
-    profile = BillingProfile.objects.filter(project_id=wallet.project_id).first()
-    treatment = treatment_for(settings=settings, profile=profile)
+    treatment = treatment_for(settings=settings, profile=wallet_profile(wallet))
     months: dict = defaultdict(list)
     for row in rows:
         months[month_of(row[1])].append(row)
@@ -111,25 +111,35 @@ def usage_charge_project(*, project_id: int, settings: BillingSettings | None = 
     return usage_charge_locked(wallet=wallet, settings=settings or billing_settings_get())
 
 
-def usage_charge_pending() -> int:
-    """Charge every project with uncharged usage, one transaction each."""
+def usage_charge_pending(*, deadline: float | None = None) -> tuple[int, bool]:
+    """Charge every project with uncharged usage, one transaction each. Stops
+    at ``deadline`` (time.monotonic()); returns (charges, more left)."""
     settings = billing_settings_get()
-    project_ids = (
+    project_ids = list(
         UsageRecord.objects.filter(charge__isnull=True).order_by("project_id").values_list("project_id", flat=True)
-    ).distinct()
-    return sum(len(usage_charge_project(project_id=pid, settings=settings)) for pid in list(project_ids))
+    )
+    project_ids = sorted(set(project_ids))
+    count = 0
+    for index, project_id in enumerate(project_ids):
+        if deadline is not None and time.monotonic() > deadline:
+            return count, index < len(project_ids)
+        count += len(usage_charge_project(project_id=project_id, settings=settings))
+    return count, False
 
 
-def billing_run_hourly(*, now: datetime | None = None) -> dict:
-    """The charge job: meter complete hours, charge them, suspend the overdue."""
+def billing_run_hourly(*, now: datetime | None = None, budget_seconds: float | None = None) -> dict:
+    """The charge job: meter complete hours, charge them, suspend the overdue.
+    With a budget it stops early and says ``more`` (the task then runs again)."""
+    deadline = time.monotonic() + budget_seconds if budget_seconds else None
     now = now or timezone.now()
     settings = billing_settings_get()
-    metered = usage_meter(until=meter_horizon(now), starts_at=settings.metering_starts_at)
-    charges = usage_charge_pending()
+    metered = usage_meter(until=meter_horizon(now), starts_at=settings.metering_starts_at, deadline=deadline)
+    charges, more = usage_charge_pending(deadline=deadline)
     suspended = suspension_apply_due(now=now)
     return {
         "metered_vms": metered.vms,
         "usage_records": metered.records,
         "charges": charges,
         "suspended": suspended,
+        "more": more or metered.more,
     }

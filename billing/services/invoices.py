@@ -12,11 +12,12 @@ usage equal its total exactly.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Max, Min, Sum
+from django.db.models import Min, Sum
 from django.utils import timezone
 
 import audit
@@ -26,7 +27,6 @@ from controlplane.errors import Conflict, InvalidInput, ServiceError
 from ..choices import DocumentKind, EntryKind
 from ..gst import Heads, document_totals, tax_heads
 from ..models import (
-    BillingProfile,
     BillingSettings,
     CreditNote,
     CreditNoteLine,
@@ -42,7 +42,7 @@ from .charging import usage_charge_locked
 from .config import billing_settings_get, customer_snapshot, supplier_snapshot, treatment_for
 from .metering import meter_horizon, usage_meter
 from .numbering import number_allocate
-from .wallet import _actor_name, _amount, entry_post, wallet_lock
+from .wallet import _actor_name, _amount, entry_post, wallet_lock, wallet_profile
 
 logger = logging.getLogger(__name__)
 HOURS = Decimal("0.0001")
@@ -151,19 +151,21 @@ def invoice_issue(
     # The series before anything that audits (lock order: wallet, series, audit chain).
     allocation = number_allocate(kind=DocumentKind.INVOICE, prefix=settings.invoice_prefix, day=local_date(at))
     usage_charge_locked(wallet=wallet, settings=settings, before=before)
-    summary = charges.aggregate(total=Sum("total"), start=Min("hour_from"), end=Max("hour_to"))
-    charge_ids = list(charges.values_list("id", flat=True))
-    profile = BillingProfile.objects.filter(project=project).first()
+    rows = list(charges.values_list("id", "total", "hour_from", "hour_to"))
+    charge_ids = [row[0] for row in rows]
+    charged = sum((row[1] for row in rows), ZERO)
+    period_start, period_end = min(row[2] for row in rows), max(row[3] for row in rows)
+    profile = wallet_profile(wallet)
     treatment = treatment_for(settings=settings, profile=profile)
     lines = _usage_lines(charge_ids, treatment.regime)
     totals = document_totals(_line_heads(lines))
     fields = _document_fields(settings, project, profile, treatment, totals, allocation=allocation, actor=actor, at=at)
-    invoice = Invoice.objects.create(period_start=summary["start"], period_end=summary["end"], **fields)
+    invoice = Invoice.objects.create(period_start=period_start, period_end=period_end, **fields)
     for line in lines:
         line.invoice = invoice
     InvoiceLine.objects.bulk_create(lines)
     UsageCharge.objects.filter(id__in=charge_ids).update(invoice=invoice)
-    difference = totals.total - summary["total"]
+    difference = totals.total - charged
     if difference:
         entry_post(
             wallet=wallet,
@@ -206,10 +208,13 @@ def _line_heads(lines) -> list[Heads]:
     ]
 
 
-def invoice_issue_monthly(*, now: datetime | None = None, actor="billing") -> list[Invoice]:
+def invoice_issue_monthly(
+    *, now: datetime | None = None, actor="billing", deadline: float | None = None
+) -> list[Invoice]:
     """Invoice last month's (and any older uninvoiced) usage of every project
     whose metering has passed the month's end. Each project in its own
-    transaction; one project's problem (logged) does not stop the others."""
+    transaction; one project's problem (logged) does not stop the others.
+    Stops at ``deadline`` (time.monotonic()); the next run continues."""
     now = now or timezone.now()
     cutoff = month_start(month_of(now))
     usage_meter(until=min(meter_horizon(now), cutoff), starts_at=billing_settings_get().metering_starts_at)
@@ -226,6 +231,8 @@ def invoice_issue_monthly(*, now: datetime | None = None, actor="billing") -> li
     )
     invoices = []
     for project in Project.objects.filter(pk__in=pending - behind).order_by("pk"):
+        if deadline is not None and time.monotonic() > deadline:
+            break
         try:
             invoice = invoice_issue(project=project, actor=actor, before=cutoff, at=now)
         except ServiceError as exc:

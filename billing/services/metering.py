@@ -10,6 +10,7 @@ transaction per chunk. Metering the same hours again inserts nothing.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -34,6 +35,7 @@ class MeterResult:
     vms: int = 0
     records: int = 0
     new_cursors: int = 0
+    more: bool = False  # stopped at the deadline with VMs left
 
 
 def meter_horizon(now: datetime | None = None) -> datetime:
@@ -122,13 +124,23 @@ def _meter_chunk(until: datetime, size: int) -> tuple[int, int]:
     return len(cursors), len(records)
 
 
-def usage_meter(*, until: datetime | None = None, chunk: int = 1000, starts_at: datetime | None = None) -> MeterResult:
+def usage_meter(
+    *,
+    until: datetime | None = None,
+    chunk: int = 1000,
+    starts_at: datetime | None = None,
+    deadline: float | None = None,
+) -> MeterResult:
     """Meter every VM up to ``until`` (a slot boundary; default: the newest
     complete slot). ``starts_at``: nothing before it is metered (operators
-    introducing billing into a running installation set it in settings)."""
+    introducing billing into a running installation set it in settings).
+    Stops between chunks at ``deadline`` (time.monotonic()), saying ``more``."""
     until = slot_floor(until) if until else meter_horizon()
     result = MeterResult(new_cursors=_open_new_cursors(starts_at))
     while True:
+        if deadline is not None and time.monotonic() > deadline:
+            result.more = MeterCursor.objects.filter(closed=False, metered_until__lt=until).exists()
+            return result
         with transaction.atomic():
             vms, records = _meter_chunk(until, chunk)
         if not vms:

@@ -28,8 +28,11 @@ def number_allocate(*, kind: str, prefix: str, day: date) -> tuple[DocumentSerie
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("number_allocate must run inside the transaction that creates the document.")
     fy = financial_year(day)
-    DocumentSeries.objects.get_or_create(prefix=prefix, financial_year=fy, defaults={"kind": kind})
-    series = DocumentSeries.objects.select_for_update().get(prefix=prefix, financial_year=fy)
+    locked = DocumentSeries.objects.select_for_update().filter(prefix=prefix, financial_year=fy)
+    series = locked.first()
+    if series is None:  # the first document of the year: create the series (once, even when racing)
+        DocumentSeries.objects.get_or_create(prefix=prefix, financial_year=fy, defaults={"kind": kind})
+        series = locked.get()
     if series.kind != kind:
         raise Conflict(f"The prefix {prefix} is already used for {series.get_kind_display()} numbers in {fy}.")
     sequence = series.last_number + 1

@@ -52,12 +52,20 @@ def _amount(value, *, field: str = "amount") -> Decimal:
 
 def wallet_lock(*, project_id: int) -> Wallet:
     """The project's wallet, created if needed, locked until the transaction ends."""
-    locked = Wallet.objects.select_for_update(of=("self",)).select_related("project")
+    locked = Wallet.objects.select_for_update(of=("self",)).select_related("project", "project__billing_profile")
     wallet = locked.filter(project_id=project_id).first()
     if wallet is None:
         Wallet.objects.get_or_create(project_id=project_id)
         wallet = locked.get(project_id=project_id)
     return wallet
+
+
+def wallet_profile(wallet: Wallet) -> BillingProfile | None:
+    """The billing profile loaded with a wallet from ``wallet_lock`` (no query)."""
+    try:
+        return wallet.project.billing_profile
+    except BillingProfile.DoesNotExist:
+        return None
 
 
 def entry_post(
@@ -152,7 +160,7 @@ def _receipt_issue(
     *, wallet: Wallet, entry: LedgerEntry, allocation, amount: Decimal, actor, payment_mode: str, at
 ) -> ReceiptVoucher:
     settings = billing_settings_get()
-    profile = BillingProfile.objects.filter(project_id=wallet.project_id).first()
+    profile = wallet_profile(wallet)
     treatment = treatment_for(settings=settings, profile=profile)
     # The advance includes GST: split it so that taxable + tax == amount exactly.
     inclusive = paise(amount * 100 / (100 + settings.gst_rate))

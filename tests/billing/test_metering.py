@@ -156,3 +156,16 @@ def test_usage_selectors_group_by_billing_day_and_vm(project, vm_factory):
     ]
     [vm] = selectors.usage_by_vm(project=project, month=date(2025, 5, 1))
     assert (vm["vm"], vm["running_hours"], vm["amount"]) == ("web-1", D("2.00"), D("3.25"))
+
+
+def test_the_charge_job_stops_at_its_deadline_and_says_there_is_more(project, vm_factory):
+    import time
+
+    vm_factory([(T0, "active")])
+    services.usage_meter(until=T0 + 2 * HOUR)
+    assert services.usage_charge_pending(deadline=time.monotonic() - 1) == (0, True)
+    assert not UsageCharge.objects.exists()
+    assert services.usage_charge_pending(deadline=time.monotonic() + 60) == (1, False)
+    result = services.billing_run_hourly(now=T0 + 5 * HOUR, budget_seconds=0.000001)
+    assert result["more"] is True and result["metered_vms"] == 0
+    assert services.billing_run_hourly(now=T0 + 5 * HOUR)["more"] is False
