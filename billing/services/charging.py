@@ -31,7 +31,7 @@ from .metering import meter_horizon, usage_meter
 from .suspension import suspension_apply_due
 from .wallet import entry_post, wallet_lock, wallet_profile
 
-ACTOR = "billing"
+ACTOR = "system:billing"
 CHARGE_BATCH = 25  # projects per transaction
 logger = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ def billed(project, supplier, vm_factory, plan):
         vm_factory([(T0, "active"), (T0 + (n + 2) * HOUR, "stopped")], name=f"web-{n}")
     services.usage_meter(until=T0 + 6 * HOUR)
     services.usage_charge_pending()
-    services.invoice_issue(project=project, actor="tests", at=T0 + 7 * HOUR)
+    services.invoice_issue(project=project, actor="system:tests", at=T0 + 7 * HOUR)
     return project
 
 

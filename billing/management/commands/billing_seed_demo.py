@@ -27,10 +27,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, email=None, amount="5000.00", **options):
         if not services.billing_settings_get().legal_name:
-            services.billing_settings_update(actor="seed", **DEMO_SUPPLIER)
+            services.billing_settings_update(actor="system:seed", **DEMO_SUPPLIER)
         for project in Project.objects.filter(memberships__user__email__in=email or ["demo@example.com"]).distinct():
             if not LedgerEntry.objects.filter(project=project, reference="demo-seed").exists():
                 services.wallet_topup(
-                    project=project, amount=amount, actor="seed", reference="demo-seed", payment_mode="demo"
+                    project=project, amount=amount, actor="system:seed", reference="demo-seed", payment_mode="demo"
                 )
         self.stdout.write(self.style.SUCCESS("Demo billing ready."))
