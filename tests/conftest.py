@@ -6,7 +6,14 @@ from django.conf import settings
 
 from tests.workerproc import WorkerProcess
 
-pytest_plugins = ["tests.fixtures.factories", "tests.fixtures.compute", "tests.fixtures.billing"]
+pytest_plugins = [
+    "tests.fixtures.factories",
+    "tests.fixtures.compute",
+    "tests.fixtures.audit",
+    "tests.fixtures.proxmox",
+    "tests.fixtures.accounts",
+    "tests.fixtures.billing",
+]
 
 
 def pytest_sessionstart(session):

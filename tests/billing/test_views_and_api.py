@@ -10,6 +10,7 @@ from accounts.models import Membership
 from audit.models import AuditEvent
 from billing import services
 from billing.models import CreditNote, Invoice, ReceiptVoucher, Wallet
+from tests.fixtures.accounts import login_operator
 from tests.fixtures.billing import HOUR, at, fund, make_gstin, set_profile
 from tests.fixtures.factories import UserFactory
 
@@ -156,7 +157,7 @@ class TestAdmin:
     @pytest.fixture
     def operator(self, client, db):
         admin = UserFactory(is_staff=True, is_superuser=True)
-        client.force_login(admin)
+        login_operator(client, admin)
         return admin
 
     def test_top_up_and_adjust_with_a_reason(self, billed, client, operator):
@@ -203,5 +204,5 @@ class TestAdmin:
         data["gstin"] = "27AAPFU0939F1ZV"
         data["legal_name"] = "Cloud Hosting Pvt Ltd"
         assert client.post(f"/admin/billing/billingsettings/{supplier.pk}/change/", data).status_code == 302
-        event = AuditEvent.objects.filter(action="billing.settings_updated").last()
+        event = AuditEvent.objects.filter(action="billing.settings_updated").order_by("-id").first()
         assert event.details["changed"]["legal_name"] == ["Cloud Hosting Private Limited", "Cloud Hosting Pvt Ltd"]

@@ -327,7 +327,7 @@ class SimulatorDriver(Driver):
     def start(self, backend_id: str) -> DriverTask:
         return self._action("start", backend_id, done_if=PowerState.RUNNING, missing_ok=False)
 
-    def stop(self, backend_id: str, *, force: bool = False) -> DriverTask:
+    def stop(self, backend_id: str, *, force: bool = False, hard_stop_after: int | None = None) -> DriverTask:
         return self._action("stop", backend_id, done_if=PowerState.STOPPED, missing_ok=False)
 
     def reboot(self, backend_id: str) -> DriverTask:
