@@ -201,7 +201,6 @@ def line(label, result, units, unit_name, baseline=None):
     if baseline:
         text += f"   baseline {baseline['seconds']:6.2f} s  ratio {result['seconds'] / baseline['seconds']:5.1f}x"
     print(text)
-    return text
 
 
 def main():
@@ -229,26 +228,26 @@ def main():
     print(
         f"setup: {args.vms} VMs in {args.projects} projects in {time.perf_counter() - t:.1f} s ({os.cpu_count()} cores)"
     )
-    out = [f"{args.vms} VMs in {args.projects} projects, {args.hours} h of usage per invoice, {os.cpu_count()} cores"]
+    print(f"{args.vms} VMs in {args.projects} projects, {args.hours} h of usage per invoice")
 
     print("\n1-2. hourly charge job, one hour of the whole fleet")
     base_insert = baseline_bulk_insert(machines, plan, start - 10 * HOUR)
     with measured() as meter:
         metered = services.usage_meter(until=start + HOUR)
-    out.append(line(f"meter {metered.vms} VMs", meter, args.vms, "VM", base_insert))
+    line(f"meter {metered.vms} VMs", meter, args.vms, "VM", base_insert)
     records = UsageRecord.objects.count()
     base_debit = baseline_transactions(args.projects)
     with measured() as charge:
         charges, _ = services.usage_charge_pending()
-    out.append(line(f"charge {charges} projects ({records} rows)", charge, args.projects, "project", base_debit))
+    line(f"charge {charges} projects ({records} rows)", charge, args.projects, "project", base_debit)
     total = {"seconds": meter["seconds"] + charge["seconds"], "queries": meter["queries"] + charge["queries"]}
     base_total = {"seconds": base_insert["seconds"] + base_debit["seconds"]}
-    out.append(line("hourly job (meter + charge)", total, args.vms, "VM", base_total))
+    line("hourly job (meter + charge)", total, args.vms, "VM", base_total)
 
     print(f"\n3. monthly invoices ({args.hours} h of usage each)")
     with measured() as catchup:
         services.usage_meter(until=start + args.hours * HOUR)
-    out.append(line(f"catch-up meter {args.hours - 1} h", catchup, args.vms, "VM"))
+    line(f"catch-up meter {args.hours - 1} h", catchup, args.vms, "VM")
     VMStatusEvent.objects.bulk_create(
         (
             VMStatusEvent(vm=vm, status="deleted", power_state="stopped", at=start + args.hours * HOUR, source="b")
@@ -259,19 +258,18 @@ def main():
     services.usage_meter(until=start + (args.hours + 1) * HOUR)
     with measured() as charge_rest:
         services.usage_charge_pending()
-    out.append(line("charge the catch-up", charge_rest, args.projects, "project"))
+    line("charge the catch-up", charge_rest, args.projects, "project")
     lines_per_invoice = max(1, round(2 * args.vms / args.projects))
     base_invoice = baseline_transactions(args.projects, lines=lines_per_invoice)
     with measured() as invoicing:
         invoices = services.invoice_issue_monthly(now=month_start(date(2025, 6, 1)) + 2 * HOUR)
-    out.append(line(f"issue {len(invoices)} invoices", invoicing, len(invoices), "invoice", base_invoice))
+    line(f"issue {len(invoices)} invoices", invoicing, len(invoices), "invoice", base_invoice)
     numbers = sorted(Invoice.objects.values_list("sequence", flat=True))
     assert numbers == list(range(1, len(invoices) + 1)), "numbering has a gap"
     from billing.selectors import ledger_problems
 
     assert ledger_problems() == [], "ledger unbalanced"
     print("\nchecks: invoice numbers gapless, every wallet equals its ledger")
-    return out
 
 
 if __name__ == "__main__":
