@@ -1,5 +1,6 @@
 """Tasks that report where and how they ran, through Redis lists the test reads."""
 
+import logging
 import os
 import time
 
@@ -28,3 +29,10 @@ def deploy_probe_slow(self, marker, seconds):
     time.sleep(seconds)
     client.rpush(f"deploy-probe:{marker}", f"finished|{self.request.id}|{os.getpid()}")
     return self.request.id
+
+
+@shared_task(name="deploy_probe_log")
+def deploy_probe_log(marker, operation_id=None):
+    """Logs one line; the test reads it back from the worker's (JSON) log."""
+    logging.getLogger("tests.deploy.probe").info("probe %s says hello", marker)
+    return marker
