@@ -3,6 +3,7 @@ with the probe tasks (tests/deploy/settings.py), and a Redis client."""
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -34,6 +35,12 @@ def broker():
 @pytest.fixture
 def marker():
     return uuid.uuid4().hex[:12]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.1, message: str = "condition"):

@@ -6,7 +6,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import urllib3
 from cryptography.fernet import Fernet
 from django.db import connection
 
-from tests.deploy.conftest import wait_until
+from tests.deploy.conftest import free_port, wait_until
 from tests.deploy.systemd import verify
 from tests.workerproc import ROOT
 
@@ -140,12 +139,6 @@ def test_installed_settings_pass_django_check_deploy(installed):
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def nginx_binary() -> str:
