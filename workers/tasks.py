@@ -1,11 +1,56 @@
-"""Celery tasks. Thin: load by id, call the engine or a service."""
+"""Celery tasks. Thin: take ids, call the engine (workers/engine.py).
+
+Operation tasks are routed to the hypervisor's queue by the publisher
+(compute/dispatch.py); housekeeping runs on the control queue from beat.
+"""
 
 import socket
 
 from celery import shared_task
+
+from . import engine
+
+
+def _worker_name(task) -> str:
+    return task.request.hostname or socket.gethostname()
 
 
 @shared_task(name="ping")
 def ping(value=None):
     """Round trip through the broker; returns who ran it."""
     return {"value": value, "hostname": socket.gethostname()}
+
+
+@shared_task(bind=True, name="execute_operation")
+def execute_operation(self, operation_id: int) -> str:
+    return engine.execute_operation(operation_id, worker=_worker_name(self))
+
+
+@shared_task(name="poll_operation")
+def poll_operation(operation_id: int, token: str) -> str:
+    return engine.poll_operation(operation_id, token)
+
+
+@shared_task(name="relay_pending_operations")
+def relay_pending_operations() -> dict:
+    return engine.relay_pending_operations()
+
+
+@shared_task(name="reap_expired_operations")
+def reap_expired_operations() -> dict:
+    return engine.reap_expired_operations()
+
+
+@shared_task(name="reconcile_hypervisors")
+def reconcile_hypervisors() -> list:
+    return engine.reconcile_all()
+
+
+@shared_task(name="resync_vm")
+def resync_vm(vm_id: int) -> str:
+    return engine.resync_vm(vm_id)
+
+
+@shared_task(name="check_hypervisor")
+def check_hypervisor(hypervisor_id: int) -> dict:
+    return engine.check_hypervisor(hypervisor_id)

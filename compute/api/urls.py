@@ -1,4 +1,12 @@
 from rest_framework.routers import DefaultRouter
 
-router = DefaultRouter()
+from . import views
+
+router = DefaultRouter(trailing_slash=True)
+router.register("plans", views.PlanViewSet, basename="plan")
+router.register("images", views.ImageViewSet, basename="image")
+router.register("hypervisors", views.HypervisorViewSet, basename="hypervisor")
+router.register("vm-requests", views.VMRequestViewSet, basename="vmrequest")
+router.register("virtual-machines", views.VirtualMachineViewSet, basename="virtualmachine")
+router.register("operations", views.OperationViewSet, basename="operation")
 urlpatterns = router.urls

@@ -11,7 +11,9 @@ with its idempotency key, so a test can prove that no VM was created twice.
 Settings (all optional but ``state_path``):
 ``latency`` (seconds, default 2) or ``latency_<action>`` per action;
 ``transient_failure_rate`` / ``permanent_failure_rate`` (0..1, per call);
-``fail_actions`` (list of actions failures apply to, default all).
+``fail_actions`` (list of actions failures apply to, default all);
+``transient_failures_first`` / ``permanent_failures_first`` ({action: n}): the
+first n calls of that action on this hypervisor fail (deterministic, for tests).
 """
 
 from __future__ import annotations
@@ -86,8 +88,7 @@ class SimulatorStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        with self.write() as db:
-            db.executescript(SCHEMA)
+        self._connection().executescript(SCHEMA)
 
     def _connection(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -199,6 +200,7 @@ class SimulatorDriver(Driver):
         )
 
     def _maybe_fail(self, action: str) -> None:
+        self._fail_first(action)
         actions = self._setting("fail_actions", None)
         if actions is not None and action not in actions:
             return
@@ -209,6 +211,19 @@ class SimulatorDriver(Driver):
             raise PermanentDriverError(f"Simulated permanent failure during {action}.", code="simulated")
         if roll < permanent + transient:
             raise TransientDriverError(f"Simulated transient failure during {action}.", code="simulated")
+
+    def _fail_first(self, action: str) -> None:
+        transient = int(self._setting("transient_failures_first", {}).get(action, 0))
+        permanent = int(self._setting("permanent_failures_first", {}).get(action, 0))
+        if not (transient or permanent):
+            return
+        with self.store.write() as db:
+            self._count(db, f"attempt:{action}")
+            n = db.execute("SELECT count FROM calls WHERE kind = ?", (f"attempt:{action}",)).fetchone()[0]
+        if n <= permanent:
+            raise PermanentDriverError(f"Simulated permanent failure during {action} (call {n}).", code="simulated")
+        if n <= permanent + transient:
+            raise TransientDriverError(f"Simulated transient failure during {action} (call {n}).", code="simulated")
 
     @staticmethod
     def _vm(row: sqlite3.Row) -> HypervisorVM:
@@ -231,11 +246,14 @@ class SimulatorDriver(Driver):
     def _submit(self, db: sqlite3.Connection, backend_id: str, action: str) -> DriverTask:
         now = time.time()
         ref = f"simtask-{uuid.uuid4().hex[:16]}"
+        latency = self._latency(action)
         db.execute(
             "INSERT INTO tasks (ref, backend_id, action, started_at, ready_at) VALUES (?, ?, ?, ?, ?)",
-            (ref, backend_id, action, now, now + self._latency(action)),
+            (ref, backend_id, action, now, now + latency),
         )
-        return DriverTask(ref=ref, backend_id=backend_id, data={"action": action})
+        if latency <= 0:  # a zero-latency hypervisor finishes while we wait for the answer
+            self.store.settle(db, now)
+        return DriverTask(ref=ref, backend_id=backend_id, done=latency <= 0, data={"action": action})
 
     # -- interface -------------------------------------------------------------
     def check(self) -> dict[str, Any]:
@@ -309,7 +327,7 @@ class SimulatorDriver(Driver):
     def start(self, backend_id: str) -> DriverTask:
         return self._action("start", backend_id, done_if=PowerState.RUNNING, missing_ok=False)
 
-    def stop(self, backend_id: str, *, force: bool = False) -> DriverTask:
+    def stop(self, backend_id: str, *, force: bool = False, hard_stop_after: int | None = None) -> DriverTask:
         return self._action("stop", backend_id, done_if=PowerState.STOPPED, missing_ok=False)
 
     def reboot(self, backend_id: str) -> DriverTask:

@@ -1,0 +1,169 @@
+"""/api/v1/ for the compute domain. Every queryset is scoped to the caller's
+projects (operators see everything), so another project's object is a 404."""
+
+from django.db.models import Prefetch
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from compute import selectors, services
+from compute.choices import Action
+from compute.models import Hypervisor, Image, ImageReference, Operation, Plan, VirtualMachine, VMRequest
+
+from .serializers import (
+    ActionAcceptedSerializer,
+    HypervisorSerializer,
+    ImageSerializer,
+    OperationSerializer,
+    PlanSerializer,
+    RejectSerializer,
+    VirtualMachineSerializer,
+    VMRequestSerializer,
+)
+
+
+def accepted(request, operation) -> Response:
+    """202 with the operation and its URL in the body and the Location header."""
+    body = {"operation": OperationSerializer(operation, context={"request": request}).data}
+    return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["operation"]["url"]})
+
+
+class PlanViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = PlanSerializer
+    queryset = Plan.objects.filter(active=True)
+    pagination_class = None
+
+
+class ImageViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = ImageSerializer
+    pagination_class = None
+
+    def get_queryset(self):
+        refs = ImageReference.objects.select_related("hypervisor").filter(hypervisor__enabled=True)
+        return Image.objects.filter(active=True).prefetch_related(Prefetch("references", queryset=refs))
+
+
+class HypervisorViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = HypervisorSerializer
+    queryset = Hypervisor.objects.filter(enabled=True)
+    pagination_class = None
+
+
+class VMRequestViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    serializer_class = VMRequestSerializer
+    queryset = VMRequest.objects.none()  # for the schema; get_queryset scopes to the caller
+    filterset_fields = ["status"]
+
+    def get_queryset(self):
+        user = self.request.user
+        if user.is_staff:
+            return VMRequest.objects.select_related("project", "requester", "decided_by", "vm").all()
+        return selectors.vm_request_list_for_user(user=user).select_related("vm")
+
+    def perform_create(self, serializer):
+        data = serializer.validated_data
+        serializer.instance = services.vm_request_create(
+            user=self.request.user,
+            project=data["project"],
+            plan=data["plan"],
+            image=data["image"],
+            hypervisor=data["hypervisor"],
+            name=data["name"],
+            ssh_public_key=data.get("ssh_public_key", ""),
+            user_data=data.get("user_data", ""),
+            request=self.request,
+        )
+
+    @extend_schema(request=None, responses={200: VMRequestSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        vm_request = services.vm_request_cancel(vm_request=self.get_object(), user=request.user, request=request)
+        return Response(self.get_serializer(vm_request).data)
+
+    @extend_schema(request=None, responses={200: VMRequestSerializer})
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        vm_request = self.get_object()
+        services.vm_request_approve_as_staff(vm_request=vm_request, actor=request.user, request=request)
+        vm_request.refresh_from_db()
+        return Response(self.get_serializer(vm_request).data)
+
+    @extend_schema(request=RejectSerializer, responses={200: VMRequestSerializer})
+    @action(detail=True, methods=["post"])
+    def reject(self, request, pk=None):
+        body = RejectSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        vm_request = services.vm_request_reject(
+            vm_request=self.get_object(), actor=request.user, reason=body.validated_data["reason"], request=request
+        )
+        return Response(self.get_serializer(vm_request).data)
+
+
+class VirtualMachineViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = VirtualMachineSerializer
+    queryset = VirtualMachine.objects.none()
+    filterset_fields = ["status", "power_state", "project__slug"]
+    ordering_fields = ["name", "created_at", "status"]
+
+    def get_queryset(self):
+        user = self.request.user
+        if user.is_staff:
+            return VirtualMachine.objects.select_related("project", "plan", "image", "hypervisor").all()
+        return selectors.vm_list_for_user(user=user)
+
+    def _act(self, request, action_name):
+        operation = services.vm_action(vm=self.get_object(), action=action_name, user=request.user, request=request)
+        return accepted(request, operation)
+
+    @extend_schema(request=None, responses={202: ActionAcceptedSerializer})
+    @action(detail=True, methods=["post"])
+    def start(self, request, pk=None):
+        return self._act(request, Action.START)
+
+    @extend_schema(request=None, responses={202: ActionAcceptedSerializer})
+    @action(detail=True, methods=["post"])
+    def stop(self, request, pk=None):
+        return self._act(request, Action.STOP)
+
+    @extend_schema(request=None, responses={202: ActionAcceptedSerializer})
+    @action(detail=True, methods=["post"])
+    def reboot(self, request, pk=None):
+        return self._act(request, Action.REBOOT)
+
+    @extend_schema(request=None, responses={202: ActionAcceptedSerializer})
+    def destroy(self, request, pk=None):
+        return self._act(request, Action.DELETE)
+
+
+class OperationViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = OperationSerializer
+    queryset = Operation.objects.none()
+    filterset_fields = ["state", "action", "vm"]
+
+    def get_queryset(self):
+        user = self.request.user
+        if user.is_staff:
+            return Operation.objects.select_related("vm", "hypervisor", "requested_by").all()
+        return selectors.operation_list_for_user(user=user)
+
+    def _check_member(self, operation):
+        if not self.request.user.is_staff:
+            from accounts.selectors import project_require_role
+
+            project_require_role(user=self.request.user, project=operation.project, role="member")
+
+    @extend_schema(request=None, responses={202: ActionAcceptedSerializer})
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        operation = self.get_object()
+        self._check_member(operation)
+        return accepted(request, services.operation_retry(operation=operation, actor=request.user))
+
+    @extend_schema(request=None, responses={200: OperationSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        operation = self.get_object()
+        self._check_member(operation)
+        operation = services.operation_cancel(operation=operation, actor=request.user)
+        return Response(self.get_serializer(operation).data)

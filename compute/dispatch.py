@@ -1,0 +1,47 @@
+"""The one place compute publishes Celery tasks, by name (compute never imports workers).
+
+Publishing is best effort: a broker that is down must not break the request
+that committed the Operation. The Operation table is the outbox; the relay
+re-publishes pending operations nobody picked up.
+"""
+
+import logging
+
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+EXECUTE = "execute_operation"
+POLL = "poll_operation"
+RESYNC = "resync_vm"
+CHECK = "check_hypervisor"
+
+
+def _send(name: str, args: list, queue: str, countdown: float | None = None) -> bool:
+    from controlplane.celery import app
+
+    try:
+        app.send_task(name, args=args, queue=queue, countdown=countdown, retry=False)
+        return True
+    except Exception:  # broker down: the relay will publish it later
+        logger.warning("could not publish %s%s to %s; the relay will retry", name, args, queue, exc_info=True)
+        return False
+
+
+def publish_execute(*, operation_id: int, queue: str, countdown: float | None = None, on_commit: bool = True) -> None:
+    if on_commit:
+        transaction.on_commit(lambda: _send(EXECUTE, [operation_id], queue, countdown))
+    else:
+        _send(EXECUTE, [operation_id], queue, countdown)
+
+
+def publish_poll(*, operation_id: int, token: str, queue: str, countdown: float) -> bool:
+    return _send(POLL, [operation_id, token], queue, countdown)
+
+
+def publish_resync(*, vm_id: int, queue: str) -> None:
+    transaction.on_commit(lambda: _send(RESYNC, [vm_id], queue))
+
+
+def publish_check(*, hypervisor_id: int, queue: str) -> None:
+    _send(CHECK, [hypervisor_id], queue)

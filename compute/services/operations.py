@@ -1,0 +1,519 @@
+"""Operation lifecycle: every write is a guarded state change.
+
+``pending`` → claim (compare-and-swap, new ``claim_token``) → ``running`` →
+``succeeded`` | ``failed``; a transient error sends a running operation back
+to ``pending`` with ``next_attempt_at`` in the future. Every write after the
+claim is guarded by ``state=running, claim_token=<token>``: a worker whose
+claim was taken away (lease expired, reaped) finds zero rows and stops.
+Workers call these services; they never write operation rows themselves.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+import audit
+from compute import dispatch
+from compute.choices import (
+    ACTION_RESULT_STATUS,
+    DEFAULT_MAX_ATTEMPTS,
+    Action,
+    OperationState,
+    PowerState,
+    VMStatus,
+)
+from compute.models import Hypervisor, Operation, TenantBinding, VirtualMachine
+from controlplane.errors import Conflict
+
+from .quotas import quota_release
+from .vms import vm_record_status
+
+MAINTENANCE_RECHECK_SECONDS = 60
+CAPACITY_RECHECK_SECONDS = 2
+# Consecutive transient poll errors tolerated before the attempt is given back.
+POLL_ERROR_LIMIT = 5
+
+
+def _engine(name: str):
+    return settings.ENGINE[name]
+
+
+def _audit_state(op: Operation, actor: str, state: str, **details) -> None:
+    if op.action == Action.PROVISION:
+        action = "operation.state_changed"
+    else:
+        action = {
+            OperationState.SUCCEEDED: f"vm.{op.action}.succeeded",
+            OperationState.FAILED: f"vm.{op.action}.failed",
+        }.get(state, "operation.state_changed")
+    details = {"operation": op.pk, "action": op.action, "state": state, "task_ref": op.task_ref, **details}
+    audit.record(actor=actor, action=action, target=op.vm if op.vm_id else op, project=op.project_id, details=details)
+
+
+def backoff_seconds(attempt: int) -> float:
+    """Exponential backoff with jitter: base·2^(n-1), capped, ×[0.5, 1.5)."""
+    delay = min(_engine("RETRY_MAX_SECONDS"), _engine("RETRY_BASE_SECONDS") * (2 ** max(0, attempt - 1)))
+    return delay * (0.5 + random.random())
+
+
+# -- creation -------------------------------------------------------------------
+
+
+def operation_create(
+    *, vm: VirtualMachine | None, action: str, requested_by=None, project=None, hypervisor=None, params=None
+) -> Operation:
+    """Create a pending operation and publish it when the transaction commits.
+
+    Must run inside the caller's transaction (which set the VM's task_state).
+    The partial unique constraint makes a second active operation on the
+    same VM impossible; that surfaces as Conflict (HTTP 409).
+    """
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            op = Operation.objects.create(
+                vm=vm,
+                project=project or vm.project,
+                hypervisor=hypervisor or vm.hypervisor,
+                action=action,
+                params=params or {},
+                requested_by=requested_by,
+                max_attempts=DEFAULT_MAX_ATTEMPTS[action],
+                next_attempt_at=now,
+                published_at=now,
+                previous_status=vm.status if vm else "",
+            )
+    except IntegrityError:
+        target = vm.name if vm else "this project"
+        raise Conflict(f"Another operation is already in progress on {target}; wait for it to finish.") from None
+    dispatch.publish_execute(operation_id=op.pk, queue=op.hypervisor.queue)
+    return op
+
+
+# -- claim ------------------------------------------------------------------------
+
+
+@dataclass
+class Claim:
+    operation: Operation
+    token: str
+
+
+@transaction.atomic
+def operation_claim(*, operation_id: int, worker: str) -> Claim | None:
+    """Take a pending operation for this worker, or return None.
+
+    None when: it is gone, not pending, not due yet (an early duplicate
+    message), or its hypervisor is in maintenance / at its concurrency limit
+    (then it stays pending and is re-published later).
+    """
+    now = timezone.now()
+    op = (
+        Operation.objects.select_related("vm", "vm__plan", "vm__image", "vm__project", "hypervisor", "project")
+        .filter(pk=operation_id, state=OperationState.PENDING)
+        .first()
+    )
+    if op is None:
+        return None
+    if op.next_attempt_at and op.next_attempt_at > now + timedelta(seconds=1):
+        return None
+    # NO KEY UPDATE: serialises claims on this hypervisor without blocking the KEY SHARE
+    # lock that inserting an Operation (foreign key to it) takes elsewhere.
+    hypervisor = Hypervisor.objects.select_for_update(no_key=True).get(pk=op.hypervisor_id)
+    if hypervisor.maintenance:
+        Operation.objects.filter(pk=op.pk, state=OperationState.PENDING).update(
+            next_attempt_at=now + timedelta(seconds=MAINTENANCE_RECHECK_SECONDS),
+            progress_message=f"Waiting: hypervisor {hypervisor.name} is in maintenance.",
+        )
+        return None
+    running = Operation.objects.filter(hypervisor=hypervisor, state=OperationState.RUNNING).count()
+    if running >= hypervisor.max_concurrent_operations:
+        Operation.objects.filter(pk=op.pk, state=OperationState.PENDING).update(
+            next_attempt_at=now + timedelta(seconds=CAPACITY_RECHECK_SECONDS),
+            progress_message=f"Queued: {hypervisor.name} is at its limit of concurrent operations.",
+        )
+        dispatch.publish_execute(operation_id=op.pk, queue=hypervisor.queue, countdown=CAPACITY_RECHECK_SECONDS)
+        return None
+    token = uuid.uuid4()
+    lease_until = now + timedelta(seconds=_engine("LEASE_SECONDS"))
+    claimed = Operation.objects.filter(pk=op.pk, state=OperationState.PENDING).update(
+        state=OperationState.RUNNING,
+        claim_token=token,
+        lease_until=lease_until,
+        worker=worker[:200],
+        attempts=F("attempts") + 1,
+        poll_errors=0,
+        started_at=Coalesce(F("started_at"), now),
+        progress_message="",
+    )
+    if not claimed:
+        return None
+    op.state, op.claim_token, op.lease_until, op.worker = OperationState.RUNNING, token, lease_until, worker[:200]
+    op.attempts, op.poll_errors, op.started_at = op.attempts + 1, 0, op.started_at or now
+    op.hypervisor, op.progress_message = hypervisor, ""
+    _audit_state(op, f"worker:{worker}", OperationState.RUNNING, attempt=op.attempts)
+    return Claim(operation=op, token=str(token))
+
+
+def _guarded(op: Operation, token: str):
+    return Operation.objects.filter(pk=op.pk, state=OperationState.RUNNING, claim_token=token)
+
+
+def _lease() -> timedelta:
+    return timedelta(seconds=_engine("LEASE_SECONDS"))
+
+
+# -- progress -------------------------------------------------------------------------
+
+
+@transaction.atomic
+def operation_record_submitted(*, operation: Operation, token: str, task: dict) -> bool:
+    """Store the hypervisor's handle; from now on a crash resumes by polling it."""
+    now = timezone.now()
+    updated = _guarded(operation, token).update(
+        task_ref=str(task.get("ref", ""))[:255],
+        task_data=task,
+        submitted_at=now,
+        lease_until=now + _lease(),
+        progress=0,
+    )
+    if updated and operation.vm_id and task.get("backend_id"):
+        VirtualMachine.objects.filter(pk=operation.vm_id, backend_id="").update(backend_id=task["backend_id"])
+    if updated:
+        operation.task_ref, operation.task_data = str(task.get("ref", ""))[:255], task
+    return bool(updated)
+
+
+def operation_record_progress(
+    *, operation: Operation, token: str, progress: int | None, message: str = "", task: dict | None = None
+) -> bool:
+    """Extend the lease and store progress (and a replacement handle)."""
+    fields = {"lease_until": timezone.now() + _lease(), "poll_errors": 0, "progress_message": message[:200]}
+    if progress is not None:
+        fields["progress"] = max(0, min(100, int(progress)))
+    if task is not None:
+        fields["task_data"] = task
+        fields["task_ref"] = str(task.get("ref", ""))[:255]
+    return bool(_guarded(operation, token).update(**fields))
+
+
+def operation_record_poll_error(*, operation: Operation, token: str, message: str) -> int | None:
+    """Count a transient poll error; returns the consecutive count (None if the claim is lost)."""
+    updated = _guarded(operation, token).update(
+        poll_errors=F("poll_errors") + 1,
+        lease_until=timezone.now() + _lease(),
+        progress_message=f"Hypervisor did not answer; retrying: {message}"[:200],
+    )
+    if not updated:
+        return None
+    return Operation.objects.values_list("poll_errors", flat=True).get(pk=operation.pk)
+
+
+@transaction.atomic
+def operation_retry_later(*, operation: Operation, token: str, code: str, message: str) -> float | None:
+    """Give a running operation back to ``pending`` after a transient error.
+
+    Returns the delay before the next attempt, or None if the claim was lost.
+    The caller checks ``attempts < max_attempts`` first (else it fails).
+    """
+    delay = backoff_seconds(operation.attempts)
+    next_at = timezone.now() + timedelta(seconds=delay)
+    updated = _guarded(operation, token).update(
+        state=OperationState.PENDING,
+        claim_token=None,
+        lease_until=None,
+        next_attempt_at=next_at,
+        published_at=timezone.now(),
+        error_code=code[:64],
+        error_message=f"Attempt {operation.attempts} of {operation.max_attempts} failed: {message}",
+        progress_message=f"Retrying at {next_at:%H:%M:%S} UTC.",
+    )
+    if not updated:
+        return None
+    _audit_state(
+        operation, f"worker:{operation.worker}", OperationState.PENDING, error=message, retry_in=round(delay, 2)
+    )
+    dispatch.publish_execute(operation_id=operation.pk, queue=operation.hypervisor.queue, countdown=delay)
+    return delay
+
+
+# -- completion -------------------------------------------------------------------------
+
+
+def _status_from_power(power_state: str | None) -> str | None:
+    return {PowerState.RUNNING: VMStatus.ACTIVE, PowerState.STOPPED: VMStatus.STOPPED}.get(power_state)
+
+
+@transaction.atomic
+def operation_succeed(*, operation: Operation, token: str, observed: dict | None, result: dict | None = None) -> bool:
+    """Finish a running operation and write the result back to the VM.
+
+    ``observed`` is what the hypervisor reported after the action
+    (backend_id, power_state, ip_addresses), or None when unknown/gone.
+    """
+    now = timezone.now()
+    updated = _guarded(operation, token).update(
+        state=OperationState.SUCCEEDED,
+        finished_at=now,
+        progress=100,
+        lease_until=None,
+        error_code="",
+        error_message="",
+        progress_message="",
+        result=result or observed or {},
+    )
+    if not updated:
+        return False
+    operation.state = OperationState.SUCCEEDED
+    if operation.action == Action.PROVISION:
+        TenantBinding.objects.update_or_create(
+            project_id=operation.project_id,
+            hypervisor_id=operation.hypervisor_id,
+            defaults={"ready": True, "data": result or {}},
+        )
+    else:
+        vm = VirtualMachine.objects.select_for_update(no_key=True, of=("self",)).get(pk=operation.vm_id)
+        status = ACTION_RESULT_STATUS[operation.action]
+        if observed and operation.action != Action.DELETE:
+            status = _status_from_power(observed.get("power_state")) or status
+        vm_record_status(vm=vm, status=status, observed=observed, operation=operation, source="worker")
+        if operation.action == Action.DELETE and vm.quota_held:
+            quota_release(project=vm.project, plan=vm.plan)
+            VirtualMachine.objects.filter(pk=vm.pk).update(quota_held=False)
+    _audit_state(operation, f"worker:{operation.worker}", OperationState.SUCCEEDED, observed=observed)
+    return True
+
+
+@transaction.atomic
+def operation_fail(
+    *,
+    operation: Operation,
+    token: str | None,
+    code: str,
+    message: str,
+    observed: dict | None = None,
+    observed_known: bool = False,
+    actor: str | None = None,
+) -> bool:
+    """Fail an operation for good, leaving the VM in the state the hypervisor confirms.
+
+    ``observed_known`` says whether ``observed`` is the hypervisor's answer
+    (None then means the guest does not exist) or we could not ask.
+    """
+    now = timezone.now()
+    base = Operation.objects.filter(pk=operation.pk)
+    guard = (
+        base.filter(state=OperationState.RUNNING, claim_token=token)
+        if token
+        else base.filter(state__in=[OperationState.RUNNING, OperationState.PENDING])
+    )
+    updated = guard.update(
+        state=OperationState.FAILED,
+        finished_at=now,
+        lease_until=None,
+        claim_token=None,
+        error_code=code[:64],
+        error_message=message,
+        progress_message="",
+    )
+    if not updated:
+        return False
+    operation.state = OperationState.FAILED
+    if operation.vm_id:
+        vm = VirtualMachine.objects.select_for_update(no_key=True, of=("self",)).get(pk=operation.vm_id)
+        nothing_submitted = not operation.task_ref
+        if operation.action == Action.CREATE:
+            status = VMStatus.ERROR
+        elif observed_known and observed is None:
+            status = VMStatus.DELETED if operation.action == Action.DELETE else VMStatus.ERROR
+        elif observed_known:
+            status = _status_from_power(observed.get("power_state")) or VMStatus.ERROR
+        elif nothing_submitted:
+            status = operation.previous_status or VMStatus.ERROR
+        else:
+            status = VMStatus.ERROR
+        vm_record_status(vm=vm, status=status, observed=observed, operation=operation, source="worker")
+        if vm.quota_held and status in (VMStatus.DELETED,) or (operation.action == Action.CREATE and vm.quota_held):
+            quota_release(project=vm.project, plan=vm.plan)
+            VirtualMachine.objects.filter(pk=vm.pk).update(quota_held=False)
+    elif operation.action == Action.PROVISION:
+        TenantBinding.objects.filter(project_id=operation.project_id, hypervisor_id=operation.hypervisor_id).update(
+            ready=False
+        )
+    _audit_state(operation, actor or f"worker:{operation.worker}", OperationState.FAILED, error=message, code=code)
+    return True
+
+
+# -- housekeeping (relay, reaper) ---------------------------------------------------------------
+
+
+def operation_relay_pending(*, limit: int = 1000) -> int:
+    """Re-publish pending operations that were due a while ago but nobody claimed.
+
+    Covers a broker that was down at commit, a process that died between
+    commit and publish, and lost countdown messages. Publishing twice is
+    harmless: the claim is a compare-and-swap.
+    """
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=_engine("RELAY_AFTER_SECONDS"))
+    stale = list(
+        Operation.objects.filter(
+            state=OperationState.PENDING, next_attempt_at__lte=cutoff, hypervisor__maintenance=False
+        )
+        .select_related("hypervisor")
+        .order_by("next_attempt_at")[:limit]
+    )
+    for op in stale:
+        if Operation.objects.filter(pk=op.pk, state=OperationState.PENDING, next_attempt_at=op.next_attempt_at).update(
+            next_attempt_at=now, published_at=now
+        ):
+            dispatch.publish_execute(operation_id=op.pk, queue=op.hypervisor.queue, on_commit=False)
+    return len(stale)
+
+
+def operation_list_expired(*, limit: int = 500) -> list[Operation]:
+    """Running operations whose lease passed: their worker died or hung."""
+    return list(
+        Operation.objects.filter(state=OperationState.RUNNING, lease_until__lt=timezone.now())
+        .select_related("vm", "hypervisor")
+        .order_by("lease_until")[:limit]
+    )
+
+
+@transaction.atomic
+def operation_requeue_expired(*, operation: Operation) -> bool:
+    """Hand an expired running operation back to pending; the next claim resumes it
+    from its stored handle (or re-submits, which drivers make idempotent)."""
+    now = timezone.now()
+    updated = Operation.objects.filter(
+        pk=operation.pk, state=OperationState.RUNNING, claim_token=operation.claim_token, lease_until__lt=now
+    ).update(
+        state=OperationState.PENDING,
+        claim_token=None,
+        lease_until=None,
+        next_attempt_at=now,
+        published_at=now,
+        progress_message=f"Worker {operation.worker} stopped answering; resuming.",
+    )
+    if updated:
+        _audit_state(operation, "reaper", OperationState.PENDING, reason="lease expired", worker=operation.worker)
+        dispatch.publish_execute(operation_id=operation.pk, queue=operation.hypervisor.queue)
+    return bool(updated)
+
+
+# -- operators ----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def operation_cancel(*, operation: Operation, actor) -> Operation:
+    """Cancel a pending operation (a running one belongs to a worker: wait or let it fail)."""
+    updated = Operation.objects.filter(pk=operation.pk, state=OperationState.PENDING).update(
+        state=OperationState.CANCELLED, finished_at=timezone.now(), claim_token=None, progress_message=""
+    )
+    if not updated:
+        operation.refresh_from_db()
+        raise Conflict(
+            f"Only a pending operation can be cancelled; this one is {operation.get_state_display().lower()}."
+        )
+    operation.refresh_from_db()
+    if operation.vm_id:
+        vm = VirtualMachine.objects.select_for_update(no_key=True, of=("self",)).get(pk=operation.vm_id)
+        if operation.action == Action.CREATE:
+            vm_record_status(vm=vm, status=VMStatus.DELETED, observed=None, operation=operation, source="operator")
+            if vm.quota_held:
+                quota_release(project=vm.project, plan=vm.plan)
+                VirtualMachine.objects.filter(pk=vm.pk).update(quota_held=False)
+        else:
+            VirtualMachine.objects.filter(pk=vm.pk).update(task_state=None)
+    audit.record(
+        actor=actor,
+        action="operation.cancelled",
+        target=operation.vm or operation,
+        project=operation.project_id,
+        details={"operation": operation.pk, "action": operation.action},
+    )
+    return operation
+
+
+@transaction.atomic
+def operation_retry(*, operation: Operation, actor) -> Operation:
+    """Run a failed operation again, from scratch, with the same idempotency key
+    (so a half-built guest from the failed create is found, not duplicated)."""
+    operation = (
+        Operation.objects.select_for_update(no_key=True, of=("self",))
+        .select_related("hypervisor", "vm")
+        .get(pk=operation.pk)
+    )
+    if operation.state != OperationState.FAILED:
+        raise Conflict(f"Only a failed operation can be retried; this one is {operation.get_state_display().lower()}.")
+    if operation.vm_id:
+        vm = VirtualMachine.objects.select_for_update(no_key=True, of=("self",)).get(pk=operation.vm_id)
+        if vm.status == VMStatus.DELETED:
+            raise Conflict("The VM is deleted; nothing to retry.")
+        if operation.action == Action.CREATE and not vm.quota_held:
+            from .quotas import quota_reserve
+
+            quota_reserve(project=vm.project, plan=vm.plan)
+            VirtualMachine.objects.filter(pk=vm.pk).update(quota_held=True)
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            updated = Operation.objects.filter(pk=operation.pk, state=OperationState.FAILED).update(
+                state=OperationState.PENDING,
+                attempts=0,
+                poll_errors=0,
+                next_attempt_at=now,
+                published_at=now,
+                finished_at=None,
+                claim_token=None,
+                task_ref="",
+                task_data={},
+                progress=None,
+                progress_message="Retried by an operator.",
+                error_code="",
+                error_message="",
+            )
+    except IntegrityError:
+        raise Conflict("Another operation is in progress on this VM; retry after it finishes.") from None
+    if not updated:
+        raise Conflict("The operation changed meanwhile; reload and try again.")
+    if operation.vm_id:
+        fields = {"task_state": operation.action}
+        if operation.action == Action.CREATE:
+            fields["status"] = VMStatus.BUILDING
+        VirtualMachine.objects.filter(pk=operation.vm_id).update(**fields)
+    operation.refresh_from_db()
+    audit.record(
+        actor=actor,
+        action="operation.retried",
+        target=operation.vm or operation,
+        project=operation.project_id,
+        details={"operation": operation.pk, "action": operation.action},
+    )
+    dispatch.publish_execute(operation_id=operation.pk, queue=operation.hypervisor.queue)
+    return operation
+
+
+def operation_is_overdue(*, operation: Operation) -> bool:
+    """A create running past its hypervisor's build timeout."""
+    if operation.action != Action.CREATE or not operation.started_at:
+        return False
+    limit = timedelta(seconds=operation.hypervisor.build_timeout_seconds)
+    return timezone.now() - operation.started_at > limit
+
+
+def operation_list_overdue(*, limit: int = 200) -> list[Operation]:
+    now = timezone.now()
+    candidates = Operation.objects.filter(
+        Q(state=OperationState.RUNNING) & Q(action=Action.CREATE) & Q(started_at__isnull=False)
+    ).select_related("vm", "hypervisor")[:limit]
+    return [op for op in candidates if now - op.started_at > timedelta(seconds=op.hypervisor.build_timeout_seconds)]

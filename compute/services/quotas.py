@@ -1,0 +1,54 @@
+"""Project quotas: reserved at request time, released when the resources go away.
+
+Every change happens under a row lock on the project's quota row, so two
+concurrent requests cannot both take the last slot.
+"""
+
+from django.db import transaction
+from django.db.models import F
+from django.db.models.functions import Greatest
+
+from compute.models import Plan, ProjectQuota
+from controlplane.errors import Conflict
+
+
+def _locked_quota(project) -> ProjectQuota:
+    ProjectQuota.objects.get_or_create(project=project)
+    return ProjectQuota.objects.select_for_update(no_key=True, of=("self",)).get(project=project)
+
+
+@transaction.atomic
+def quota_reserve(*, project, plan: Plan) -> ProjectQuota:
+    quota = _locked_quota(project)
+    checks = [
+        ("VMs", quota.used_vms + 1, quota.max_vms),
+        ("vCPUs", quota.used_vcpus + plan.vcpus, quota.max_vcpus),
+        ("MiB of memory", quota.used_memory_mib + plan.memory_mib, quota.max_memory_mib),
+        ("GiB of disk", quota.used_disk_gib + plan.disk_gib, quota.max_disk_gib),
+    ]
+    for label, wanted, limit in checks:
+        if wanted > limit:
+            raise Conflict(
+                f"Quota exceeded: project {project.name} may use {limit} {label} and this would make {wanted}. "
+                "Delete a VM or ask an operator to raise the quota.",
+                code="quota_exceeded",
+            )
+    ProjectQuota.objects.filter(pk=quota.pk).update(
+        used_vms=F("used_vms") + 1,
+        used_vcpus=F("used_vcpus") + plan.vcpus,
+        used_memory_mib=F("used_memory_mib") + plan.memory_mib,
+        used_disk_gib=F("used_disk_gib") + plan.disk_gib,
+    )
+    quota.refresh_from_db()
+    return quota
+
+
+@transaction.atomic
+def quota_release(*, project, plan: Plan) -> None:
+    quota = _locked_quota(project)
+    ProjectQuota.objects.filter(pk=quota.pk).update(
+        used_vms=Greatest(F("used_vms") - 1, 0),
+        used_vcpus=Greatest(F("used_vcpus") - plan.vcpus, 0),
+        used_memory_mib=Greatest(F("used_memory_mib") - plan.memory_mib, 0),
+        used_disk_gib=Greatest(F("used_disk_gib") - plan.disk_gib, 0),
+    )

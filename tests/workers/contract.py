@@ -1,0 +1,94 @@
+"""The driver contract: every hypervisor driver must pass these.
+
+Subclass ``DriverContract`` in a test module and provide two fixtures:
+``driver`` (a ready Driver) and ``make_spec`` (a callable returning a VMSpec
+with a fresh idempotency key; keyword arguments override fields). Set
+``poll_timeout`` for slow back ends.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from workers.drivers.base import DriverTask, HypervisorVM, PowerState, TaskStatus
+
+
+def wait_done(driver, task: DriverTask, timeout: float = 60) -> TaskStatus:
+    """Poll like the engine does (following replacement handles) until done."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = driver.poll(task)
+        if status.done:
+            return status
+        if status.task is not None:
+            task = status.task
+        if time.monotonic() > deadline:
+            raise AssertionError(f"task {task.ref} not done after {timeout}s (progress {status.progress})")
+        time.sleep(min(max(status.poll_after or 0.1, 0.05), 1.0))
+
+
+def new_key() -> str:
+    return str(uuid.uuid4())
+
+
+class DriverContract:
+    poll_timeout: float = 60
+
+    def _create(self, driver, make_spec, **overrides) -> tuple[HypervisorVM, str]:
+        spec = make_spec(**overrides)
+        task = driver.create(spec)
+        status = wait_done(driver, task, self.poll_timeout)
+        backend_id = (status.vm.backend_id if status.vm else None) or task.backend_id
+        assert backend_id, "create must reveal the guest's backend id"
+        vm = driver.get(backend_id)
+        assert vm is not None
+        return vm, spec.idempotency_key
+
+    def test_check_reports_facts(self, driver):
+        facts = driver.check()
+        assert isinstance(facts, dict) and facts
+
+    def test_create_makes_a_running_guest_carrying_the_key(self, driver, make_spec):
+        vm, key = self._create(driver, make_spec)
+        assert vm.power_state == PowerState.RUNNING
+        found = driver.find_by_key(key)
+        assert found is not None and found.backend_id == vm.backend_id
+        assert vm.backend_id in {g.backend_id for g in driver.list_all()}
+
+    def test_create_is_idempotent_by_key(self, driver, make_spec):
+        spec = make_spec()
+        first = driver.create(spec)
+        wait_done(driver, first, self.poll_timeout)
+        second = driver.create(spec)
+        status = wait_done(driver, second, self.poll_timeout)
+        backend_id = (status.vm.backend_id if status.vm else None) or second.backend_id
+        assert backend_id == (first.backend_id or driver.find_by_key(spec.idempotency_key).backend_id)
+        carrying = [g for g in driver.list_all() if g.idempotency_key == spec.idempotency_key]
+        assert len(carrying) == 1
+
+    def test_stop_start_reboot(self, driver, make_spec):
+        vm, _ = self._create(driver, make_spec)
+        wait_done(driver, driver.stop(vm.backend_id), self.poll_timeout)
+        assert driver.get(vm.backend_id).power_state == PowerState.STOPPED
+        # already stopped counts as stopped
+        wait_done(driver, driver.stop(vm.backend_id), self.poll_timeout)
+        assert driver.get(vm.backend_id).power_state == PowerState.STOPPED
+        wait_done(driver, driver.start(vm.backend_id), self.poll_timeout)
+        assert driver.get(vm.backend_id).power_state == PowerState.RUNNING
+        # already running counts as started
+        wait_done(driver, driver.start(vm.backend_id), self.poll_timeout)
+        wait_done(driver, driver.reboot(vm.backend_id), self.poll_timeout)
+        assert driver.get(vm.backend_id).power_state == PowerState.RUNNING
+
+    def test_delete_and_already_gone(self, driver, make_spec):
+        vm, key = self._create(driver, make_spec)
+        wait_done(driver, driver.delete(vm.backend_id), self.poll_timeout)
+        assert driver.get(vm.backend_id) is None
+        assert driver.find_by_key(key) is None
+        assert vm.backend_id not in {g.backend_id for g in driver.list_all()}
+        # deleting what is gone succeeds
+        wait_done(driver, driver.delete(vm.backend_id), self.poll_timeout)
+
+    def test_get_unknown_is_none(self, driver, unknown_backend_id):
+        assert driver.get(unknown_backend_id) is None
