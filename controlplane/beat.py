@@ -153,6 +153,7 @@ class SingletonScheduler(PersistentScheduler):
         self.leader_lock = leader_lock()
         self.is_leader = False
         self._said_standby = False
+        self._closed = False
         super().__init__(*args, **kwargs)
 
     @property
@@ -164,6 +165,10 @@ class SingletonScheduler(PersistentScheduler):
         """Deferred until this process leads (see ``_take_lead``)."""
 
     def tick(self, *args, **kwargs):
+        if self._closed:
+            # Beat's SIGTERM handler closed us and raised SystemExit; should anything
+            # on the way have swallowed it, stop here rather than lead again.
+            raise SystemExit()
         if not self._lead():
             return self.check_interval
         return min(super().tick(*args, **kwargs), self.check_interval)
@@ -175,6 +180,11 @@ class SingletonScheduler(PersistentScheduler):
         super().apply_entry(entry, producer=producer)
 
     def close(self):
+        """Beat is stopping: save the schedule and hand the lock over at once."""
+        self._closed = True
+        self._step_down()
+
+    def _step_down(self) -> None:
         try:
             super().close()
         finally:
@@ -188,7 +198,7 @@ class SingletonScheduler(PersistentScheduler):
             if self.leader_lock.renew():
                 return True
             logger.error("beat: lost the scheduler lock; standing by without sending anything")
-            self.close()
+            self._step_down()
             return False
         if not self.leader_lock.acquire():
             if not self._said_standby:

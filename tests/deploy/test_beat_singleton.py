@@ -85,3 +85,42 @@ def test_a_standby_beat_takes_over_on_schedule_when_the_leader_goes(beat_factory
     gap = resumed[0] - last_send
     assert every - 0.3 <= gap <= every + 1.0, (gap, standby.log()[-2000:])
     assert all(b - a > every - 0.5 for a, b in zip(resumed, resumed[1:], strict=False)), resumed
+
+
+def test_a_leader_that_lost_its_lock_steps_down_before_sending(settings, broker, probe_queue, tmp_path):
+    from controlplane.beat import SingletonScheduler
+    from controlplane.celery import app
+
+    settings.BEAT_LOCK_KEY = f"deploy-test-beat:{probe_queue}"
+    settings.BEAT_LOCK_TTL_SECONDS = 30
+    original_schedule = app.conf.beat_schedule
+    app.conf.beat_schedule = json.loads(_schedule(probe_queue, 0.2))
+    scheduler = SingletonScheduler(app=app, schedule_filename=str(tmp_path / "schedule"))
+    try:
+        # Given a leader sending a job every 0.2 s
+        scheduler.tick()
+        assert scheduler.is_leader
+        wait_until(lambda: scheduler.tick() is not None and broker.llen(probe_queue) >= 2, 10, message="sends")
+
+        # When its lock is taken from it (it was paused past the TTL and a standby took over)
+        broker.set(f"{settings.BEAT_LOCK_KEY}:leader", "other-host:1")
+        sent = broker.llen(probe_queue)
+        time.sleep(0.5)
+
+        # Then its next tick steps down and it sends nothing more while the other holds the lock
+        assert scheduler.tick() == scheduler.check_interval
+        assert not scheduler.is_leader
+        for _ in range(5):
+            scheduler.tick()
+            time.sleep(0.1)
+        assert broker.llen(probe_queue) == sent
+        assert broker.get(f"{settings.BEAT_LOCK_KEY}:leader") == b"other-host:1"
+
+        # And it leads again once the lock is free
+        broker.delete(f"{settings.BEAT_LOCK_KEY}:leader")
+        scheduler.tick()
+        assert scheduler.is_leader
+    finally:
+        scheduler.close()
+        app.conf.beat_schedule = original_schedule
+        broker.delete(f"{settings.BEAT_LOCK_KEY}:leader", f"{settings.BEAT_LOCK_KEY}:last-run")
