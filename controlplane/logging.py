@@ -6,8 +6,8 @@ Both live in context variables:
 - ``RequestIdMiddleware`` binds ``request_id`` for a web request (taken from a
   sane ``X-Request-ID`` header set by nginx, or generated) and echoes it back.
 - Tasks published during a request carry it in a message header; the worker
-  binds it again around the task, with ``task_id`` and, when the task got an
-  ``operation_id`` keyword argument, ``operation_id``.
+  binds it again around the task, with ``task_id`` and the task's
+  ``operation_id`` / ``vm_id`` argument when it has one (by name or position).
 - The engine binds what it knows: ``with bind(operation_id=op.pk): ...``.
 
 ``LOG_FORMAT=json`` switches the console handler to ``JsonFormatter``: one JSON
@@ -17,6 +17,8 @@ context as ``key=value`` pairs.
 """
 
 import contextvars
+import functools
+import inspect
 import json
 import logging
 import re
@@ -152,15 +154,35 @@ def _add_request_id_header(headers=None, **kwargs):
         headers.setdefault(TASK_HEADER, request_id)
 
 
+# Task arguments that name a context field (``execute_operation(operation_id)``).
+_ID_ARGUMENTS = ("operation_id", "vm_id")
+
+
+@functools.lru_cache(maxsize=256)
+def _id_positions(task_name: str, run) -> dict[str, int]:
+    try:
+        names = [p.name for p in inspect.signature(run).parameters.values()]
+    except (TypeError, ValueError):
+        return {}
+    return {name: names.index(name) for name in _ID_ARGUMENTS if name in names}
+
+
+def _task_ids(task, args, kwargs) -> dict:
+    found = {name: kwargs[name] for name in _ID_ARGUMENTS if kwargs and kwargs.get(name) is not None}
+    for name, position in _id_positions(task.name, task.run).items():
+        if name not in found and args and position < len(args):
+            found[name] = args[position]
+    return found
+
+
 @task_prerun.connect(weak=False)
-def _bind_task_context(task_id=None, task=None, kwargs=None, **extra):
+def _bind_task_context(task_id=None, task=None, args=None, kwargs=None, **extra):
     fields = {"task_id": task_id}
-    request_id = getattr(task.request, TASK_HEADER, None) if task is not None else None
-    if request_id:
-        fields["request_id"] = request_id
-    operation_id = (kwargs or {}).get("operation_id")
-    if operation_id is not None:
-        fields["operation_id"] = operation_id
+    if task is not None:
+        request_id = getattr(task.request, TASK_HEADER, None)
+        if request_id:
+            fields["request_id"] = request_id
+        fields.update(_task_ids(task, args, kwargs))
     _task_tokens[task_id] = [(_vars[name], _vars[name].set(value)) for name, value in fields.items()]
 
 

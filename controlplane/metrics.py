@@ -25,42 +25,80 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from kombu.exceptions import ChannelError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeHistogramMetricFamily, GaugeMetricFamily
+from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily
 
 logger = logging.getLogger(__name__)
 
 PREFIX = "controlplane"
 # Seconds; VM builds take minutes, power actions seconds.
 LATENCY_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+# Operations finished in the window are looked up among those created at most this
+# long before it (keeps the scrape on the created_at index; see _operations).
+OPERATION_MAX_AGE = timedelta(days=7)
 
 
 def _operations(now):
-    from compute.choices import OperationState
+    """Active operations (all of them) and those finished within the window.
+
+    Nothing here scans the whole table: active rows come from the state index,
+    finished ones from the created_at index, bounded by ``OPERATION_MAX_AGE``
+    (an operation finished in the window but created longer ago than that is
+    left out; operations take minutes).
+    """
+    from compute.choices import ACTIVE_OPERATION_STATES, OperationState
     from compute.models import Operation
 
+    window = settings.METRICS_LATENCY_WINDOW_SECONDS
+    since = now - timedelta(seconds=window)
     by_state = GaugeMetricFamily(
-        f"{PREFIX}_operations", "Operations in the database by action and state.", labels=["action", "state"]
+        f"{PREFIX}_operations",
+        f"Operations by action and state: every pending and running one; those finished in the last {window} s.",
+        labels=["action", "state"],
     )
     retried = GaugeMetricFamily(
         f"{PREFIX}_operations_retried",
-        "Operations that needed more than one attempt, by action and state.",
+        "Of those, the operations that needed more than one attempt.",
         labels=["action", "state"],
     )
-    retries = CounterMetricFamily(
-        f"{PREFIX}_operation_retries", "Attempts beyond the first, summed over all operations.", labels=["action"]
+    attempts = GaugeMetricFamily(
+        f"{PREFIX}_operation_extra_attempts",
+        "Of those, the attempts beyond the first, summed (retries).",
+        labels=["action", "state"],
     )
-    retries_by_action = defaultdict(int)
-    rows = Operation.objects.values("action", "state").annotate(
-        total=Count("id"),
-        retried=Count("id", filter=Q(attempts__gt=1)),
-        extra_attempts=Sum(F("attempts") - 1, filter=Q(attempts__gt=1)),
+    latency = GaugeHistogramMetricFamily(
+        f"{PREFIX}_operation_duration_seconds",
+        f"Run time (finished - started) of operations finished in the last {window} s.",
+        labels=["action", "state"],
     )
-    for row in rows.order_by():
-        by_state.add_metric([row["action"], row["state"]], row["total"])
-        retried.add_metric([row["action"], row["state"]], row["retried"])
-        retries_by_action[row["action"]] += row["extra_attempts"] or 0
-    for action, value in sorted(retries_by_action.items()):
-        retries.add_metric([action], value)
+    timed = Q(started_at__isnull=False, finished_at__isnull=False)
+    duration = ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
+    buckets = {
+        f"le_{i}": Count("id", filter=timed & Q(duration__lte=timedelta(seconds=bound)))
+        for i, bound in enumerate(LATENCY_BUCKETS)
+    }
+    recent = Q(finished_at__gte=since, created_at__gte=since - OPERATION_MAX_AGE)
+    rows = (
+        Operation.objects.filter(Q(state__in=ACTIVE_OPERATION_STATES) | recent)
+        .annotate(duration=duration)
+        .values("action", "state")
+        .annotate(
+            total=Count("id"),
+            retried=Count("id", filter=Q(attempts__gt=1)),
+            extra=Sum(F("attempts") - 1, filter=Q(attempts__gt=1)),
+            timed=Count("id", filter=timed),
+            seconds=Sum("duration", filter=timed),
+            **buckets,
+        )
+        .order_by("action", "state")
+    )
+    for row in rows:
+        labels = [row["action"], row["state"]]
+        by_state.add_metric(labels, row["total"])
+        retried.add_metric(labels, row["retried"])
+        attempts.add_metric(labels, row["extra"] or 0)
+        if row["timed"] and row["state"] not in ACTIVE_OPERATION_STATES:
+            pairs = [(_le(b), row[f"le_{i}"]) for i, b in enumerate(LATENCY_BUCKETS)] + [("+Inf", row["timed"])]
+            latency.add_metric(labels, pairs, row["seconds"].total_seconds())
 
     oldest = GaugeMetricFamily(
         f"{PREFIX}_operation_oldest_age_seconds",
@@ -68,42 +106,14 @@ def _operations(now):
         labels=["state"],
     )
     for state, field in ((OperationState.PENDING, "created_at"), (OperationState.RUNNING, "started_at")):
-        since = Operation.objects.filter(state=state).aggregate(since=Min(field))["since"]
-        oldest.add_metric([state], (now - since).total_seconds() if since else 0)
+        oldest_at = Operation.objects.filter(state=state).aggregate(at=Min(field))["at"]
+        oldest.add_metric([state], (now - oldest_at).total_seconds() if oldest_at else 0)
     expired = GaugeMetricFamily(
         f"{PREFIX}_operations_lease_expired",
         "Running operations whose worker lease passed (the reaper should hand them back).",
     )
     expired.add_metric([], Operation.objects.filter(state=OperationState.RUNNING, lease_until__lt=now).count())
-    return [by_state, retried, retries, oldest, expired]
-
-
-def _latency(now):
-    from compute.models import Operation
-
-    window = settings.METRICS_LATENCY_WINDOW_SECONDS
-    family = GaugeHistogramMetricFamily(
-        f"{PREFIX}_operation_duration_seconds",
-        f"Run time (finished - started) of operations finished in the last {window} s, by action and state.",
-        labels=["action", "state"],
-    )
-    duration = ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
-    buckets = {
-        f"le_{i}": Count("id", filter=Q(duration__lte=timedelta(seconds=bound)))
-        for i, bound in enumerate(LATENCY_BUCKETS)
-    }
-    rows = (
-        Operation.objects.filter(finished_at__gte=now - timedelta(seconds=window), started_at__isnull=False)
-        .annotate(duration=duration)
-        .values("action", "state")
-        .annotate(count=Count("id"), total=Sum("duration"), **buckets)
-        .order_by()
-    )
-    for row in rows:
-        pairs = [(_le(b), row[f"le_{i}"]) for i, b in enumerate(LATENCY_BUCKETS)] + [("+Inf", row["count"])]
-        total = row["total"].total_seconds() if row["total"] else 0.0
-        family.add_metric([row["action"], row["state"]], pairs, total)
-    return [family]
+    return [by_state, retried, attempts, latency, oldest, expired]
 
 
 def _le(bound) -> str:
@@ -220,7 +230,6 @@ def _queues(now):
 
 COLLECTORS = {
     "operations": _operations,
-    "latency": _latency,
     "vms": _vms,
     "workers": _workers,
     "queues": _queues,

@@ -130,3 +130,26 @@ def beat_factory(django_db_setup, django_db_blocker, tmp_path):
         beat.signal(signal.SIGKILL)
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     client.delete(f"{lock_key}:leader", f"{lock_key}:last-run")
+
+
+def simulator_on_queue(tmp_path, queue: str, image, **connection):
+    """A simulator hypervisor of its own, on ``queue``, offering ``image``."""
+    from compute.models import ImageReference
+    from tests.fixtures.factories import HypervisorFactory
+
+    hypervisor = HypervisorFactory(
+        queue=queue, connection={"state_path": str(tmp_path / f"{queue}.sqlite3"), "latency": 0.3, **connection}
+    )
+    ImageReference.objects.create(image=image, hypervisor=hypervisor, ref="tmpl-debian-12")
+    return hypervisor
+
+
+def request_vm(*, user, project, plan, image, hypervisor, name):
+    """A VM request on a plan without approval: returns the VM's create operation."""
+    from compute import services
+    from compute.models import Operation
+
+    request = services.vm_request_create(
+        user=user, project=project, plan=plan, image=image, hypervisor=hypervisor, name=name
+    )
+    return Operation.objects.get(vm__request=request, action="create")

@@ -99,3 +99,28 @@ def test_a_task_logs_json_with_the_request_id_it_was_sent_under_and_its_operatio
     assert probe["operation_id"] == 99
     assert probe["task_id"] == result.id
     assert all(set(line) >= {"ts", "level", "logger", "message"} for line in lines)
+
+
+def test_an_operations_lines_in_the_worker_carry_its_operation_id_and_the_request_id(
+    deploy_worker, marker, transactional_db, user, project, plan, image, tmp_path
+):
+    from compute.choices import OperationState
+    from tests.deploy.conftest import request_vm, simulator_on_queue
+    from tests.fixtures.compute import wait_operation
+
+    # Given a worker logging JSON for a hypervisor's queue
+    hv = simulator_on_queue(tmp_path, f"hv-log-{marker}", image)
+    worker = deploy_worker(queues=hv.queue, name=f"oplog-{marker}", LOG_FORMAT="json")
+    # When a web request asks for a VM (the create is published when its transaction commits)
+    with bind(request_id=f"req-{marker}"):
+        operation = request_vm(user=user, project=project, plan=plan, image=image, hypervisor=hv, name="vm-log")
+    assert wait_operation(operation.pk, timeout=60).state == OperationState.SUCCEEDED
+
+    # Then the engine's task lines (execute, then each poll) carry the operation id and
+    # the execute task's lines the request id that started it all
+    lines = [json.loads(line) for line in worker.log_path.read_text().splitlines() if line.startswith("{")]
+    task_lines = [line for line in lines if line["logger"] == "celery.app.trace"]
+    assert {line["message"].split("[")[0] for line in task_lines} >= {"Task execute_operation", "Task poll_operation"}
+    assert all(line.get("operation_id") == operation.pk for line in task_lines), task_lines
+    execute = next(line for line in task_lines if line["message"].startswith("Task execute_operation"))
+    assert execute["request_id"] == f"req-{marker}"

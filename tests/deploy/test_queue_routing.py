@@ -1,6 +1,8 @@
 """A worker serves only its own queues: a hypervisor's tasks run on its worker."""
 
-from tests.deploy.conftest import wait_until
+from compute.choices import OperationState
+from tests.deploy.conftest import request_vm, simulator_on_queue, wait_until
+from tests.fixtures.compute import wait_operation
 from tests.fixtures.factories import HypervisorFactory
 
 
@@ -29,3 +31,28 @@ def test_each_task_runs_only_on_the_worker_of_its_queue(deploy_worker, broker, m
         (f"fra-{marker}@test", fra.queue),
     ]
     assert sum(queue == fra.queue for _, queue in ran) == sent
+
+
+def test_each_operation_runs_only_on_its_hypervisors_worker(
+    deploy_worker, marker, transactional_db, user, project, plan, image, tmp_path
+):
+    # Given two hypervisors on two queues, each served by its own worker unit
+    fra = simulator_on_queue(tmp_path, f"hv-fra-{marker}", image)
+    blr = simulator_on_queue(tmp_path, f"hv-blr-{marker}", image)
+    workers = {
+        fra.pk: deploy_worker(queues=fra.queue, name=f"fra-{marker}", concurrency=2),
+        blr.pk: deploy_worker(queues=blr.queue, name=f"blr-{marker}", concurrency=2),
+    }
+
+    # When VMs are requested on both, interleaved
+    operations = [
+        request_vm(user=user, project=project, plan=plan, image=image, hypervisor=hv, name=f"vm-{hv.name}-{i}")
+        for i in range(3)
+        for hv in (fra, blr)
+    ]
+
+    # Then every create succeeded, claimed by the worker of its own hypervisor's queue
+    for operation in operations:
+        done = wait_operation(operation.pk, timeout=60)
+        assert done.state == OperationState.SUCCEEDED, done.error_message
+        assert done.worker == f"{workers[done.hypervisor_id].name}@test", (done.hypervisor.queue, done.worker)
