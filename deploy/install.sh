@@ -186,28 +186,18 @@ for line in sys.stdin:
 fi
 
 # --- 6. Database and static files ----------------------------------------------
-# Export the environment file's variables the way systemd's EnvironmentFile= reads
-# them (KEY=VALUE lines, optional quotes), never by sourcing it as shell.
-load_env() {
-  local line key value
-  while IFS= read -r line || [ -n "$line" ]; do
-    case "$line" in ''|'#'*|';'*) continue ;; esac
-    key=${line%%=*} value=${line#*=}
-    case "$value" in \"*\") value=${value:1:-1} ;; \'*\') value=${value:1:-1} ;; esac
-    export "$key=$value"
-  done < "$ENV_FILE"
-}
-as_service() {
-  if [ $NO_USER = 0 ]; then runuser -u "$SERVICE_USER" -- "$@"; else "$@"; fi
-}
+# manage.py through deploy/manage.sh: the environment file read as systemd reads it,
+# as the service user (root for collectstatic, which writes under /opt).
 manage() {
-  (load_env; cd "$APP_DIR" && as_service "$VENV/bin/python" manage.py "$@")
+  local as_caller=$NO_USER
+  [ "$1" = collectstatic ] && as_caller=1
+  CONTROLPLANE_ENV_FILE=$ENV_FILE CONTROLPLANE_VENV=$VENV CONTROLPLANE_RUN_AS_CALLER=$as_caller \
+    "$APP_DIR/deploy/manage.sh" "$@"
 }
 
 if [ $WITH_SERVICES = 1 ]; then
   need_root "--with-services"
-  db_url=$(load_env; echo "$DATABASE_URL")
-  if [[ $db_url == *CHANGE-ME* ]]; then
+  if grep -q '^DATABASE_URL=.*CHANGE-ME' "$ENV_FILE"; then
     password=$("$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(24))')
     say "services: creating the local PostgreSQL role and database controlplane"
     runuser -u postgres -- psql -qtAc "SELECT 1 FROM pg_roles WHERE rolname='controlplane'" | grep -q 1 \
@@ -229,7 +219,7 @@ else
 fi
 say "static files: collecting into $STATIC_DIR"
 install -d -m 0755 "$STATIC_DIR"
-(load_env; cd "$APP_DIR" && "$VENV/bin/python" manage.py collectstatic --noinput --verbosity 0)
+manage collectstatic --noinput --verbosity 0
 [ $NO_USER = 1 ] || chown -R "$SERVICE_USER:$SERVICE_USER" "$STATE_DIR"
 
 # --- 7. systemd units and the nginx sample --------------------------------------

@@ -129,16 +129,20 @@ def test_installed_units_point_at_real_executables_and_verify(installed):
     assert result.returncode == 0 and result.stderr == "", result.stderr
 
 
-def test_installed_settings_pass_django_check_deploy(installed):
-    result = subprocess.run(
-        [str(installed.venv / "bin/python"), "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=installed.app,
-        env=installed.env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_installed_manage_sh_runs_check_deploy_and_engine_status_with_the_env_file(installed):
+    def manage(*args):
+        return subprocess.run(
+            [str(installed.app / "deploy/manage.sh"), *args],
+            env={"PATH": os.environ["PATH"], "CONTROLPLANE_ENV_FILE": str(installed.env_file)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    check = manage("check", "--deploy", "--fail-level", "WARNING")
+    assert check.returncode == 0, check.stdout + check.stderr
+    status = manage("engine_status")
+    assert status.returncode == 0 and "Live workers" in status.stdout, status.stdout + status.stderr
 
 
 def nginx_binary() -> str:
