@@ -1,5 +1,8 @@
 """The credential-rotation procedure of docs/OPERATIONS.md, step by step."""
 
+import base64
+import hashlib
+
 import pytest
 from cryptography.fernet import Fernet
 from django.db import connection
@@ -34,4 +37,16 @@ def test_rotating_field_encryption_key_as_the_runbook_says(settings):
 
     # Step 3: drop the old key; the credentials still read
     settings.FIELD_ENCRYPTION_KEY = new
+    assert Hypervisor.objects.get(pk=hypervisor.pk).credentials == SECRET
+
+
+@pytest.mark.django_db
+def test_the_derived_key_printed_by_the_runbook_reads_credentials_saved_without_a_key(settings):
+    # Given credentials saved while FIELD_ENCRYPTION_KEY was unset (key derived from SECRET_KEY)
+    settings.FIELD_ENCRYPTION_KEY = ""
+    hypervisor = HypervisorFactory(credentials=SECRET)
+    # When the runbook's one-liner gives the derived key and it is listed as the old key
+    derived = base64.urlsafe_b64encode(hashlib.sha256(("fernet:" + settings.SECRET_KEY).encode()).digest()).decode()
+    settings.FIELD_ENCRYPTION_KEY = f"{Fernet.generate_key().decode()},{derived}"
+    # Then the credentials read
     assert Hypervisor.objects.get(pk=hypervisor.pk).credentials == SECRET
