@@ -25,7 +25,7 @@ def test_flower_sees_a_worker_and_its_queue_through_the_broker(deploy_worker, ma
         def workers():
             try:
                 return requests.get(f"http://127.0.0.1:{port}/api/workers?refresh=1", timeout=10).json()
-            except (requests.ConnectionError, ValueError):
+            except (requests.RequestException, ValueError):
                 return None
 
         seen = wait_until(lambda: (workers() or {}).get(f"flower-{marker}@test"), 60, interval=1, message="flower")
