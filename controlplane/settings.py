@@ -402,3 +402,22 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# --- Deployment: log format, request ids, metrics (docs/DEPLOYMENT.md) ------
+# LOG_FORMAT=json: one JSON object per line; every line carries the request id
+# and operation id where known (controlplane/logging.py).
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain")
+LOGGING["filters"] = {"context": {"()": "controlplane.logging.ContextFilter"}}
+LOGGING["formatters"]["plain"] = {"()": "controlplane.logging.PlainFormatter"}
+LOGGING["formatters"]["json"] = {"()": "controlplane.logging.JsonFormatter"}
+LOGGING["handlers"]["console"]["filters"] = ["context"]
+LOGGING["handlers"]["console"]["formatter"] = "json" if LOG_FORMAT == "json" else "plain"
+MIDDLEWARE.insert(0, "controlplane.logging.RequestIdMiddleware")
+# /metrics answers only requests with "Authorization: Bearer <METRICS_TOKEN>" when set.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# The latency histogram covers operations finished within this window.
+METRICS_LATENCY_WINDOW_SECONDS = env_int("METRICS_LATENCY_WINDOW_SECONDS", 3600)
+# The beat scheduler lock (controlplane/beat.py): Redis URL (default: the broker's) and timings.
+BEAT_LOCK_URL = os.environ.get("BEAT_LOCK_URL", "")
+BEAT_LOCK_KEY = os.environ.get("BEAT_LOCK_KEY", "controlplane:beat")
+BEAT_LOCK_TTL_SECONDS = float(os.environ.get("BEAT_LOCK_TTL_SECONDS", "30"))
