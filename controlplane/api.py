@@ -54,3 +54,83 @@ def exception_handler(exc, context):
         code = getattr(detail, "code", None) or getattr(exc, "default_code", "error")
     response.data = error_body(str(code), message, fields if isinstance(exc, exceptions.ValidationError) else None)
     return response
+
+
+# -- OpenAPI: every operation documents the common error body ---------------------------------
+
+from drf_spectacular.openapi import AutoSchema as _AutoSchema  # noqa: E402
+from drf_spectacular.utils import inline_serializer  # noqa: E402
+from rest_framework import serializers  # noqa: E402
+
+ErrorSerializer = inline_serializer(
+    name="Error",
+    fields={
+        "error": inline_serializer(
+            name="ErrorDetail",
+            fields={
+                "code": serializers.CharField(),
+                "message": serializers.CharField(),
+                "fields": serializers.DictField(child=serializers.ListField(child=serializers.CharField())),
+            },
+        )
+    },
+)
+
+COMMON_ERRORS = {
+    "400": "Invalid input; `fields` names each bad field.",
+    "401": "Not authenticated.",
+    "403": "Authenticated, but the role or token scope does not allow this.",
+    "404": "No such object, or it belongs to a project you are not a member of.",
+    "429": "Too many requests; retry after the Retry-After header.",
+}
+WRITE_ERRORS = {
+    "402": "The project's wallet cannot cover this.",
+    "409": "The object's state does not allow this now (busy, already stopped, quota, name taken...).",
+    "422": "The Idempotency-Key was used with a different request.",
+}
+
+
+class AutoSchema(_AutoSchema):
+    """drf-spectacular schema that adds the common error responses to every operation."""
+
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        errors = dict(COMMON_ERRORS)
+        if self.method in ("POST", "PUT", "PATCH", "DELETE"):
+            errors.update(WRITE_ERRORS)
+        for code, description in errors.items():
+            if code not in responses:
+                responses[code] = {
+                    "content": {
+                        "application/json": {"schema": self.resolve_serializer(ErrorSerializer, "response").ref}
+                    },
+                    "description": description,
+                }
+        return responses
+
+
+# -- JSON for /api/ paths that no view matched (and for server errors there) ---------------
+
+
+def _wants_json(request) -> bool:
+    return request.path.startswith("/api/")
+
+
+def handler404(request, exception=None):
+    from django.http import JsonResponse
+    from django.views.defaults import page_not_found
+
+    if _wants_json(request):
+        return JsonResponse(error_body("not_found", f"No API endpoint at {request.path}."), status=404)
+    return page_not_found(request, exception)
+
+
+def handler500(request):
+    from django.http import JsonResponse
+    from django.views.defaults import server_error
+
+    if _wants_json(request):
+        return JsonResponse(
+            error_body("server_error", "Something went wrong on our side; it has been logged."), status=500
+        )
+    return server_error(request)

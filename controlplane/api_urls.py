@@ -4,4 +4,5 @@ from django.urls import include, path
 
 urlpatterns = [
     path("", include("compute.api.urls")),
+    path("", include("audit.api.urls")),
 ]

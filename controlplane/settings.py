@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_htmx",
     # Project apps
     "audit",
@@ -83,6 +84,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "audit.middleware.RequestIDMiddleware",  # first, so every response carries X-Request-ID
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -92,6 +94,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "controlplane.idempotency.IdempotencyMiddleware",
 ]
 
 ROOT_URLCONF = "controlplane.urls"
@@ -195,10 +198,18 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "controlplane.api.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "controlplane.api.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": os.environ.get("API_THROTTLE_ANON", "60/min"),
+        "user": os.environ.get("API_THROTTLE_USER", "1200/min"),
+    },
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",
@@ -206,9 +217,23 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Control Plane API",
+    "DESCRIPTION": "Projects, VM requests, virtual machines and their operations, billing. Asynchronous actions "
+    "answer 202 with the operation; poll /api/v1/operations/{id}/. Errors: "
+    '{"error": {"code", "message", "fields"}}. POST/DELETE accept an Idempotency-Key header.',
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "ActionEnum": "compute.choices.Action",
+        "VMStatusEnum": "compute.choices.VMStatus",
+        "PowerStateEnum": "compute.choices.PowerState",
+        "OperationStateEnum": "compute.choices.OperationState",
+    },
 }
+IDEMPOTENCY_TTL_SECONDS = env_int("IDEMPOTENCY_TTL_SECONDS", 24 * 3600)
 
 # --- Celery ---------------------------------------------------------------
 # Embedded default: kombu's filesystem transport, no server needed.
@@ -243,6 +268,12 @@ ENGINE = {
     # /readyz wants a worker heartbeat younger than this.
     "WORKER_STALE_SECONDS": env_int("WORKER_STALE_SECONDS", 60),
 }
+
+# --- Audit log (docs/AUDIT.md) -----------------------------------------------
+# Proxies whose X-Forwarded-For / X-Request-ID are believed (comma-separated CIDRs).
+AUDIT_TRUSTED_PROXIES = env_list("AUDIT_TRUSTED_PROXIES")
+AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 365)
+AUDIT_ARCHIVE_DIR = Path(os.environ.get("AUDIT_ARCHIVE_DIR", VAR_DIR / "audit-archive"))
 
 # --- Logging --------------------------------------------------------------
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")

@@ -6,7 +6,12 @@ from django.conf import settings
 
 from tests.workerproc import WorkerProcess
 
-pytest_plugins = ["tests.fixtures.factories", "tests.fixtures.compute"]
+pytest_plugins = [
+    "tests.fixtures.factories",
+    "tests.fixtures.compute",
+    "tests.fixtures.audit",
+    "tests.fixtures.proxmox",
+]
 
 
 def pytest_sessionstart(session):

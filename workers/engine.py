@@ -108,7 +108,9 @@ def _submit(operation: Operation, driver: Driver) -> DriverTask:
     if action == Action.START:
         return driver.start(vm.backend_id)
     if action == Action.STOP:
-        return driver.stop(vm.backend_id, force=bool(operation.params.get("force")))
+        return driver.stop(
+            vm.backend_id, force=bool(operation.params.get("force")), hard_stop_after=vm.plan.hard_stop_after_seconds
+        )
     if action == Action.REBOOT:
         return driver.reboot(vm.backend_id)
     if action == Action.DELETE:

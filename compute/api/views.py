@@ -52,6 +52,7 @@ class HypervisorViewSet(viewsets.ReadOnlyModelViewSet):
 
 class VMRequestViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = VMRequestSerializer
+    queryset = VMRequest.objects.none()  # for the schema; get_queryset scopes to the caller
     filterset_fields = ["status"]
 
     def get_queryset(self):
@@ -101,6 +102,7 @@ class VMRequestViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
 
 class VirtualMachineViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = VirtualMachineSerializer
+    queryset = VirtualMachine.objects.none()
     filterset_fields = ["status", "power_state", "project__slug"]
     ordering_fields = ["name", "created_at", "status"]
 
@@ -136,6 +138,7 @@ class VirtualMachineViewSet(viewsets.ReadOnlyModelViewSet):
 
 class OperationViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = OperationSerializer
+    queryset = Operation.objects.none()
     filterset_fields = ["state", "action", "vm"]
 
     def get_queryset(self):

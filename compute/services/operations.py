@@ -117,12 +117,18 @@ def operation_claim(*, operation_id: int, worker: str) -> Claim | None:
     (then it stays pending and is re-published later).
     """
     now = timezone.now()
-    op = Operation.objects.filter(pk=operation_id, state=OperationState.PENDING).first()
+    op = (
+        Operation.objects.select_related("vm", "vm__plan", "vm__image", "vm__project", "hypervisor", "project")
+        .filter(pk=operation_id, state=OperationState.PENDING)
+        .first()
+    )
     if op is None:
         return None
     if op.next_attempt_at and op.next_attempt_at > now + timedelta(seconds=1):
         return None
-    hypervisor = Hypervisor.objects.select_for_update().get(pk=op.hypervisor_id)
+    # NO KEY UPDATE: serialises claims on this hypervisor without blocking the KEY SHARE
+    # lock that inserting an Operation (foreign key to it) takes elsewhere.
+    hypervisor = Hypervisor.objects.select_for_update(no_key=True).get(pk=op.hypervisor_id)
     if hypervisor.maintenance:
         Operation.objects.filter(pk=op.pk, state=OperationState.PENDING).update(
             next_attempt_at=now + timedelta(seconds=MAINTENANCE_RECHECK_SECONDS),
@@ -138,10 +144,11 @@ def operation_claim(*, operation_id: int, worker: str) -> Claim | None:
         dispatch.publish_execute(operation_id=op.pk, queue=hypervisor.queue, countdown=CAPACITY_RECHECK_SECONDS)
         return None
     token = uuid.uuid4()
+    lease_until = now + timedelta(seconds=_engine("LEASE_SECONDS"))
     claimed = Operation.objects.filter(pk=op.pk, state=OperationState.PENDING).update(
         state=OperationState.RUNNING,
         claim_token=token,
-        lease_until=now + timedelta(seconds=_engine("LEASE_SECONDS")),
+        lease_until=lease_until,
         worker=worker[:200],
         attempts=F("attempts") + 1,
         poll_errors=0,
@@ -150,7 +157,9 @@ def operation_claim(*, operation_id: int, worker: str) -> Claim | None:
     )
     if not claimed:
         return None
-    op = Operation.objects.select_related("vm", "vm__plan", "vm__image", "hypervisor", "project").get(pk=op.pk)
+    op.state, op.claim_token, op.lease_until, op.worker = OperationState.RUNNING, token, lease_until, worker[:200]
+    op.attempts, op.poll_errors, op.started_at = op.attempts + 1, 0, op.started_at or now
+    op.hypervisor, op.progress_message = hypervisor, ""
     _audit_state(op, f"worker:{worker}", OperationState.RUNNING, attempt=op.attempts)
     return Claim(operation=op, token=str(token))
 
@@ -272,7 +281,7 @@ def operation_succeed(*, operation: Operation, token: str, observed: dict | None
             defaults={"ready": True, "data": result or {}},
         )
     else:
-        vm = VirtualMachine.objects.select_for_update().get(pk=operation.vm_id)
+        vm = VirtualMachine.objects.select_for_update(no_key=True, of=("self",)).get(pk=operation.vm_id)
         status = ACTION_RESULT_STATUS[operation.action]
         if observed and operation.action != Action.DELETE:
             status = _status_from_power(observed.get("power_state")) or status
@@ -320,7 +329,7 @@ def operation_fail(
         return False
     operation.state = OperationState.FAILED
     if operation.vm_id:
-        vm = VirtualMachine.objects.select_for_update().get(pk=operation.vm_id)
+        vm = VirtualMachine.objects.select_for_update(no_key=True, of=("self",)).get(pk=operation.vm_id)
         nothing_submitted = not operation.task_ref
         if operation.action == Action.CREATE:
             status = VMStatus.ERROR
@@ -417,7 +426,7 @@ def operation_cancel(*, operation: Operation, actor) -> Operation:
         )
     operation.refresh_from_db()
     if operation.vm_id:
-        vm = VirtualMachine.objects.select_for_update().get(pk=operation.vm_id)
+        vm = VirtualMachine.objects.select_for_update(no_key=True, of=("self",)).get(pk=operation.vm_id)
         if operation.action == Action.CREATE:
             vm_record_status(vm=vm, status=VMStatus.DELETED, observed=None, operation=operation, source="operator")
             if vm.quota_held:
@@ -440,12 +449,14 @@ def operation_retry(*, operation: Operation, actor) -> Operation:
     """Run a failed operation again, from scratch, with the same idempotency key
     (so a half-built guest from the failed create is found, not duplicated)."""
     operation = (
-        Operation.objects.select_for_update(of=("self",)).select_related("hypervisor", "vm").get(pk=operation.pk)
+        Operation.objects.select_for_update(no_key=True, of=("self",))
+        .select_related("hypervisor", "vm")
+        .get(pk=operation.pk)
     )
     if operation.state != OperationState.FAILED:
         raise Conflict(f"Only a failed operation can be retried; this one is {operation.get_state_display().lower()}.")
     if operation.vm_id:
-        vm = VirtualMachine.objects.select_for_update().get(pk=operation.vm_id)
+        vm = VirtualMachine.objects.select_for_update(no_key=True, of=("self",)).get(pk=operation.vm_id)
         if vm.status == VMStatus.DELETED:
             raise Conflict("The VM is deleted; nothing to retry.")
         if operation.action == Action.CREATE and not vm.quota_held:

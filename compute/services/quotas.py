@@ -14,7 +14,7 @@ from controlplane.errors import Conflict
 
 def _locked_quota(project) -> ProjectQuota:
     ProjectQuota.objects.get_or_create(project=project)
-    return ProjectQuota.objects.select_for_update().get(project=project)
+    return ProjectQuota.objects.select_for_update(no_key=True, of=("self",)).get(project=project)
 
 
 @transaction.atomic

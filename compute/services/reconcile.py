@@ -159,7 +159,7 @@ def hypervisor_reconcile(*, hypervisor: Hypervisor, observed: list[dict], listed
 
 @transaction.atomic
 def _record_unknown(hypervisor: Hypervisor, unknown: list[str], listed_at: datetime) -> None:
-    hv = Hypervisor.objects.select_for_update().get(pk=hypervisor.pk)
+    hv = Hypervisor.objects.select_for_update(no_key=True, of=("self",)).get(pk=hypervisor.pk)
     previous = set(hv.drift.get("unknown", []))
     for backend_id in sorted(set(unknown) - previous):
         audit.record(

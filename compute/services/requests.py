@@ -118,7 +118,7 @@ def _check_affordable(*, project, plan) -> None:
 
 def _locked_pending(vm_request: VMRequest) -> VMRequest:
     locked = (
-        VMRequest.objects.select_for_update()
+        VMRequest.objects.select_for_update(no_key=True, of=("self",))
         .select_related("plan", "image", "hypervisor", "project", "requester")
         .get(pk=vm_request.pk)
     )

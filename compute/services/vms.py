@@ -71,7 +71,11 @@ def vm_action(*, vm: VirtualMachine, action: str, user=None, actor=None, request
         raise InvalidInput(f"Unknown action {action!r}; use start, stop, reboot or delete.")
     if user is not None:
         project_require_role(user=user, project=vm.project, role=Role.MEMBER)
-    vm = VirtualMachine.objects.select_for_update().select_related("project", "hypervisor").get(pk=vm.pk)
+    vm = (
+        VirtualMachine.objects.select_for_update(no_key=True, of=("self",))
+        .select_related("project", "hypervisor")
+        .get(pk=vm.pk)
+    )
     if vm.task_state:
         raise Conflict(f"{vm.name} is busy ({vm.get_task_state_display().lower()} in progress); wait for it to finish.")
     if vm.status not in ACTION_ALLOWED_FROM[action]:
@@ -117,7 +121,11 @@ def vm_apply_observation(*, vm_id: int, observed: dict | None, source: str) -> V
     """
     from .quotas import quota_release
 
-    vm = VirtualMachine.objects.select_for_update().select_related("project", "plan").get(pk=vm_id)
+    vm = (
+        VirtualMachine.objects.select_for_update(no_key=True, of=("self",))
+        .select_related("project", "plan")
+        .get(pk=vm_id)
+    )
     if vm.task_state or vm.status == VMStatus.DELETED:
         return None
     if observed is None:

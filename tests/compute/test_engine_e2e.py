@@ -94,7 +94,7 @@ def test_two_identical_actions_racing_make_one_operation(live_worker, api, user,
         from rest_framework.test import APIClient
 
         client = APIClient()
-        client.force_authenticate(user)
+        client.force_login(user)
         barrier.wait()
         codes.append(client.post(f"/api/v1/virtual-machines/{vm_id}/stop/").status_code)
         connection.close()

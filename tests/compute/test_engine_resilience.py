@@ -38,7 +38,7 @@ def test_worker_killed_mid_create_still_ends_with_exactly_one_vm(
     _configure(simulator, latency=3)
     worker = celery_worker_factory(queues="sim-test", name="victim")
     _, op = _create_vm(user, project, plan, image, simulator)
-    wait_for(lambda: Operation.objects.get(pk=op.pk).task_ref, timeout=20, message="create submitted")
+    wait_for(lambda: Operation.objects.get(pk=op.pk).task_ref, timeout=60, message="create submitted")
 
     # When the worker is SIGKILLed while the create runs on the hypervisor
     worker.kill()
@@ -46,7 +46,7 @@ def test_worker_killed_mid_create_still_ends_with_exactly_one_vm(
 
     # And a new worker comes up and the reaper finds the expired lease
     worker.start()
-    wait_for(lambda: engine.reap_expired_operations()["requeued"], timeout=20, interval=0.5, message="reaped")
+    wait_for(lambda: engine.reap_expired_operations()["requeued"], timeout=90, interval=0.5, message="reaped")
 
     # Then the operation still ends, and exactly one VM exists on the simulator
     done = wait_operation(op.pk, timeout=30)

@@ -72,7 +72,7 @@ def test_cancel_by_the_requester_but_not_by_another_member(api, user, project, a
     from rest_framework.test import APIClient
 
     other_api = APIClient()
-    other_api.force_authenticate(other)
+    other_api.force_login(other)
     assert other_api.post(f"/api/v1/vm-requests/{request_id}/cancel/").status_code == 403
     assert api.post(f"/api/v1/vm-requests/{request_id}/cancel/").json()["status"] == "cancelled"
     assert api.post(f"/api/v1/vm-requests/{request_id}/cancel/").status_code == 409
@@ -136,7 +136,7 @@ class TestIsolation:
         from rest_framework.test import APIClient
 
         client = APIClient()
-        client.force_authenticate(UserFactory())
+        client.force_login(UserFactory())
         return client
 
     @pytest.mark.parametrize(
@@ -166,7 +166,7 @@ class TestIsolation:
         viewer = UserFactory()
         Membership.objects.create(project=project, user=viewer, role=Role.VIEWER)
         client = APIClient()
-        client.force_authenticate(viewer)
+        client.force_login(viewer)
         assert client.get(f"/api/v1/virtual-machines/{vm.pk}/").status_code == 200
         response = client.post(f"/api/v1/virtual-machines/{vm.pk}/stop/")
         assert response.status_code == 403 and "member role" in response.json()["error"]["message"]

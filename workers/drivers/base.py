@@ -160,8 +160,9 @@ class Driver(abc.ABC):
     def start(self, backend_id: str) -> DriverTask: ...
 
     @abc.abstractmethod
-    def stop(self, backend_id: str, *, force: bool = False) -> DriverTask:
-        """Graceful shutdown; ``force`` (or the driver's timeout) powers off."""
+    def stop(self, backend_id: str, *, force: bool = False, hard_stop_after: int | None = None) -> DriverTask:
+        """Graceful shutdown. After ``hard_stop_after`` seconds (the plan's setting; None: the
+        hypervisor's default) the guest is powered off; 0 never forces. ``force`` powers off at once."""
 
     @abc.abstractmethod
     def reboot(self, backend_id: str) -> DriverTask: ...

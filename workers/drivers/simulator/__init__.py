@@ -246,11 +246,14 @@ class SimulatorDriver(Driver):
     def _submit(self, db: sqlite3.Connection, backend_id: str, action: str) -> DriverTask:
         now = time.time()
         ref = f"simtask-{uuid.uuid4().hex[:16]}"
+        latency = self._latency(action)
         db.execute(
             "INSERT INTO tasks (ref, backend_id, action, started_at, ready_at) VALUES (?, ?, ?, ?, ?)",
-            (ref, backend_id, action, now, now + self._latency(action)),
+            (ref, backend_id, action, now, now + latency),
         )
-        return DriverTask(ref=ref, backend_id=backend_id, data={"action": action})
+        if latency <= 0:  # a zero-latency hypervisor finishes while we wait for the answer
+            self.store.settle(db, now)
+        return DriverTask(ref=ref, backend_id=backend_id, done=latency <= 0, data={"action": action})
 
     # -- interface -------------------------------------------------------------
     def check(self) -> dict[str, Any]:
@@ -324,7 +327,7 @@ class SimulatorDriver(Driver):
     def start(self, backend_id: str) -> DriverTask:
         return self._action("start", backend_id, done_if=PowerState.RUNNING, missing_ok=False)
 
-    def stop(self, backend_id: str, *, force: bool = False) -> DriverTask:
+    def stop(self, backend_id: str, *, force: bool = False, hard_stop_after: int | None = None) -> DriverTask:
         return self._action("stop", backend_id, done_if=PowerState.STOPPED, missing_ok=False)
 
     def reboot(self, backend_id: str) -> DriverTask:

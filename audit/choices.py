@@ -1,0 +1,97 @@
+"""Every audit action and every named system actor, in one place.
+
+``audit.record()`` refuses an action that is not listed here (``ValueError``),
+so a typo fails the caller's tests instead of writing an event nobody filters
+for. To add an action: add a member below with its one-line comment; no
+migration is needed (the column stores the dotted name, not a foreign key).
+"""
+
+from django.db import models
+
+
+class Action(models.TextChoices):
+    # Virtual machines: the request side (.requested) and the engine's outcome
+    VM_CREATE_REQUESTED = "vm.create.requested", "VM create requested"  # a create operation was queued
+    VM_CREATE_SUCCEEDED = "vm.create.succeeded", "VM create succeeded"  # the hypervisor built the VM
+    VM_CREATE_FAILED = "vm.create.failed", "VM create failed"  # the create gave up (reason in details)
+    VM_START_REQUESTED = "vm.start.requested", "VM start requested"  # a start operation was queued
+    VM_START_SUCCEEDED = "vm.start.succeeded", "VM start succeeded"  # the VM is running
+    VM_START_FAILED = "vm.start.failed", "VM start failed"  # the start gave up
+    VM_STOP_REQUESTED = "vm.stop.requested", "VM stop requested"  # a stop operation was queued
+    VM_STOP_SUCCEEDED = "vm.stop.succeeded", "VM stop succeeded"  # the VM is stopped
+    VM_STOP_FAILED = "vm.stop.failed", "VM stop failed"  # the stop gave up
+    VM_REBOOT_REQUESTED = "vm.reboot.requested", "VM reboot requested"  # a reboot operation was queued
+    VM_REBOOT_SUCCEEDED = "vm.reboot.succeeded", "VM reboot succeeded"  # the VM rebooted
+    VM_REBOOT_FAILED = "vm.reboot.failed", "VM reboot failed"  # the reboot gave up
+    VM_DELETE_REQUESTED = "vm.delete.requested", "VM delete requested"  # a delete operation was queued
+    VM_DELETE_SUCCEEDED = "vm.delete.succeeded", "VM delete succeeded"  # the VM is gone from the hypervisor
+    VM_DELETE_FAILED = "vm.delete.failed", "VM delete failed"  # the delete gave up
+    # Operations (the engine's unit of work)
+    OPERATION_STATE_CHANGED = "operation.state_changed", "Operation state changed"  # from/to state, task ref
+    OPERATION_RETRIED = "operation.retried", "Operation retried"  # a transient error, attempt number in details
+    OPERATION_CANCELLED = "operation.cancelled", "Operation cancelled"  # withdrawn before it ran
+    # VM requests (approval workflow)
+    REQUEST_CREATED = "request.created", "Request created"  # a user asked for a VM
+    REQUEST_APPROVED = "request.approved", "Request approved"  # an operator (or trust) approved it
+    REQUEST_REJECTED = "request.rejected", "Request rejected"  # an operator refused it (reason in details)
+    REQUEST_CANCELLED = "request.cancelled", "Request cancelled"  # the requester withdrew it
+    # Authentication
+    AUTH_LOGIN_SUCCEEDED = "auth.login.succeeded", "Login succeeded"  # a session was opened
+    AUTH_LOGIN_FAILED = "auth.login.failed", "Login failed"  # wrong password, 2FA code or locked out
+    AUTH_LOGOUT = "auth.logout", "Logout"  # a session was closed by the user
+    AUTH_2FA_ENABLED = "auth.2fa.enabled", "2FA enabled"  # a second factor was confirmed
+    AUTH_2FA_DISABLED = "auth.2fa.disabled", "2FA disabled"  # a second factor was removed
+    AUTH_TOKEN_CREATED = "auth.token.created", "API token created"  # token name and prefix in details, never the secret
+    AUTH_TOKEN_REVOKED = "auth.token.revoked", "API token revoked"  # a token stopped working
+    # Project membership
+    MEMBER_INVITED = "member.invited", "Member invited"  # an invitation was sent
+    MEMBER_ADDED = "member.added", "Member added"  # someone joined a project
+    MEMBER_REMOVED = "member.removed", "Member removed"  # someone left or was removed
+    MEMBER_ROLE_CHANGED = "member.role_changed", "Member role changed"  # from/to role in details
+    # Users
+    USER_CREATED = "user.created", "User created"  # a person got an account
+    USER_DEACTIVATED = "user.deactivated", "User deactivated"  # the account can no longer log in
+    USER_REACTIVATED = "user.reactivated", "User reactivated"  # the account can log in again
+    # Projects
+    PROJECT_CREATED = "project.created", "Project created"  # a tenant was created
+    PROJECT_SUSPENDED = "project.suspended", "Project suspended"  # VMs stopped / actions blocked (reason in details)
+    PROJECT_UNSUSPENDED = "project.unsuspended", "Project unsuspended"  # the suspension was lifted
+    # Money
+    WALLET_TOPUP = "wallet.topup", "Wallet top-up"  # money came in (payment reference in details)
+    WALLET_ADJUSTED = "wallet.adjusted", "Wallet adjusted"  # an operator corrected the balance
+    WALLET_DEBITED = "wallet.debited", "Wallet debited"  # metered usage was charged
+    INVOICE_ISSUED = "invoice.issued", "Invoice issued"  # a GST invoice got its number
+    CREDIT_NOTE_ISSUED = "credit_note.issued", "Credit note issued"  # a GST credit note got its number
+    # Infrastructure and operators
+    HYPERVISOR_CHANGED = "hypervisor.changed", "Hypervisor changed"  # registry entry added, edited or disabled
+    DRIFT_DETECTED = "drift.detected", "Drift detected"  # reconciler found the hypervisor disagreeing
+    ADMIN_ACTION = "admin.action", "Admin action"  # something done through Django admin
+    AUDIT_RETENTION = "audit.retention", "Audit retention"  # old events archived and removed (checkpoint)
+
+
+ACTION_NAMES = frozenset(Action.values)
+
+
+class SystemActor(models.TextChoices):
+    """Kinds of actor that are not a person's account.
+
+    An actor string is a kind, optionally qualified after a colon:
+    ``worker:<hostname>``, ``system:auto-approve``, ``operator:cli``.
+    """
+
+    SYSTEM = "system", "System"  # management commands, automatic decisions, anything without a person
+    WORKER = "worker", "Worker"  # a Celery worker process: worker:<hostname>
+    SCHEDULER = "scheduler", "Scheduler"  # periodic tasks started by Celery beat
+    RECONCILER = "reconciler", "Reconciler"  # drift sync between hypervisors and the database
+    REAPER = "reaper", "Reaper"  # recovery of operations whose worker died
+    OPERATOR = "operator", "Operator"  # an operator's tool without a user account (operator:cli)
+    ANONYMOUS = "anonymous", "Anonymous"  # an unauthenticated web request (e.g. a failed login)
+
+
+WORKER_PREFIX = "worker:"
+
+
+def actor_kind(actor: str) -> str | None:
+    """The SystemActor kind of an actor string, or None when it is not one."""
+    kind = actor.split(":", 1)[0]
+    return kind if kind in SystemActor.values else None

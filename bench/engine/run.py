@@ -1,0 +1,317 @@
+"""Operation engine benchmark on the real stack (PostgreSQL + Redis + worker processes).
+
+    .venv/bin/python bench/engine/run.py [--ops 200] [--builds 1000] [--latency 5] [--throughput 1000]
+
+Prints, each beside a baseline measured in the same run:
+1. control-plane overhead per operation (zero-latency simulator), p50/p99, vs the
+   floor: one Celery publish+consume round trip plus the same number of
+   PostgreSQL commits the pipeline makes per operation (counted from
+   pg_stat_database);
+2. N concurrent creates with L s simulated latency: wall time to all active, / L;
+3. operations per second vs bare Celery no-op tasks per second on the same broker.
+
+Uses its own database (BENCH_DATABASE_URL, default .../cp_bench) and Redis db
+(BENCH_BROKER_URL, default redis://127.0.0.1:6379/14); both are wiped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cp_bench")
+BROKER = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/14")
+ENV = {
+    "DJANGO_SETTINGS_MODULE": "controlplane.settings",
+    "DATABASE_URL": DB_URL,
+    "CELERY_BROKER_URL": BROKER,
+    "CELERY_RESULT_BACKEND": BROKER,
+    "ENGINE_POLL_MIN_SECONDS": "0.2",
+    "ENGINE_POLL_MAX_SECONDS": "5",
+    "LOG_LEVEL": "WARNING",
+}
+os.environ.update(ENV)
+
+
+def pct(values, q):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
+
+
+def ensure_database():
+    import psycopg
+
+    name = DB_URL.rsplit("/", 1)[1]
+    with psycopg.connect(
+        DB_URL.rsplit("/", 1)[0].replace("postgres://", "postgresql://") + "/postgres", autocommit=True
+    ) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def start_workers(args, log_dir: Path) -> list[subprocess.Popen]:
+    procs = []
+    for n in range(args.workers):
+        log = open(log_dir / f"worker{n}.log", "ab")
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    str(ROOT / "celery_worker.py"),
+                    "--queues",
+                    "control,bench-sim",
+                    "--pool",
+                    args.pool,
+                    "--concurrency",
+                    str(args.concurrency),
+                    "--hostname",
+                    f"bench{n}@%h",
+                    "--loglevel",
+                    "WARNING",
+                ],
+                cwd=ROOT,
+                env={**os.environ},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
+    return procs
+
+
+def wait_workers(count: int, timeout=60):
+    from workers.models import WorkerHeartbeat
+
+    deadline = time.monotonic() + timeout
+    while WorkerHeartbeat.objects.filter(stopped_at__isnull=True).count() < count:
+        if time.monotonic() > deadline:
+            raise SystemExit("workers did not start; see their logs")
+        time.sleep(0.2)
+
+
+def commits() -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+        return cursor.fetchone()[0]
+
+
+def setup_catalogue(state_path: str, latency: float):
+    from accounts import services as accounts
+    from compute.models import Hypervisor, Image, ImageReference, Plan, ProjectQuota
+
+    hv = Hypervisor.objects.create(
+        name="bench-sim",
+        kind="simulator",
+        queue="bench-sim",
+        connection={"state_path": state_path, "latency": latency},
+        max_concurrent_operations=100000,
+    )
+    plan = Plan.objects.create(name="bench", vcpus=1, memory_mib=512, disk_gib=10, requires_approval=False)
+    image = Image.objects.create(name="bench-img", os_name="Bench")
+    ImageReference.objects.create(image=image, hypervisor=hv, ref="tmpl-bench")
+    users = [accounts.user_create(email=f"bench{n}@example.com", password=None) for n in range(20)]
+    for user in users:
+        ProjectQuota.objects.update_or_create(
+            project=user.projects.get(),
+            defaults={"max_vms": 100000, "max_vcpus": 100000, "max_memory_mib": 10**9, "max_disk_gib": 10**9},
+        )
+    return hv, plan, image, users
+
+
+def set_latency(hv, latency):
+    hv.connection["latency"] = latency
+    hv.save(update_fields=["connection"])
+
+
+def create_vms(hv, plan, image, users, count, prefix, clients=1):
+    """Submit ``count`` VM requests from ``clients`` concurrent threads (like many users)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    from compute import services
+    from compute.models import VirtualMachine
+
+    def submit(n):
+        try:
+            user = users[n % len(users)]
+            request = services.vm_request_create(
+                user=user, project=user.projects.get(), plan=plan, image=image, hypervisor=hv, name=f"{prefix}-{n}"
+            )
+            return VirtualMachine.objects.values_list("id", flat=True).get(request=request)
+        finally:
+            if clients > 1:
+                connection.close()
+
+    if clients == 1:
+        return [submit(n) for n in range(count)]
+    with ThreadPoolExecutor(clients) as pool:
+        return list(pool.map(submit, range(count)))
+
+
+def wait_idle(vm_ids, timeout):
+    from compute.models import VirtualMachine
+
+    deadline = time.monotonic() + timeout
+    while VirtualMachine.objects.filter(pk__in=vm_ids, task_state__isnull=False).exists():
+        if time.monotonic() > deadline:
+            busy = VirtualMachine.objects.filter(pk__in=vm_ids, task_state__isnull=False).count()
+            raise SystemExit(f"{busy} VMs still busy after {timeout}s")
+        time.sleep(0.05)
+
+
+def bench_floor(samples: int, commits_per_op: float) -> list[float]:
+    """Celery round trip (publish, consume, result) + the same number of commits."""
+    from django.db import connection, transaction
+
+    from controlplane.celery import app
+
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE IF NOT EXISTS bench_floor (id int primary key, n int)")
+        cursor.execute("INSERT INTO bench_floor VALUES (1, 0) ON CONFLICT DO NOTHING")
+    k = max(1, round(commits_per_op))
+    times = []
+    for _ in range(samples):
+        start = time.perf_counter()
+        app.send_task("ping", args=[1], queue="control").get(timeout=30)
+        for _ in range(k):
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("UPDATE bench_floor SET n = n + 1 WHERE id = 1")
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def bench_overhead(hv, plan, image, users, ops: int):
+    from compute import services
+    from compute.models import Operation, VirtualMachine
+
+    set_latency(hv, 0)
+    vm_id = create_vms(hv, plan, image, users[:1], 1, "ovh")[0]
+    wait_idle([vm_id], 60)
+    before = commits()
+    latencies = []
+    for n in range(ops):
+        vm = VirtualMachine.objects.get(pk=vm_id)
+        start = time.perf_counter()
+        op = services.vm_action(vm=vm, action="stop" if n % 2 == 0 else "start", user=users[0])
+        while Operation.objects.filter(pk=op.pk).values_list("state", flat=True).get() != "succeeded":
+            time.sleep(0.002)
+        latencies.append(time.perf_counter() - start)
+    time.sleep(1.0)  # let the statistics collector catch up
+    per_op = (commits() - before) / ops
+    return latencies, per_op
+
+
+def bench_builds(hv, plan, image, users, builds: int, latency: float):
+    set_latency(hv, latency)
+    start = time.perf_counter()
+    vm_ids = create_vms(hv, plan, image, users, builds, "build", clients=8)
+    submitted = time.perf_counter() - start
+    wait_idle(vm_ids, timeout=latency * 20 + 300)
+    wall = time.perf_counter() - start
+    from compute.models import VirtualMachine
+
+    active = VirtualMachine.objects.filter(pk__in=vm_ids, status="active").count()
+    return wall, submitted, active
+
+
+def bench_throughput(hv, plan, image, users, count: int):
+    from compute import services
+    from compute.models import VirtualMachine
+    from controlplane.celery import app
+
+    set_latency(hv, 0)
+    vm_ids = list(VirtualMachine.objects.filter(status="active", hypervisor=hv).values_list("id", flat=True)[:count])
+    start = time.perf_counter()
+    for vm in VirtualMachine.objects.filter(pk__in=vm_ids).select_related("project", "hypervisor"):
+        services.vm_action(vm=vm, action="stop", user=None, actor="bench")
+    submitted = time.perf_counter() - start
+    wait_idle(vm_ids, timeout=600)
+    ops_rate = len(vm_ids) / (time.perf_counter() - start)
+
+    start = time.perf_counter()
+    results = [app.send_task("ping", args=[n], queue="control") for n in range(count)]
+    for result in results:
+        result.get(timeout=120)
+    celery_rate = count / (time.perf_counter() - start)
+    return ops_rate, celery_rate, len(vm_ids), submitted
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ops", type=int, default=200, help="sequential operations for the overhead figure")
+    parser.add_argument("--builds", type=int, default=1000)
+    parser.add_argument("--latency", type=float, default=5.0)
+    parser.add_argument("--throughput", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--pool", default="prefork")
+    args = parser.parse_args()
+
+    ensure_database()
+    import django
+
+    django.setup()
+    import redis
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    redis.Redis.from_url(BROKER).flushdb()
+    work = Path(tempfile.mkdtemp(prefix="bench-engine-"))
+    hv, plan, image, users = setup_catalogue(str(work / "sim.sqlite3"), 0)
+    procs = start_workers(args, work)
+    try:
+        wait_workers(args.workers)
+        print(f"workers: {args.workers} x {args.pool}/{args.concurrency} on {os.cpu_count()} cores; logs in {work}")
+
+        latencies, per_op = bench_overhead(hv, plan, image, users, args.ops)
+        floor = bench_floor(min(args.ops, 200), per_op)
+        p50, p99, f50, f99 = pct(latencies, 50), pct(latencies, 99), pct(floor, 50), pct(floor, 99)
+        print(
+            f"\n1. overhead per operation ({args.ops} sequential, zero-latency simulator, "
+            f"{per_op:.1f} PostgreSQL commits per op)"
+        )
+        print(f"   engine  p50 {p50 * 1000:7.1f} ms   p99 {p99 * 1000:7.1f} ms")
+        print(
+            f"   floor   p50 {f50 * 1000:7.1f} ms   p99 {f99 * 1000:7.1f} ms   "
+            f"(1 Celery round trip + {max(1, round(per_op))} commits)"
+        )
+        print(f"   ratio   p50 {p50 / f50:5.2f}x      p99 {p99 / f99:5.2f}x")
+
+        wall, submitted, active = bench_builds(hv, plan, image, users, args.builds, args.latency)
+        print(f"\n2. {args.builds} concurrent creates from 8 client threads, {args.latency:g} s simulated latency")
+        print(
+            f"   requests submitted in {submitted:.1f} s; all {active} active after {wall:.1f} s "
+            f"= {wall / args.latency:.2f}x the latency ({(wall - submitted) / args.latency:.2f}x after the last "
+            f"submission)"
+        )
+
+        ops_rate, celery_rate, n, submitted = bench_throughput(hv, plan, image, users, args.throughput)
+        print(f"\n3. throughput ({n} operations, zero latency; submitted in {submitted:.1f} s)")
+        print(
+            f"   engine {ops_rate:7.1f} ops/s   bare Celery no-op {celery_rate:7.1f} tasks/s   "
+            f"ratio {ops_rate / celery_rate:.2f}"
+        )
+    finally:
+        for proc in procs:
+            os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+if __name__ == "__main__":
+    main()

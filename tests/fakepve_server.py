@@ -1,0 +1,149 @@
+"""A fake Proxmox VE (the ``fakepve`` package) for tests: templates, a token, and a server process.
+
+``add_templates`` gives any FakePve a QEMU cloud-init template (9000), an LXC
+template (9001), an LXC OS template volume and our API token.
+``FakePveServer`` runs ``python -m tests.fakepve_server`` as its own process
+(what a worker subprocess can reach) with a time scale and ``task_seconds``:
+the templates' disks live on a slow Ceph pool, so clones, starts and
+container builds take that many PVE seconds, and the driver's UPID polling
+really waits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+QEMU_TEMPLATE = 9000
+LXC_TEMPLATE = 9001
+OSTEMPLATE = "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"
+TOKEN_ID = "controlplane@pve!workers"
+TOKEN_SECRET = "5f0c1b7e-6a4e-4b53-9d2f-2d1c1e0a9f11"
+CEPH = "ceph-pool"
+
+
+def add_templates(pve, *, storage: str = "local-lvm") -> None:
+    pve.add_vm(
+        QEMU_TEMPLATE,
+        "debian-12-cloudinit",
+        template=True,
+        config={
+            "scsi0": f"{storage}:base-{QEMU_TEMPLATE}-disk-0,size=4G",
+            "ide2": f"{storage}:vm-{QEMU_TEMPLATE}-cloudinit,media=cdrom",
+            "net0": "virtio=BC:24:11:00:90:00,bridge=vmbr0",
+            "boot": "order=scsi0",
+            "agent": "1",
+            "cores": 1,
+            "memory": 512,
+            "tags": "debian",
+        },
+    )
+    pve.add_ct(
+        LXC_TEMPLATE,
+        "debian-12-ct",
+        template=True,
+        config={
+            "rootfs": f"{storage}:base-{LXC_TEMPLATE}-disk-0,size=4G",
+            "net0": "name=eth0,bridge=vmbr0,hwaddr=BC:24:11:00:90:01,ip=dhcp,type=veth",
+        },
+    )
+    pve.apitokens[TOKEN_ID] = TOKEN_SECRET
+    pve.store_file("local", OSTEMPLATE.split("/", 1)[1], 120 * 2**20, content="vztmpl")
+
+
+def settings_for(host: str, port: int, cafile: str, overrides: dict | None = None) -> dict:
+    """The Hypervisor.connection settings a driver needs to reach this fake."""
+    return {"host": host, "port": port, "ca_bundle": cafile, "node": "pve1", "poll_seconds": 0.05} | (overrides or {})
+
+
+def credentials() -> dict:
+    return {"token_id": TOKEN_ID, "token_secret": TOKEN_SECRET}
+
+
+class FakePveServer:
+    """The fake as a process on 127.0.0.1 with a free port and a certificate we can verify."""
+
+    def __init__(self, workdir: Path, *, time_scale: float, task_seconds: float, host: str = "127.0.0.1"):
+        from fakepve.certs import make_cert
+
+        self.host, self.time_scale, self.task_seconds = host, time_scale, task_seconds
+        with socket.socket() as sock:
+            sock.bind((host, 0))
+            self.port = sock.getsockname()[1]
+        self.certfile, self.keyfile, _ = make_cert(str(workdir), hosts=(host,))
+        self.log_path = workdir / "fakepve.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 30) -> FakePveServer:
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "tests.fakepve_server", "--host", self.host, "--port", str(self.port)]
+                + ["--time-scale", str(self.time_scale), "--task-seconds", str(self.task_seconds)]
+                + ["--cert", self.certfile, "--key", self.keyfile],
+                cwd=Path(__file__).resolve().parent.parent,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while b"listening on" not in self.log_path.read_bytes():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"fakepve did not start:\n{self.log_path.read_text(errors='replace')}")
+            time.sleep(0.05)
+        return self
+
+    def requests(self, fragment: str) -> list[str]:
+        """Access-log lines of requests whose line contains ``fragment``."""
+        return [line for line in self.log_path.read_text(errors="replace").splitlines() if fragment in line]
+
+    def settings(self, **overrides) -> dict:
+        return settings_for(self.host, self.port, self.certfile, overrides)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+async def serve(args) -> None:
+    from fakepve import FakePve
+
+    pve = FakePve(host=args.host, port=args.port)
+    pve.time_scale = args.time_scale
+    pve.add_ceph_storage(CEPH)
+    pve.ceph_slow(args.task_seconds, health="HEALTH_OK")
+    pve.ct_secs.update(create=args.task_seconds, destroy=args.task_seconds / 2)
+    add_templates(pve, storage=CEPH)
+    await pve.start(args.cert, args.key)
+    print(f"fakepve listening on {pve.url}", flush=True)
+    await asyncio.Event().wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="fakepve with our templates and slow tasks")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--time-scale", type=float, default=0.05, help="real seconds per PVE second")
+    parser.add_argument("--task-seconds", type=float, default=20, help="PVE seconds a clone, start or build takes")
+    parser.add_argument("--cert", required=True)
+    parser.add_argument("--key", required=True)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # aiohttp's access log: what clients asked
+    try:
+        asyncio.run(serve(parser.parse_args()))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
