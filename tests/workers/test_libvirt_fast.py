@@ -203,10 +203,10 @@ def test_graceful_stop_resends_shutdown_then_powers_off_at_the_deadline(make_spe
     delete_ours(driver)
 
 
-def test_zero_hard_stop_never_forces(make_spec, deaf_guest, monkeypatch):
+def test_the_stop_callers_hard_stop_wins_and_zero_never_forces(make_spec, deaf_guest, monkeypatch):
     driver = fast_driver()
-    status = wait_done(driver, driver.create(make_spec(extra={"hard_stop_after_seconds": 0})))
-    task = driver.stop(status.vm.backend_id)
+    status = wait_done(driver, driver.create(make_spec(extra={"hard_stop_after_seconds": 60})))
+    task = driver.stop(status.vm.backend_id, hard_stop_after=0)
     assert task.data["deadline"] is None
     monkeypatch.setattr("workers.drivers.libvirt.driver.time.time", lambda: task.data["started_at"] + 10**6)
     status = driver.poll(task)

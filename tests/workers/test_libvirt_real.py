@@ -150,8 +150,8 @@ def test_shutdown_sent_while_booting_is_resent_until_off(host, driver, make_spec
 
 def test_hard_stop_deadline_powers_off(host, driver, make_spec):
     # Given a plan that waits 1 s, and a guest still booting (it cannot hear the press yet)
-    backend_id = wait_done(driver, driver.create(make_spec(extra={"hard_stop_after_seconds": 1}))).vm.backend_id
-    status = wait_done(driver, driver.stop(backend_id), 30)
+    backend_id = wait_done(driver, driver.create(make_spec())).vm.backend_id
+    status = wait_done(driver, driver.stop(backend_id, hard_stop_after=1), 30)
     assert "without a clean shutdown" in status.message
     assert _state(host, backend_id) == [libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_SHUTOFF_DESTROYED]
 

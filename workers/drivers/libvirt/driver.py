@@ -13,7 +13,8 @@ How the engine's contract maps onto libvirt:
 - A graceful ``stop`` sends an ACPI shutdown and returns; each ``poll`` re-sends
   it every ``shutdown_retry_seconds`` (a press while the guest is still booting
   is silently lost) until the guest is off, or powers it off once the plan's
-  hard-stop time (kept in the domain's metadata) has passed.
+  hard-stop time has passed (``hard_stop_after``, else the value the create
+  recorded in the domain's metadata, else the ``shutdown_timeout`` setting).
 - ``reboot`` is a graceful stop then a start (as Nova's soft reboot); a new
   domain id tells a repeated poll that the restart already happened.
 - ``list_all`` is one ``getAllDomainStats(STATE)`` call; idempotency keys are
@@ -367,11 +368,14 @@ class LibvirtDriver(Driver):
                 if _code(exc) != libvirt.VIR_ERR_OPERATION_INVALID:  # went off meanwhile
                     raise
 
-    def _shutdown_task(self, action: str, dom: libvirt.virDomain, *, then_start: bool) -> DriverTask:
-        instance = self._instance(dom)
-        hard_stop = self.settings.shutdown_timeout
-        if instance and instance.hard_stop_after is not None:
-            hard_stop = instance.hard_stop_after
+    def _shutdown_task(
+        self, action: str, dom: libvirt.virDomain, *, then_start: bool, hard_stop: int | None = None
+    ) -> DriverTask:
+        if hard_stop is None:  # the plan's value recorded at create, else the hypervisor's default
+            instance = self._instance(dom)
+            hard_stop = self.settings.shutdown_timeout
+            if instance and instance.hard_stop_after is not None:
+                hard_stop = instance.hard_stop_after
         domain_id = dom.ID()  # a restart gives the domain a new id
         self._send_shutdown(dom)
         now = time.time()
@@ -467,14 +471,14 @@ class LibvirtDriver(Driver):
         self._power_on(dom)
         return DriverTask(ref=f"start/{backend_id}", backend_id=backend_id, done=True, data={"action": "start"})
 
-    def stop(self, backend_id: str, *, force: bool = False) -> DriverTask:
+    def stop(self, backend_id: str, *, force: bool = False, hard_stop_after: int | None = None) -> DriverTask:
         dom = self._require(backend_id)
         if self._state(dom) in OFF_STATES:
             return DriverTask(ref=f"stop/{backend_id}", backend_id=backend_id, done=True, data={"action": "stop"})
         if force:
             self._destroy(dom)
             return DriverTask(ref=f"stop/{backend_id}", backend_id=backend_id, done=True, data={"action": "stop"})
-        return self._shutdown_task("stop", dom, then_start=False)
+        return self._shutdown_task("stop", dom, then_start=False, hard_stop=hard_stop_after)
 
     def reboot(self, backend_id: str) -> DriverTask:
         dom = self._require(backend_id)
