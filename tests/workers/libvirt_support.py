@@ -19,7 +19,7 @@ import pycdlib
 import pytest
 
 from tests.workers.contract import new_key
-from workers.drivers.base import HypervisorConfig, VMSpec, get_driver
+from workers.drivers.base import HypervisorConfig, VMSpec, clear_driver_cache, get_driver
 
 CP_TEST_ROOT = Path(os.environ.get("CP_TEST_ROOT", "/var/lib/controlplane-test"))
 REAL_URI = "qemu:///system"
@@ -42,6 +42,13 @@ SETUP_HINT = "run `bash .ci/libvirt-setup.sh` as root (`make test` does)"
 FAST_POOL = "default-pool"  # predefined by libvirt's test driver
 FAST_BASE = "cpt-base.qcow2"
 FAST_SETTINGS = {"uri": "test:///default", "pool": FAST_POOL, "domain_type": "test"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def close_libvirt_drivers():
+    """Close the cached drivers' connections after each module (before the interpreter exits)."""
+    yield
+    clear_driver_cache()
 
 
 def spec_factory(image_ref: str, **defaults):
@@ -85,20 +92,24 @@ def delete_ours(driver) -> None:
 
 def require_real_libvirt() -> libvirt.virConnect:
     """A connection to the real libvirtd with the guest's volumes, or a test failure saying why."""
+    problem = None
     try:
         conn = libvirt.open(REAL_URI)
     except libvirt.libvirtError as exc:
-        pytest.fail(f"real libvirt tier cannot run: {REAL_URI} unreachable ({exc}); {SETUP_HINT}", pytrace=False)
-    try:
-        pool = conn.storagePoolLookupByName(REAL_POOL)
-        if not pool.isActive():
-            pool.create(0)
-        pool.refresh(0)
-        missing = [name for name in GUEST_VOLUMES if name not in pool.listVolumes()]
-    except libvirt.libvirtError as exc:
-        pytest.fail(f"real libvirt tier cannot run: storage pool {REAL_POOL}: {exc}; {SETUP_HINT}", pytrace=False)
-    if missing:
-        pytest.fail(f"real libvirt tier cannot run: pool {REAL_POOL} lacks {missing}; {SETUP_HINT}", pytrace=False)
+        problem = f"{REAL_URI} unreachable ({exc})"
+    else:
+        try:
+            pool = conn.storagePoolLookupByName(REAL_POOL)
+            if not pool.isActive():
+                pool.create(0)
+            pool.refresh(0)
+            missing = [name for name in GUEST_VOLUMES if name not in pool.listVolumes()]
+            if missing:
+                problem = f"storage pool {REAL_POOL} lacks {missing}"
+        except libvirt.libvirtError as exc:
+            problem = f"storage pool {REAL_POOL}: {exc}"
+    if problem:
+        pytest.fail(f"real libvirt tier cannot run: {problem}; {SETUP_HINT}", pytrace=False)
     return conn
 
 

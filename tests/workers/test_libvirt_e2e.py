@@ -8,10 +8,11 @@ from compute.choices import OperationState, PowerState, VMStatus
 from compute.models import ImageReference, Operation, VirtualMachine
 from tests.fixtures.compute import wait_operation
 from tests.fixtures.factories import HypervisorFactory, ImageFactory, PlanFactory
-from tests.workers.libvirt_support import (
+from tests.workers.libvirt_support import (  # noqa: F401 (close_libvirt_drivers: autouse fixture)
     GUEST_IMAGE_REF,
     REAL_POOL,
     REAL_SETTINGS,
+    close_libvirt_drivers,
     purge_leftovers,
     require_real_libvirt,
     serial_text,

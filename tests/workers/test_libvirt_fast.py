@@ -8,10 +8,11 @@ import libvirt
 import pytest
 
 from tests.workers.contract import DriverContract, wait_done
-from tests.workers.libvirt_support import (
+from tests.workers.libvirt_support import (  # noqa: F401 (close_libvirt_drivers: autouse fixture)
     FAST_BASE,
     FAST_POOL,
     FAST_SETTINGS,
+    close_libvirt_drivers,
     delete_ours,
     ensure_fast_base,
     iso_files,

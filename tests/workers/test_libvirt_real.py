@@ -14,10 +14,11 @@ import libvirt_qemu
 import pytest
 
 from tests.workers.contract import DriverContract, wait_done
-from tests.workers.libvirt_support import (
+from tests.workers.libvirt_support import (  # noqa: F401 (close_libvirt_drivers: autouse fixture)
     GUEST_IMAGE_REF,
     REAL_POOL,
     REAL_SETTINGS,
+    close_libvirt_drivers,
     delete_ours,
     iso_files,
     libvirt_driver,
