@@ -12,6 +12,7 @@ import io
 import os
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import libvirt
@@ -42,13 +43,6 @@ SETUP_HINT = "run `bash .ci/libvirt-setup.sh` as root (`make test` does)"
 FAST_POOL = "default-pool"  # predefined by libvirt's test driver
 FAST_BASE = "cpt-base.qcow2"
 FAST_SETTINGS = {"uri": "test:///default", "pool": FAST_POOL, "domain_type": "test"}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def close_libvirt_drivers():
-    """Close the cached drivers' connections after each module (before the interpreter exits)."""
-    yield
-    clear_driver_cache()
 
 
 def spec_factory(image_ref: str, **defaults):
@@ -111,6 +105,17 @@ def require_real_libvirt() -> libvirt.virConnect:
     if problem:
         pytest.fail(f"real libvirt tier cannot run: {problem}; {SETUP_HINT}", pytrace=False)
     return conn
+
+
+def real_host() -> Iterator[libvirt.virConnect]:
+    """For a fixture: the real libvirtd (or a failure saying why), cleared of earlier runs'
+    guests before and after; the cached drivers' connections are closed at the end."""
+    conn = require_real_libvirt()
+    purge_leftovers(conn)
+    yield conn
+    purge_leftovers(conn)
+    conn.close()
+    clear_driver_cache()
 
 
 def purge_leftovers(conn: libvirt.virConnect) -> None:

@@ -8,13 +8,11 @@ from compute.choices import OperationState, PowerState, VMStatus
 from compute.models import ImageReference, Operation, VirtualMachine
 from tests.fixtures.compute import wait_operation
 from tests.fixtures.factories import HypervisorFactory, ImageFactory, PlanFactory
-from tests.workers.libvirt_support import (  # noqa: F401 (close_libvirt_drivers: autouse fixture)
+from tests.workers.libvirt_support import (
     GUEST_IMAGE_REF,
     REAL_POOL,
     REAL_SETTINGS,
-    close_libvirt_drivers,
-    purge_leftovers,
-    require_real_libvirt,
+    real_host,
     serial_text,
     wait_serial,
 )
@@ -26,11 +24,7 @@ QUEUE = "libvirt-test"
 
 @pytest.fixture
 def host():
-    conn = require_real_libvirt()
-    purge_leftovers(conn)
-    yield conn
-    purge_leftovers(conn)
-    conn.close()
+    yield from real_host()
 
 
 @pytest.fixture

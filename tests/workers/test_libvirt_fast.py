@@ -8,22 +8,27 @@ import libvirt
 import pytest
 
 from tests.workers.contract import DriverContract, wait_done
-from tests.workers.libvirt_support import (  # noqa: F401 (close_libvirt_drivers: autouse fixture)
+from tests.workers.libvirt_support import (
     FAST_BASE,
     FAST_POOL,
     FAST_SETTINGS,
-    close_libvirt_drivers,
     delete_ours,
     ensure_fast_base,
     iso_files,
     libvirt_driver,
     spec_factory,
 )
-from workers.drivers.base import PermanentDriverError, PowerState, TransientDriverError
+from workers.drivers.base import PermanentDriverError, PowerState, TransientDriverError, clear_driver_cache
 from workers.drivers.libvirt.client import translate
 from workers.drivers.libvirt.driver import NS_URI, domain_name
 from workers.drivers.libvirt.options import ImageRef
 from workers.drivers.libvirt.seed import build_iso, nocloud_files
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_drivers():
+    yield
+    clear_driver_cache()
 
 
 def fast_driver(**settings):
@@ -350,7 +355,7 @@ def test_libvirt_errors_go_to_logging_not_stderr(driver, capfd, caplog):
     with caplog.at_level(logging.DEBUG, logger="workers.drivers.libvirt.client"):
         assert driver.get(str(uuid.uuid4())) is None
     assert "Domain not found" in caplog.text
-    assert capfd.readouterr().err == ""
+    assert "libvirt: Test Driver error" not in capfd.readouterr().err  # libvirt's own stderr format
     # the control: without the handler, libvirt writes the same error to stderr
     from workers.drivers.libvirt import client
 
@@ -358,7 +363,7 @@ def test_libvirt_errors_go_to_logging_not_stderr(driver, capfd, caplog):
     try:
         with pytest.raises(libvirt.libvirtError):
             conn.lookupByUUIDString(str(uuid.uuid4()))
-        assert "Domain not found" in capfd.readouterr().err
+        assert "libvirt: Test Driver error : Domain not found" in capfd.readouterr().err
     finally:
         libvirt.registerErrorHandler(client._log_libvirt_error, None)
 

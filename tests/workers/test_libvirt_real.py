@@ -14,16 +14,14 @@ import libvirt_qemu
 import pytest
 
 from tests.workers.contract import DriverContract, wait_done
-from tests.workers.libvirt_support import (  # noqa: F401 (close_libvirt_drivers: autouse fixture)
+from tests.workers.libvirt_support import (
     GUEST_IMAGE_REF,
     REAL_POOL,
     REAL_SETTINGS,
-    close_libvirt_drivers,
     delete_ours,
     iso_files,
     libvirt_driver,
-    purge_leftovers,
-    require_real_libvirt,
+    real_host,
     serial_text,
     spec_factory,
     wait_serial,
@@ -34,11 +32,7 @@ from workers.drivers.libvirt.driver import domain_name
 
 @pytest.fixture(scope="module")
 def host():
-    conn = require_real_libvirt()
-    purge_leftovers(conn)
-    yield conn
-    purge_leftovers(conn)
-    conn.close()
+    yield from real_host()
 
 
 def real_driver(**settings):
