@@ -20,8 +20,8 @@ from tests.workers.libvirt_support import (
 )
 from workers.drivers.base import PermanentDriverError, PowerState, TransientDriverError, clear_driver_cache
 from workers.drivers.libvirt.client import translate
-from workers.drivers.libvirt.driver import NS_URI, domain_name
-from workers.drivers.libvirt.options import ImageRef
+from workers.drivers.libvirt.domain import NS_URI, domain_name, domain_xml, wants_seed
+from workers.drivers.libvirt.options import ImageRef, LibvirtSettings
 from workers.drivers.libvirt.seed import build_iso, nocloud_files
 
 
@@ -98,11 +98,11 @@ def test_domain_carries_key_plan_overlay_and_kernel_boot(driver, make_spec):
 
 def test_interfaces_firmware_serial_and_seed_rendering(make_spec):
     # Given settings asking for a bridge, q35, EFI and serial logs to a directory
-    driver = fast_driver(bridge="br0", machine="q35", firmware="efi", serial_log_dir="/var/log/guests")
-    spec = make_spec()
-    pool = driver.client.connection().storagePoolLookupByName(FAST_POOL)
+    settings = LibvirtSettings.from_config(
+        {**FAST_SETTINGS, "bridge": "br0", "machine": "q35", "firmware": "efi", "serial_log_dir": "/var/log/guests"}
+    )
     image = ImageRef.parse(FAST_BASE)
-    xml = driver._domain_xml(spec, image, pool, name="web", disk="web-disk.qcow2", seed="web-seed.iso", hard_stop=0)
+    xml = domain_xml(make_spec(), image, settings, name="web", disk="web-disk.qcow2", seed="web-seed.iso", hard_stop=0)
     root = ElementTree.fromstring(xml)
     assert root.find("os").get("firmware") == "efi" and root.find("os/type").get("machine") == "q35"
     assert root.find("os/boot").get("dev") == "hd" and root.find("os/kernel") is None
@@ -115,8 +115,8 @@ def test_interfaces_firmware_serial_and_seed_rendering(make_spec):
     assert volumes == ["web-disk.qcow2", "web-seed.iso"]
 
     # A network instead, and text that needs escaping stays data
-    driver = fast_driver(network="default")
-    xml = driver._domain_xml(make_spec(name="a'b<c>"), image, pool, name="n", disk="d", seed=None, hard_stop=1)
+    settings = LibvirtSettings.from_config({**FAST_SETTINGS, "network": "default"})
+    xml = domain_xml(make_spec(name="a'b<c>"), image, settings, name="n", disk="d", seed=None, hard_stop=1)
     root = ElementTree.fromstring(xml)
     assert root.find("devices/interface/source").get("network") == "default"
     assert root.findtext("title") == "a'b<c>"
@@ -319,6 +319,7 @@ def _libvirt_error(code: int, domain: int, message: str) -> libvirt.libvirtError
         ),
         (libvirt.VIR_ERR_INTERNAL_ERROR, libvirt.VIR_FROM_RPC, "client socket is closed", "t", "connection_lost"),
         (libvirt.VIR_ERR_NO_CONNECT, libvirt.VIR_FROM_REMOTE, "no connection", "t", "connection_lost"),
+        (libvirt.VIR_ERR_NO_CONNECT, libvirt.VIR_FROM_NONE, "no connection driver available", "p", "no_driver"),
         (libvirt.VIR_ERR_XML_ERROR, libvirt.VIR_FROM_DOMAIN, "bad XML", "p", "invalid_xml"),
         (libvirt.VIR_ERR_NO_STORAGE_VOL, libvirt.VIR_FROM_STORAGE, "no vol", "p", "no_image"),
         (libvirt.VIR_ERR_AUTH_FAILED, libvirt.VIR_FROM_RPC, "authentication failed", "p", "auth_failed"),
@@ -420,10 +421,10 @@ def test_seed_with_user_data_is_multipart_keeping_both():
 
 
 def test_seed_is_only_made_when_enabled_and_needed(make_spec):
-    off = fast_driver()
-    on = fast_driver(cloud_init=True)
-    with_key = make_spec(ssh_public_key="ssh-ed25519 AAA")
-    assert not off._wants_seed(with_key, ImageRef.parse(FAST_BASE))
-    assert on._wants_seed(with_key, ImageRef.parse(FAST_BASE))
-    assert not on._wants_seed(make_spec(), ImageRef.parse(FAST_BASE))  # nothing to seed
-    assert not on._wants_seed(with_key, ImageRef.parse(f"{FAST_BASE}?cloud_init=0"))
+    off = LibvirtSettings.from_config(FAST_SETTINGS)
+    on = LibvirtSettings.from_config({**FAST_SETTINGS, "cloud_init": "true"})
+    with_key, image = make_spec(ssh_public_key="ssh-ed25519 AAA"), ImageRef.parse(FAST_BASE)
+    assert not wants_seed(with_key, image, off)
+    assert wants_seed(with_key, image, on)
+    assert not wants_seed(make_spec(), image, on)  # nothing to seed
+    assert not wants_seed(with_key, ImageRef.parse(f"{FAST_BASE}?cloud_init=0"), on)

@@ -27,7 +27,7 @@ from tests.workers.libvirt_support import (
     wait_serial,
 )
 from workers.drivers.base import PowerState
-from workers.drivers.libvirt.driver import domain_name
+from workers.drivers.libvirt.domain import domain_name
 
 
 @pytest.fixture(scope="module")

@@ -31,14 +31,14 @@ libvirt.registerErrorHandler(_log_libvirt_error, None)
 
 # Worth retrying: the connection or the daemon is in trouble, or something holds a lock.
 TRANSIENT_CODES = {
-    libvirt.VIR_ERR_NO_CONNECT: "connection_lost",
     libvirt.VIR_ERR_INVALID_CONN: "connection_lost",
     libvirt.VIR_ERR_RPC: "connection_lost",
     libvirt.VIR_ERR_OPERATION_TIMEOUT: "timeout",  # also "cannot acquire state change lock"
     libvirt.VIR_ERR_AGENT_UNRESPONSIVE: "timeout",
     libvirt.VIR_ERR_RESOURCE_BUSY: "locked",
 }
-# Errors raised by the client's transport (socket, ssh, TLS), whatever their code.
+# Errors raised by the client's transport (socket refused, ssh, TLS, connection reset),
+# whatever their code: the daemon or the host is unreachable for now.
 TRANSPORT_DOMAINS = {libvirt.VIR_FROM_RPC, libvirt.VIR_FROM_REMOTE}
 PERMANENT_CODES = {
     libvirt.VIR_ERR_XML_ERROR: "invalid_xml",
@@ -49,6 +49,7 @@ PERMANENT_CODES = {
     libvirt.VIR_ERR_CONFIG_UNSUPPORTED: "unsupported",
     libvirt.VIR_ERR_AUTH_FAILED: "auth_failed",
     libvirt.VIR_ERR_NO_DOMAIN: "not_found",
+    libvirt.VIR_ERR_NO_CONNECT: "no_driver",  # "no connection driver available for <uri>": a bad URI
 }
 
 
@@ -65,21 +66,17 @@ def translate(exc: libvirt.libvirtError, doing: str) -> DriverError:
     return PermanentDriverError(message, code=PERMANENT_CODES.get(code, f"libvirt_{code}"))
 
 
-def is_code(exc: BaseException, *codes: int) -> bool:
-    """Whether ``exc`` (or the libvirt error it was raised from) has one of these codes."""
-    while exc is not None:
-        if isinstance(exc, libvirt.libvirtError):
-            return exc.get_error_code() in codes
-        exc = exc.__cause__
-    return False
+def code_of(exc: libvirt.libvirtError) -> int:
+    return exc.get_error_code()
 
 
 class LibvirtClient:
     """One connection per driver instance, opened on first use and reopened after a
     transport error or a fork (a libvirt connection must not cross ``fork``)."""
 
-    def __init__(self, uri: str, credentials: dict | None = None):
+    def __init__(self, uri: str, credentials: dict | None = None, *, label: str = ""):
         self.uri = uri
+        self.label = label or uri
         self.credentials = dict(credentials or {})
         self._conn: libvirt.virConnect | None = None
         self._pid = 0
@@ -116,11 +113,7 @@ class LibvirtClient:
                 try:
                     self._conn = self._open()
                 except libvirt.libvirtError as exc:
-                    error = translate(exc, f"connect to {self.uri}")
-                    if isinstance(error, PermanentDriverError) and error.code.startswith("libvirt_"):
-                        # Daemon down, socket missing, host unreachable: worth retrying.
-                        error = TransientDriverError(error.message, code="connection_lost")
-                    raise error from exc
+                    raise translate(exc, f"connect to {self.uri}") from exc
                 self._pid = os.getpid()
             return self._conn
 
@@ -142,7 +135,7 @@ class LibvirtClient:
         try:
             yield
         except libvirt.libvirtError as exc:
-            error = translate(exc, doing)
+            error = translate(exc, f"{doing} on {self.label}")
             if error.code == "connection_lost":
                 with self._lock:
                     self._drop()

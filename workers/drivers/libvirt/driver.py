@@ -25,12 +25,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import posixpath
 import time
 import uuid
-from dataclasses import dataclass
 from typing import Any
-from xml.etree import ElementTree
 
 import libvirt
 
@@ -45,15 +42,14 @@ from ..base import (
     VMSpec,
     register,
 )
-from .client import LibvirtClient
+from .client import LibvirtClient, code_of
+from .domain import NS_URI, Instance, domain_name, domain_xml, wants_seed
 from .options import ImageRef, LibvirtSettings
 from .seed import build_iso, nocloud_files
-from .templates import render, render_each
+from .storage import GIB, Storage
 
 logger = logging.getLogger(__name__)
 
-NS_URI = "http://controlplane.local/xmlns/libvirt/instance/1"
-GIB = 1024**3
 POWER = {
     libvirt.VIR_DOMAIN_NOSTATE: PowerState.UNKNOWN,
     libvirt.VIR_DOMAIN_RUNNING: PowerState.RUNNING,
@@ -73,35 +69,8 @@ UNDEFINE_FLAGS = (
 )
 
 
-@dataclass(frozen=True)
-class Instance:
-    """What our ``<metadata>`` element records on a domain we created."""
-
-    idempotency_key: str
-    hard_stop_after: int | None
-    volumes: tuple[str, ...]
-
-    @classmethod
-    def from_xml(cls, xml: str) -> Instance:
-        root = ElementTree.fromstring(xml)
-        hard_stop = (root.findtext("hard-stop-after") or "").strip()
-        return cls(
-            idempotency_key=(root.findtext("idempotency-key") or "").strip(),
-            hard_stop_after=int(hard_stop) if hard_stop.isdigit() else None,
-            volumes=tuple((v.text or "").strip() for v in root.findall("volume") if (v.text or "").strip()),
-        )
-
-
-def domain_name(spec: VMSpec) -> str:
-    return f"{spec.name}-{spec.idempotency_key.replace('-', '')[:12]}"
-
-
 def _version(number: int) -> str:
     return f"{number // 1_000_000}.{number // 1000 % 1000}.{number % 1000}"
-
-
-def _code(exc: libvirt.libvirtError) -> int:
-    return exc.get_error_code()
 
 
 @register("libvirt")
@@ -109,13 +78,11 @@ class LibvirtDriver(Driver):
     def __init__(self, config):
         super().__init__(config)
         self.settings = LibvirtSettings.from_config(config.settings)
-        self.client = LibvirtClient(self.settings.uri, config.credentials)
+        self.client = LibvirtClient(self.settings.uri, config.credentials, label=config.name)
+        self.storage = Storage(self.client, self.settings, config.name)
         self._instances: dict[str, Instance | None] = {}  # domain UUID -> our metadata (None: not ours)
 
     # -- plumbing --------------------------------------------------------------------
-    def _errors(self, doing: str):
-        return self.client.errors(f"{doing} on {self.config.name}")
-
     def _conn(self) -> libvirt.virConnect:
         return self.client.connection()
 
@@ -126,11 +93,11 @@ class LibvirtDriver(Driver):
         except (TypeError, ValueError):
             return None  # not a domain UUID: no domain can have it
         conn = self._conn()
-        with self._errors(f"look up domain {backend_id}"):
+        with self.client.errors(f"look up domain {backend_id}"):
             try:
                 return conn.lookupByUUIDString(backend_id)
             except libvirt.libvirtError as exc:
-                if _code(exc) != libvirt.VIR_ERR_NO_DOMAIN:
+                if code_of(exc) != libvirt.VIR_ERR_NO_DOMAIN:
                     raise
         self._instances.pop(backend_id, None)
         return None
@@ -142,20 +109,20 @@ class LibvirtDriver(Driver):
         return dom
 
     def _state(self, dom: libvirt.virDomain) -> int:
-        with self._errors(f"read the state of {dom.name()}"):
+        with self.client.errors(f"read the state of {dom.name()}"):
             return dom.state()[0]
 
     def _instance(self, dom: libvirt.virDomain) -> Instance | None:
         backend_id = dom.UUIDString()
         if backend_id in self._instances:
             return self._instances[backend_id]
-        with self._errors(f"read the metadata of {dom.name()}"):
+        with self.client.errors(f"read the metadata of {dom.name()}"):
             try:
                 xml = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, NS_URI, 0)
             except libvirt.libvirtError as exc:
-                if _code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
+                if code_of(exc) == libvirt.VIR_ERR_NO_DOMAIN:
                     return None  # gone meanwhile; do not remember
-                if _code(exc) != libvirt.VIR_ERR_NO_DOMAIN_METADATA:
+                if code_of(exc) != libvirt.VIR_ERR_NO_DOMAIN_METADATA:
                     raise
                 xml = None
         instance = Instance.from_xml(xml) if xml else None
@@ -194,154 +161,10 @@ class LibvirtDriver(Driver):
             extra={"libvirt_state": state},
         )
 
-    # -- storage -----------------------------------------------------------------------
-    def _pool(self, conn: libvirt.virConnect) -> libvirt.virStoragePool:
-        name = self.settings.pool
-        with self._errors(f"open storage pool {name}"):
-            try:
-                pool = conn.storagePoolLookupByName(name)
-            except libvirt.libvirtError as exc:
-                if _code(exc) != libvirt.VIR_ERR_NO_STORAGE_POOL:
-                    raise
-                raise PermanentDriverError(
-                    f"Storage pool {name!r} does not exist on {self.config.name}.", code="no_pool"
-                ) from None
-            if not pool.isActive():
-                raise PermanentDriverError(
-                    f"Storage pool {name!r} on {self.config.name} is not active.", code="no_pool"
-                )
-        return pool
-
-    def _find_volume(self, pool: libvirt.virStoragePool, name: str) -> libvirt.virStorageVol | None:
-        with self._errors(f"look up volume {name}"):
-            try:
-                return pool.storageVolLookupByName(name)
-            except libvirt.libvirtError as exc:
-                if _code(exc) != libvirt.VIR_ERR_NO_STORAGE_VOL:
-                    raise
-        return None
-
-    def _image_volume(self, pool: libvirt.virStoragePool, name: str) -> libvirt.virStorageVol:
-        volume = self._find_volume(pool, name)
-        if volume is None:  # a file copied into the pool's directory is known after a refresh
-            with self._errors(f"refresh storage pool {self.settings.pool}"):
-                pool.refresh(0)
-            volume = self._find_volume(pool, name)
-        if volume is None:
-            raise PermanentDriverError(
-                f"Image volume {name!r} is not in storage pool {self.settings.pool!r} on {self.config.name}.",
-                code="no_image",
-            )
-        return volume
-
-    def _delete_volume(self, pool: libvirt.virStoragePool, name: str) -> None:
-        volume = self._find_volume(pool, name)
-        if volume is None:
-            return
-        with self._errors(f"delete volume {name}"):
-            try:
-                volume.delete(0)
-            except libvirt.libvirtError as exc:
-                if _code(exc) != libvirt.VIR_ERR_NO_STORAGE_VOL:
-                    raise
-
-    def _make_disk(self, pool: libvirt.virStoragePool, base: libvirt.virStorageVol, name: str, disk_gib: int) -> None:
-        with self._errors(f"create disk {name}"):
-            capacity = max(disk_gib * GIB, base.info()[1])
-            if self.settings.disk_mode == "overlay":
-                base_format = ElementTree.fromstring(base.XMLDesc(0)).find("target/format")
-                backing_xml = render(
-                    "backing-store",
-                    path=base.path(),
-                    format=base_format.get("type", "raw") if base_format is not None else "raw",
-                )
-                pool.createXML(render("volume", name=name, capacity=capacity, format="qcow2", backing_xml=backing_xml))
-            else:  # copy: libvirt copies synchronously (qemu-img convert on the host)
-                xml = render("volume", name=name, capacity=capacity, format="qcow2", backing_xml="")
-                copy = pool.createXMLFrom(xml, base, 0)
-                if copy.info()[1] < capacity:  # the copy keeps the base's size
-                    copy.resize(capacity, 0)
-
-    def _upload_volume(self, conn: libvirt.virConnect, pool: libvirt.virStoragePool, name: str, data: bytes) -> None:
-        """A raw volume with these bytes, streamed through libvirt (works on remote hosts)."""
-        with self._errors(f"upload volume {name}"):
-            volume = pool.createXML(render("volume", name=name, capacity=len(data), format="raw", backing_xml=""))
-            stream = conn.newStream(0)
-            try:
-                volume.upload(stream, 0, len(data), 0)
-                chunks = [data[i : i + 256 * 1024] for i in range(0, len(data), 256 * 1024)]
-                stream.sendAll(lambda _stream, _nbytes, queue: queue.pop(0) if queue else b"", chunks)
-                stream.finish()
-            except libvirt.libvirtError:
-                stream.abort()
-                raise
-
-    def _boot_file(self, pool: libvirt.virStoragePool, ref: str) -> str:
-        if ref.startswith("/"):
-            return ref
-        volume = self._image_volume(pool, ref)
-        with self._errors(f"read the path of volume {ref}"):
-            return volume.path()
-
-    # -- domain XML ----------------------------------------------------------------------
-    def _domain_xml(
-        self, spec: VMSpec, image: ImageRef, pool, *, name: str, disk: str, seed: str | None, hard_stop: int
-    ) -> str:
-        s = self.settings
-        if image.kernel:
-            initrd_xml = render("boot-initrd", initrd=self._boot_file(pool, image.initrd)) if image.initrd else ""
-            cmdline = s.kernel_cmdline if image.cmdline is None else image.cmdline
-            boot_xml = render(
-                "boot-kernel", kernel=self._boot_file(pool, image.kernel), initrd_xml=initrd_xml, cmdline=cmdline
-            )
-        else:
-            boot_xml = render("boot-disk")
-        seed_xml = ""
-        if seed:
-            sata = "q35" in s.machine
-            seed_xml = render(
-                "seed-cdrom", pool=s.pool, volume=seed, dev="sda" if sata else "hdc", bus="sata" if sata else "ide"
-            )
-        if s.network:
-            interface_xml = render("interface-network", network=s.network)
-        elif s.bridge:
-            interface_xml = render("interface-bridge", bridge=s.bridge)
-        else:
-            interface_xml = ""
-        if s.serial_log_dir:
-            serial_xml = render("serial-file", path=posixpath.join(s.serial_log_dir, f"{name}.log"))
-        else:
-            serial_xml = render("serial-pty")
-        return render(
-            "domain",
-            domain_type=s.domain_type,
-            name=name,
-            title=spec.name,
-            ns_uri=NS_URI,
-            idempotency_key=spec.idempotency_key,
-            hard_stop_after=hard_stop,
-            volumes_xml=render_each("metadata-volume", [{"volume": v} for v in (disk, seed) if v]),
-            memory_mib=spec.memory_mib,
-            vcpus=spec.vcpus,
-            firmware_attr_xml=render("firmware-efi") if (image.firmware or s.firmware) == "efi" else "",
-            machine_attr_xml=render("machine", machine=s.machine) if s.machine else "",
-            boot_xml=boot_xml,
-            cpu_xml=render("cpu-host" if s.domain_type == "kvm" else "cpu-emulated"),
-            pool=s.pool,
-            disk_volume=disk,
-            seed_xml=seed_xml,
-            interface_xml=interface_xml,
-            serial_xml=serial_xml,
-        )
-
-    def _wants_seed(self, spec: VMSpec, image: ImageRef) -> bool:
-        enabled = self.settings.cloud_init if image.cloud_init is None else image.cloud_init
-        return enabled and bool(spec.ssh_public_key.strip() or spec.user_data.strip())
-
     # -- power ---------------------------------------------------------------------------
     def _power_on(self, dom: libvirt.virDomain) -> None:
         state = self._state(dom)
-        with self._errors(f"start {dom.name()}"):
+        with self.client.errors(f"start {dom.name()}"):
             try:
                 if state in (libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PMSUSPENDED):
                     dom.resume()
@@ -349,23 +172,23 @@ class LibvirtDriver(Driver):
                     dom.create()
             except libvirt.libvirtError as exc:
                 # "domain is already running": someone else started it meanwhile
-                if _code(exc) != libvirt.VIR_ERR_OPERATION_INVALID or self._state(dom) in OFF_STATES:
+                if code_of(exc) != libvirt.VIR_ERR_OPERATION_INVALID or self._state(dom) in OFF_STATES:
                     raise
 
     def _destroy(self, dom: libvirt.virDomain) -> None:
-        with self._errors(f"power off {dom.name()}"):
+        with self.client.errors(f"power off {dom.name()}"):
             try:
                 dom.destroy()
             except libvirt.libvirtError as exc:
-                if _code(exc) != libvirt.VIR_ERR_OPERATION_INVALID:  # "domain is not running"
+                if code_of(exc) != libvirt.VIR_ERR_OPERATION_INVALID:  # "domain is not running"
                     raise
 
     def _send_shutdown(self, dom: libvirt.virDomain) -> None:
-        with self._errors(f"shut down {dom.name()}"):
+        with self.client.errors(f"shut down {dom.name()}"):
             try:
                 dom.shutdown()
             except libvirt.libvirtError as exc:
-                if _code(exc) != libvirt.VIR_ERR_OPERATION_INVALID:  # went off meanwhile
+                if code_of(exc) != libvirt.VIR_ERR_OPERATION_INVALID:  # went off meanwhile
                     raise
 
     def _shutdown_task(
@@ -397,8 +220,8 @@ class LibvirtDriver(Driver):
     # -- interface: actions -------------------------------------------------------------------
     def check(self) -> dict[str, Any]:
         conn = self._conn()
-        pool = self._pool(conn)
-        with self._errors("read host facts"):
+        pool = self.storage.pool(conn)
+        with self.client.errors("read host facts"):
             capacity, allocation, available = pool.info()[1:4]
             return {
                 "uri": self.settings.uri,
@@ -417,27 +240,27 @@ class LibvirtDriver(Driver):
         image = ImageRef.parse(spec.image_ref)
         conn = self._conn()
         name = domain_name(spec)
-        with self._errors(f"check domain name {name}"):
+        with self.client.errors(f"check domain name {name}"):
             try:
                 conn.lookupByName(name)
                 taken = True
             except libvirt.libvirtError as exc:
-                if _code(exc) != libvirt.VIR_ERR_NO_DOMAIN:
+                if code_of(exc) != libvirt.VIR_ERR_NO_DOMAIN:
                     raise
                 taken = False
         if taken:  # a domain of that name without our key: never touch its volumes
             raise PermanentDriverError(f"Domain {name} already exists on {self.config.name}.", code="name_taken")
-        pool = self._pool(conn)
-        base = self._image_volume(pool, image.volume)
+        pool = self.storage.pool(conn)
+        base = self.storage.image_volume(pool, image.volume)
         hard_stop = int(spec.extra.get("hard_stop_after_seconds", self.settings.shutdown_timeout))
         disk = f"{name}-disk.qcow2"
-        seed = f"{name}-seed.iso" if self._wants_seed(spec, image) else None
+        seed = f"{name}-seed.iso" if wants_seed(spec, image, self.settings) else None
         created: list[str] = []
         try:
             for leftover in (disk, seed):  # from a create interrupted before its define
                 if leftover:
-                    self._delete_volume(pool, leftover)
-            self._make_disk(pool, base, disk, spec.disk_gib)
+                    self.storage.delete_volume(pool, leftover)
+            self.storage.make_disk(pool, base, disk, spec.disk_gib)
             created.append(disk)
             if seed:
                 files = nocloud_files(
@@ -446,15 +269,25 @@ class LibvirtDriver(Driver):
                     ssh_public_key=spec.ssh_public_key,
                     user_data=spec.user_data,
                 )
-                self._upload_volume(conn, pool, seed, build_iso(files))
+                self.storage.upload_volume(conn, pool, seed, build_iso(files))
                 created.append(seed)
-            xml = self._domain_xml(spec, image, pool, name=name, disk=disk, seed=seed, hard_stop=hard_stop)
-            with self._errors(f"define domain {name}"):
+            xml = domain_xml(
+                spec,
+                image,
+                self.settings,
+                name=name,
+                disk=disk,
+                seed=seed,
+                hard_stop=hard_stop,
+                kernel=self.storage.boot_file(pool, image.kernel) if image.kernel else "",
+                initrd=self.storage.boot_file(pool, image.initrd) if image.initrd else "",
+            )
+            with self.client.errors(f"define domain {name}"):
                 dom = conn.defineXML(xml)
         except DriverError:
             for volume in created:
                 try:
-                    self._delete_volume(pool, volume)
+                    self.storage.delete_volume(pool, volume)
                 except DriverError:
                     logger.warning("could not remove volume %s after a failed create", volume, exc_info=True)
             raise
@@ -495,16 +328,16 @@ class LibvirtDriver(Driver):
         instance = self._instance(dom)
         self._destroy(dom)
         if instance and instance.volumes:
-            pool = self._pool(self._conn())
+            pool = self.storage.pool(self._conn())
             for volume in instance.volumes:
-                self._delete_volume(pool, volume)
-        with self._errors(f"undefine {dom.name()}"):
+                self.storage.delete_volume(pool, volume)
+        with self.client.errors(f"undefine {dom.name()}"):
             try:
                 dom.undefineFlags(UNDEFINE_FLAGS)
             except libvirt.libvirtError as exc:
-                if _code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
+                if code_of(exc) == libvirt.VIR_ERR_NO_DOMAIN:
                     pass
-                elif _code(exc) in (libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_NO_SUPPORT):
+                elif code_of(exc) in (libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_NO_SUPPORT):
                     dom.undefineFlags(0)  # drivers without NVRAM/snapshot flags (the test driver)
                 else:
                     raise
@@ -566,7 +399,7 @@ class LibvirtDriver(Driver):
 
     def find_by_key(self, idempotency_key: str) -> HypervisorVM | None:
         conn = self._conn()
-        with self._errors("list domains"):
+        with self.client.errors("list domains"):
             domains = conn.listAllDomains(0)
         for dom in domains:
             instance = self._instance(dom)
@@ -580,7 +413,7 @@ class LibvirtDriver(Driver):
 
     def list_all(self) -> list[HypervisorVM]:
         conn = self._conn()
-        with self._errors("list domains"):
+        with self.client.errors("list domains"):
             stats = conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_STATE, 0)
         return [self._vm(dom, state=values.get("state.state", libvirt.VIR_DOMAIN_NOSTATE)) for dom, values in stats]
 
