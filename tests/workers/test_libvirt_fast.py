@@ -373,7 +373,7 @@ def test_libvirt_errors_go_to_logging_not_stderr(driver, capfd, caplog):
 
 
 @pytest.mark.parametrize(
-    ("settings", "message"),
+    ("connection", "message"),
     [
         ({"pool": "x"}, "needs settings.uri"),
         ({"uri": "test:///default", "pol": "x"}, "Unknown libvirt settings: pol"),
@@ -383,9 +383,9 @@ def test_libvirt_errors_go_to_logging_not_stderr(driver, capfd, caplog):
         ({"uri": "test:///default", "shutdown_timeout": "soon"}, "must be numbers"),
     ],
 )
-def test_bad_settings_are_refused(settings, message):
+def test_bad_settings_are_refused(connection, message):
     with pytest.raises(PermanentDriverError, match=message) as failure:
-        libvirt_driver("libvirt-bad", settings)
+        libvirt_driver("libvirt-bad", connection)
     assert failure.value.code == "misconfigured"
 
 
