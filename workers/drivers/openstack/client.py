@@ -163,6 +163,15 @@ class OpenStackClient:
                 conn = self._scoped[project_id] = self._connect(project_id)
             return conn
 
+    def require(self, service_type: str) -> None:
+        """Without a catalog (auth_type none) only services with an endpoint override exist."""
+        if self.settings.noauth and f"{service_type}_endpoint_override" not in self.settings.cloud:
+            raise PermanentDriverError(
+                f"{self.name}: OpenStack has no {service_type} endpoint: auth_type none has no catalog; "
+                f"set {service_type}_endpoint_override, or network_id for a shared network.",
+                code=Code.NO_SERVICE,
+            )
+
     def own_project_id(self) -> str | None:
         if self.settings.noauth:
             return self.settings.noauth_project

@@ -109,6 +109,7 @@ class OpenStackDriver(Driver):
             "tenant_projects": self.settings.tenant_projects,
         }
         if self.settings.external_network and not self.settings.network_id:
+            self.client.require("network")
             with translate("looking up the external network"):
                 net = self.settings.external_network
                 found = list(conn.network.networks(name=net, is_router_external=True)) or list(

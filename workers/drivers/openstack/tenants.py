@@ -95,6 +95,7 @@ class TenantProvisioner:
 
     # -- network ----------------------------------------------------------------------------
     def _network(self, project_id: str) -> dict[str, Any]:
+        self.client.require("network")
         settings, net = self.settings, self.conn.network
         name = settings.tenant_name(self.spec.project_key, "-net")
         with translate(f"looking up network {name}"):
