@@ -11,6 +11,7 @@ pytest_plugins = [
     "tests.fixtures.compute",
     "tests.fixtures.audit",
     "tests.fixtures.proxmox",
+    "tests.fixtures.accounts",
     # OpenStack (issue #6): requests-mock cloud and nova's functional-test stack
     "tests.fixtures.openstack",
 ]
