@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from tests.fixtures.openstack import QUIET_SDK, SSH_KEY
+from tests.fixtures.openstack import QUIET_SDK, SSH_KEY, vm_spec
 from tests.workers.contract import DriverContract, wait_done
 from workers.drivers.base import HypervisorConfig, PermanentDriverError, PowerState, TenantSpec, VMSpec
 from workers.drivers.openstack import OpenStackDriver
@@ -66,19 +66,8 @@ def nova_spec(nova_stack, tenant):
     default_tenant = tenant()
 
     def make(**overrides) -> VMSpec:
-        values = {
-            "name": "web-1",
-            "idempotency_key": str(uuid.uuid4()),
-            "vcpus": 1,
-            "memory_mib": 512,
-            "disk_gib": 1,
-            "image_ref": nova_stack.image_id,
-            "ssh_public_key": SSH_KEY,
-            "tenant": default_tenant,
-            "extra": {"plan": "tiny", "project": "acme"},
-        }
-        values.update(overrides)
-        return VMSpec(**values)
+        tiny = {"memory_mib": 512, "disk_gib": 1, "extra": {"plan": "tiny", "project": "acme"}}
+        return vm_spec(**(tiny | {"image_ref": nova_stack.image_id, "tenant": default_tenant} | overrides))
 
     return make
 

@@ -19,6 +19,7 @@ The result (``DriverTask.data`` → ``TenantBinding.data``) is the ids ``create`
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..base import PermanentDriverError, TenantSpec, TransientDriverError
@@ -33,6 +34,18 @@ COMPUTE_QUOTAS = {"instances": "instances", "cores": "cores", "ram_mib": "ram"}
 
 def _first(items) -> Any | None:
     return next(iter(items), None)
+
+
+def _ensure(what: str, find: Callable[[], Iterable], create: Callable[[], Any]) -> Any:
+    """The first resource ``find`` lists, else the one ``create`` makes (logged)."""
+    with translate(f"looking up {what}"):
+        found = _first(find())
+    if found is not None:
+        return found
+    with translate(f"creating {what}"):
+        created = create()
+    logger.info("openstack: created %s (%s)", what, created.id)
+    return created
 
 
 class TenantProvisioner:
@@ -59,17 +72,16 @@ class TenantProvisioner:
         if settings.noauth:
             return settings.noauth_project_id(key), name
         identity = self.conn.identity
-        with translate(f"looking up project {name}"):
-            project = _first(identity.projects(name=name, domain_id=settings.tenant_domain))
-        if project is None:
-            with translate(f"creating project {name}"):
-                project = identity.create_project(
-                    name=name,
-                    domain_id=settings.tenant_domain,
-                    description=f"Control plane project {self.spec.project_name} ({key})",
-                    is_enabled=True,
-                )
-            logger.info("created OpenStack project %s (%s)", name, project.id)
+        project = _ensure(
+            f"project {name}",
+            lambda: identity.projects(name=name, domain_id=settings.tenant_domain),
+            lambda: identity.create_project(
+                name=name,
+                domain_id=settings.tenant_domain,
+                description=f"Control plane project {self.spec.project_name} ({key})",
+                is_enabled=True,
+            ),
+        )
         with translate(f"looking up role {settings.member_role}"):
             role = _first(identity.roles(name=settings.member_role))
         if role is None:
@@ -98,25 +110,25 @@ class TenantProvisioner:
         self.client.require("network")
         settings, net = self.settings, self.conn.network
         name = settings.tenant_name(self.spec.project_key, "-net")
-        with translate(f"looking up network {name}"):
-            network = _first(net.networks(name=name, project_id=project_id))
-        if network is None:
-            with translate(f"creating network {name}"):
-                network = net.create_network(name=name, project_id=project_id)
+        network = _ensure(
+            f"network {name}",
+            lambda: net.networks(name=name, project_id=project_id),
+            lambda: net.create_network(name=name, project_id=project_id),
+        )
         subnet_name = settings.tenant_name(self.spec.project_key, "-subnet")
-        with translate(f"looking up subnet {subnet_name}"):
-            subnet = _first(net.subnets(name=subnet_name, network_id=network.id))
-        if subnet is None:
-            with translate(f"creating subnet {subnet_name}"):
-                subnet = net.create_subnet(
-                    name=subnet_name,
-                    network_id=network.id,
-                    project_id=project_id,
-                    ip_version=4,
-                    cidr=settings.subnet_cidr,
-                    is_dhcp_enabled=True,
-                    dns_nameservers=list(settings.dns_nameservers),
-                )
+        subnet = _ensure(
+            f"subnet {subnet_name}",
+            lambda: net.subnets(name=subnet_name, network_id=network.id),
+            lambda: net.create_subnet(
+                name=subnet_name,
+                network_id=network.id,
+                project_id=project_id,
+                ip_version=4,
+                cidr=settings.subnet_cidr,
+                is_dhcp_enabled=True,
+                dns_nameservers=list(settings.dns_nameservers),
+            ),
+        )
         data = {"network_id": network.id, "subnet_id": subnet.id}
         if settings.external_network:
             data["router_id"] = self._router(project_id, network.id, subnet.id)
@@ -139,12 +151,12 @@ class TenantProvisioner:
         net = self.conn.network
         name = self.settings.tenant_name(self.spec.project_key, "-router")
         gateway = {"network_id": self._external_network_id()}
-        with translate(f"looking up router {name}"):
-            router = _first(net.routers(name=name, project_id=project_id))
-        if router is None:
-            with translate(f"creating router {name}"):
-                router = net.create_router(name=name, project_id=project_id, external_gateway_info=gateway)
-        elif not (router.external_gateway_info or {}).get("network_id"):
+        router = _ensure(
+            f"router {name}",
+            lambda: net.routers(name=name, project_id=project_id),
+            lambda: net.create_router(name=name, project_id=project_id, external_gateway_info=gateway),
+        )
+        if not (router.external_gateway_info or {}).get("network_id"):
             with translate(f"setting the gateway of router {name}"):
                 router = net.update_router(router, external_gateway_info=gateway)
         with translate(f"looking up the interfaces of router {name}"):
@@ -157,13 +169,13 @@ class TenantProvisioner:
     def _security_group(self, project_id: str) -> str:
         net = self.conn.network
         name = self.settings.tenant_name(self.spec.project_key, "-default")
-        with translate(f"looking up security group {name}"):
-            group = _first(net.security_groups(name=name, project_id=project_id))
-        if group is None:
-            with translate(f"creating security group {name}"):
-                group = net.create_security_group(
-                    name=name, project_id=project_id, description="Ingress allowed by the control plane"
-                )
+        group = _ensure(
+            f"security group {name}",
+            lambda: net.security_groups(name=name, project_id=project_id),
+            lambda: net.create_security_group(
+                name=name, project_id=project_id, description="Ingress allowed by the control plane"
+            ),
+        )
         with translate(f"reading the rules of security group {name}"):
             existing = {_rule_key(rule) for rule in net.security_group_rules(security_group_id=group.id)}
         for rule in self.settings.security_group_rules:
