@@ -194,6 +194,17 @@ def test_a_409_from_a_busy_server_is_transient(cloud, openstack_driver):
     assert raised.value.code == Code.BUSY and "task_state rebooting" in raised.value.message
 
 
+def test_a_409_from_a_server_in_error_is_permanent(cloud, openstack_driver):
+    message = "Cannot 'start' instance while it is in vm_state error"
+    cloud.mock.post(
+        f"{COMPUTE}/servers/{SERVER}/action", status_code=409, json={"conflictingRequest": {"message": message}}
+    )
+    show(cloud, server_body(SERVER, status="ERROR", fault={"message": "Disk full"}))
+    with pytest.raises(PermanentDriverError) as raised:
+        openstack_driver().start(SERVER)
+    assert raised.value.message == f"Cannot start server {SERVER}: it is in ERROR (Disk full)."
+
+
 def test_start_of_a_running_server_is_done_at_once(cloud, openstack_driver):
     show(cloud, server_body(SERVER, status="ACTIVE"))
     assert openstack_driver().start(SERVER).done and actions(cloud) == []

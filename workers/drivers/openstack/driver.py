@@ -215,7 +215,8 @@ class OpenStackDriver(Driver):
         return server
 
     def _power(self, action: str, backend_id: str, call) -> DriverTask:
-        """Start or stop: done at once when already there; a 409 is "already there" or "busy"."""
+        """Start or stop: done at once when already there; a 409 is "already there", "busy"
+        (transient), or a server in ERROR, which no retry changes."""
         target = TARGET_STATUS[action]
         if self._existing(backend_id).status == target:
             return self._handle(action, backend_id, done=True)
@@ -223,7 +224,13 @@ class OpenStackDriver(Driver):
             with translate(f"{action} of server {backend_id}"):
                 call(backend_id)
         except TransientDriverError as exc:
-            if exc.code != Code.BUSY or self._existing(backend_id).status != target:
+            if exc.code != Code.BUSY:
+                raise
+            server = self._existing(backend_id)
+            if server.status == "ERROR":
+                message = f"Cannot {action} server {backend_id}: it is in ERROR ({servers.fault_message(server)})."
+                raise PermanentDriverError(message, code=Code.FAULT) from exc
+            if server.status != target:
                 raise
             return self._handle(action, backend_id, done=True)
         return self._handle(action, backend_id)
