@@ -40,6 +40,7 @@ up: deps
 test: deps-dev libvirt
 	bash .ci/services.sh
 	bash .ci/system-packages.sh
+	bash .ci/nova-setup.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

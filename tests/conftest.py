@@ -13,6 +13,8 @@ pytest_plugins = [
     "tests.fixtures.proxmox",
     "tests.fixtures.accounts",
     "tests.fixtures.billing",
+    # OpenStack (issue #6): requests-mock cloud and nova's functional-test stack
+    "tests.fixtures.openstack",
 ]
 
 
