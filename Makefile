@@ -56,6 +56,17 @@ format: deps-dev
 services:
 	bash .ci/services.sh
 
+## Benchmarks and the chaos run, each on a private PostgreSQL + Redis (docs/BENCHMARKS.md).
+## BENCH_ARGS=--quick / CHAOS_ARGS=--quick for CI-sized counts.
+bench: deps-dev
+	@command -v wrk >/dev/null || { echo "Installing wrk (Debian package) for the API benchmark"; \
+		apt-get update -qq && apt-get install -y -qq wrk; }
+	$(PY) bench/run_all.py $(BENCH_ARGS)
+
+.PHONY: chaos
+chaos: deps-dev
+	$(PY) bench/chaos/run.py --write-docs $(CHAOS_ARGS)
+
 clean:
 	rm -rf var/broker var/celerybeat-schedule*
 
