@@ -1,13 +1,36 @@
-from django.db.models import QuerySet
+import hmac
+from dataclasses import dataclass
+
+from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery
+from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from controlplane.errors import Forbidden, NotFound
 
 from .choices import Role, role_at_least
-from .models import Membership, Project, User
+from .hashing import sha256, token_split
+from .models import AccessToken, Invitation, Membership, Project, User
 
 
 def project_list_for_user(*, user: User) -> QuerySet[Project]:
     return Project.objects.filter(memberships__user=user).distinct()
+
+
+def project_list_with_roles(*, user: User) -> QuerySet[Project]:
+    """The user's projects with ``role`` (theirs) and ``member_count`` annotated."""
+    role = Membership.objects.filter(project=OuterRef("pk"), user=user).values("role")[:1]
+    return Project.objects.filter(memberships__user=user).annotate(
+        role=Subquery(role), member_count=Count("memberships", distinct=True)
+    )
+
+
+def project_get_for_user(*, user: User, slug: str | None = None, pk: int | None = None) -> Project:
+    """A project the user is a member of; any other project is a 404."""
+    lookup = {"slug": slug} if slug is not None else {"pk": pk}
+    project = Project.objects.filter(memberships__user=user, **lookup).first() if user.is_authenticated else None
+    if project is None:
+        raise NotFound("No such project.")
+    return project
 
 
 def membership_get(*, user: User, project: Project) -> Membership | None:
@@ -21,11 +44,42 @@ def project_role(*, user: User, project: Project) -> str | None:
     return membership.role if membership else None
 
 
+def user_has_2fa(*, user: User) -> bool:
+    """A confirmed TOTP device (backup codes alone do not count)."""
+    return user.is_authenticated and TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+@dataclass(frozen=True)
+class TwoFactorState:
+    has_device: bool
+    required_by: str | None  # name of a project that requires 2FA of the user, if any
+
+    @property
+    def enrolment_required(self) -> bool:
+        return self.required_by is not None and not self.has_device
+
+
+def two_factor_state(*, user: User) -> TwoFactorState:
+    """Whether the user has 2FA and whether a project requires it: one query."""
+    required = Project.objects.filter(memberships__user=OuterRef("pk"), require_2fa=True).values("name")[:1]
+    row = (
+        User.objects.filter(pk=user.pk)
+        .annotate(
+            has_device=Exists(TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)),
+            required_by=Subquery(required),
+        )
+        .values("has_device", "required_by")
+        .first()
+    ) or {"has_device": False, "required_by": None}
+    return TwoFactorState(has_device=row["has_device"], required_by=row["required_by"])
+
+
 def project_require_role(*, user: User, project: Project, role: str = Role.VIEWER) -> str:
     """Return the user's role in the project or raise.
 
     Not being a member at all is a 404 (the project's existence is not
-    revealed); being a member with too weak a role is a 403.
+    revealed); being a member with too weak a role is a 403, and so is lacking
+    2FA in a project that requires it (code ``two_factor_required``).
     """
     actual = project_role(user=user, project=project)
     if actual is None:
@@ -33,4 +87,70 @@ def project_require_role(*, user: User, project: Project, role: str = Role.VIEWE
     if not role_at_least(actual, role):
         needed, have = Role(role).label.lower(), Role(actual).label.lower()
         raise Forbidden(f"This needs the {needed} role in project {project.name}; you are {have}.")
+    if project.require_2fa and not user_has_2fa(user=user):
+        raise Forbidden(
+            f"Project {project.name} requires two-factor authentication: set it up under Security first.",
+            code="two_factor_required",
+        )
     return actual
+
+
+def membership_list(*, project: Project) -> QuerySet[Membership]:
+    """Members with their user and ``has_2fa`` annotated."""
+    return (
+        Membership.objects.filter(project=project)
+        .select_related("user")
+        .annotate(has_2fa=Exists(TOTPDevice.objects.filter(user=OuterRef("user"), confirmed=True)))
+        .order_by("user__email")
+    )
+
+
+def membership_get_in_project(*, project: Project, pk) -> Membership:
+    membership = Membership.objects.select_related("user", "project").filter(project=project, pk=pk).first()
+    if membership is None:
+        raise NotFound("No such member.")
+    return membership
+
+
+def invitation_list_open(*, project: Project) -> QuerySet[Invitation]:
+    return Invitation.objects.filter(
+        project=project, accepted_at__isnull=True, revoked_at__isnull=True, expires_at__gt=timezone.now()
+    ).select_related("invited_by")
+
+
+def invitation_get_in_project(*, project: Project, pk) -> Invitation:
+    invitation = Invitation.objects.select_related("project").filter(project=project, pk=pk).first()
+    if invitation is None:
+        raise NotFound("No such invitation.")
+    return invitation
+
+
+def invitation_get_by_token(*, token: str) -> Invitation:
+    invitation = Invitation.objects.select_related("project", "invited_by").filter(token_hash=sha256(token)).first()
+    if invitation is None:
+        raise NotFound("This invitation link is not valid.")
+    return invitation
+
+
+def access_token_list_for_user(*, user: User) -> QuerySet[AccessToken]:
+    return AccessToken.objects.filter(user=user)
+
+
+def access_token_get_for_user(*, user: User, pk) -> AccessToken:
+    token = AccessToken.objects.filter(user=user, pk=pk).first()
+    if token is None:
+        raise NotFound("No such token.")
+    return token
+
+
+def access_token_find(*, raw: str) -> AccessToken | None:
+    """The token whose prefix and secret match ``raw`` (revoked or expired
+    ones included: the caller says why they are refused), else None."""
+    parts = token_split(raw)
+    if parts is None:
+        return None
+    prefix, secret = parts
+    token = AccessToken.objects.select_related("user").filter(prefix=prefix).first()
+    if token is None or not hmac.compare_digest(token.secret_hash, sha256(secret)):
+        return None
+    return token

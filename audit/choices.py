@@ -48,12 +48,15 @@ class Action(models.TextChoices):
     MEMBER_ADDED = "member.added", "Member added"  # someone joined a project
     MEMBER_REMOVED = "member.removed", "Member removed"  # someone left or was removed
     MEMBER_ROLE_CHANGED = "member.role_changed", "Member role changed"  # from/to role in details
+    MEMBER_INVITATION_REVOKED = "member.invitation_revoked", "Invitation withdrawn"  # an open invitation was cancelled
     # Users
     USER_CREATED = "user.created", "User created"  # a person got an account
     USER_DEACTIVATED = "user.deactivated", "User deactivated"  # the account can no longer log in
     USER_REACTIVATED = "user.reactivated", "User reactivated"  # the account can log in again
     # Projects
     PROJECT_CREATED = "project.created", "Project created"  # a tenant was created
+    PROJECT_UPDATED = "project.updated", "Project updated"  # renamed or 2FA requirement changed (from/to in details)
+    PROJECT_DELETED = "project.deleted", "Project deleted"  # a team project without VMs was removed by an owner
     PROJECT_SUSPENDED = "project.suspended", "Project suspended"  # VMs stopped / actions blocked (reason in details)
     PROJECT_UNSUSPENDED = "project.unsuspended", "Project unsuspended"  # the suspension was lifted
     # Money

@@ -4,5 +4,6 @@ from django.urls import include, path
 
 urlpatterns = [
     path("", include("compute.api.urls")),
+    path("", include("accounts.api.urls")),
     path("", include("audit.api.urls")),
 ]

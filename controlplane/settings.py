@@ -275,6 +275,112 @@ AUDIT_TRUSTED_PROXIES = env_list("AUDIT_TRUSTED_PROXIES")
 AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 365)
 AUDIT_ARCHIVE_DIR = Path(os.environ.get("AUDIT_ARCHIVE_DIR", VAR_DIR / "audit-archive"))
 
+# --- Accounts and security (docs/SECURITY.md) --------------------------------
+# Sign-up and login (django-allauth), 2FA (django-otp), lockout (django-axes),
+# API tokens. Kept in one block; list edits say where they insert.
+# Operators' admin requires a verified OTP device: every admin.site.register()
+# lands on accounts.admin_site.AdminSite through this AdminConfig.
+INSTALLED_APPS[INSTALLED_APPS.index("django.contrib.admin")] = "accounts.apps.OTPAdminConfig"
+INSTALLED_APPS += [
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "axes",
+]
+_after_auth = MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1
+MIDDLEWARE[_after_auth:_after_auth] = [
+    "django_otp.middleware.OTPMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "accounts.middleware.TwoFactorMiddleware",
+]
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")  # last, as axes requires
+AUTHENTICATION_BACKENDS = [
+    "accounts.backends.LockoutBackend",  # django-axes: refuses locked-out logins first
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+
+# Cache shared by every process (rate limits, API throttles, idempotency keys): Redis with CACHE_URL,
+# else a file cache under var/ (one machine).
+CACHE_URL = os.environ.get("CACHE_URL", "")
+if CACHE_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL, "KEY_PREFIX": "cp"}
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
+    }
+
+ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
+SOCIALACCOUNT_ADAPTER = "accounts.adapter.SocialAccountAdapter"
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_CHANGE_EMAIL = True  # a new address replaces the old one only once verified
+ACCOUNT_PREVENT_ENUMERATION = True
+ACCOUNT_REAUTHENTICATION_REQUIRED = True  # email changes ask for the password again
+ACCOUNT_EMAIL_NOTIFICATIONS = True  # mail the user when the password or email changes
+ACCOUNT_LOGOUT_ON_GET = False
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Control Plane] "
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
+# Per-IP limits need the real client address: the number of proxies in front.
+ALLAUTH_TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+# allauth's rate limits (see docs/SECURITY.md); failed logins per account+IP are
+# django-axes' job, these catch spraying from one address and slow attacks on one account.
+ACCOUNT_RATE_LIMITS = {
+    "login": os.environ.get("RATE_LIMIT_LOGIN", "30/m/ip"),
+    "login_failed": os.environ.get("RATE_LIMIT_LOGIN_FAILED", "20/m/ip,20/h/key"),
+    "signup": os.environ.get("RATE_LIMIT_SIGNUP", "10/m/ip,50/h/ip"),
+    "reset_password": os.environ.get("RATE_LIMIT_RESET_PASSWORD", "20/m/ip,5/m/key"),
+    "create_token": os.environ.get("RATE_LIMIT_CREATE_TOKEN", "10/h/user"),
+}
+
+# Google sign-in only when both variables are set.
+GOOGLE_CLIENT_ID = os.environ.get("GOOGLE_CLIENT_ID", "")
+GOOGLE_CLIENT_SECRET = os.environ.get("GOOGLE_CLIENT_SECRET", "")
+SOCIALACCOUNT_PROVIDERS: dict = {}
+if GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET:
+    INSTALLED_APPS.append("allauth.socialaccount.providers.google")
+    SOCIALACCOUNT_PROVIDERS["google"] = {
+        "APPS": [{"client_id": GOOGLE_CLIENT_ID, "secret": GOOGLE_CLIENT_SECRET, "key": ""}],
+        "SCOPE": ["profile", "email"],
+        "AUTH_PARAMS": {"access_type": "online"},
+    }
+
+# django-otp: TOTP devices and single-use backup codes.
+OTP_TOTP_ISSUER = os.environ.get("OTP_ISSUER", "Control Plane")
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+# A destructive action accepts an OTP code verified this many seconds ago.
+OTP_RECENT_SECONDS = env_int("OTP_RECENT_SECONDS", 300)
+
+# django-axes: lock an (account, address) pair after AXES_FAILURE_LIMIT failures.
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_MINUTES", 15) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_USERNAME_CALLABLE = "accounts.security.login_identifier"
+AXES_CLIENT_IP_CALLABLE = "accounts.security.client_ip"
+AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
+
+INVITATION_TTL_DAYS = env_int("INVITATION_TTL_DAYS", 7)
+
+REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
+    "accounts.authentication.TokenAuthentication",  # Authorization: Bearer <token>
+    *REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"],
+]
+REST_FRAMEWORK["DEFAULT_PERMISSION_CLASSES"] = [
+    *REST_FRAMEWORK["DEFAULT_PERMISSION_CLASSES"],
+    "accounts.permissions.ReadOnlyTokenPermission",
+]
+
 # --- Logging --------------------------------------------------------------
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 LOGGING = {

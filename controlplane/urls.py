@@ -13,6 +13,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("projects/<slug:slug>/audit/", include("audit.urls")),
+    path("", include("accounts.urls")),
+    path("accounts/", include("allauth.urls")),
     path("", include("compute.urls")),
 ]
 

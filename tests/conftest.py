@@ -11,6 +11,7 @@ pytest_plugins = [
     "tests.fixtures.compute",
     "tests.fixtures.audit",
     "tests.fixtures.proxmox",
+    "tests.fixtures.accounts",
 ]
 
 

@@ -10,6 +10,8 @@ import os
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/controlplane")
 os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("CELERY_RESULT_BACKEND", os.environ["CELERY_BROKER_URL"])
+# Rate limits live in the cache: the real Redis (keys prefixed; tests/fixtures/accounts.py isolates each test).
+os.environ.setdefault("CACHE_URL", os.environ["CELERY_BROKER_URL"])
 os.environ.setdefault("CELERY_VISIBILITY_TIMEOUT", "30")
 os.environ.setdefault("CELERY_DEFAULT_QUEUE", "control")
 os.environ.setdefault("ENGINE_LEASE_SECONDS", "6")

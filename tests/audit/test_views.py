@@ -10,6 +10,7 @@ from django.urls import reverse
 import audit
 from accounts.models import User
 from audit.models import AuditEvent
+from tests.fixtures.accounts import login_operator
 from tests.fixtures.factories import UserFactory
 
 CHANGELIST = "/admin/audit/auditevent/"
@@ -55,20 +56,20 @@ def project_events(team, other_project):
     ],
 )
 def test_admin_list_filters_and_search(client, operator, project_events, query, django_assert_max_num_queries):
-    client.force_login(operator)
+    login_operator(client, operator)
     with django_assert_max_num_queries(15):
         response = client.get(CHANGELIST + query)
     assert response.status_code == 200
 
 
 def test_admin_filters_select_the_right_events(client, operator, project_events, team):
-    client.force_login(operator)
+    login_operator(client, operator)
     response = client.get(CHANGELIST + f"?actor_kind=worker&project__id__exact={team.project.pk}")
     assert list(response.context["cl"].result_list) == list(AuditEvent.objects.filter(actor="worker:hv-1"))
 
 
 def test_admin_is_read_only(client, operator, project_events):
-    client.force_login(operator)
+    login_operator(client, operator)
     event = project_events[0]
     assert client.get(CHANGELIST + "add/").status_code == 403
     assert client.get(CHANGELIST + f"{event.pk}/delete/").status_code == 403
@@ -87,7 +88,7 @@ def _export(client, action, events):
 
 
 def test_admin_exports_csv_and_records_who_exported(client, operator, project_events):
-    client.force_login(operator)
+    login_operator(client, operator)
 
     rows = list(csv.DictReader(io.StringIO(_export(client, "export_csv", project_events))))
 
@@ -103,7 +104,7 @@ def test_admin_exports_csv_and_records_who_exported(client, operator, project_ev
 
 
 def test_admin_exports_json_lines(client, operator, project_events):
-    client.force_login(operator)
+    login_operator(client, operator)
     lines = [json.loads(line) for line in _export(client, "export_jsonl", project_events).splitlines()]
     assert [line["hash"] for line in lines] == [e.hash for e in project_events]
 
@@ -210,7 +211,7 @@ def test_api_is_scoped_to_the_callers_projects(client, team, other_project, proj
     client.force_login(team.member)
     assert client.get(_api(team.project)).status_code == 403
     client.logout()
-    assert client.get(_api(team.project)).status_code == 403
+    assert client.get(_api(team.project)).status_code == 401  # not authenticated (WWW-Authenticate: Bearer)
 
 
 def test_api_is_read_only(client, team):

@@ -1,0 +1,145 @@
+from django.contrib import admin, messages
+from django.contrib.auth import forms as auth_forms
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import Count, Exists, OuterRef
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from . import services
+from .models import AccessToken, Invitation, Membership, Project, User
+
+
+class UserCreationForm(auth_forms.AdminUserCreationForm):
+    class Meta(auth_forms.AdminUserCreationForm.Meta):
+        model = User
+        fields = ("email", "full_name")
+
+
+class UserChangeForm(auth_forms.UserChangeForm):
+    class Meta(auth_forms.UserChangeForm.Meta):
+        model = User
+        fields = "__all__"
+
+
+class MembershipInline(admin.TabularInline):
+    """Memberships are shown, not edited here: the portal's services keep the
+    rules (last owner, audit). Operators act as project owners there."""
+
+    model = Membership
+    fk_name = "project"
+    extra = 0
+    can_delete = False
+    fields = ("user", "role", "created_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class UserMembershipInline(MembershipInline):
+    fk_name = "user"
+    fields = ("project", "role", "created_at")
+    readonly_fields = fields
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    form = UserChangeForm
+    add_form = UserCreationForm
+    list_display = ("email", "full_name", "is_active", "is_staff", "two_factor", "is_trusted", "last_login")
+    list_filter = ("is_active", "is_staff", "is_superuser", "is_trusted")
+    search_fields = ("email", "full_name")
+    ordering = ("email",)
+    readonly_fields = ("is_active", "last_login", "date_joined")
+    fieldsets = (
+        (None, {"fields": ("email", "password", "full_name")}),
+        ("Status", {"fields": ("is_active", "is_trusted"), "description": "Use the list actions to (de)activate."}),
+        ("Operators", {"fields": ("is_staff", "is_superuser", "groups", "user_permissions")}),
+        ("Dates", {"fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = (
+        (None, {"classes": ("wide",), "fields": ("email", "full_name", "usable_password", "password1", "password2")}),
+    )
+    inlines = [UserMembershipInline]
+    actions = ["deactivate", "reactivate"]
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None else []
+
+    def get_queryset(self, request):
+        devices = TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)
+        return super().get_queryset(request).annotate(has_2fa=Exists(devices))
+
+    @admin.display(boolean=True, description="2FA", ordering="has_2fa")
+    def two_factor(self, obj):
+        return obj.has_2fa
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+        else:
+            services.user_register(user=obj, actor=request.user, request=request)
+
+    @admin.action(description="Deactivate: end sessions, revoke tokens, block login")
+    def deactivate(self, request, queryset):
+        users = [user for user in queryset if user.is_active and user.pk != request.user.pk]
+        for user in users:
+            services.user_deactivate(user=user, actor=request.user, request=request)
+        if queryset.filter(pk=request.user.pk).exists():
+            self.message_user(request, "You cannot deactivate yourself.", messages.WARNING)
+        self.message_user(request, f"Deactivated {len(users)} user(s).", messages.SUCCESS)
+
+    @admin.action(description="Reactivate: allow login again (tokens stay revoked)")
+    def reactivate(self, request, queryset):
+        users = [user for user in queryset if not user.is_active]
+        for user in users:
+            services.user_reactivate(user=user, actor=request.user, request=request)
+        self.message_user(request, f"Reactivated {len(users)} user(s).", messages.SUCCESS)
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug", "kind", "members", "require_2fa", "suspended_at", "created_at")
+    list_filter = ("kind", "require_2fa", ("suspended_at", admin.EmptyFieldListFilter))
+    search_fields = ("name", "slug", "memberships__user__email")
+    readonly_fields = ("slug", "kind", "created_at")
+    inlines = [MembershipInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(member_count=Count("memberships"))
+
+    @admin.display(ordering="member_count")
+    def members(self, obj):
+        return obj.member_count
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    list_display = ("email", "project", "role", "invited_by", "created_at", "expires_at", "accepted_at", "revoked_at")
+    list_filter = ("role",)
+    search_fields = ("email", "project__name")
+    list_select_related = ("project", "invited_by")
+    exclude = ("token_hash",)
+    readonly_fields = [f.name for f in Invitation._meta.fields if f.name != "token_hash"]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(AccessToken)
+class AccessTokenAdmin(admin.ModelAdmin):
+    list_display = ("name", "user", "prefix", "read_only", "created_at", "expires_at", "last_used_at", "revoked_at")
+    list_filter = ("read_only", ("revoked_at", admin.EmptyFieldListFilter))
+    search_fields = ("name", "prefix", "user__email")
+    list_select_related = ("user",)
+    exclude = ("secret_hash",)
+    readonly_fields = [f.name for f in AccessToken._meta.fields if f.name != "secret_hash"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Revoke")
+    def revoke(self, request, queryset):
+        for token in queryset.filter(revoked_at__isnull=True):
+            services.token_revoke(token=token, actor=request.user, request=request)
+        self.message_user(request, "Tokens revoked.", messages.SUCCESS)

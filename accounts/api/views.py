@@ -1,0 +1,146 @@
+"""/api/v1/ for accounts: projects, members, invitations, API tokens.
+
+Querysets are scoped to the caller's memberships, so another project is a
+404; roles are checked by the services (403)."""
+
+from django.utils.functional import cached_property
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.exceptions import PermissionDenied, Throttled
+from rest_framework.response import Response
+
+from .. import selectors, services
+from ..choices import Role
+from ..models import AccessToken, Invitation, Membership, Project
+from ..security import check_recent_otp, token_creation_allowed
+from .serializers import (
+    AccessTokenCreatedSerializer,
+    AccessTokenSerializer,
+    InvitationSerializer,
+    MemberSerializer,
+    ProjectSerializer,
+    ProjectUpdateSerializer,
+    RoleSerializer,
+)
+
+
+class ProjectViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
+):
+    serializer_class = ProjectSerializer
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation
+            return Project.objects.none()
+        return selectors.project_list_with_roles(user=self.request.user).order_by("name", "pk")
+
+    def perform_create(self, serializer):
+        project = services.project_create(name=serializer.validated_data["name"], owner=self.request.user)
+        serializer.instance = self.get_queryset().get(pk=project.pk)
+
+    @extend_schema(request=ProjectUpdateSerializer, responses={200: ProjectSerializer})
+    def partial_update(self, request, pk=None):
+        project = self.get_object()
+        body = ProjectUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        services.project_update(project=project, actor=request.user, request=request, **body.validated_data)
+        return Response(self.get_serializer(self.get_queryset().get(pk=project.pk)).data)
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request, pk=None):
+        project = self.get_object()
+        check_recent_otp(request)
+        services.project_delete(project=project, actor=request.user, request=request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(parameters=[OpenApiParameter("project_pk", int, OpenApiParameter.PATH, description="Project id.")])
+class _ProjectChildViewSet(viewsets.GenericViewSet):
+    """Routes under /projects/{project_pk}/: the project must be the caller's."""
+
+    @cached_property
+    def project(self):
+        return selectors.project_get_for_user(user=self.request.user, pk=self.kwargs["project_pk"])
+
+
+class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _ProjectChildViewSet):
+    serializer_class = MemberSerializer
+    pagination_class = None
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Membership.objects.none()
+        selectors.project_require_role(user=self.request.user, project=self.project)
+        return selectors.membership_list(project=self.project)
+
+    @extend_schema(request=RoleSerializer, responses={200: MemberSerializer})
+    def partial_update(self, request, project_pk=None, pk=None):
+        membership = self.get_object()
+        body = RoleSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        services.membership_role_change(
+            membership=membership, actor=request.user, role=body.validated_data["role"], request=request
+        )
+        return Response(self.get_serializer(self.get_queryset().get(pk=membership.pk)).data)
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request, project_pk=None, pk=None):
+        services.membership_remove(membership=self.get_object(), actor=request.user, request=request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class InvitationViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, _ProjectChildViewSet):
+    serializer_class = InvitationSerializer
+    pagination_class = None
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Invitation.objects.none()
+        selectors.project_require_role(user=self.request.user, project=self.project, role=Role.ADMIN)
+        return selectors.invitation_list_open(project=self.project)
+
+    def perform_create(self, serializer):
+        invitation, _ = services.invitation_create(
+            project=self.project,
+            actor=self.request.user,
+            email=serializer.validated_data["email"],
+            role=serializer.validated_data["role"],
+            request=self.request,
+        )
+        serializer.instance = invitation
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request, project_pk=None, pk=None):
+        invitation = selectors.invitation_get_in_project(project=self.project, pk=pk)
+        services.invitation_revoke(invitation=invitation, actor=request.user, request=request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class AccessTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """The caller's personal access tokens. Creating one needs a logged-in
+    session (not a token) and, with 2FA, a current code (X-OTP-Token)."""
+
+    serializer_class = AccessTokenSerializer
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return AccessToken.objects.none()
+        return selectors.access_token_list_for_user(user=self.request.user)
+
+    @extend_schema(request=AccessTokenSerializer, responses={201: AccessTokenCreatedSerializer})
+    def create(self, request):
+        if isinstance(request.auth, AccessToken):
+            raise PermissionDenied("A token cannot create tokens: use the portal or a logged-in session.")
+        body = AccessTokenSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        check_recent_otp(request)
+        if not token_creation_allowed(request):
+            raise Throttled(detail="You have created many tokens in a short time; try again later.")
+        token, raw = services.token_create(user=request.user, request=request, **body.validated_data)
+        token.token = raw
+        return Response(AccessTokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request, pk=None):
+        services.token_revoke(token=self.get_object(), actor=request.user, request=request)
+        return Response(status=status.HTTP_204_NO_CONTENT)

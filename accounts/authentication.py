@@ -1,0 +1,46 @@
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+
+from . import selectors, services
+
+
+class TokenAuthentication(BaseAuthentication):
+    """``Authorization: Bearer cpat_...``: a personal access token.
+
+    Sets ``request.auth`` to the AccessToken (``ReadOnlyTokenPermission``
+    reads its scope). A revoked, expired or unknown token is a 401; so is the
+    token of a deactivated user. A member of a project that requires 2FA who
+    has none gets a 403 until they enrol, as in the portal.
+    """
+
+    keyword = b"bearer"
+
+    def authenticate(self, request):
+        parts = get_authorization_header(request).split()
+        if not parts or parts[0].lower() != self.keyword:
+            return None
+        if len(parts) != 2:
+            raise exceptions.AuthenticationFailed("Malformed Authorization header: use 'Bearer <token>'.")
+        try:
+            raw = parts[1].decode("ascii")
+        except UnicodeDecodeError:
+            raise exceptions.AuthenticationFailed("Invalid token.") from None
+        token = selectors.access_token_find(raw=raw)
+        if token is None:
+            raise exceptions.AuthenticationFailed("Invalid token.")
+        if token.revoked_at is not None:
+            raise exceptions.AuthenticationFailed("This token was revoked.")
+        if token.is_expired:
+            raise exceptions.AuthenticationFailed("This token has expired.")
+        if not token.user.is_active:
+            raise exceptions.AuthenticationFailed("This account is deactivated.")
+        state = selectors.two_factor_state(user=token.user)
+        if state.enrolment_required:
+            raise exceptions.PermissionDenied(
+                f"Project {state.required_by} requires two-factor authentication: set it up in the portal first."
+            )
+        services.token_touch(token=token)
+        return token.user, token
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="api"'

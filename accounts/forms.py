@@ -1,0 +1,52 @@
+from datetime import timedelta
+
+from django import forms
+from django.utils import timezone
+
+from .choices import Role
+
+TOKEN_LIFETIMES = [("", "Never expires"), ("7", "7 days"), ("30", "30 days"), ("90", "90 days"), ("365", "1 year")]
+
+
+class OTPCodeForm(forms.Form):
+    otp_token = forms.CharField(
+        label="Code",
+        max_length=16,
+        help_text="The 6-digit code from your authenticator app, or one of your backup codes.",
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True}),
+    )
+
+
+class TwoFactorDisableForm(forms.Form):
+    password = forms.CharField(label="Password", widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
+    otp_token = OTPCodeForm.base_fields["otp_token"]
+
+
+class ProjectCreateForm(forms.Form):
+    name = forms.CharField(max_length=100)
+
+
+class ProjectSettingsForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    require_2fa = forms.BooleanField(
+        required=False, label="Require two-factor authentication of every member", help_text="Owners only."
+    )
+
+
+class InvitationForm(forms.Form):
+    email = forms.EmailField()
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.MEMBER)
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)
+
+
+class TokenCreateForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="What uses it, e.g. 'terraform on build host'.")
+    lifetime = forms.ChoiceField(choices=TOKEN_LIFETIMES, required=False, label="Expires")
+    read_only = forms.BooleanField(required=False, label="Read-only (can only list and view)")
+
+    def expires_at(self):
+        days = self.cleaned_data.get("lifetime")
+        return timezone.now() + timedelta(days=int(days)) if days else None

@@ -1,0 +1,42 @@
+from functools import wraps
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.shortcuts import redirect
+from django.urls import reverse
+
+from controlplane.errors import Forbidden, NotFound, ServiceError
+
+from ..security import safe_next
+
+
+def portal_errors(view_func):
+    """Turn service errors into what a person sees: 404 page, 403 page, or a
+    message on the page they came from (invalid input, conflicts)."""
+
+    @wraps(view_func)
+    def wrapper(request, *args, **kwargs):
+        try:
+            return view_func(request, *args, **kwargs)
+        except NotFound as exc:
+            raise Http404(exc.message) from None
+        except Forbidden as exc:
+            if exc.code == "two_factor_required":
+                messages.warning(request, exc.message)
+                return redirect("accounts:two_factor")
+            raise PermissionDenied(exc.message) from None
+        except ServiceError as exc:
+            messages.error(request, exc.message)
+            default = reverse("accounts:project_detail", args=[kwargs["slug"]]) if "slug" in kwargs else request.path
+            return redirect(safe_next(request, request.META.get("HTTP_REFERER"), default=default))
+
+    return wrapper
+
+
+def form_errors(request, form) -> None:
+    for field, errors in form.errors.items():
+        field_obj = form.fields.get(field)
+        label = (field_obj.label or field.replace("_", " ").capitalize()) if field_obj else ""
+        for error in errors:
+            messages.error(request, f"{label}: {error}" if label else error)
