@@ -381,6 +381,17 @@ REST_FRAMEWORK["DEFAULT_PERMISSION_CLASSES"] = [
     "accounts.permissions.ReadOnlyTokenPermission",
 ]
 
+# --- Billing (billing/) ---------------------------------------------------------
+# Supplier details and policy (thresholds, grace period, pre-check, LUT) are edited
+# in Django admin (Billing settings); only the schedule of the jobs lives here.
+BILLING_CHARGE_INTERVAL_SECONDS = env_int("BILLING_CHARGE_INTERVAL_SECONDS", 600)
+BILLING_INVOICE_INTERVAL_SECONDS = env_int("BILLING_INVOICE_INTERVAL_SECONDS", 3600)
+EXTRA_BEAT_SCHEDULE = {
+    **globals().get("EXTRA_BEAT_SCHEDULE", {}),
+    "billing-charge-usage": {"task": "charge_usage", "schedule": float(BILLING_CHARGE_INTERVAL_SECONDS)},
+    "billing-issue-invoices": {"task": "issue_monthly_invoices", "schedule": float(BILLING_INVOICE_INTERVAL_SECONDS)},
+}
+
 # --- Logging --------------------------------------------------------------
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 LOGGING = {

@@ -15,6 +15,7 @@ urlpatterns = [
     path("projects/<slug:slug>/audit/", include("audit.urls")),
     path("", include("accounts.urls")),
     path("accounts/", include("allauth.urls")),
+    path("billing/", include("billing.urls")),
     path("", include("compute.urls")),
 ]
 

@@ -12,6 +12,7 @@ pytest_plugins = [
     "tests.fixtures.audit",
     "tests.fixtures.proxmox",
     "tests.fixtures.accounts",
+    "tests.fixtures.billing",
 ]
 
 
