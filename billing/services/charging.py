@@ -30,7 +30,7 @@ from .metering import meter_horizon, usage_meter
 from .suspension import suspension_apply_due
 from .wallet import entry_post, wallet_lock, wallet_profile
 
-ACTOR = "billing"
+ACTOR = "system:billing"
 
 
 def usage_charge_locked(

@@ -209,7 +209,7 @@ def _line_heads(lines) -> list[Heads]:
 
 
 def invoice_issue_monthly(
-    *, now: datetime | None = None, actor="billing", deadline: float | None = None
+    *, now: datetime | None = None, actor="system:billing", deadline: float | None = None
 ) -> list[Invoice]:
     """Invoice last month's (and any older uninvoiced) usage of every project
     whose metering has passed the month's end. Each project in its own

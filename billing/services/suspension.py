@@ -27,7 +27,7 @@ from ..money import format_inr
 from .config import billing_settings_get
 
 logger = logging.getLogger(__name__)
-ACTOR = "billing"
+ACTOR = "system:billing"
 
 
 def _vm_action(vm: VirtualMachine, action: str) -> bool:

@@ -27,13 +27,13 @@ def pdf_text(data: bytes) -> str:
 @pytest.fixture
 def issue(project, supplier, vm_factory, plan):
     def make(profile="karnataka", hours=100, lut=False):
-        services.billing_settings_update(actor="tests", lut_enabled=lut)
+        services.billing_settings_update(actor="system:tests", lut_enabled=lut)
         set_profile(project, profile)
         vm_factory(
             [(T0, "active"), (T0 + hours * HOUR, "stopped"), (T0 + (hours + 10) * HOUR, "deleted")], name="web-1"
         )
         services.usage_meter(until=T0 + (hours + 20) * HOUR)
-        return services.invoice_issue(project=project, actor="tests", at=ISSUED)
+        return services.invoice_issue(project=project, actor="system:tests", at=ISSUED)
 
     return make
 
@@ -77,10 +77,10 @@ def test_export_invoice_pdf_shows_the_lut_endorsement_and_arn(issue):
 
 def test_credit_note_and_receipt_pdfs(issue, project):
     invoice = issue()
-    note = services.credit_note_issue(invoice=invoice, amount="10", reason="Outage credit", actor="tests", at=ISSUED)
+    note = services.credit_note_issue(invoice=invoice, amount="10", reason="Outage credit", actor="system:tests", at=ISSUED)
     text = pdf_text(credit_note_pdf(note))
     assert "CREDIT NOTE" in text and note.number in text and invoice.number in text and "Outage credit" in text
-    receipt = services.wallet_topup(project=project, amount="590", actor="tests", payment_mode="UPI", reference="TXN42")
+    receipt = services.wallet_topup(project=project, amount="590", actor="system:tests", payment_mode="UPI", reference="TXN42")
     text = pdf_text(receipt_pdf(receipt))
     assert "RECEIPT VOUCHER" in text and receipt.number in text and "UPI TXN42" in text
     assert "500.00" in text and "90.00" in text  # IGST 18% included in 590.00
@@ -126,7 +126,7 @@ class TestEInvoice:
 
     def test_credit_note_refers_to_its_invoice(self, issue):
         invoice = issue("karnataka")
-        note = services.credit_note_issue(invoice=invoice, amount="10", reason="x", actor="tests", at=ISSUED)
+        note = services.credit_note_issue(invoice=invoice, amount="10", reason="x", actor="system:tests", at=ISSUED)
         data = einvoice.document_json(note)
         assert data["DocDtls"]["Typ"] == "CRN"
         assert data["RefDtls"]["PrecDocDtls"] == [{"InvNo": invoice.number, "InvDt": "01/06/2025"}]
@@ -134,7 +134,7 @@ class TestEInvoice:
 
 def test_csv_export_of_a_period(issue):
     invoice = issue("karnataka")
-    note = services.credit_note_issue(invoice=invoice, amount="10", reason="x", actor="tests", at=ISSUED)
+    note = services.credit_note_issue(invoice=invoice, amount="10", reason="x", actor="system:tests", at=ISSUED)
     rows = list(csv.DictReader(io.StringIO(exports.documents_csv(start=date(2025, 6, 1), end=date(2025, 6, 30)))))
     assert [r["number"] for r in rows] == [invoice.number, note.number]
     assert rows[0]["customer_gstin"] == make_gstin("29") and rows[0]["place_of_supply"] == "29-Karnataka"

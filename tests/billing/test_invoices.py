@@ -50,13 +50,13 @@ def test_worked_examples_through_metering_and_invoicing(
     project, supplier, vm_factory, ten_rupee_plan, profile, lut, pos, heads, total, endorsement
 ):
     # Given the GST.md supplier (Maharashtra) and 100 hours at 10.00/h = taxable 1000.00
-    services.billing_settings_update(actor="tests", lut_enabled=lut)
+    services.billing_settings_update(actor="system:tests", lut_enabled=lut)
     set_profile(project, profile)
     fund(project, "2000")
     run_hours(project, ten_rupee_plan, vm_factory, hours=100)
 
     # When the invoice is issued
-    invoice = services.invoice_issue(project=project, actor="tests", at=T0 + 200 * HOUR)
+    invoice = services.invoice_issue(project=project, actor="system:tests", at=T0 + 200 * HOUR)
 
     # Then place of supply, heads and total are the worked example's, to the paisa
     assert invoice.place_of_supply == pos
@@ -123,9 +123,9 @@ def test_the_monthly_run_waits_for_metering_past_the_months_end(project, supplie
 def test_an_invoice_is_an_immutable_snapshot(project, supplier, vm_factory, ten_rupee_plan):
     set_profile(project, "karnataka")
     run_hours(project, ten_rupee_plan, vm_factory, hours=3)
-    invoice = services.invoice_issue(project=project, actor="tests", at=T0 + 10 * HOUR)
+    invoice = services.invoice_issue(project=project, actor="system:tests", at=T0 + 10 * HOUR)
     # Later changes to the supplier, the customer and the plan do not touch it
-    services.billing_settings_update(actor="tests", legal_name="Renamed Ltd", lut_enabled=True)
+    services.billing_settings_update(actor="system:tests", legal_name="Renamed Ltd", lut_enabled=True)
     set_profile(project, "maharashtra", legal_name="New Name Pvt Ltd")
     ten_rupee_plan.price_hourly_running = D("99")
     ten_rupee_plan.save()
@@ -139,15 +139,15 @@ def test_an_invoice_is_an_immutable_snapshot(project, supplier, vm_factory, ten_
 
 
 def test_nothing_to_invoice_gives_none_and_uses_no_number(project, supplier):
-    assert services.invoice_issue(project=project, actor="tests") is None
+    assert services.invoice_issue(project=project, actor="system:tests") is None
     set_profile(project, "karnataka")
-    assert services.invoice_issue(project=project, actor="tests") is None
+    assert services.invoice_issue(project=project, actor="system:tests") is None
 
 
 def test_invoicing_needs_a_configured_supplier(project, vm_factory, ten_rupee_plan):
     run_hours(project, ten_rupee_plan, vm_factory, hours=1)
     with pytest.raises(Conflict, match="legal name, address, PIN, GSTIN"):
-        services.invoice_issue(project=project, actor="tests")
+        services.invoice_issue(project=project, actor="system:tests")
 
 
 def test_a_new_financial_year_restarts_the_series(project, supplier, vm_factory, ten_rupee_plan):
@@ -157,7 +157,7 @@ def test_a_new_financial_year_restarts_the_series(project, supplier, vm_factory,
         start = at(issued) - 3 * HOUR
         vm_factory([(start, "active"), (start + HOUR, "deleted")], plan=ten_rupee_plan)
         services.usage_meter(until=start + 2 * HOUR)
-        numbers.append(services.invoice_issue(project=project, actor="tests", at=at(issued)).number)
+        numbers.append(services.invoice_issue(project=project, actor="system:tests", at=at(issued)).number)
     # 31 March 18:30 UTC is 1 April 00:00 IST: the new financial year
     assert numbers == ["INV/2526/000001", "INV/2526/000002", "INV/2627/000001", "INV/2627/000002"]
 
@@ -167,11 +167,11 @@ class TestCreditNotes:
     def invoice(self, project, supplier, vm_factory, ten_rupee_plan):
         set_profile(project, "maharashtra")
         run_hours(project, ten_rupee_plan, vm_factory, hours=100)
-        return services.invoice_issue(project=project, actor="tests", at=T0 + 200 * HOUR)
+        return services.invoice_issue(project=project, actor="system:tests", at=T0 + 200 * HOUR)
 
     def test_partial_then_full_credit(self, project, invoice):
         balance = Wallet.objects.get(project=project).balance
-        note = services.credit_note_issue(invoice=invoice, amount="100", reason="SLA breach", actor="tests", at=LATER)
+        note = services.credit_note_issue(invoice=invoice, amount="100", reason="SLA breach", actor="system:tests", at=LATER)
         assert note.number == "CN/2526/000001" and note.invoice == invoice
         assert (note.taxable_total, note.cgst_total, note.sgst_total, note.total) == (
             D("100.00"),
@@ -186,19 +186,19 @@ class TestCreditNotes:
         )
         assert Wallet.objects.get(project=project).balance == balance + D("118")
         with pytest.raises(Conflict, match="Only ₹900.00 .* is left to credit"):
-            services.credit_note_issue(invoice=invoice, amount="900.01", reason="x", actor="tests")
-        rest = services.credit_note_issue(invoice=invoice, reason="Account closed", actor="tests", at=LATER)
+            services.credit_note_issue(invoice=invoice, amount="900.01", reason="x", actor="system:tests")
+        rest = services.credit_note_issue(invoice=invoice, reason="Account closed", actor="system:tests", at=LATER)
         assert rest.number == "CN/2526/000002" and rest.taxable_total == D("900.00") and rest.total == D("1062")
         with pytest.raises(Conflict, match="fully credited"):
-            services.credit_note_issue(invoice=invoice, reason="again", actor="tests")
+            services.credit_note_issue(invoice=invoice, reason="again", actor="system:tests")
         assert AuditEvent.objects.filter(action="credit_note.issued").count() == 2
         assert CreditNote.objects.filter(invoice=invoice).count() == 2
 
     def test_a_reason_and_a_valid_rate_are_required(self, invoice):
         with pytest.raises(InvalidInput, match="Say why"):
-            services.credit_note_issue(invoice=invoice, amount="1", reason="", actor="tests")
+            services.credit_note_issue(invoice=invoice, amount="1", reason="", actor="system:tests")
         with pytest.raises(InvalidInput, match="the invoice has 18.00%"):
-            services.credit_note_issue(invoice=invoice, amount="1", gst_rate="5", reason="x", actor="tests")
+            services.credit_note_issue(invoice=invoice, amount="1", gst_rate="5", reason="x", actor="system:tests")
 
 
 def _project_with_usage(index: int, plan, image, hypervisor):
@@ -229,7 +229,7 @@ def test_numbering_is_gapless_and_unique_under_concurrent_issue(supplier, plan, 
         try:
             for project in batch:
                 try:
-                    services.invoice_issue(project=project, actor="tests", at=T0 + 3 * HOUR)
+                    services.invoice_issue(project=project, actor="system:tests", at=T0 + 3 * HOUR)
                 except RuntimeError:
                     errors.append(project.pk)
         finally:
@@ -258,7 +258,7 @@ def test_on_demand_invoice_then_the_monthly_run_invoices_the_rest(project, suppl
     set_profile(project, "karnataka")
     vm_factory([(T0, "active")])
     services.usage_meter(until=T0 + 5 * HOUR)
-    first = services.invoice_issue(project=project, actor="tests", at=T0 + 5 * HOUR + timedelta(minutes=7))
+    first = services.invoice_issue(project=project, actor="system:tests", at=T0 + 5 * HOUR + timedelta(minutes=7))
     assert first.lines.get().quantity == D("5.0000")
     services.usage_meter(until=at("2025-05-31 19:30"))
     [second] = services.invoice_issue_monthly(now=at("2025-06-01 06:00"))

@@ -26,7 +26,7 @@ def billed(project, supplier, vm_factory, plan):
         vm_factory([(T0, "active"), (T0 + (n + 2) * HOUR, "stopped")], name=f"web-{n}")
     services.usage_meter(until=T0 + 6 * HOUR)
     services.usage_charge_pending()
-    services.invoice_issue(project=project, actor="tests", at=T0 + 7 * HOUR)
+    services.invoice_issue(project=project, actor="system:tests", at=T0 + 7 * HOUR)
     return project
 
 
@@ -155,8 +155,10 @@ class TestPortal:
 class TestAdmin:
     @pytest.fixture
     def operator(self, client, db):
+        from tests.fixtures.accounts import login_operator
+
         admin = UserFactory(is_staff=True, is_superuser=True)
-        client.force_login(admin)
+        login_operator(client, admin)
         return admin
 
     def test_top_up_and_adjust_with_a_reason(self, billed, client, operator):
@@ -203,5 +205,5 @@ class TestAdmin:
         data["gstin"] = "27AAPFU0939F1ZV"
         data["legal_name"] = "Cloud Hosting Pvt Ltd"
         assert client.post(f"/admin/billing/billingsettings/{supplier.pk}/change/", data).status_code == 302
-        event = AuditEvent.objects.filter(action="billing.settings_updated").last()
+        event = AuditEvent.objects.filter(action="billing.settings_updated").order_by("id").last()
         assert event.details["changed"]["legal_name"] == ["Cloud Hosting Private Limited", "Cloud Hosting Pvt Ltd"]

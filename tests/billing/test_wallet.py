@@ -19,7 +19,7 @@ D = Decimal
 def test_a_top_up_credits_the_wallet_and_issues_a_receipt_voucher(project, supplier):
     set_profile(project, "karnataka")
     receipt = services.wallet_topup(
-        project=project, amount="1180.00", actor="tests", reference="UTR123", payment_mode="NEFT"
+        project=project, amount="1180.00", actor="system:tests", reference="UTR123", payment_mode="NEFT"
     )
     assert receipt.number.startswith("RV/") and receipt.number.endswith("/000001")
     # The advance includes GST at the supplier's rate, split by the place of supply.
@@ -36,16 +36,16 @@ def test_a_top_up_credits_the_wallet_and_issues_a_receipt_voucher(project, suppl
 
 
 def test_the_same_payment_reference_is_recorded_once(project, supplier):
-    services.wallet_topup(project=project, amount="100", actor="tests", reference="UTR9")
+    services.wallet_topup(project=project, amount="100", actor="system:tests", reference="UTR9")
     with pytest.raises(Conflict, match="UTR9 is already recorded"):
-        services.wallet_topup(project=project, amount="100", actor="tests", reference="UTR9")
+        services.wallet_topup(project=project, amount="100", actor="system:tests", reference="UTR9")
     assert Wallet.objects.get(project=project).balance == D("100.00")
 
 
 @pytest.mark.parametrize("amount", ["0", "-5", "1.005", "abc", "1e12"])
 def test_bad_top_up_amounts_are_refused(project, supplier, amount):
     with pytest.raises(InvalidInput):
-        services.wallet_topup(project=project, amount=amount, actor="tests")
+        services.wallet_topup(project=project, amount=amount, actor="system:tests")
 
 
 def test_adjustments_need_a_reason_and_are_audited(project, supplier, user):
@@ -64,16 +64,16 @@ def test_adjustments_need_a_reason_and_are_audited(project, supplier, user):
 def test_a_refund_cannot_exceed_the_balance(project, supplier):
     fund(project, "50")
     with pytest.raises(Conflict, match="cannot exceed"):
-        services.wallet_refund(project=project, amount="50.01", actor="tests", reason="Closing account")
-    services.wallet_refund(project=project, amount="50", actor="tests", reason="Closing account")
+        services.wallet_refund(project=project, amount="50.01", actor="system:tests", reason="Closing account")
+    services.wallet_refund(project=project, amount="50", actor="system:tests", reason="Closing account")
     assert Wallet.objects.get(project=project).balance == D("0.00")
     assert AuditEvent.objects.filter(action="wallet.debited", details__kind="refund").count() == 1
 
 
 def test_the_cached_balance_is_the_sum_of_the_entries(project, supplier):
     fund(project, "300")
-    services.wallet_adjust(project=project, amount="-120.25", actor="tests", reason="x")
-    services.wallet_refund(project=project, amount="10", actor="tests", reason="y")
+    services.wallet_adjust(project=project, amount="-120.25", actor="system:tests", reason="x")
+    services.wallet_refund(project=project, amount="10", actor="system:tests", reason="y")
     total = sum(LedgerEntry.objects.filter(project=project).values_list("amount", flat=True))
     assert Wallet.objects.get(project=project).balance == total == D("169.75")
     assert selectors.ledger_problems() == []
@@ -95,11 +95,11 @@ def test_ledger_entries_cannot_be_updated_or_deleted_in_the_database(project, su
 def test_low_balance_emails_once_per_threshold_and_rearm_after_a_top_up(
     project, supplier, user, django_capture_on_commit_callbacks
 ):
-    services.billing_settings_update(actor="tests", low_balance_thresholds="500, 100")
+    services.billing_settings_update(actor="system:tests", low_balance_thresholds="500, 100")
 
     def adjust(amount):
         with django_capture_on_commit_callbacks(execute=True):
-            services.wallet_adjust(project=project, amount=amount, actor="tests", reason="test")
+            services.wallet_adjust(project=project, amount=amount, actor="system:tests", reason="test")
         return [m.subject for m in mail.outbox[-1:]] if mail.outbox else []
 
     fund(project, "600")

@@ -91,8 +91,8 @@ def test_suspension_stops_vms_through_operations_and_a_top_up_lifts_it(
     running_vm, user, project, plan, image, simulator
 ):
     # Given a wallet below zero and no grace left
-    services.billing_settings_update(actor="tests", grace_hours=0)
-    services.wallet_adjust(project=project, amount="-150", actor="tests", reason="usage")
+    services.billing_settings_update(actor="system:tests", grace_hours=0)
+    services.wallet_adjust(project=project, amount="-150", actor="system:tests", reason="usage")
 
     # When the charge job's suspension step runs
     assert services.suspension_apply_due(now=timezone.now() + timedelta(seconds=1)) == 1
@@ -105,7 +105,7 @@ def test_suspension_stops_vms_through_operations_and_a_top_up_lifts_it(
     running_vm.refresh_from_db()
     assert running_vm.status == VMStatus.STOPPED
     assert AuditEvent.objects.filter(action="project.suspended", project_id=project.pk).exists()
-    assert AuditEvent.objects.filter(action="vm.stop.requested", actor="billing").exists()
+    assert AuditEvent.objects.filter(action="vm.stop.requested", actor="system:billing").exists()
 
     # And new requests and starts are refused
     with pytest.raises((PaymentRequired, Conflict), match="suspended"):
@@ -118,7 +118,7 @@ def test_suspension_stops_vms_through_operations_and_a_top_up_lifts_it(
         compute_services.vm_action(vm=running_vm, action="start", user=user)
 
     # When a top-up brings the balance back above zero
-    services.wallet_topup(project=project, amount="100", actor="tests")
+    services.wallet_topup(project=project, amount="100", actor="system:tests")
 
     # Then the suspension is lifted; the VM stays stopped (auto-start is off by default)
     project.refresh_from_db()
@@ -130,12 +130,12 @@ def test_suspension_stops_vms_through_operations_and_a_top_up_lifts_it(
 
 
 def test_a_lifted_suspension_starts_the_vms_billing_stopped_when_configured(running_vm, project):
-    services.billing_settings_update(actor="tests", grace_hours=0, auto_start_after_suspension=True)
-    services.wallet_adjust(project=project, amount="-150", actor="tests", reason="usage")
+    services.billing_settings_update(actor="system:tests", grace_hours=0, auto_start_after_suspension=True)
+    services.wallet_adjust(project=project, amount="-150", actor="system:tests", reason="usage")
     services.suspension_apply_due(now=timezone.now() + timedelta(seconds=1))
     wait_operation(_stop_operation(running_vm).pk)
 
-    services.wallet_topup(project=project, amount="100", actor="tests")
+    services.wallet_topup(project=project, amount="100", actor="system:tests")
 
     start = wait_for(lambda: Operation.objects.filter(vm=running_vm, action="start").first(), message="a start")
     assert wait_operation(start.pk).state == OperationState.SUCCEEDED
