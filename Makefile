@@ -39,6 +39,7 @@ up: deps
 ## Run the whole test suite on PostgreSQL + Redis (started if down), with lint.
 test: deps-dev
 	bash .ci/services.sh
+	bash .ci/system-packages.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

@@ -392,6 +392,12 @@ EXTRA_BEAT_SCHEDULE = {
     "billing-issue-invoices": {"task": "issue_monthly_invoices", "schedule": float(BILLING_INVOICE_INTERVAL_SECONDS)},
 }
 
+# --- Portal (docs/PORTAL.md) -------------------------------------------------------
+TEMPLATES[0]["OPTIONS"]["context_processors"].append("controlplane.portal.context.portal_nav")
+# The security page lists the user's sessions; each is noted at most this often.
+MIDDLEWARE.insert(MIDDLEWARE.index("axes.middleware.AxesMiddleware"), "accounts.middleware.SessionActivityMiddleware")
+SESSION_TOUCH_SECONDS = env_int("SESSION_TOUCH_SECONDS", 300)
+
 # --- Logging --------------------------------------------------------------
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 LOGGING = {

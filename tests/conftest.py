@@ -13,6 +13,7 @@ pytest_plugins = [
     "tests.fixtures.proxmox",
     "tests.fixtures.accounts",
     "tests.fixtures.billing",
+    "tests.fixtures.portal",
 ]
 
 

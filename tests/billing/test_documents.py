@@ -77,10 +77,14 @@ def test_export_invoice_pdf_shows_the_lut_endorsement_and_arn(issue):
 
 def test_credit_note_and_receipt_pdfs(issue, project):
     invoice = issue()
-    note = services.credit_note_issue(invoice=invoice, amount="10", reason="Outage credit", actor="system:tests", at=ISSUED)
+    note = services.credit_note_issue(
+        invoice=invoice, amount="10", reason="Outage credit", actor="system:tests", at=ISSUED
+    )
     text = pdf_text(credit_note_pdf(note))
     assert "CREDIT NOTE" in text and note.number in text and invoice.number in text and "Outage credit" in text
-    receipt = services.wallet_topup(project=project, amount="590", actor="system:tests", payment_mode="UPI", reference="TXN42")
+    receipt = services.wallet_topup(
+        project=project, amount="590", actor="system:tests", payment_mode="UPI", reference="TXN42"
+    )
     text = pdf_text(receipt_pdf(receipt))
     assert "RECEIPT VOUCHER" in text and receipt.number in text and "UPI TXN42" in text
     assert "500.00" in text and "90.00" in text  # IGST 18% included in 590.00

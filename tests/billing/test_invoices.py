@@ -171,7 +171,9 @@ class TestCreditNotes:
 
     def test_partial_then_full_credit(self, project, invoice):
         balance = Wallet.objects.get(project=project).balance
-        note = services.credit_note_issue(invoice=invoice, amount="100", reason="SLA breach", actor="system:tests", at=LATER)
+        note = services.credit_note_issue(
+            invoice=invoice, amount="100", reason="SLA breach", actor="system:tests", at=LATER
+        )
         assert note.number == "CN/2526/000001" and note.invoice == invoice
         assert (note.taxable_total, note.cgst_total, note.sgst_total, note.total) == (
             D("100.00"),
