@@ -14,6 +14,7 @@ pytest_plugins = [
     "tests.fixtures.accounts",
     "tests.fixtures.billing",
     "tests.fixtures.portal",
+    "tests.fixtures.browser",
 ]
 
 

@@ -13,7 +13,9 @@
     var next = currentTheme() === "dark" ? "light" : "dark";
     button.setAttribute("aria-label", "Switch to " + next + " theme");
     button.setAttribute("aria-pressed", currentTheme() === "dark" ? "true" : "false");
-    button.textContent = currentTheme() === "dark" ? "☀ Light" : "☾ Dark";
+    var dark = currentTheme() === "dark";
+    button.innerHTML = '<span aria-hidden="true">' + (dark ? "☀" : "☾") + '</span> <span class="label">' +
+      (dark ? "Light" : "Dark") + "</span>";
   }
   document.querySelectorAll("[data-theme-toggle]").forEach(function (button) {
     button.hidden = false;
@@ -24,11 +26,6 @@
       try { localStorage.setItem("cp-theme", next); } catch (e) { /* not remembered */ }
       label(button);
     });
-  });
-
-  // Project switcher: change submits (the Go button stays for keyboard users who prefer it).
-  document.querySelectorAll("[data-autosubmit]").forEach(function (select) {
-    select.addEventListener("change", function () { select.form.submit(); });
   });
 
   // Image choices follow the chosen plan's guest type (the server checks again).
