@@ -49,7 +49,7 @@ class VMRequestForm(forms.Form):
     )
 
     def __init__(self, *args, plans, images, hypervisors, **kwargs):
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, label_suffix="", **kwargs)
         self.fields["plan"].queryset = plans
         self.fields["image"].queryset = images
         self.fields["hypervisor"].queryset = hypervisors
