@@ -72,7 +72,6 @@ class SessionActivityMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        response = self.get_response(request)
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated and request.session.session_key:
             now = time.time()
@@ -81,4 +80,4 @@ class SessionActivityMiddleware:
 
                 session_touch(user=user, request=request)
                 request.session[self.TOUCHED_AT] = now
-        return response
+        return self.get_response(request)
