@@ -7,6 +7,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from accounts.security import check_recent_otp
 from compute import selectors, services
 from compute.choices import Action
 from compute.models import Hypervisor, Image, ImageReference, Operation, Plan, VirtualMachine, VMRequest
@@ -131,9 +132,17 @@ class VirtualMachineViewSet(viewsets.ReadOnlyModelViewSet):
     def reboot(self, request, pk=None):
         return self._act(request, Action.REBOOT)
 
-    @extend_schema(request=None, responses={202: ActionAcceptedSerializer})
+    @extend_schema(
+        request=None,
+        responses={202: ActionAcceptedSerializer},
+        description="Delete the VM and its disks. A user with two-factor authentication must send a current "
+        "code in the X-OTP-Token header (or have entered one in this session in the last minutes).",
+    )
     def destroy(self, request, pk=None):
-        return self._act(request, Action.DELETE)
+        vm = self.get_object()
+        check_recent_otp(request)
+        operation = services.vm_action(vm=vm, action=Action.DELETE, user=request.user, request=request)
+        return accepted(request, operation)
 
 
 class OperationViewSet(viewsets.ReadOnlyModelViewSet):

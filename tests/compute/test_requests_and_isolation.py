@@ -230,3 +230,31 @@ class TestOperatorTools:
         operation.refresh_from_db()
         assert operation.state == "cancelled"
         assert VirtualMachine.objects.get().status == "deleted"  # a cancelled create leaves nothing behind
+
+
+def test_deleting_a_vm_needs_a_fresh_otp_when_the_user_has_2fa(user, project, plan, image, simulator):
+    from django_otp.oath import totp
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+    from rest_framework.test import APIClient
+
+    request = services.vm_request_create(
+        user=user, project=project, plan=plan, image=image, hypervisor=simulator, name="precious"
+    )
+    vm = VirtualMachine.objects.get(request=request)
+    Operation.objects.filter(vm=vm).update(state="succeeded")
+    VirtualMachine.objects.filter(pk=vm.pk).update(status="active", task_state=None, backend_id="sim-p")
+    device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+    client = APIClient()
+    token_response = None
+    from accounts import services as account_services
+
+    token_response = account_services.token_create(user=user, name="ci")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_response[1]}")
+    # Given a user with 2FA and an API token: the token alone cannot delete
+    response = client.delete(f"/api/v1/virtual-machines/{vm.pk}/")
+    assert response.status_code == 403 and response.json()["error"]["code"] == "otp_required"
+    assert not Operation.objects.filter(vm=vm, action="delete").exists()
+    # With a current code it can
+    code = str(totp(device.bin_key, device.step, device.t0, device.digits)).zfill(device.digits)
+    response = client.delete(f"/api/v1/virtual-machines/{vm.pk}/", HTTP_X_OTP_TOKEN=code)
+    assert response.status_code == 202

@@ -1,6 +1,7 @@
 """Seed the embedded default: an admin, a demo user, plans, images and a
 simulator hypervisor. Idempotent: running it again changes nothing."""
 
+import base64
 import os
 from decimal import Decimal
 
@@ -21,6 +22,10 @@ PLANS = [
     ("vm-standard", 2, 4096, 60, "vm", "3.0000", "0.4000", True),
 ]
 IMAGES = [("debian-12", "Debian 12 (bookworm)"), ("ubuntu-24.04", "Ubuntu 24.04 LTS"), ("rocky-9", "Rocky Linux 9")]
+
+
+def _b32(key_hex: str) -> str:
+    return base64.b32encode(bytes.fromhex(key_hex)).decode().rstrip("=")
 
 
 class Command(BaseCommand):
@@ -72,6 +77,24 @@ class Command(BaseCommand):
                 ImageReference.objects.get_or_create(
                     image=image, hypervisor=hypervisor, defaults={"ref": f"tmpl-{image_name}"}
                 )
+        admin_otp = self._admin_second_factor(User.objects.get(email=ADMIN_EMAIL))
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
         self.stdout.write(f"  admin: {ADMIN_EMAIL} / {admin_password}")
+        self.stdout.write(f"         2FA (required for /admin/): {admin_otp}")
         self.stdout.write(f"  user:  {DEMO_EMAIL} / {demo_password}")
+
+    def _admin_second_factor(self, admin) -> str:
+        """Operators cannot use /admin/ without a verified OTP device: give the demo admin a
+        TOTP device (secret printed, for an authenticator app) and backup codes."""
+        from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+        from django_otp.plugins.otp_totp.models import TOTPDevice
+
+        totp = TOTPDevice.objects.filter(user=admin, confirmed=True).first()
+        if totp is None:
+            totp = TOTPDevice.objects.create(user=admin, name="demo authenticator", confirmed=True)
+        static, created = StaticDevice.objects.get_or_create(user=admin, name="backup", defaults={"confirmed": True})
+        if created:
+            for _ in range(5):
+                StaticToken.objects.create(device=static, token=StaticToken.random_token())
+        codes = ", ".join(static.token_set.values_list("token", flat=True)[:5])
+        return f"TOTP secret {_b32(totp.key)}; unused backup codes: {codes or 'none left'}"
