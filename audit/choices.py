@@ -66,8 +66,8 @@ class Action(models.TextChoices):
     WALLET_DEBITED = "wallet.debited", "Wallet debited"  # metered usage was charged
     INVOICE_ISSUED = "invoice.issued", "Invoice issued"  # a GST invoice got its number
     CREDIT_NOTE_ISSUED = "credit_note.issued", "Credit note issued"  # a GST credit note got its number
-    BILLING_PROFILE_UPDATED = "billing.profile_updated", "Billing profile updated"  # GSTIN, address (from/to)
-    BILLING_SETTINGS_UPDATED = "billing.settings_updated", "Billing settings updated"  # supplier details, policy
+    BILLING_SETTINGS_UPDATED = "billing.settings_updated", "Billing settings updated"  # supplier/policy (diff)
+    BILLING_PROFILE_UPDATED = "billing.profile_updated", "Billing profile updated"  # a project's invoice address/GSTIN
     # Infrastructure and operators
     HYPERVISOR_CHANGED = "hypervisor.changed", "Hypervisor changed"  # registry entry added, edited or disabled
     DRIFT_DETECTED = "drift.detected", "Drift detected"  # reconciler found the hypervisor disagreeing

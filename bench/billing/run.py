@@ -90,7 +90,7 @@ def setup_fleet(vms: int, projects: int, start):
     from compute.models import Hypervisor, Image, Plan, VirtualMachine, VMStatusEvent
 
     services.billing_settings_update(
-        actor="bench",
+        actor="system:bench",
         legal_name="Bench Cloud Pvt Ltd",
         address_line1="1 Bench Road",
         city="Pune",
@@ -113,7 +113,7 @@ def setup_fleet(vms: int, projects: int, start):
     Wallet.objects.bulk_create(Wallet(project=p, balance=Decimal("100000.00")) for p in rows)
     LedgerEntry.objects.bulk_create(
         LedgerEntry(project=p, kind="topup", amount=Decimal("100000.00"), balance_after=Decimal("100000.00"),
-                    description="Top-up", actor="bench")
+                    description="Top-up", actor="system:bench")
         for p in rows
     )  # fmt: skip
     hv = Hypervisor.objects.create(name="bench-sim", kind="simulator", queue="bench-sim")

@@ -2,6 +2,7 @@ from rest_framework import serializers
 
 from ..gst import STATES
 from ..models import BillingProfile, CreditNote, Invoice, InvoiceLine, LedgerEntry, ReceiptVoucher, Wallet
+from ..services.config import PROFILE_FIELDS
 
 MONEY = {"max_digits": 14, "decimal_places": 2}
 
@@ -162,19 +163,7 @@ class BillingProfileSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = BillingProfile
-        fields = [
-            "legal_name",
-            "address_line1",
-            "address_line2",
-            "city",
-            "pin",
-            "state_code",
-            "country",
-            "gstin",
-            "is_sez",
-            "billing_email",
-            "updated_at",
-        ]
+        fields = [*PROFILE_FIELDS, "updated_at"]
         read_only_fields = ["updated_at"]
         extra_kwargs = {name: {"validators": []} for name in fields}
 

@@ -10,6 +10,7 @@ from the invoice's per-line rounding (billing.services.invoices).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict
 from datetime import datetime
@@ -31,6 +32,8 @@ from .suspension import suspension_apply_due
 from .wallet import entry_post, wallet_lock, wallet_profile
 
 ACTOR = "system:billing"
+CHARGE_BATCH = 25  # projects per transaction
+logger = logging.getLogger(__name__)
 
 
 def usage_charge_locked(
@@ -111,19 +114,57 @@ def usage_charge_project(*, project_id: int, settings: BillingSettings | None = 
     return usage_charge_locked(wallet=wallet, settings=settings or billing_settings_get())
 
 
-def usage_charge_pending(*, deadline: float | None = None) -> tuple[int, bool]:
-    """Charge every project with uncharged usage, one transaction each. Stops
-    at ``deadline`` (time.monotonic()); returns (charges, more left)."""
+def _wallets_lock(project_ids: list[int]) -> list[Wallet]:
+    have = set(Wallet.objects.filter(project_id__in=project_ids).values_list("project_id", flat=True))
+    Wallet.objects.bulk_create(
+        [Wallet(project_id=pid) for pid in project_ids if pid not in have], ignore_conflicts=True
+    )
+    return list(
+        Wallet.objects.select_for_update(of=("self",))
+        .select_related("project", "project__billing_profile")
+        .filter(project_id__in=project_ids)
+        .order_by("project_id")
+    )
+
+
+@transaction.atomic
+def usage_charge_projects(*, project_ids: list[int], settings: BillingSettings | None = None) -> list[UsageCharge]:
+    """Charge several projects in one transaction (one commit instead of one
+    each). All their wallets are locked first, in project order, before
+    anything is audited: the lock order stays wallet, then audit chain."""
+    settings = settings or billing_settings_get()
+    charges = []
+    for wallet in _wallets_lock(sorted(project_ids)):
+        charges += usage_charge_locked(wallet=wallet, settings=settings)
+    return charges
+
+
+def usage_charge_pending(*, deadline: float | None = None, batch: int = CHARGE_BATCH) -> tuple[int, bool]:
+    """Charge every project with uncharged usage, ``batch`` projects per
+    transaction; a batch that fails is redone one project at a time so one
+    bad project (logged) does not hold up the others. Stops at ``deadline``
+    (time.monotonic()); returns (charges, more left)."""
     settings = billing_settings_get()
     project_ids = list(
-        UsageRecord.objects.filter(charge__isnull=True).order_by("project_id").values_list("project_id", flat=True)
+        UsageRecord.objects.filter(charge__isnull=True)
+        .order_by("project_id")
+        .values_list("project_id", flat=True)
+        .distinct()
     )
-    project_ids = sorted(set(project_ids))
     count = 0
-    for index, project_id in enumerate(project_ids):
+    for start in range(0, len(project_ids), batch):
         if deadline is not None and time.monotonic() > deadline:
-            return count, index < len(project_ids)
-        count += len(usage_charge_project(project_id=project_id, settings=settings))
+            return count, True
+        ids = project_ids[start : start + batch]
+        try:
+            count += len(usage_charge_projects(project_ids=ids, settings=settings))
+        except Exception:
+            logger.exception("charging projects %s..%s failed; retrying one by one", ids[0], ids[-1])
+            for project_id in ids:
+                try:
+                    count += len(usage_charge_project(project_id=project_id, settings=settings))
+                except Exception:
+                    logger.exception("charging project %s failed", project_id)
     return count, False
 
 

@@ -37,12 +37,12 @@ from ..models import (
     UsageRecord,
 )
 from ..money import ZERO, format_inr, paise
-from ..periods import local_date, month_of, month_start
+from ..periods import month_of, month_start
 from .charging import usage_charge_locked
-from .config import billing_settings_get, customer_snapshot, supplier_snapshot, treatment_for
+from .config import billing_settings_get, treatment_for
+from .documents import numbered, parties, parties_of, totals_fields
 from .metering import meter_horizon, usage_meter
-from .numbering import number_allocate
-from .wallet import _actor_name, _amount, entry_post, wallet_lock, wallet_profile
+from .wallet import amount_parse, entry_post, wallet_lock, wallet_profile
 
 logger = logging.getLogger(__name__)
 HOURS = Decimal("0.0001")
@@ -101,35 +101,6 @@ def _usage_lines(charge_ids: list[int], regime: str) -> list[InvoiceLine]:
     return lines
 
 
-def _document_fields(settings, project, profile, treatment, totals, *, allocation, actor, at) -> dict:
-    series, sequence, number = allocation
-    return {
-        "number": number,
-        "series": series,
-        "sequence": sequence,
-        "financial_year": series.financial_year,
-        "date": local_date(at),
-        "issued_at": at,
-        "issued_by": _actor_name(actor),
-        "project": project,
-        "supplier": supplier_snapshot(settings),
-        "customer": customer_snapshot(project, profile),
-        "place_of_supply": treatment.place_of_supply,
-        "place_of_supply_name": treatment.place_of_supply_name,
-        "supply_type": treatment.supply_type,
-        "regime": treatment.regime,
-        "state_tax_label": treatment.state_tax_label,
-        "endorsement": treatment.endorsement,
-        "taxable_total": totals.taxable,
-        "cgst_total": totals.cgst,
-        "sgst_total": totals.sgst,
-        "igst_total": totals.igst,
-        "tax_total": totals.tax,
-        "round_off": totals.round_off,
-        "total": totals.total,
-    }
-
-
 @transaction.atomic
 def invoice_issue(
     *, project: Project, actor, before: datetime | None = None, at: datetime | None = None
@@ -148,8 +119,8 @@ def invoice_issue(
         charges = charges.filter(period__lt=month_of(before))
     if not uncharged.exists() and not charges.exists():
         return None
-    # The series before anything that audits (lock order: wallet, series, audit chain).
-    allocation = number_allocate(kind=DocumentKind.INVOICE, prefix=settings.invoice_prefix, day=local_date(at))
+    # The number before anything that audits (lock order: wallet, series, audit chain).
+    number = numbered(kind=DocumentKind.INVOICE, prefix=settings.invoice_prefix, at=at, actor=actor)
     usage_charge_locked(wallet=wallet, settings=settings, before=before)
     rows = list(charges.values_list("id", "total", "hour_from", "hour_to"))
     charge_ids = [row[0] for row in rows]
@@ -159,8 +130,14 @@ def invoice_issue(
     treatment = treatment_for(settings=settings, profile=profile)
     lines = _usage_lines(charge_ids, treatment.regime)
     totals = document_totals(_line_heads(lines))
-    fields = _document_fields(settings, project, profile, treatment, totals, allocation=allocation, actor=actor, at=at)
-    invoice = Invoice.objects.create(period_start=period_start, period_end=period_end, **fields)
+    invoice = Invoice.objects.create(
+        **number,
+        **parties(settings=settings, project=project, profile=profile, treatment=treatment),
+        **totals_fields(totals),
+        project=project,
+        period_start=period_start,
+        period_end=period_end,
+    )
     for line in lines:
         line.invoice = invoice
     InvoiceLine.objects.bulk_create(lines)
@@ -278,7 +255,7 @@ def credit_note_issue(
     if amount is None:
         credits = {rate: value for rate, (value, _) in left.items() if value > 0}
     else:
-        amount = _amount(amount)
+        amount = amount_parse(amount)
         if amount <= 0:
             raise InvalidInput("Credit a positive amount.", fields={"amount": "Must be positive."})
         if gst_rate is None and len(left) == 1:
@@ -310,34 +287,11 @@ def credit_note_issue(
         for position, (rate, value) in enumerate(sorted(credits.items()), start=1)
     ]
     totals = document_totals(_line_heads(lines))
-    day = local_date(at)
-    series, sequence, number = number_allocate(
-        kind=DocumentKind.CREDIT_NOTE, prefix=settings.credit_note_prefix, day=day
-    )
     note = CreditNote.objects.create(
-        number=number,
-        series=series,
-        sequence=sequence,
-        financial_year=series.financial_year,
-        date=day,
-        issued_at=at,
-        issued_by=_actor_name(actor),
+        **numbered(kind=DocumentKind.CREDIT_NOTE, prefix=settings.credit_note_prefix, at=at, actor=actor),
+        **parties_of(invoice),
+        **totals_fields(totals),
         project_id=invoice.project_id,
-        supplier=invoice.supplier,
-        customer=invoice.customer,
-        place_of_supply=invoice.place_of_supply,
-        place_of_supply_name=invoice.place_of_supply_name,
-        supply_type=invoice.supply_type,
-        regime=invoice.regime,
-        state_tax_label=invoice.state_tax_label,
-        endorsement=invoice.endorsement,
-        taxable_total=totals.taxable,
-        cgst_total=totals.cgst,
-        sgst_total=totals.sgst,
-        igst_total=totals.igst,
-        tax_total=totals.tax,
-        round_off=totals.round_off,
-        total=totals.total,
         invoice=invoice,
         reason=reason,
     )

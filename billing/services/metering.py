@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Min
+from django.db.models import Min, OuterRef, Subquery
 from django.utils import timezone
 
 from compute.models import VirtualMachine, VMStatusEvent
@@ -44,13 +44,9 @@ def meter_horizon(now: datetime | None = None) -> datetime:
 
 
 def _status_before(vm_ids: list[int], moment: datetime) -> dict[int, str]:
-    rows = (
-        VMStatusEvent.objects.filter(vm_id__in=vm_ids, at__lt=moment)
-        .order_by("vm_id", "-at", "-id")
-        .distinct("vm_id")
-        .values_list("vm_id", "status")
-    )
-    return dict(rows)
+    last = VMStatusEvent.objects.filter(vm=OuterRef("pk"), at__lt=moment).order_by("-at", "-id").values("status")[:1]
+    rows = VirtualMachine.objects.filter(pk__in=vm_ids).annotate(status_then=Subquery(last))
+    return {vm_id: status for vm_id, status in rows.values_list("pk", "status_then") if status}
 
 
 def _open_new_cursors(starts_at: datetime | None) -> int:
@@ -99,7 +95,6 @@ def _meter_chunk(until: datetime, size: int) -> tuple[int, int]:
         vm, plan = cursor.vm, cursor.vm.plan
         own = [(at, status) for at, status in events.get(cursor.vm_id, ()) if at >= cursor.metered_until]
         slots, cursor.status = slot_usage(start=cursor.metered_until, until=until, status=cursor.status, events=own)
-        cursor.metered_until, cursor.closed = until, cursor.status == MeterStatus.DELETED
         for slot in slots:
             amount = (
                 slot.running_seconds * plan.price_hourly_running + slot.stopped_seconds * plan.price_hourly_stopped
@@ -120,7 +115,13 @@ def _meter_chunk(until: datetime, size: int) -> tuple[int, int]:
                 )
             )
     UsageRecord.objects.bulk_create(records, ignore_conflicts=True, batch_size=2000)
-    MeterCursor.objects.bulk_update(cursors, ["metered_until", "status", "closed"], batch_size=1000)
+    by_status: dict[str, list[int]] = {}
+    for cursor in cursors:
+        by_status.setdefault(cursor.status, []).append(cursor.vm_id)
+    for status, vm_ids in by_status.items():  # one UPDATE per final status: all reach ``until``
+        MeterCursor.objects.filter(vm_id__in=vm_ids).update(
+            metered_until=until, status=status, closed=status == MeterStatus.DELETED
+        )
     return len(cursors), len(records)
 
 

@@ -21,24 +21,17 @@ from accounts.models import Membership, Project
 from controlplane.errors import Conflict, InvalidInput, PaymentRequired
 
 from ..choices import DocumentKind, EntryKind
-from ..gst import tax_heads
+from ..gst import Totals, tax_heads
 from ..models import BillingProfile, LedgerEntry, ReceiptVoucher, Wallet
 from ..money import ZERO, format_inr, paise
-from ..periods import local_date
-from .config import billing_settings_get, customer_snapshot, supplier_snapshot, treatment_for
-from .numbering import number_allocate
+from .config import billing_settings_get, treatment_for
+from .documents import actor_name, numbered, parties, totals_fields
 
 logger = logging.getLogger(__name__)
 MAX_AMOUNT = Decimal("100000000.00")
 
 
-def _actor_name(actor) -> str:
-    if actor is None:
-        return "system"
-    return actor if isinstance(actor, str) else getattr(actor, "email", str(actor))
-
-
-def _amount(value, *, field: str = "amount") -> Decimal:
+def amount_parse(value, *, field: str = "amount") -> Decimal:
     try:
         amount = Decimal(str(value))
     except (InvalidOperation, TypeError, ValueError):
@@ -94,7 +87,7 @@ def entry_post(
         description=description[:255],
         reason=reason,
         reference=reference,
-        actor=_actor_name(actor),
+        actor=actor_name(actor),
         actor_user=None if actor is None or isinstance(actor, str) else actor,
         invoice=invoice,
         credit_note=credit_note,
@@ -156,40 +149,18 @@ def wallet_notify_low_balance(*, project_id: int, balance: Decimal, threshold: D
         return 0
 
 
-def _receipt_issue(
-    *, wallet: Wallet, entry: LedgerEntry, allocation, amount: Decimal, actor, payment_mode: str, at
-) -> ReceiptVoucher:
+def _receipt_issue(*, wallet: Wallet, entry: LedgerEntry, number: dict, amount: Decimal, payment_mode: str):
     settings = billing_settings_get()
-    profile = wallet_profile(wallet)
-    treatment = treatment_for(settings=settings, profile=profile)
+    treatment = treatment_for(settings=settings, profile=wallet_profile(wallet))
     # The advance includes GST: split it so that taxable + tax == amount exactly.
     inclusive = paise(amount * 100 / (100 + settings.gst_rate))
     heads = tax_heads(taxable=inclusive, gst_rate=settings.gst_rate, regime=treatment.regime)
-    taxable = amount - heads.tax
-    series, sequence, number = allocation
+    totals = Totals(amount - heads.tax, heads.cgst, heads.sgst, heads.igst, round_off=ZERO, total=amount)
     return ReceiptVoucher.objects.create(
-        number=number,
-        series=series,
-        sequence=sequence,
-        financial_year=series.financial_year,
-        date=local_date(at),
-        issued_at=at,
-        issued_by=_actor_name(actor),
+        **number,
+        **parties(settings=settings, project=wallet.project, profile=wallet_profile(wallet), treatment=treatment),
+        **totals_fields(totals),
         project_id=wallet.project_id,
-        supplier=supplier_snapshot(settings),
-        customer=customer_snapshot(wallet.project, profile),
-        place_of_supply=treatment.place_of_supply,
-        place_of_supply_name=treatment.place_of_supply_name,
-        supply_type=treatment.supply_type,
-        regime=treatment.regime,
-        state_tax_label=treatment.state_tax_label,
-        endorsement=treatment.endorsement,
-        taxable_total=taxable,
-        cgst_total=heads.cgst,
-        sgst_total=heads.sgst,
-        igst_total=heads.igst,
-        tax_total=heads.tax,
-        total=amount,
         entry=entry,
         payment_mode=payment_mode,
         payment_reference=entry.reference,
@@ -204,7 +175,7 @@ def wallet_topup(
 ) -> ReceiptVoucher:
     """Credit money received and issue its receipt voucher. A payment
     reference can be recorded once per project (a second submit is a 409)."""
-    amount = _amount(amount)
+    amount = amount_parse(amount)
     if amount <= 0:
         raise InvalidInput("A top-up is a positive amount.", fields={"amount": "Must be positive."})
     at = at or timezone.now()
@@ -214,9 +185,7 @@ def wallet_topup(
         raise Conflict(f"A top-up with reference {reference} is already recorded for {project.name}.")
     # The receipt's number first: crediting may lift a suspension, which audits
     # (lock order: wallet, series, audit chain).
-    allocation = number_allocate(
-        kind=DocumentKind.RECEIPT, prefix=billing_settings_get().receipt_prefix, day=local_date(at)
-    )
+    number = numbered(kind=DocumentKind.RECEIPT, prefix=billing_settings_get().receipt_prefix, at=at, actor=actor)
     entry = entry_post(
         wallet=wallet,
         kind=EntryKind.TOPUP,
@@ -227,9 +196,7 @@ def wallet_topup(
         reference=reference,
         at=at,
     )
-    receipt = _receipt_issue(
-        wallet=wallet, entry=entry, allocation=allocation, amount=amount, actor=actor, payment_mode=payment_mode, at=at
-    )
+    receipt = _receipt_issue(wallet=wallet, entry=entry, number=number, amount=amount, payment_mode=payment_mode)
     audit.record(
         actor=actor,
         action="wallet.topup",
@@ -243,7 +210,7 @@ def wallet_topup(
 @transaction.atomic
 def wallet_adjust(*, project: Project, amount, actor, reason: str) -> LedgerEntry:
     """An operator's correction, positive or negative; a reason is required."""
-    amount = _amount(amount)
+    amount = amount_parse(amount)
     if amount == 0:
         raise InvalidInput("An adjustment of zero changes nothing.", fields={"amount": "Must not be zero."})
     if not reason.strip():
@@ -265,7 +232,7 @@ def wallet_adjust(*, project: Project, amount, actor, reason: str) -> LedgerEntr
 @transaction.atomic
 def wallet_refund(*, project: Project, amount, actor, reason: str, reference: str = "") -> LedgerEntry:
     """Pay balance back to the customer (outside the product); never below zero."""
-    amount = _amount(amount)
+    amount = amount_parse(amount)
     if amount <= 0:
         raise InvalidInput("Refund a positive amount.", fields={"amount": "Must be positive."})
     if not reason.strip():

@@ -169,3 +169,27 @@ def test_the_charge_job_stops_at_its_deadline_and_says_there_is_more(project, vm
     result = services.billing_run_hourly(now=T0 + 5 * HOUR, budget_seconds=0.000001)
     assert result["more"] is True and result["metered_vms"] == 0
     assert services.billing_run_hourly(now=T0 + 5 * HOUR)["more"] is False
+
+
+def test_one_failing_project_does_not_hold_up_its_batch(user, plan, image, simulator):
+    from unittest import mock
+
+    from accounts.services import project_create
+    from tests.fixtures.billing import make_vm
+
+    projects = [project_create(name=f"batch {n}", owner=user) for n in range(5)]
+    for project in projects:
+        make_vm(project, plan, image, simulator, "vm", [(T0, "active")])
+    services.usage_meter(until=T0 + HOUR)
+    real = services.charging.usage_charge_locked
+
+    def charge(*, wallet, settings, before=None):
+        if wallet.project_id == projects[2].pk:
+            raise RuntimeError("broken project")
+        return real(wallet=wallet, settings=settings, before=before)
+
+    with mock.patch.object(services.charging, "usage_charge_locked", side_effect=charge):
+        assert services.usage_charge_pending(batch=5) == (4, False)
+    assert set(UsageCharge.objects.values_list("project_id", flat=True)) == {p.pk for p in projects} - {projects[2].pk}
+    assert services.usage_charge_pending() == (1, False)
+    assert selectors.ledger_problems() == []

@@ -10,6 +10,7 @@ from accounts.models import Membership
 from audit.models import AuditEvent
 from billing import services
 from billing.models import CreditNote, Invoice, ReceiptVoucher, Wallet
+from tests.fixtures.accounts import login_operator
 from tests.fixtures.billing import HOUR, at, fund, make_gstin, set_profile
 from tests.fixtures.factories import UserFactory
 
@@ -205,5 +206,5 @@ class TestAdmin:
         data["gstin"] = "27AAPFU0939F1ZV"
         data["legal_name"] = "Cloud Hosting Pvt Ltd"
         assert client.post(f"/admin/billing/billingsettings/{supplier.pk}/change/", data).status_code == 302
-        event = AuditEvent.objects.filter(action="billing.settings_updated").order_by("id").last()
+        event = AuditEvent.objects.filter(action="billing.settings_updated").order_by("-id").first()
         assert event.details["changed"]["legal_name"] == ["Cloud Hosting Private Limited", "Cloud Hosting Pvt Ltd"]

@@ -161,3 +161,17 @@ def test_plan_price_with_gst_for_the_wizard(project, plan):
     # A month is priced as one line (730 h x 1.50 = 1095.00), not 730 rounded hours.
     assert (price.monthly.taxable, price.monthly.tax, price.monthly.total) == (D("1095.00"), D("197.10"), D("1292.10"))
     assert price.tax_label == "CGST+SGST"
+
+
+def test_management_commands(project, supplier):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    fund(project, "10")
+    out = StringIO()
+    call_command("billing_verify_ledger", stdout=out)
+    assert "matches" in out.getvalue()
+    call_command("billing_seed_demo", email=[project.memberships.get().user.email], stdout=out)
+    call_command("billing_seed_demo", email=[project.memberships.get().user.email], stdout=out)
+    assert Wallet.objects.get(project=project).balance == D("5010.00")
