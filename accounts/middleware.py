@@ -66,18 +66,14 @@ class SessionActivityMiddleware:
     """Notes which session a user is using, and when, for the security page's
     session list: one write per session every ``SESSION_TOUCH_SECONDS``."""
 
-    TOUCHED_AT = "session_touched_at"
-
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated and request.session.session_key:
-            now = time.time()
-            if now - request.session.get(self.TOUCHED_AT, 0) > settings.SESSION_TOUCH_SECONDS:
-                from .services import session_touch
+            from .services.sessions import SESSION_TOUCHED_AT, session_touch
 
+            if time.time() - request.session.get(SESSION_TOUCHED_AT, 0) > settings.SESSION_TOUCH_SECONDS:
                 session_touch(user=user, request=request)
-                request.session[self.TOUCHED_AT] = now
         return self.get_response(request)

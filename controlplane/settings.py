@@ -397,6 +397,12 @@ TEMPLATES[0]["OPTIONS"]["context_processors"].append("controlplane.portal.contex
 # The security page lists the user's sessions; each is noted at most this often.
 MIDDLEWARE.insert(MIDDLEWARE.index("axes.middleware.AxesMiddleware"), "accounts.middleware.SessionActivityMiddleware")
 SESSION_TOUCH_SECONDS = env_int("SESSION_TOUCH_SECONDS", 300)
+# Pages load the portal's CSS and scripts with {% static %}. Hashed names need `collectstatic`
+# (make up and deploy's install run it); before it has run (a fresh checkout, a test's
+# subprocess) pages use the plain names and WhiteNoise serves the files from the apps.
+if not PRODUCTION and not (STATIC_ROOT / "staticfiles.json").exists():
+    STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
+    WHITENOISE_USE_FINDERS = True
 
 # --- Logging --------------------------------------------------------------
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")

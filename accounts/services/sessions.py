@@ -2,6 +2,7 @@
 page, revoked one by one (the session is deleted from Django's session store,
 so the browser holding it is logged out on its next request)."""
 
+import time
 from datetime import timedelta
 from importlib import import_module
 
@@ -20,12 +21,16 @@ def _store(session_key: str | None = None):
     return import_module(settings.SESSION_ENGINE).SessionStore(session_key=session_key)
 
 
+SESSION_TOUCHED_AT = "session_touched_at"
+
+
 def session_touch(*, user: User, request) -> None:
-    """Note that ``request``'s session is in use now (called at most every few
-    minutes per session by accounts.middleware.SessionActivityMiddleware)."""
+    """Note that ``request``'s session is in use now: at login (accounts.signals)
+    and then at most every SESSION_TOUCH_SECONDS (SessionActivityMiddleware)."""
     key = request.session.session_key
     if not key:
         return
+    request.session[SESSION_TOUCHED_AT] = time.time()
     now = timezone.now()
     _, created = UserSession.objects.update_or_create(
         session_key=key,

@@ -156,8 +156,6 @@ class TestPortal:
 class TestAdmin:
     @pytest.fixture
     def operator(self, client, db):
-        from tests.fixtures.accounts import login_operator
-
         admin = UserFactory(is_staff=True, is_superuser=True)
         login_operator(client, admin)
         return admin
