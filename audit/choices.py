@@ -43,6 +43,7 @@ class Action(models.TextChoices):
     AUTH_2FA_DISABLED = "auth.2fa.disabled", "2FA disabled"  # a second factor was removed
     AUTH_TOKEN_CREATED = "auth.token.created", "API token created"  # token name and prefix in details, never the secret
     AUTH_TOKEN_REVOKED = "auth.token.revoked", "API token revoked"  # a token stopped working
+    AUTH_SESSION_REVOKED = "auth.session.revoked", "Session revoked"  # the user ended another browser session
     # Project membership
     MEMBER_INVITED = "member.invited", "Member invited"  # an invitation was sent
     MEMBER_ADDED = "member.added", "Member added"  # someone joined a project

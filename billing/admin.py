@@ -443,3 +443,6 @@ class MeterCursorAdmin(ReadOnlyAdmin):
 @admin.register(DocumentSeries)
 class DocumentSeriesAdmin(ReadOnlyAdmin):
     list_display = ["prefix", "financial_year", "kind", "last_number"]
+
+
+from . import admin_projects  # noqa: E402,F401  (suspend / unsuspend on the projects list)

@@ -142,23 +142,37 @@ class PlanPrice:
 def plan_price_for_project(*, plan, project: Project, hours: int | None = None) -> PlanPrice:
     """Price per hour and per month with GST, for the request wizard and the
     wallet pre-check (``hours`` defaults to the configured pre-check hours)."""
+    return plan_prices_for_project(plans=[plan], project=project, hours=hours)[plan.pk]
+
+
+def plan_prices_for_project(*, plans, project: Project, hours: int | None = None) -> dict[int, PlanPrice]:
+    """``plan_price_for_project`` of several plans at once (two queries however many plans)."""
     settings = billing_settings_get()
     treatment = treatment_for(settings=settings, profile=profile_get(project=project))
     hours = settings.precheck_hours if hours is None else hours
+    tax_label = f"CGST+{treatment.state_tax_label}" if treatment.regime == Regime.INTRA else "IGST"
 
-    def heads(amount: Decimal) -> Heads:
-        return tax_heads(taxable=amount, gst_rate=plan.gst_rate, regime=treatment.regime)
+    def price(plan) -> PlanPrice:
+        def heads(amount: Decimal) -> Heads:
+            return tax_heads(taxable=amount, gst_rate=plan.gst_rate, regime=treatment.regime)
 
-    return PlanPrice(
-        running=heads(plan.price_hourly_running),
-        stopped=heads(plan.price_hourly_stopped),
-        monthly=heads(plan.price_hourly_running * settings.hours_per_month),
-        period=heads(plan.price_hourly_running * hours),
-        hours=hours,
-        hours_per_month=settings.hours_per_month,
-        regime=treatment.regime,
-        tax_label=f"CGST+{treatment.state_tax_label}" if treatment.regime == Regime.INTRA else "IGST",
-    )
+        return PlanPrice(
+            running=heads(plan.price_hourly_running),
+            stopped=heads(plan.price_hourly_stopped),
+            monthly=heads(plan.price_hourly_running * settings.hours_per_month),
+            period=heads(plan.price_hourly_running * hours),
+            hours=hours,
+            hours_per_month=settings.hours_per_month,
+            regime=treatment.regime,
+            tax_label=tax_label,
+        )
+
+    return {plan.pk: price(plan) for plan in plans}
+
+
+def month_usage_total(*, project: Project, month: date) -> Decimal:
+    """What the project's metered usage in ``month`` comes to so far, before GST."""
+    return paise(_month_records(project, month).aggregate(total=Sum("amount"))["total"] or ZERO)
 
 
 def ledger_problems(*, project_ids: list[int] | None = None) -> list[str]:

@@ -14,7 +14,7 @@ from django.utils import timezone
 from accounts.choices import Role
 from controlplane.errors import Forbidden, NotFound
 
-from . import pdf, selectors
+from . import charts, pdf, selectors
 from .access import project_for
 from .api.views import pdf_response
 from .forms import BillingProfileForm
@@ -56,13 +56,17 @@ def wallet(request, project):
 @with_project()
 def usage(request, project):
     month = parse_month(request.GET.get("month"), month_of(timezone.now()))
+    days = selectors.usage_by_day(project=project, month=month)
+    vms = selectors.usage_by_vm(project=project, month=month)
     context = {
         "project": project,
         "month": month,
         "previous": previous_month(month),
         "next": next_month(month),
-        "days": selectors.usage_by_day(project=project, month=month),
-        "vms": selectors.usage_by_vm(project=project, month=month),
+        "days": days,
+        "vms": vms,
+        "day_chart": charts.usage_by_day_chart(month=month, days=days),
+        "vm_chart": charts.spend_by_vm_chart(vms=vms),
     }
     return render(request, "billing/usage.html", context)
 

@@ -17,6 +17,7 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("accounts/", include("allauth.urls")),
     path("billing/", include("billing.urls")),
+    path("", include("controlplane.portal.urls")),
     path("", include("compute.urls")),
 ]
 

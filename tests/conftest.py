@@ -15,6 +15,8 @@ pytest_plugins = [
     "tests.fixtures.billing",
     # OpenStack (issue #6): requests-mock cloud and nova's functional-test stack
     "tests.fixtures.openstack",
+    "tests.fixtures.portal",
+    "tests.fixtures.browser",
 ]
 
 

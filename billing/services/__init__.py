@@ -10,7 +10,7 @@ from .config import (  # noqa: F401
 )
 from .invoices import credit_note_issue, invoice_issue, invoice_issue_monthly  # noqa: F401
 from .metering import usage_meter  # noqa: F401
-from .suspension import suspension_apply, suspension_apply_due  # noqa: F401
+from .suspension import project_suspend, project_unsuspend, suspension_apply, suspension_apply_due  # noqa: F401
 from .wallet import (  # noqa: F401
     wallet_adjust,
     wallet_check_can_afford,

@@ -20,7 +20,7 @@ import audit
 from accounts.models import Project
 from compute.choices import Action, VMStatus
 from compute.models import VirtualMachine
-from controlplane.errors import ServiceError
+from controlplane.errors import Conflict, InvalidInput, ServiceError
 
 from ..models import Wallet
 from ..money import format_inr
@@ -125,4 +125,57 @@ def suspension_lift(*, wallet: Wallet, actor) -> None:
         target=project,
         project=project,
         details={"balance": str(wallet.balance), "stopped_by_billing": stopped, "started": started},
+    )
+
+
+@transaction.atomic
+def project_suspend(*, project: Project, actor, reason: str, request=None) -> list[int]:
+    """An operator suspends a project (abuse, a dispute...): new requests and
+    starts are refused and its active VMs are stopped through operations.
+    Returns the ids of the VMs asked to stop."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("Give a reason: the project's members see it.", fields={"reason": ["A reason is required."]})
+    project = Project.objects.select_for_update().get(pk=project.pk)
+    if project.is_suspended:
+        raise Conflict(f"{project.name} is already suspended.")
+    Project.objects.filter(pk=project.pk).update(suspended_at=timezone.now(), suspended_reason=reason[:255])
+    stopped = _stop_active_vms(project.pk)
+    audit.record(
+        actor=actor,
+        action="project.suspended",
+        target=project,
+        project=project,
+        details={"reason": reason, "stopped_vms": stopped, "by": "operator"},
+        request=request,
+    )
+    return stopped
+
+
+@transaction.atomic
+def project_unsuspend(*, project: Project, actor, request=None) -> None:
+    """Lift a suspension. Billing's own (wallet below zero) lifts only once the
+    balance is back at zero or more: top up or adjust the wallet instead."""
+    from .wallet import wallet_lock
+
+    wallet = wallet_lock(project_id=project.pk)
+    project = Project.objects.select_for_update().get(pk=project.pk)
+    if not project.is_suspended:
+        raise Conflict(f"{project.name} is not suspended.")
+    if wallet.suspended_by_billing:
+        if wallet.balance < 0:
+            raise Conflict(
+                f"{project.name} is suspended for a negative balance (₹{format_inr(wallet.balance)}): "
+                "top up or adjust its wallet and billing lifts the suspension."
+            )
+        suspension_lift(wallet=wallet, actor=actor)
+        return
+    Project.objects.filter(pk=project.pk).update(suspended_at=None, suspended_reason="")
+    audit.record(
+        actor=actor,
+        action="project.unsuspended",
+        target=project,
+        project=project,
+        details={"reason": project.suspended_reason, "by": "operator"},
+        request=request,
     )
