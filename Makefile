@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 BIND ?= 127.0.0.1:8000
 
-.PHONY: up test venv deps deps-dev migrate seed lint format services bench clean
+.PHONY: up test venv deps deps-dev migrate seed lint format services bench clean libvirt deps-libvirt
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +37,10 @@ up: deps
 	BIND=$(BIND) $(VENV)/bin/honcho start -f Procfile
 
 ## Run the whole test suite on PostgreSQL + Redis (started if down), with lint.
-test: deps-dev
+test: deps-dev libvirt
 	bash .ci/services.sh
+	bash .ci/system-packages.sh
+	bash .ci/nova-setup.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
@@ -67,3 +69,15 @@ chaos: deps-dev
 
 clean:
 	rm -rf var/broker var/celerybeat-schedule*
+
+## libvirt: a real libvirtd + QEMU (TCG) and the test guest (needs root, apt), then
+## libvirt-python, which compiles against the libvirt-dev the script installed.
+libvirt:
+	bash .ci/libvirt-setup.sh
+	$(MAKE) deps-libvirt
+
+$(VENV)/.deps-libvirt: requirements-libvirt.txt | $(VENV)/bin/python
+	$(PIP) install --quiet -r requirements-libvirt.txt
+	touch $@
+
+deps-libvirt: $(VENV)/.deps-libvirt

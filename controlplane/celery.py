@@ -62,6 +62,8 @@ def configure(celery_app: Celery) -> None:
         task_send_sent_event=not filesystem,
         worker_hijack_root_logger=False,
         beat_schedule=beat_schedule(),
+        # Only the holder of a Redis lock sends periodic tasks (controlplane/beat.py).
+        beat_scheduler="controlplane.beat:SingletonScheduler",
     )
 
 
@@ -86,4 +88,4 @@ def beat_schedule() -> dict:
 
 
 configure(app)
-app.autodiscover_tasks(["workers"])
+app.autodiscover_tasks(["workers", "billing"])

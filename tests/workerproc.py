@@ -96,8 +96,11 @@ class WorkerProcess:
             self.proc.wait(10)
 
     def stop(self, timeout: float = 30) -> None:
+        """Warm shutdown: SIGTERM to the main process only, as systemd's ``KillMode=mixed``
+        does (a SIGTERM to the whole group would kill the pool children mid-task);
+        SIGKILL to the group if it has not exited within ``timeout``."""
         if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
+            os.kill(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:

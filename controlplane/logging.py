@@ -1,0 +1,195 @@
+"""Log context and formatters.
+
+Every log line can carry the request id and the operation id it belongs to.
+Both live in context variables:
+
+- ``RequestIdMiddleware`` binds ``request_id`` for a web request (taken from a
+  sane ``X-Request-ID`` header set by nginx, or generated) and echoes it back.
+- Tasks published during a request carry it in a message header; the worker
+  binds it again around the task, with ``task_id`` and the task's
+  ``operation_id`` / ``vm_id`` argument when it has one (by name or position).
+- The engine binds what it knows: ``with bind(operation_id=op.pk): ...``.
+
+``LOG_FORMAT=json`` switches the console handler to ``JsonFormatter``: one JSON
+object per line with ``ts``, ``level``, ``logger``, ``message``, the bound
+context and any ``extra=`` fields. The default plain format appends the bound
+context as ``key=value`` pairs.
+"""
+
+import contextvars
+import functools
+import inspect
+import json
+import logging
+import re
+import traceback
+import uuid
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from celery.signals import before_task_publish, task_postrun, task_prerun
+
+CONTEXT_FIELDS = ("request_id", "operation_id", "task_id", "vm_id", "hypervisor")
+_vars = {name: contextvars.ContextVar(name, default=None) for name in CONTEXT_FIELDS}
+
+# An incoming X-Request-ID is trusted only when it looks like an id (nginx's
+# $request_id is 32 hex digits); anything else is replaced, never logged raw.
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+REQUEST_ID_HEADER = "X-Request-ID"
+TASK_HEADER = "request_id"
+
+
+def context() -> dict:
+    """The bound fields that have a value."""
+    values = {name: var.get() for name, var in _vars.items()}
+    return {name: value for name, value in values.items() if value is not None}
+
+
+@contextmanager
+def bind(**fields):
+    """Bind context fields (``operation_id=...``) for the lines logged inside."""
+    unknown = set(fields) - set(CONTEXT_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown log context field(s): {', '.join(sorted(unknown))}")
+    tokens = [(_vars[name], _vars[name].set(value)) for name, value in fields.items()]
+    try:
+        yield
+    finally:
+        for var, token in reversed(tokens):
+            var.reset(token)
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+class ContextFilter(logging.Filter):
+    """Copies the bound context onto every record (``%(request_id)s`` works in formats)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, value in context().items():
+            if getattr(record, name, None) is None:
+                setattr(record, name, value)
+        return True
+
+
+_STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; safe for any ``extra=`` value (falls back to ``str``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update(context())
+        for key, value in vars(record).items():
+            if key not in _STANDARD_ATTRS and not key.startswith("_") and key not in entry:
+                entry[key] = value
+        if record.name == "gunicorn.access" and isinstance(record.args, dict):
+            entry.update(_gunicorn_access_fields(record.args))
+        if record.exc_info:
+            entry["exc_info"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
+        if record.stack_info:
+            entry["stack_info"] = record.stack_info
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def _gunicorn_access_fields(atoms: dict) -> dict:
+    fields = {
+        "method": atoms.get("m"),
+        "path": atoms.get("U"),
+        "status": atoms.get("s"),
+        "duration_ms": round(int(atoms.get("D", 0)) / 1000, 1),
+        "remote_addr": atoms.get("h"),
+    }
+    request_id = atoms.get("{x-request-id}o")
+    if request_id and request_id != "-":
+        fields["request_id"] = request_id
+    return {key: value for key, value in fields.items() if value not in (None, "-")}
+
+
+class PlainFormatter(logging.Formatter):
+    """The classic one-line format, with the bound context appended as key=value."""
+
+    def __init__(self, fmt="%(asctime)s %(levelname)s %(name)s %(message)s", **kwargs):
+        super().__init__(fmt, **kwargs)
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        bound = context()
+        if not bound:
+            return line
+        return line + " " + " ".join(f"{key}={value}" for key, value in bound.items())
+
+
+class RequestIdMiddleware:
+    """Binds a request id for the whole request and returns it in ``X-Request-ID``."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        incoming = request.headers.get(REQUEST_ID_HEADER, "")
+        request_id = incoming if _REQUEST_ID_RE.match(incoming) else new_request_id()
+        request.request_id = request_id
+        with bind(request_id=request_id):
+            response = self.get_response(request)
+        response[REQUEST_ID_HEADER] = request_id
+        return response
+
+
+# --- Celery: carry the request id into tasks and bind task context ------------
+_task_tokens: dict[str, list] = {}
+
+
+@before_task_publish.connect(weak=False)
+def _add_request_id_header(headers=None, **kwargs):
+    request_id = _vars["request_id"].get()
+    if request_id and headers is not None:
+        headers.setdefault(TASK_HEADER, request_id)
+
+
+# Task arguments that name a context field (``execute_operation(operation_id)``).
+_ID_ARGUMENTS = ("operation_id", "vm_id")
+
+
+@functools.lru_cache(maxsize=256)
+def _id_positions(task_name: str, run) -> dict[str, int]:
+    try:
+        names = [p.name for p in inspect.signature(run).parameters.values()]
+    except (TypeError, ValueError):
+        return {}
+    return {name: names.index(name) for name in _ID_ARGUMENTS if name in names}
+
+
+def _task_ids(task, args, kwargs) -> dict:
+    found = {name: kwargs[name] for name in _ID_ARGUMENTS if kwargs and kwargs.get(name) is not None}
+    for name, position in _id_positions(task.name, task.run).items():
+        if name not in found and args and position < len(args):
+            found[name] = args[position]
+    return found
+
+
+@task_prerun.connect(weak=False)
+def _bind_task_context(task_id=None, task=None, args=None, kwargs=None, **extra):
+    fields = {"task_id": task_id}
+    if task is not None:
+        request_id = getattr(task.request, TASK_HEADER, None)
+        if request_id:
+            fields["request_id"] = request_id
+        fields.update(_task_ids(task, args, kwargs))
+    _task_tokens[task_id] = [(_vars[name], _vars[name].set(value)) for name, value in fields.items()]
+
+
+@task_postrun.connect(weak=False)
+def _unbind_task_context(task_id=None, **extra):
+    for var, token in reversed(_task_tokens.pop(task_id, [])):
+        try:
+            var.reset(token)
+        except ValueError:  # set in another context (threads pool edge case): just clear it
+            var.set(None)
