@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (DEBUG|INFO|WARNING) ")  # a logger, not a figure
 sys.path.insert(0, str(ROOT))
 
 from bench.report import Result, facts_line, machine_facts, replace_block  # noqa: E402
@@ -240,7 +242,11 @@ def render(outcome: Outcome, command: str) -> str:
 
 def _figures_part(output: str, limit: int = 60) -> str:
     """The end of a benchmark's output (its figures), without progress chatter."""
-    kept = [line for line in output.splitlines() if line.strip() and not line.startswith(("[", "### "))]
+    kept = [
+        line
+        for line in output.splitlines()
+        if line.strip() and not line.startswith(("[", "### ")) and not LOG_LINE.match(line)
+    ]
     return "\n".join(kept[-limit:])
 
 
