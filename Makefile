@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 BIND ?= 127.0.0.1:8000
 
-.PHONY: up test venv deps deps-dev migrate seed lint format services bench clean
+.PHONY: up test venv deps deps-dev migrate seed lint format services bench clean libvirt deps-libvirt
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,9 +37,10 @@ up: deps
 	BIND=$(BIND) $(VENV)/bin/honcho start -f Procfile
 
 ## Run the whole test suite on PostgreSQL + Redis (started if down), with lint.
-test: deps-dev
+test: deps-dev libvirt
 	bash .ci/services.sh
 	bash .ci/system-packages.sh
+	bash .ci/nova-setup.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
@@ -55,5 +56,28 @@ format: deps-dev
 services:
 	bash .ci/services.sh
 
+## Benchmarks and the chaos run, each on a private PostgreSQL + Redis (docs/BENCHMARKS.md).
+## BENCH_ARGS=--quick / CHAOS_ARGS=--quick for CI-sized counts.
+bench: deps-dev
+	@command -v wrk >/dev/null || { echo "Installing wrk (Debian package) for the API benchmark"; \
+		apt-get update -qq && apt-get install -y -qq wrk; }
+	$(PY) bench/run_all.py $(BENCH_ARGS)
+
+.PHONY: chaos
+chaos: deps-dev
+	$(PY) bench/chaos/run.py --write-docs $(CHAOS_ARGS)
+
 clean:
 	rm -rf var/broker var/celerybeat-schedule*
+
+## libvirt: a real libvirtd + QEMU (TCG) and the test guest (needs root, apt), then
+## libvirt-python, which compiles against the libvirt-dev the script installed.
+libvirt:
+	bash .ci/libvirt-setup.sh
+	$(MAKE) deps-libvirt
+
+$(VENV)/.deps-libvirt: requirements-libvirt.txt | $(VENV)/bin/python
+	$(PIP) install --quiet -r requirements-libvirt.txt
+	touch $@
+
+deps-libvirt: $(VENV)/.deps-libvirt

@@ -2,17 +2,19 @@
 # System tools the test suite needs, installed from Debian's packages when absent:
 #   systemd-analyze (systemd)  verifies deploy/systemd/*.
 #   nginx                      checks deploy/nginx/* with `nginx -t` (never started here).
-# Without root or apt the script says what is missing and exits 0: the tests that
-# need a tool then fail with that reason (they never skip).
+#   chromium                   the browser tests (tests/browser/) drive /usr/bin/chromium with Playwright.
+# Idempotent. Without root or apt the script says what is missing and exits 0: the
+# tests that need a tool then fail with that reason (they never skip).
 set -uo pipefail
 
 missing=()
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 [ ${#missing[@]} = 0 ] && exit 0
 
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-  echo "WARNING: tests need ${missing[*]} (apt-get install ${missing[*]}); not root or no apt here." >&2
+  echo "WARNING: cannot install ${missing[*]} (needs root and apt-get); tests needing them will fail." >&2
   exit 0
 fi
 echo "Installing system packages for the tests: ${missing[*]}"

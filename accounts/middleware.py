@@ -1,3 +1,6 @@
+import time
+
+from django.conf import settings
 from django.contrib import messages
 from django.http import JsonResponse
 from django.shortcuts import redirect
@@ -57,3 +60,20 @@ class TwoFactorMiddleware:
             messages.warning(request, message)
             return redirect(reverse("accounts:two_factor"))
         return None
+
+
+class SessionActivityMiddleware:
+    """Notes which session a user is using, and when, for the security page's
+    session list: one write per session every ``SESSION_TOUCH_SECONDS``."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and request.session.session_key:
+            from .services.sessions import SESSION_TOUCHED_AT, session_touch
+
+            if time.time() - request.session.get(SESSION_TOUCHED_AT, 0) > settings.SESSION_TOUCH_SECONDS:
+                session_touch(user=user, request=request)
+        return self.get_response(request)

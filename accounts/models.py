@@ -177,3 +177,23 @@ class AccessToken(models.Model):
     @property
     def is_usable(self) -> bool:
         return self.revoked_at is None and not self.is_expired
+
+
+class UserSession(models.Model):
+    """A browser session of a user, named for the security page's list. The
+    session itself lives in Django's session store under ``session_key``;
+    revoking deletes it there (accounts.services.session_revoke)."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="browser_sessions")
+    session_key = models.CharField(max_length=40, unique=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-last_seen_at"]
+        indexes = [models.Index(fields=["user", "-last_seen_at"])]
+
+    def __str__(self):
+        return f"{self.user} from {self.ip_address or 'unknown'}"

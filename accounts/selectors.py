@@ -154,3 +154,18 @@ def access_token_find(*, raw: str) -> AccessToken | None:
     if token is None or not hmac.compare_digest(token.secret_hash, sha256(secret)):
         return None
     return token
+
+
+def session_list_for_user(*, user: User) -> list:
+    """The user's sessions that still exist in the session store, most recent first (two queries)."""
+    from django.contrib.sessions.models import Session
+
+    from .models import UserSession
+
+    sessions = list(UserSession.objects.filter(user=user)[:50])
+    alive = set(
+        Session.objects.filter(
+            session_key__in=[s.session_key for s in sessions], expire_date__gt=timezone.now()
+        ).values_list("session_key", flat=True)
+    )
+    return [s for s in sessions if s.session_key in alive]

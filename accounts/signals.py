@@ -12,6 +12,8 @@ from .security import login_identifier
 @receiver(user_logged_in, dispatch_uid="accounts.login")
 def _logged_in(sender, request, user, **kwargs):
     services.login_record(user=user, request=request)
+    if request is not None and hasattr(request, "session"):
+        services.session_touch(user=user, request=request)
 
 
 @receiver(user_login_failed, dispatch_uid="accounts.login_failed")

@@ -3,7 +3,7 @@ email) are mounted at /accounts/ by controlplane/urls.py."""
 
 from django.urls import path
 
-from .views import projects, tokens, two_factor
+from .views import projects, sessions, tokens, two_factor
 
 app_name = "accounts"
 urlpatterns = [
@@ -20,6 +20,8 @@ urlpatterns = [
     path("accounts/tokens/", tokens.token_list, name="token_list"),
     path("accounts/tokens/new/", tokens.token_create, name="token_create"),
     path("accounts/tokens/<int:pk>/revoke/", tokens.token_revoke, name="token_revoke"),
+    path("accounts/sessions/", sessions.session_list, name="session_list"),
+    path("accounts/sessions/<int:pk>/revoke/", sessions.session_revoke, name="session_revoke"),
     path("projects/", projects.project_list, name="project_list"),
     path("projects/new/", projects.project_create, name="project_create"),
     path("projects/<slug:slug>/", projects.project_detail, name="project_detail"),

@@ -43,6 +43,7 @@ class Action(models.TextChoices):
     AUTH_2FA_DISABLED = "auth.2fa.disabled", "2FA disabled"  # a second factor was removed
     AUTH_TOKEN_CREATED = "auth.token.created", "API token created"  # token name and prefix in details, never the secret
     AUTH_TOKEN_REVOKED = "auth.token.revoked", "API token revoked"  # a token stopped working
+    AUTH_SESSION_REVOKED = "auth.session.revoked", "Session revoked"  # the user ended another browser session
     # Project membership
     MEMBER_INVITED = "member.invited", "Member invited"  # an invitation was sent
     MEMBER_ADDED = "member.added", "Member added"  # someone joined a project
@@ -65,6 +66,8 @@ class Action(models.TextChoices):
     WALLET_DEBITED = "wallet.debited", "Wallet debited"  # metered usage was charged
     INVOICE_ISSUED = "invoice.issued", "Invoice issued"  # a GST invoice got its number
     CREDIT_NOTE_ISSUED = "credit_note.issued", "Credit note issued"  # a GST credit note got its number
+    BILLING_SETTINGS_UPDATED = "billing.settings_updated", "Billing settings updated"  # supplier/policy (diff)
+    BILLING_PROFILE_UPDATED = "billing.profile_updated", "Billing profile updated"  # a project's invoice address/GSTIN
     # Infrastructure and operators
     HYPERVISOR_CHANGED = "hypervisor.changed", "Hypervisor changed"  # registry entry added, edited or disabled
     DRIFT_DETECTED = "drift.detected", "Drift detected"  # reconciler found the hypervisor disagreeing

@@ -1,9 +1,14 @@
-from django.db.models import QuerySet
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db.models import Count, Prefetch, Q, QuerySet
+from django.utils import timezone
 
 from accounts.models import User
+from controlplane.errors import NotFound
 
-from .choices import ACTIVE_OPERATION_STATES
-from .models import Hypervisor, Operation, VirtualMachine, VMRequest
+from .choices import ACTIVE_OPERATION_STATES, VM_LIVE_STATUSES, OperationState, RequestStatus, VMStatus
+from .models import Hypervisor, Image, ImageReference, Operation, Plan, ProjectQuota, VirtualMachine, VMRequest
 
 
 def hypervisor_queues() -> list[str]:
@@ -36,3 +41,139 @@ def operation_list_for_user(*, user: User) -> QuerySet[Operation]:
 
 def operation_active_for_vm(*, vm: VirtualMachine) -> Operation | None:
     return vm.operations.filter(state__in=ACTIVE_OPERATION_STATES).first()
+
+
+# -- portal ---------------------------------------------------------------------
+
+
+def vm_list_for_project(*, project, include_deleted: bool = False) -> QuerySet[VirtualMachine]:
+    vms = VirtualMachine.objects.filter(project=project).select_related("plan", "image", "hypervisor")
+    return vms if include_deleted else vms.exclude(status=VMStatus.DELETED)
+
+
+def vm_get_for_project(*, project, pk: int) -> VirtualMachine:
+    """A VM of this project; any other VM (another project's, or none) is a 404."""
+    vm = VirtualMachine.objects.filter(project=project, pk=pk).select_related("plan", "image", "hypervisor").first()
+    if vm is None:
+        raise NotFound("No such virtual machine.")
+    return vm
+
+
+def vm_status_counts(*, project) -> dict[str, int]:
+    """Live VMs of the project by status, plus ``busy`` (an operation in progress): one query."""
+    live = Q(project=project) & ~Q(status=VMStatus.DELETED)
+    row = VirtualMachine.objects.filter(live).aggregate(
+        total=Count("pk"),
+        busy=Count("pk", filter=Q(task_state__isnull=False)),
+        **{status: Count("pk", filter=Q(status=status)) for status in VM_LIVE_STATUSES},
+    )
+    return row
+
+
+def operation_list_for_vm(*, vm: VirtualMachine, limit: int = 20) -> list[Operation]:
+    return list(vm.operations.select_related("requested_by").order_by("-created_at", "-id")[:limit])
+
+
+def operation_recent_for_project(*, project, limit: int = 10) -> list[Operation]:
+    return list(
+        Operation.objects.filter(project=project).select_related("vm", "requested_by").order_by("-created_at")[:limit]
+    )
+
+
+def vm_request_list_for_project(*, project) -> QuerySet[VMRequest]:
+    return VMRequest.objects.filter(project=project).select_related(
+        "plan", "image", "hypervisor", "requester", "decided_by", "vm"
+    )
+
+
+def vm_request_get_for_project(*, project, pk: int) -> VMRequest:
+    vm_request = VMRequest.objects.filter(project=project, pk=pk).select_related("project", "plan").first()
+    if vm_request is None:
+        raise NotFound("No such request.")
+    return vm_request
+
+
+def plan_list_offered() -> QuerySet[Plan]:
+    return Plan.objects.filter(active=True)
+
+
+def image_list_offered() -> QuerySet[Image]:
+    """Active images with the enabled hypervisors that have them (prefetched)."""
+    refs = ImageReference.objects.filter(hypervisor__enabled=True).select_related("hypervisor")
+    return Image.objects.filter(active=True).prefetch_related(Prefetch("references", queryset=refs))
+
+
+def hypervisor_list_offered() -> QuerySet[Hypervisor]:
+    return Hypervisor.objects.filter(enabled=True)
+
+
+def quota_excess(*, quota: ProjectQuota, plan: Plan) -> tuple[str, int, int] | None:
+    """The first limit one more VM of ``plan`` would pass: (what, would be, limit); None if it fits."""
+    checks = [
+        ("VMs", quota.used_vms + 1, quota.max_vms),
+        ("vCPUs", quota.used_vcpus + plan.vcpus, quota.max_vcpus),
+        ("MiB of memory", quota.used_memory_mib + plan.memory_mib, quota.max_memory_mib),
+        ("GiB of disk", quota.used_disk_gib + plan.disk_gib, quota.max_disk_gib),
+    ]
+    return next(((label, wanted, limit) for label, wanted, limit in checks if wanted > limit), None)
+
+
+def quota_shortfall(*, project, plan: Plan) -> str | None:
+    """Why one more VM of ``plan`` would not fit the project's quota (None: it fits).
+    A preview only: the request service checks again under a lock."""
+    quota = ProjectQuota.objects.filter(project=project).first() or ProjectQuota(project=project)
+    excess = quota_excess(quota=quota, plan=plan)
+    if excess is None:
+        return None
+    label, wanted, limit = excess
+    return f"Project {project.name} may use {limit} {label} and this VM would make {wanted}."
+
+
+# -- operators ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Attention:
+    """What needs an operator: counts and the first few of each (admin landing page)."""
+
+    pending_requests: list
+    pending_count: int
+    failed_operations: list
+    failed_count: int
+    drifted_vms: list
+    drifted_count: int
+    suspended_projects: list
+    suspended_count: int
+    maintenance_hypervisors: list
+    unknown_guests: int
+
+
+def attention_summary(*, failed_within: timedelta = timedelta(days=7), show: int = 5) -> Attention:
+    """Pending requests (oldest first), operations that failed recently and were
+    not retried, VMs the reconciler found missing or lost, suspended projects,
+    hypervisors in maintenance. A bounded number of queries."""
+    from accounts.models import Project
+
+    pending = VMRequest.objects.filter(status=RequestStatus.PENDING).select_related("project", "requester", "plan")
+    failed = Operation.objects.filter(
+        state=OperationState.FAILED, finished_at__gte=timezone.now() - failed_within
+    ).select_related("vm", "project")
+    drifted = (
+        VirtualMachine.objects.filter(Q(missing_since__isnull=False) | Q(lost_at__isnull=False))
+        .exclude(status=VMStatus.DELETED)
+        .select_related("project", "hypervisor")
+    )
+    suspended = Project.objects.filter(suspended_at__isnull=False)
+    hypervisors = list(Hypervisor.objects.filter(enabled=True).only("name", "maintenance", "drift", "region"))
+    return Attention(
+        pending_requests=list(pending.order_by("created_at")[:show]),
+        pending_count=pending.count(),
+        failed_operations=list(failed.order_by("-finished_at")[:show]),
+        failed_count=failed.count(),
+        drifted_vms=list(drifted.order_by("-lost_at", "missing_since")[:show]),
+        drifted_count=drifted.count(),
+        suspended_projects=list(suspended.order_by("-suspended_at")[:show]),
+        suspended_count=suspended.count(),
+        maintenance_hypervisors=[h for h in hypervisors if h.maintenance],
+        unknown_guests=sum(len(h.drift.get("unknown", [])) for h in hypervisors),
+    )

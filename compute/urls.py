@@ -4,5 +4,12 @@ from . import views
 
 app_name = "compute"
 urlpatterns = [
-    path("", views.dashboard, name="dashboard"),
+    path("projects/<slug:slug>/vms/", views.vm_list, name="vm_list"),
+    path("projects/<slug:slug>/vms/<int:pk>/", views.vm_detail, name="vm_detail"),
+    path("projects/<slug:slug>/vms/<int:pk>/power/", views.vm_power, name="vm_power"),
+    path("projects/<slug:slug>/vms/<int:pk>/delete/", views.vm_delete, name="vm_delete"),
+    path("projects/<slug:slug>/operations/<int:pk>/retry/", views.operation_retry, name="operation_retry"),
+    path("projects/<slug:slug>/operations/<int:pk>/cancel/", views.operation_cancel, name="operation_cancel"),
+    path("projects/<slug:slug>/requests/", views.request_list, name="request_list"),
+    path("projects/<slug:slug>/requests/<int:pk>/cancel/", views.request_cancel, name="request_cancel"),
 ]

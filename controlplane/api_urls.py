@@ -6,4 +6,5 @@ urlpatterns = [
     path("", include("compute.api.urls")),
     path("", include("accounts.api.urls")),
     path("", include("audit.api.urls")),
+    path("", include("billing.api.urls")),
 ]

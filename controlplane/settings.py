@@ -381,6 +381,29 @@ REST_FRAMEWORK["DEFAULT_PERMISSION_CLASSES"] = [
     "accounts.permissions.ReadOnlyTokenPermission",
 ]
 
+# --- Billing (billing/) ---------------------------------------------------------
+# Supplier details and policy (thresholds, grace period, pre-check, LUT) are edited
+# in Django admin (Billing settings); only the schedule of the jobs lives here.
+BILLING_CHARGE_INTERVAL_SECONDS = env_int("BILLING_CHARGE_INTERVAL_SECONDS", 600)
+BILLING_INVOICE_INTERVAL_SECONDS = env_int("BILLING_INVOICE_INTERVAL_SECONDS", 3600)
+EXTRA_BEAT_SCHEDULE = {
+    **globals().get("EXTRA_BEAT_SCHEDULE", {}),
+    "billing-charge-usage": {"task": "charge_usage", "schedule": float(BILLING_CHARGE_INTERVAL_SECONDS)},
+    "billing-issue-invoices": {"task": "issue_monthly_invoices", "schedule": float(BILLING_INVOICE_INTERVAL_SECONDS)},
+}
+
+# --- Portal (docs/PORTAL.md) -------------------------------------------------------
+TEMPLATES[0]["OPTIONS"]["context_processors"].append("controlplane.portal.context.portal_nav")
+# The security page lists the user's sessions; each is noted at most this often.
+MIDDLEWARE.insert(MIDDLEWARE.index("axes.middleware.AxesMiddleware"), "accounts.middleware.SessionActivityMiddleware")
+SESSION_TOUCH_SECONDS = env_int("SESSION_TOUCH_SECONDS", 300)
+# Pages load the portal's CSS and scripts with {% static %}. Hashed names need `collectstatic`
+# (make up and deploy's install run it); before it has run (a fresh checkout, a test's
+# subprocess) pages use the plain names and WhiteNoise serves the files from the apps.
+if not PRODUCTION and not (STATIC_ROOT / "staticfiles.json").exists():
+    STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
+    WHITENOISE_USE_FINDERS = True
+
 # --- Logging --------------------------------------------------------------
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 LOGGING = {

@@ -16,6 +16,8 @@ urlpatterns = [
     path("projects/<slug:slug>/audit/", include("audit.urls")),
     path("", include("accounts.urls")),
     path("accounts/", include("allauth.urls")),
+    path("billing/", include("billing.urls")),
+    path("", include("controlplane.portal.urls")),
     path("", include("compute.urls")),
 ]
 

@@ -12,6 +12,11 @@ pytest_plugins = [
     "tests.fixtures.audit",
     "tests.fixtures.proxmox",
     "tests.fixtures.accounts",
+    "tests.fixtures.billing",
+    # OpenStack (issue #6): requests-mock cloud and nova's functional-test stack
+    "tests.fixtures.openstack",
+    "tests.fixtures.portal",
+    "tests.fixtures.browser",
 ]
 
 

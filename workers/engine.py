@@ -137,6 +137,8 @@ def _fail(operation: Operation, token: str, driver: Driver | None, code: str, me
     services.operation_fail(
         operation=operation, token=token, code=code, message=message, observed=observed, observed_known=known
     )
+    if operation.action == Action.PROVISION:
+        services.tenant_wake_waiting(provision=operation)
 
 
 def _transient(operation: Operation, token: str, driver: Driver, exc: Exception) -> None:
@@ -169,6 +171,11 @@ def execute_operation(operation_id: int, *, worker: str) -> str:
     if operation.task_data:
         # Resuming after a lost worker or a transient poll error: ask about the stored handle.
         return _poll_step(operation, token, driver)
+    if operation.action == Action.CREATE and driver.supports_tenants:
+        # The project's first VM here: its tenant is provisioned first (compute/services/tenants.py).
+        gate = services.tenant_gate(operation=operation, token=token)
+        if gate != services.tenants.READY:
+            return gate
     try:
         task = _submit(operation, driver)
     except PermanentDriverError as exc:
@@ -233,6 +240,8 @@ def _poll_step(operation: Operation, token: str, driver: Driver) -> str:
         else:
             result = {"observed": observed}
         services.operation_succeed(operation=operation, token=token, observed=observed, result=result)
+        if operation.action == Action.PROVISION:
+            services.tenant_wake_waiting(provision=operation)
         return "succeeded"
     replacement = status.task.to_dict() if status.task else None
     if not services.operation_record_progress(

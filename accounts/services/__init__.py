@@ -12,6 +12,7 @@ from .projects import (
     project_delete,
     project_update,
 )
+from .sessions import session_revoke, session_touch
 from .tokens import token_create, token_revoke, token_touch
 from .two_factor import backup_codes_regenerate, totp_device_confirm, two_factor_disable
 from .users import user_create, user_deactivate, user_reactivate, user_register
@@ -31,6 +32,8 @@ __all__ = [
     "project_create",
     "project_delete",
     "project_update",
+    "session_revoke",
+    "session_touch",
     "token_create",
     "token_revoke",
     "token_touch",

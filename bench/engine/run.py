@@ -1,6 +1,7 @@
 """Operation engine benchmark on the real stack (PostgreSQL + Redis + worker processes).
 
     .venv/bin/python bench/engine/run.py [--ops 200] [--builds 1000] [--latency 5] [--throughput 1000]
+    .venv/bin/python bench/engine/run.py --quick --json out.json   # CI size; figures as JSON (bench/run_all.py)
 
 Prints, each beside a baseline measured in the same run:
 1. control-plane overhead per operation (zero-latency simulator), p50/p99, vs the
@@ -10,8 +11,9 @@ Prints, each beside a baseline measured in the same run:
 2. N concurrent creates with L s simulated latency: wall time to all active, / L;
 3. operations per second vs bare Celery no-op tasks per second on the same broker.
 
-Uses its own database (BENCH_DATABASE_URL, default .../cp_bench) and Redis db
-(BENCH_BROKER_URL, default redis://127.0.0.1:6379/14); both are wiped.
+Runs on a private PostgreSQL + Redis it starts and stops (bench/stack.py), unless
+BENCH_DATABASE_URL and BENCH_BROKER_URL name a database and a Redis db to use
+instead: both are then wiped.
 """
 
 from __future__ import annotations
@@ -27,23 +29,27 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cp_bench")
-BROKER = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/14")
-ENV = {
-    "DJANGO_SETTINGS_MODULE": "controlplane.settings",
-    "DATABASE_URL": DB_URL,
-    "CELERY_BROKER_URL": BROKER,
-    "CELERY_RESULT_BACKEND": BROKER,
-    "ENGINE_POLL_MIN_SECONDS": "0.2",
-    "ENGINE_POLL_MAX_SECONDS": "5",
-    "LOG_LEVEL": "WARNING",
-}
-os.environ.update(ENV)
+from bench.report import Result, command_line, pct  # noqa: E402
+from bench.stack import Stack, exit_on_sigterm  # noqa: E402
+
+DB_URL = os.environ.get("BENCH_DATABASE_URL", "")
+BROKER = os.environ.get("BENCH_BROKER_URL", "")
 
 
-def pct(values, q):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
+def configure(db_url: str, broker: str) -> None:
+    global DB_URL, BROKER
+    DB_URL, BROKER = db_url, broker
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "controlplane.settings",
+            "DATABASE_URL": DB_URL,
+            "CELERY_BROKER_URL": BROKER,
+            "CELERY_RESULT_BACKEND": BROKER,
+            "ENGINE_POLL_MIN_SECONDS": "0.2",
+            "ENGINE_POLL_MAX_SECONDS": "5",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
 
 
 def ensure_database():
@@ -235,7 +241,7 @@ def bench_throughput(hv, plan, image, users, count: int):
     vm_ids = list(VirtualMachine.objects.filter(status="active", hypervisor=hv).values_list("id", flat=True)[:count])
     start = time.perf_counter()
     for vm in VirtualMachine.objects.filter(pk__in=vm_ids).select_related("project", "hypervisor"):
-        services.vm_action(vm=vm, action="stop", user=None, actor="bench")
+        services.vm_action(vm=vm, action="stop", user=None, actor="system:bench")
     submitted = time.perf_counter() - start
     wait_idle(vm_ids, timeout=600)
     ops_rate = len(vm_ids) / (time.perf_counter() - start)
@@ -257,8 +263,25 @@ def main():
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--pool", default="prefork")
+    parser.add_argument("--quick", action="store_true", help="CI size: 30 ops, 100 builds at 2 s, 200 throughput")
+    parser.add_argument("--json", default=None, help="write the figures as JSON here")
     args = parser.parse_args()
+    if args.quick:
+        args.ops, args.builds, args.latency, args.throughput = 30, 100, 2.0, 200
+    exit_on_sigterm()
+    if DB_URL and BROKER:
+        configure(DB_URL, BROKER)
+        run(args)
+        return
+    with Stack(database="cp_bench") as stack:
+        stack.apply_env()
+        configure(stack.database_url, stack.broker_url)
+        run(args)
 
+
+def run(args) -> None:
+    started = time.monotonic()
+    result = Result(name="engine", title="Operation engine", command=command_line())
     ensure_database()
     import django
 
@@ -277,32 +300,49 @@ def main():
 
         latencies, per_op = bench_overhead(hv, plan, image, users, args.ops)
         floor = bench_floor(min(args.ops, 200), per_op)
-        p50, p99, f50, f99 = pct(latencies, 50), pct(latencies, 99), pct(floor, 50), pct(floor, 99)
-        print(
-            f"\n1. overhead per operation ({args.ops} sequential, zero-latency simulator, "
-            f"{per_op:.1f} PostgreSQL commits per op)"
-        )
-        print(f"   engine  p50 {p50 * 1000:7.1f} ms   p99 {p99 * 1000:7.1f} ms")
-        print(
-            f"   floor   p50 {f50 * 1000:7.1f} ms   p99 {f99 * 1000:7.1f} ms   "
-            f"(1 Celery round trip + {max(1, round(per_op))} commits)"
-        )
-        print(f"   ratio   p50 {p50 / f50:5.2f}x      p99 {p99 / f99:5.2f}x")
+        k = max(1, round(per_op))
+        for q in (50, 99):
+            result.add(
+                f"overhead per operation p{q} ({args.ops} sequential, zero latency)",
+                pct(latencies, q) * 1000,
+                "ms",
+                baseline=pct(floor, q) * 1000,
+                baseline_label=f"1 Celery round trip + {k} commits",
+            )
+        result.notes.append(f"{per_op:.1f} PostgreSQL commits per operation (pg_stat_database)")
 
         wall, submitted, active = bench_builds(hv, plan, image, users, args.builds, args.latency)
-        print(f"\n2. {args.builds} concurrent creates from 8 client threads, {args.latency:g} s simulated latency")
-        print(
-            f"   requests submitted in {submitted:.1f} s; all {active} active after {wall:.1f} s "
-            f"= {wall / args.latency:.2f}x the latency ({(wall - submitted) / args.latency:.2f}x after the last "
-            f"submission)"
+        result.add(
+            f"{args.builds} concurrent creates, all active",
+            wall,
+            "s",
+            baseline=args.latency,
+            baseline_label="simulated create latency",
         )
+        result.add(
+            "creates: time after the last submission",
+            wall - submitted,
+            "s",
+            baseline=args.latency,
+            baseline_label="simulated create latency",
+        )
+        result.notes.append(
+            f"{args.builds} requests submitted by 8 client threads in {submitted:.1f} s; {active} active at the end"
+        )
+        result.ok = active == args.builds
 
         ops_rate, celery_rate, n, submitted = bench_throughput(hv, plan, image, users, args.throughput)
-        print(f"\n3. throughput ({n} operations, zero latency; submitted in {submitted:.1f} s)")
-        print(
-            f"   engine {ops_rate:7.1f} ops/s   bare Celery no-op {celery_rate:7.1f} tasks/s   "
-            f"ratio {ops_rate / celery_rate:.2f}"
+        result.add(
+            f"throughput ({n} operations, zero latency)",
+            ops_rate,
+            "ops/s",
+            baseline=celery_rate,
+            baseline_label="bare Celery no-op tasks/s",
         )
+        result.notes.append(f"throughput operations submitted in {submitted:.1f} s")
+        result.seconds = time.monotonic() - started
+        result.print()
+        result.write_json(args.json)
     finally:
         for proc in procs:
             os.killpg(proc.pid, signal.SIGTERM)

@@ -27,4 +27,5 @@ from .requests import (  # noqa: F401
     vm_request_create,
     vm_request_reject,
 )
+from .tenants import tenant_gate, tenant_quotas, tenant_wake_waiting  # noqa: F401
 from .vms import vm_action, vm_apply_observation, vm_record_status, vm_resync_request  # noqa: F401

@@ -415,12 +415,15 @@ def operation_requeue_expired(*, operation: Operation) -> bool:
 
 @transaction.atomic
 def operation_cancel(*, operation: Operation, actor) -> Operation:
-    """Cancel a pending operation (a running one belongs to a worker: wait or let it fail)."""
-    updated = Operation.objects.filter(pk=operation.pk, state=OperationState.PENDING).update(
+    """Cancel a pending operation the hypervisor never got (a running one belongs to a
+    worker, and a pending one with a handle is being resumed: wait or let it fail)."""
+    updated = Operation.objects.filter(pk=operation.pk, state=OperationState.PENDING, task_ref="").update(
         state=OperationState.CANCELLED, finished_at=timezone.now(), claim_token=None, progress_message=""
     )
     if not updated:
         operation.refresh_from_db()
+        if operation.state == OperationState.PENDING:
+            raise Conflict("The hypervisor already has this operation and it is being resumed; wait for it to end.")
         raise Conflict(
             f"Only a pending operation can be cancelled; this one is {operation.get_state_display().lower()}."
         )

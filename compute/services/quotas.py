@@ -9,6 +9,7 @@ from django.db.models import F
 from django.db.models.functions import Greatest
 
 from compute.models import Plan, ProjectQuota
+from compute.selectors import quota_excess
 from controlplane.errors import Conflict
 
 
@@ -20,19 +21,14 @@ def _locked_quota(project) -> ProjectQuota:
 @transaction.atomic
 def quota_reserve(*, project, plan: Plan) -> ProjectQuota:
     quota = _locked_quota(project)
-    checks = [
-        ("VMs", quota.used_vms + 1, quota.max_vms),
-        ("vCPUs", quota.used_vcpus + plan.vcpus, quota.max_vcpus),
-        ("MiB of memory", quota.used_memory_mib + plan.memory_mib, quota.max_memory_mib),
-        ("GiB of disk", quota.used_disk_gib + plan.disk_gib, quota.max_disk_gib),
-    ]
-    for label, wanted, limit in checks:
-        if wanted > limit:
-            raise Conflict(
-                f"Quota exceeded: project {project.name} may use {limit} {label} and this would make {wanted}. "
-                "Delete a VM or ask an operator to raise the quota.",
-                code="quota_exceeded",
-            )
+    excess = quota_excess(quota=quota, plan=plan)
+    if excess is not None:
+        label, wanted, limit = excess
+        raise Conflict(
+            f"Quota exceeded: project {project.name} may use {limit} {label} and this would make {wanted}. "
+            "Delete a VM or ask an operator to raise the quota.",
+            code="quota_exceeded",
+        )
     ProjectQuota.objects.filter(pk=quota.pk).update(
         used_vms=F("used_vms") + 1,
         used_vcpus=F("used_vcpus") + plan.vcpus,

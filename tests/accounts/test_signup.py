@@ -71,7 +71,7 @@ def test_logout_is_a_post_and_is_audited(client):
     client.post(_link(mail.outbox[0]))
     _login(client)
     user = User.objects.get(email="new@example.com")
-    assert client.get("/").status_code == 200
+    assert client.get("/", follow=True).status_code == 200
     response = client.post("/accounts/logout/")
     assert response.status_code == 302
     assert "_auth_user_id" not in client.session

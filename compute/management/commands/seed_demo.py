@@ -6,6 +6,7 @@ import os
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from accounts import services as account_services
@@ -78,6 +79,8 @@ class Command(BaseCommand):
                     image=image, hypervisor=hypervisor, defaults={"ref": f"tmpl-{image_name}"}
                 )
         admin_otp = self._admin_second_factor(User.objects.get(email=ADMIN_EMAIL))
+        # Billing: a demo supplier and money in the demo project's wallet (VM requests need it).
+        call_command("billing_seed_demo", email=[DEMO_EMAIL], stdout=self.stdout)
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
         self.stdout.write(f"  admin: {ADMIN_EMAIL} / {admin_password}")
         self.stdout.write(f"         2FA (required for /admin/): {admin_otp}")

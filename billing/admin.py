@@ -1,0 +1,448 @@
+"""Operators' screens. Every write goes through billing.services (validated,
+locked, audited): top-ups, adjustments and refunds with a reason, invoices on
+demand, credit notes, the supplier settings. Ledger and documents are
+read-only here as in the database."""
+
+from datetime import date
+
+from django import forms
+from django.contrib import admin, messages
+from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from controlplane.errors import ServiceError
+
+from . import einvoice, exports, pdf, services
+from .models import (
+    BillingProfile,
+    BillingSettings,
+    CreditNote,
+    CreditNoteLine,
+    DocumentSeries,
+    Invoice,
+    InvoiceLine,
+    LedgerEntry,
+    MeterCursor,
+    ReceiptVoucher,
+    UsageCharge,
+    UsageRecord,
+    Wallet,
+)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+def _service_form_view(request, *, title, form_class, target, run, back, initial=None):
+    """A small form whose valid submit calls ``run(form.cleaned_data)``; service
+    errors are shown on the form."""
+    form = form_class(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            message = run(form.cleaned_data)
+        except ServiceError as exc:
+            for field, error in exc.fields.items():
+                form.add_error(field if field in form.fields else None, error)
+            if not exc.fields:
+                form.add_error(None, exc.message)
+        else:
+            messages.success(request, message)
+            return HttpResponseRedirect(back)
+    context = {**admin.site.each_context(request), "title": title, "form": form, "target": target, "back": back}
+    return render(request, "admin/billing/service_form.html", context)
+
+
+class SettingsForm(forms.ModelForm):
+    class Meta:
+        model = BillingSettings
+        fields = list(services.config.SETTINGS_FIELDS)
+
+    def clean(self):
+        data = super().clean()
+        for field, error in services.billing_settings_validate(data).items():
+            self.add_error(field if field in self.fields else None, error)
+        return data
+
+
+@admin.register(BillingSettings)
+class BillingSettingsAdmin(admin.ModelAdmin):
+    """One row: the list page opens it."""
+
+    form = SettingsForm
+    fieldsets = [
+        ("Supplier", {"fields": ["legal_name", "trade_name", "address_line1", "address_line2", "city", "pin"]}),
+        ("Registration", {"fields": ["gstin", "state_code", "email", "phone", "authorised_signatory"]}),
+        ("Tax", {"fields": ["sac_code", "gst_rate", "lut_enabled", "lut_reference", "lut_for_sez"]}),
+        ("Numbering", {"fields": ["invoice_prefix", "credit_note_prefix", "receipt_prefix"]}),
+        (
+            "Policy",
+            {
+                "fields": [
+                    "low_balance_thresholds",
+                    "grace_hours",
+                    "precheck_hours",
+                    "auto_start_after_suspension",
+                    "hours_per_month",
+                    "metering_starts_at",
+                ]
+            },
+        ),
+    ]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        settings = services.billing_settings_get()
+        return HttpResponseRedirect(reverse("admin:billing_billingsettings_change", args=[settings.pk]))
+
+    def save_model(self, request, obj, form, change):
+        changes = {name: form.cleaned_data[name] for name in form.changed_data}
+        services.billing_settings_update(actor=request.user, **changes)
+
+
+class ProfileForm(forms.ModelForm):
+    class Meta:
+        model = BillingProfile
+        fields = ["project", *services.config.PROFILE_FIELDS]
+
+    def clean(self):
+        data = super().clean()
+        _, errors = services.billing_profile_validate(data)
+        for field, error in errors.items():
+            self.add_error(field if field in self.fields else None, error)
+        return data
+
+
+@admin.register(BillingProfile)
+class BillingProfileAdmin(admin.ModelAdmin):
+    form = ProfileForm
+    list_display = ["project", "legal_name", "state_code", "country", "gstin", "is_sez", "updated_at"]
+    list_filter = ["is_sez", "country", "state_code"]
+    search_fields = ["project__name", "project__slug", "legal_name", "gstin"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        values = {name: form.cleaned_data.get(name) for name in services.config.PROFILE_FIELDS}
+        services.billing_profile_update(project=form.cleaned_data["project"], actor=request.user, **values)
+
+
+class MoneyForm(forms.Form):
+    amount = forms.DecimalField(max_digits=14, decimal_places=2, help_text="Rupees.")
+    reason = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class TopUpForm(MoneyForm):
+    reason = forms.CharField(max_length=500, required=False, help_text="Optional note.")
+    payment_mode = forms.CharField(max_length=50, required=False, help_text="NEFT, UPI, card...")
+    reference = forms.CharField(max_length=100, required=False, help_text="Bank / gateway reference (recorded once).")
+
+
+class AdjustForm(MoneyForm):
+    amount = forms.DecimalField(max_digits=14, decimal_places=2, help_text="Rupees; negative to debit.")
+
+
+class InvoiceNowForm(forms.Form):
+    confirm = forms.BooleanField(label="Invoice all metered, uninvoiced usage of this project now")
+
+
+@admin.register(Wallet)
+class WalletAdmin(ReadOnlyAdmin):
+    list_display = ["project", "balance", "negative_since", "suspended_by_billing", "tools"]
+    list_filter = ["suspended_by_billing"]
+    search_fields = ["project__name", "project__slug"]
+    list_select_related = ["project"]
+
+    @admin.display(description="Operator actions")
+    def tools(self, wallet):
+        links = [("topup", "Top up"), ("adjust", "Adjust"), ("refund", "Refund"), ("invoice", "Invoice now")]
+        return format_html(
+            " · ".join(f'<a href="{{}}">{label}</a>' for _, label in links),
+            *(reverse(f"admin:billing_wallet_{name}", args=[wallet.pk]) for name, _ in links),
+        )
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<int:pk>/topup/", view(self.topup_view), name="billing_wallet_topup"),
+            path("<int:pk>/adjust/", view(self.adjust_view), name="billing_wallet_adjust"),
+            path("<int:pk>/refund/", view(self.refund_view), name="billing_wallet_refund"),
+            path("<int:pk>/invoice/", view(self.invoice_view), name="billing_wallet_invoice"),
+            *super().get_urls(),
+        ]
+
+    def _wallet(self, request, pk):
+        if not request.user.has_perm("billing.change_wallet"):
+            from django.core.exceptions import PermissionDenied
+
+            raise PermissionDenied
+        return get_object_or_404(Wallet.objects.select_related("project"), pk=pk)
+
+    def _back(self):
+        return reverse("admin:billing_wallet_changelist")
+
+    def topup_view(self, request, pk):
+        wallet = self._wallet(request, pk)
+
+        def run(data):
+            receipt = services.wallet_topup(
+                project=wallet.project,
+                amount=data["amount"],
+                actor=request.user,
+                reason=data["reason"],
+                payment_mode=data["payment_mode"],
+                reference=data["reference"],
+            )
+            return f"Credited ₹{receipt.total} to {wallet.project}; receipt {receipt.number}."
+
+        return _service_form_view(
+            request, title="Top up", form_class=TopUpForm, target=wallet, run=run, back=self._back()
+        )
+
+    def adjust_view(self, request, pk):
+        wallet = self._wallet(request, pk)
+
+        def run(data):
+            entry = services.wallet_adjust(
+                project=wallet.project, amount=data["amount"], actor=request.user, reason=data["reason"]
+            )
+            return f"Adjusted {wallet.project} by ₹{entry.amount}; balance ₹{entry.balance_after}."
+
+        return _service_form_view(
+            request, title="Adjust balance", form_class=AdjustForm, target=wallet, run=run, back=self._back()
+        )
+
+    def refund_view(self, request, pk):
+        wallet = self._wallet(request, pk)
+
+        def run(data):
+            entry = services.wallet_refund(
+                project=wallet.project, amount=data["amount"], actor=request.user, reason=data["reason"]
+            )
+            return f"Refunded ₹{-entry.amount} from {wallet.project}; balance ₹{entry.balance_after}."
+
+        return _service_form_view(
+            request, title="Refund", form_class=MoneyForm, target=wallet, run=run, back=self._back()
+        )
+
+    def invoice_view(self, request, pk):
+        wallet = self._wallet(request, pk)
+
+        def run(data):
+            invoice = services.invoice_issue(project=wallet.project, actor=request.user)
+            if invoice is None:
+                return f"{wallet.project} has no uninvoiced usage."
+            return f"Issued invoice {invoice.number} for ₹{invoice.total}."
+
+        return _service_form_view(
+            request, title="Issue invoice now", form_class=InvoiceNowForm, target=wallet, run=run, back=self._back()
+        )
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "project", "kind", "amount", "balance_after", "description", "actor"]
+    list_filter = ["kind", "created_at"]
+    search_fields = ["project__name", "project__slug", "reference", "description", "reason"]
+    list_select_related = ["project"]
+    date_hierarchy = "created_at"
+
+
+class InvoiceLineInline(ReadOnlyInline):
+    model = InvoiceLine
+    fields = ["position", "description", "sac_code", "quantity", "rate", "taxable", "cgst", "sgst", "igst", "total"]
+
+
+class CreditNoteForm(forms.Form):
+    amount = forms.DecimalField(
+        max_digits=14, decimal_places=2, required=False, help_text="Taxable value to credit; blank credits all left."
+    )
+    gst_rate = forms.DecimalField(max_digits=5, decimal_places=2, required=False, help_text="When several rates.")
+    reason = forms.CharField(max_length=500)
+
+
+class DocumentAdmin(ReadOnlyAdmin):
+    list_display = ["number", "date", "project", "supply_type", "place_of_supply", "taxable_total", "total", "pdf"]
+    list_filter = ["financial_year", "supply_type", "regime"]
+    search_fields = ["number", "project__name", "project__slug"]
+    list_select_related = ["project"]
+    date_hierarchy = "date"
+    renderer = None
+
+    @admin.display(description="PDF")
+    def pdf(self, doc):
+        name = f"admin:billing_{doc._meta.model_name}_pdf"
+        return format_html('<a href="{}">PDF</a>', reverse(name, args=[doc.pk]))
+
+    def get_urls(self):
+        name = f"billing_{self.model._meta.model_name}"
+        return [
+            path("<int:pk>/pdf/", self.admin_site.admin_view(self.pdf_view), name=f"{name}_pdf"),
+            *super().get_urls(),
+        ]
+
+    def pdf_view(self, request, pk):
+        from .api.views import pdf_response
+
+        doc = get_object_or_404(self.model, pk=pk)
+        return pdf_response(type(self).renderer(doc), doc.number)
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(DocumentAdmin):
+    inlines = [InvoiceLineInline]
+    renderer = pdf.invoice_pdf
+    list_display = [*DocumentAdmin.list_display, "e_invoice", "credit"]
+
+    @admin.display(description="E-invoice")
+    def e_invoice(self, invoice):
+        if not invoice.supply_type or invoice.supply_type == "B2C":
+            return "-"
+        return format_html('<a href="{}">JSON</a>', reverse("admin:billing_invoice_einvoice", args=[invoice.pk]))
+
+    @admin.display(description="Credit note")
+    def credit(self, invoice):
+        return format_html('<a href="{}">Issue…</a>', reverse("admin:billing_invoice_credit", args=[invoice.pk]))
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<int:pk>/e-invoice/", view(self.einvoice_view), name="billing_invoice_einvoice"),
+            path("<int:pk>/credit-note/", view(self.credit_view), name="billing_invoice_credit"),
+            path("export-csv/", view(self.export_view), name="billing_invoice_export"),
+            *super().get_urls(),
+        ]
+
+    def einvoice_view(self, request, pk):
+        invoice = get_object_or_404(Invoice, pk=pk)
+        try:
+            data = einvoice.document_json(invoice)
+        except ServiceError as exc:
+            messages.error(request, exc.message)
+            return HttpResponseRedirect(reverse("admin:billing_invoice_changelist"))
+        response = JsonResponse(data, json_dumps_params={"indent": 2})
+        response["Content-Disposition"] = f'attachment; filename="{invoice.number.replace("/", "-")}.json"'
+        return response
+
+    def credit_view(self, request, pk):
+        invoice = get_object_or_404(Invoice, pk=pk)
+        if not request.user.has_perm("billing.add_creditnote"):
+            from django.core.exceptions import PermissionDenied
+
+            raise PermissionDenied
+
+        def run(data):
+            note = services.credit_note_issue(
+                invoice=invoice,
+                amount=data["amount"],
+                gst_rate=data["gst_rate"],
+                reason=data["reason"],
+                actor=request.user,
+            )
+            return f"Issued credit note {note.number} for ₹{note.total} against {invoice.number}."
+
+        return _service_form_view(
+            request,
+            title=f"Credit note against {invoice.number}",
+            form_class=CreditNoteForm,
+            target=invoice,
+            run=run,
+            back=reverse("admin:billing_creditnote_changelist"),
+        )
+
+    def export_view(self, request):
+        start = _date(request.GET.get("start")) or date.today().replace(day=1)
+        end = _date(request.GET.get("end")) or date.today()
+        response = HttpResponse(exports.documents_csv(start=start, end=end), content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="gst-documents-{start}-{end}.csv"'
+        return response
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "export_url": reverse("admin:billing_invoice_export")}
+        return super().changelist_view(request, extra_context)
+
+
+def _date(value):
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+class CreditNoteLineInline(ReadOnlyInline):
+    model = CreditNoteLine
+    fields = ["position", "description", "sac_code", "taxable", "gst_rate", "cgst", "sgst", "igst", "total"]
+
+
+@admin.register(CreditNote)
+class CreditNoteAdmin(DocumentAdmin):
+    inlines = [CreditNoteLineInline]
+    renderer = pdf.credit_note_pdf
+    list_display = [*DocumentAdmin.list_display, "invoice", "reason"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ReceiptVoucher)
+class ReceiptVoucherAdmin(DocumentAdmin):
+    renderer = pdf.receipt_pdf
+    list_display = [*DocumentAdmin.list_display, "payment_mode", "payment_reference"]
+
+
+@admin.register(UsageRecord)
+class UsageRecordAdmin(ReadOnlyAdmin):
+    list_display = ["hour_start", "project", "vm", "plan", "running_seconds", "stopped_seconds", "amount", "charge"]
+    list_filter = ["hour_start"]
+    search_fields = ["project__slug", "vm__name"]
+    list_select_related = ["project", "vm", "plan"]
+    date_hierarchy = "hour_start"
+
+
+@admin.register(UsageCharge)
+class UsageChargeAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "project", "period", "hour_from", "hour_to", "taxable", "tax", "total", "invoice"]
+    list_filter = ["period"]
+    search_fields = ["project__slug"]
+    list_select_related = ["project", "invoice"]
+
+
+@admin.register(MeterCursor)
+class MeterCursorAdmin(ReadOnlyAdmin):
+    list_display = ["vm", "project", "metered_until", "status", "closed"]
+    list_filter = ["closed", "status"]
+    list_select_related = ["vm", "project"]
+
+
+@admin.register(DocumentSeries)
+class DocumentSeriesAdmin(ReadOnlyAdmin):
+    list_display = ["prefix", "financial_year", "kind", "last_number"]
+
+
+from . import admin_projects  # noqa: E402,F401  (suspend / unsuspend on the projects list)

@@ -1,0 +1,72 @@
+"""Suspend / unsuspend actions on the projects list of the operators' admin.
+
+accounts registers the Project admin; billing (which owns suspension) adds
+its actions by re-registering a subclass, so accounts does not depend on billing.
+"""
+
+from django import forms
+from django.contrib import admin, messages
+from django.shortcuts import render
+
+from accounts.admin import ProjectAdmin
+from accounts.models import Project
+from controlplane.errors import ServiceError
+
+from . import services
+
+
+class SuspendForm(forms.Form):
+    reason = forms.CharField(
+        max_length=255, widget=forms.Textarea(attrs={"rows": 3}), help_text="Shown to the project's members."
+    )
+
+
+class SuspendableProjectAdmin(ProjectAdmin):
+    actions = [*(ProjectAdmin.actions or []), "suspend", "unsuspend"]
+    list_display = [*ProjectAdmin.list_display, "suspended_reason"]
+
+    def _each(self, request, queryset, label, call):
+        done = 0
+        for project in queryset:
+            try:
+                call(project)
+                done += 1
+            except ServiceError as exc:
+                self.message_user(request, f"{project}: {exc.message}", messages.WARNING)
+        if done:
+            self.message_user(request, f"{label}: {done} project(s).", messages.SUCCESS)
+
+    @admin.action(description="Suspend: stop active VMs, refuse new requests and starts (asks for a reason)")
+    def suspend(self, request, queryset):
+        form = SuspendForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            reason = form.cleaned_data["reason"]
+            self._each(
+                request,
+                queryset,
+                "Suspended",
+                lambda p: services.project_suspend(project=p, actor=request.user, reason=reason, request=request),
+            )
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "projects": queryset,
+            "opts": self.model._meta,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "title": "Suspend projects",
+        }
+        return render(request, "admin/accounts/suspend_projects.html", context)
+
+    @admin.action(description="Unsuspend (a negative wallet must be topped up instead)")
+    def unsuspend(self, request, queryset):
+        self._each(
+            request,
+            queryset,
+            "Unsuspended",
+            lambda p: services.project_unsuspend(project=p, actor=request.user, request=request),
+        )
+
+
+admin.site.unregister(Project)
+admin.site.register(Project, SuspendableProjectAdmin)

@@ -1,0 +1,183 @@
+from rest_framework import serializers
+
+from ..gst import STATES
+from ..models import BillingProfile, CreditNote, Invoice, InvoiceLine, LedgerEntry, ReceiptVoucher, Wallet
+from ..services.config import PROFILE_FIELDS
+
+MONEY = {"max_digits": 14, "decimal_places": 2}
+
+
+class WalletSerializer(serializers.ModelSerializer):
+    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    currency = serializers.SerializerMethodField()
+    suspended = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Wallet
+        fields = ["project", "balance", "currency", "negative_since", "suspended"]
+
+    def get_currency(self, wallet) -> str:
+        return "INR"
+
+    def get_suspended(self, wallet) -> bool:
+        return wallet.project.is_suspended
+
+
+class LedgerEntrySerializer(serializers.ModelSerializer):
+    invoice = serializers.SlugRelatedField(slug_field="number", read_only=True)
+    credit_note = serializers.SlugRelatedField(slug_field="number", read_only=True)
+    receipt = serializers.SerializerMethodField()
+
+    class Meta:
+        model = LedgerEntry
+        fields = [
+            "id",
+            "created_at",
+            "kind",
+            "amount",
+            "balance_after",
+            "description",
+            "reason",
+            "reference",
+            "invoice",
+            "credit_note",
+            "receipt",
+        ]
+
+    def get_receipt(self, entry) -> str | None:
+        receipt = getattr(entry, "receipt", None)
+        return receipt.number if receipt else None
+
+
+class UsageDaySerializer(serializers.Serializer):
+    day = serializers.DateField()
+    running_hours = serializers.DecimalField(max_digits=12, decimal_places=2)
+    stopped_hours = serializers.DecimalField(max_digits=12, decimal_places=2)
+    amount = serializers.DecimalField(**MONEY)
+
+
+class UsageVMSerializer(UsageDaySerializer):
+    day = None
+    vm_id = serializers.IntegerField()
+    vm = serializers.CharField()
+    plan = serializers.CharField()
+
+
+class UsageSerializer(serializers.Serializer):
+    month = serializers.CharField()
+    by_day = UsageDaySerializer(many=True)
+    by_vm = UsageVMSerializer(many=True)
+
+
+class InvoiceLineSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = InvoiceLine
+        fields = [
+            "position",
+            "description",
+            "sac_code",
+            "quantity",
+            "unit",
+            "rate",
+            "taxable",
+            "gst_rate",
+            "cgst_rate",
+            "cgst",
+            "sgst_rate",
+            "sgst",
+            "igst_rate",
+            "igst",
+            "total",
+        ]
+
+
+DOCUMENT_FIELDS = [
+    "id",
+    "number",
+    "date",
+    "financial_year",
+    "place_of_supply",
+    "place_of_supply_name",
+    "supply_type",
+    "regime",
+    "taxable_total",
+    "cgst_total",
+    "sgst_total",
+    "igst_total",
+    "tax_total",
+    "round_off",
+    "total",
+    "pdf_url",
+]
+
+
+class DocumentSerializer(serializers.ModelSerializer):
+    pdf_url = serializers.SerializerMethodField()
+    pdf_route = ""
+
+    def get_pdf_url(self, doc) -> str:
+        from django.urls import reverse
+
+        url = reverse(self.pdf_route, kwargs={"slug": doc.project.slug, "pk": doc.pk})
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request else url
+
+
+class InvoiceSerializer(DocumentSerializer):
+    pdf_route = "billing-api:invoice-pdf"
+
+    class Meta:
+        model = Invoice
+        fields = DOCUMENT_FIELDS + ["period_start", "period_end"]
+
+
+class InvoiceDetailSerializer(InvoiceSerializer):
+    lines = InvoiceLineSerializer(many=True, read_only=True)
+
+    class Meta(InvoiceSerializer.Meta):
+        fields = InvoiceSerializer.Meta.fields + ["supplier", "customer", "endorsement", "state_tax_label", "lines"]
+
+
+class CreditNoteSerializer(DocumentSerializer):
+    pdf_route = "billing-api:credit-note-pdf"
+    invoice = serializers.SlugRelatedField(slug_field="number", read_only=True)
+
+    class Meta:
+        model = CreditNote
+        fields = DOCUMENT_FIELDS + ["invoice", "reason"]
+
+
+class ReceiptSerializer(DocumentSerializer):
+    pdf_route = "billing-api:receipt-pdf"
+
+    class Meta:
+        model = ReceiptVoucher
+        fields = DOCUMENT_FIELDS + ["payment_mode", "payment_reference"]
+
+
+class BillingProfileSerializer(serializers.ModelSerializer):
+    """Validation is the service's (billing_profile_validate): one set of rules."""
+
+    state_code = serializers.ChoiceField(choices=[*STATES, ""], required=False, allow_blank=True)
+    gstin = serializers.CharField(required=False, allow_blank=True)
+
+    class Meta:
+        model = BillingProfile
+        fields = [*PROFILE_FIELDS, "updated_at"]
+        read_only_fields = ["updated_at"]
+        extra_kwargs = {name: {"validators": []} for name in fields}
+
+
+class PlanPriceSerializer(serializers.Serializer):
+    plan = serializers.CharField()
+    plan_id = serializers.IntegerField()
+    tax = serializers.CharField()
+    gst_rate = serializers.DecimalField(max_digits=5, decimal_places=2)
+    hourly_running = serializers.DecimalField(max_digits=12, decimal_places=4)
+    hourly_running_with_gst = serializers.DecimalField(**MONEY)
+    hourly_stopped = serializers.DecimalField(max_digits=12, decimal_places=4)
+    hourly_stopped_with_gst = serializers.DecimalField(**MONEY)
+    monthly_with_gst = serializers.DecimalField(**MONEY)
+    hours_per_month = serializers.IntegerField()
+    required_balance = serializers.DecimalField(**MONEY)
+    required_hours = serializers.IntegerField()

@@ -1,0 +1,58 @@
+"""Values of the billing domain. One comment per value; named groups below."""
+
+from django.db import models
+
+
+class EntryKind(models.TextChoices):
+    TOPUP = "topup", "Top-up"  # money received (a receipt voucher is issued)
+    USAGE = "usage", "Usage charge"  # metered usage plus GST; also an invoice's rounding settlement
+    REFUND = "refund", "Refund"  # balance paid back to the customer
+    ADJUSTMENT = "adjustment", "Adjustment"  # an operator's correction, with a reason
+    CREDIT_NOTE = "credit_note", "Credit note"  # credit from a credit note against an invoice
+
+
+class Regime(models.TextChoices):
+    INTRA = "intra", "CGST + SGST/UTGST"  # place of supply in the supplier's state
+    INTER = "inter", "IGST"  # other state, SEZ, or export with IGST paid
+    ZERO_RATED = "zero_rated", "Zero-rated under LUT"  # export (or SEZ) without payment of IGST
+
+
+class SupplyType(models.TextChoices):
+    B2B = "B2B", "Registered business"  # customer has a GSTIN (e-invoiced)
+    B2C = "B2C", "Unregistered"  # no GSTIN (not e-invoiced)
+    SEZWP = "SEZWP", "SEZ with payment"  # SEZ unit/developer, IGST paid
+    SEZWOP = "SEZWOP", "SEZ without payment"  # SEZ under LUT, no IGST
+    EXPWP = "EXPWP", "Export with payment"  # customer abroad, IGST paid
+    EXPWOP = "EXPWOP", "Export without payment"  # customer abroad under LUT, no IGST
+
+
+class DocumentKind(models.TextChoices):
+    INVOICE = "invoice", "Tax invoice"  # monthly (or on-demand) invoice for usage
+    CREDIT_NOTE = "credit_note", "Credit note"  # against an issued invoice (Rule 53)
+    RECEIPT = "receipt", "Receipt voucher"  # for a wallet top-up, an advance (Rule 50)
+
+
+class MeterStatus(models.TextChoices):
+    NONE = "", "Not confirmed yet"  # before the VM's first confirmed event: nothing charged
+    BUILDING = "building", "Building"  # create not confirmed: nothing charged
+    ACTIVE = "active", "Active"  # charged at the plan's running price
+    STOPPED = "stopped", "Stopped"  # charged at the plan's stopped price
+    ERROR = "error", "Error"  # state in doubt (failed create, or failed later): nothing charged
+    DELETED = "deleted", "Deleted"  # gone: nothing charged, metering of the VM is finished
+
+
+# Statuses charged, and at which of the plan's prices.
+CHARGED_STATUSES = {MeterStatus.ACTIVE: "running", MeterStatus.STOPPED: "stopped"}
+
+# Every audit action this app records (the audit app's registry lists them too).
+AUDIT_ACTIONS = (
+    "wallet.topup",  # money added; a receipt voucher was issued
+    "wallet.adjusted",  # operator adjustment with a reason
+    "wallet.debited",  # usage charge, invoice settlement or refund
+    "invoice.issued",  # tax invoice numbered and snapshotted
+    "credit_note.issued",  # credit note against an invoice
+    "billing.settings_updated",  # supplier / policy settings changed
+    "billing.profile_updated",  # a project's billing profile changed
+    "project.suspended",  # balance below zero past the grace period
+    "project.unsuspended",  # a top-up brought the balance back
+)

@@ -1,0 +1,257 @@
+"""GST rules as pure functions (no database): GSTIN validation, place of
+supply, tax heads and document totals. The rules are in shared/GST.md.
+
+Everything here takes and returns plain values so it can be tested exhaustively
+(tests/billing/test_gst.py, hypothesis property tests).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from .choices import Regime, SupplyType
+from .money import ZERO, paise, rupees
+
+# GST state codes (the first two digits of a GSTIN and the place-of-supply code).
+# 25 (old Daman & Diu) and 28 (old Andhra Pradesh) are no longer in use.
+STATES = {
+    "01": "Jammu and Kashmir",
+    "02": "Himachal Pradesh",
+    "03": "Punjab",
+    "04": "Chandigarh",
+    "05": "Uttarakhand",
+    "06": "Haryana",
+    "07": "Delhi",
+    "08": "Rajasthan",
+    "09": "Uttar Pradesh",
+    "10": "Bihar",
+    "11": "Sikkim",
+    "12": "Arunachal Pradesh",
+    "13": "Nagaland",
+    "14": "Manipur",
+    "15": "Mizoram",
+    "16": "Tripura",
+    "17": "Meghalaya",
+    "18": "Assam",
+    "19": "West Bengal",
+    "20": "Jharkhand",
+    "21": "Odisha",
+    "22": "Chhattisgarh",
+    "23": "Madhya Pradesh",
+    "24": "Gujarat",
+    "26": "Dadra and Nagar Haveli and Daman and Diu",
+    "27": "Maharashtra",
+    "29": "Karnataka",
+    "30": "Goa",
+    "31": "Lakshadweep",
+    "32": "Kerala",
+    "33": "Tamil Nadu",
+    "34": "Puducherry",
+    "35": "Andaman and Nicobar Islands",
+    "36": "Telangana",
+    "37": "Andhra Pradesh",
+    "38": "Ladakh",
+    "96": "Other Countries",
+    "97": "Other Territory",
+}
+STATE_CHOICES = [(code, f"{code} - {name}") for code, name in STATES.items()]
+OTHER_COUNTRIES = "96"
+# Union territories without a legislature: the state half of intra-state tax is UTGST.
+UT_WITHOUT_LEGISLATURE = {"04", "26", "31", "35", "38"}
+
+ENDORSEMENTS = {
+    SupplyType.EXPWOP: "SUPPLY MEANT FOR EXPORT UNDER LETTER OF UNDERTAKING WITHOUT PAYMENT OF INTEGRATED TAX",
+    SupplyType.EXPWP: "SUPPLY MEANT FOR EXPORT ON PAYMENT OF INTEGRATED TAX",
+    SupplyType.SEZWOP: (
+        "SUPPLY MEANT FOR SEZ UNIT OR SEZ DEVELOPER FOR AUTHORISED OPERATIONS "
+        "UNDER LETTER OF UNDERTAKING WITHOUT PAYMENT OF INTEGRATED TAX"
+    ),
+    SupplyType.SEZWP: (
+        "SUPPLY MEANT FOR SEZ UNIT OR SEZ DEVELOPER FOR AUTHORISED OPERATIONS ON PAYMENT OF INTEGRATED TAX"
+    ),
+}
+
+_GSTIN_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_GSTIN_SHAPE = re.compile(r"^[0-9]{2}[A-Z]{5}[0-9]{4}[A-Z][1-9A-Z][A-Z0-9][0-9A-Z]$")
+
+
+class GSTINError(ValueError):
+    """A GSTIN that cannot be right; the message says why, for a person."""
+
+
+def gstin_check_char(first14: str) -> str:
+    """The 15th character: Luhn mod 36 over the first 14 (GST.md)."""
+    total = 0
+    for index, char in enumerate(first14):
+        product = _GSTIN_CHARS.index(char) * (1 if index % 2 == 0 else 2)
+        total += product // 36 + product % 36
+    return _GSTIN_CHARS[(36 - total % 36) % 36]
+
+
+def validate_gstin(value: str) -> str:
+    """Return the GSTIN if valid, else raise GSTINError with a clear reason."""
+    if not isinstance(value, str) or not value.strip():
+        raise GSTINError("Enter a GSTIN.")
+    value = value.strip()
+    if len(value) != 15:
+        raise GSTINError(f"A GSTIN has 15 characters; this one has {len(value)}.")
+    if value != value.upper():
+        raise GSTINError(f"Write the GSTIN in capital letters: {value.upper()}.")
+    if not all(char in _GSTIN_CHARS for char in value):
+        raise GSTINError("A GSTIN contains only digits and capital letters.")
+    if value[:2] not in STATES:
+        raise GSTINError(f"A GSTIN starts with a state code; {value[:2]} is not a GST state code.")
+    if not _GSTIN_SHAPE.match(value):
+        raise GSTINError(
+            "Characters 3 to 12 of a GSTIN are the PAN (5 letters, 4 digits, 1 letter), "
+            "followed by the entity number (1-9 or A-Z)."
+        )
+    if gstin_check_char(value[:14]) != value[14]:
+        raise GSTINError("The GSTIN's last (check) character does not match the rest; check it for a typo.")
+    return value
+
+
+def state_name(code: str) -> str:
+    return STATES.get(code, "")
+
+
+@dataclass(frozen=True)
+class Customer:
+    """What place of supply depends on (a snapshot of the billing profile)."""
+
+    country: str = "IN"
+    state_code: str = ""
+    gstin: str = ""
+    is_sez: bool = False
+
+    @property
+    def is_abroad(self) -> bool:
+        return self.country.upper() != "IN"
+
+
+@dataclass(frozen=True)
+class Treatment:
+    """How a supply is taxed: place of supply, supply type, tax regime."""
+
+    place_of_supply: str
+    supply_type: str
+    regime: str
+    endorsement: str = ""
+    state_tax_label: str = "SGST"  # UTGST in a union territory without legislature
+
+    @property
+    def place_of_supply_name(self) -> str:
+        return state_name(self.place_of_supply)
+
+    @property
+    def e_invoiced(self) -> bool:
+        return self.supply_type != SupplyType.B2C
+
+
+def treatment(*, supplier_state: str, customer: Customer, lut: bool, lut_for_sez: bool = False) -> Treatment:
+    """Place of supply and tax heads for a service supplied to ``customer``.
+
+    - Abroad: export (place of supply 96), zero-rated under LUT or with IGST paid.
+    - SEZ: always IGST, even in the supplier's state (or zero-rated under LUT
+      when the operator configured ``lut_for_sez``).
+    - Registered: the GSTIN's state. Unregistered: the address's state, or the
+      supplier's state when no address exists.
+    - Same state as the supplier: CGST + SGST/UTGST; otherwise IGST.
+    """
+    if customer.is_abroad:
+        supply_type = SupplyType.EXPWOP if lut else SupplyType.EXPWP
+        regime = Regime.ZERO_RATED if lut else Regime.INTER
+        return Treatment(OTHER_COUNTRIES, supply_type, regime, ENDORSEMENTS[supply_type])
+    if customer.is_sez:
+        supply_type = SupplyType.SEZWOP if lut_for_sez else SupplyType.SEZWP
+        regime = Regime.ZERO_RATED if lut_for_sez else Regime.INTER
+        pos = customer.gstin[:2] if customer.gstin else customer.state_code
+        return Treatment(pos, supply_type, regime, ENDORSEMENTS[supply_type])
+    if customer.gstin:
+        pos, supply_type = customer.gstin[:2], SupplyType.B2B
+    else:
+        pos, supply_type = customer.state_code or supplier_state, SupplyType.B2C
+    if pos == supplier_state:
+        label = "UTGST" if supplier_state in UT_WITHOUT_LEGISLATURE else "SGST"
+        return Treatment(pos, supply_type, Regime.INTRA, state_tax_label=label)
+    return Treatment(pos, supply_type, Regime.INTER)
+
+
+@dataclass(frozen=True)
+class Heads:
+    """Tax on one taxable value. Rates are percent; amounts are paise-rounded."""
+
+    taxable: Decimal
+    gst_rate: Decimal
+    cgst_rate: Decimal = ZERO
+    cgst: Decimal = ZERO
+    sgst_rate: Decimal = ZERO
+    sgst: Decimal = ZERO
+    igst_rate: Decimal = ZERO
+    igst: Decimal = ZERO
+
+    @property
+    def tax(self) -> Decimal:
+        return self.cgst + self.sgst + self.igst
+
+    @property
+    def total(self) -> Decimal:
+        return self.taxable + self.tax
+
+
+def tax_heads(*, taxable: Decimal, gst_rate: Decimal, regime: str) -> Heads:
+    """Each head computed independently from the taxable value, ROUND_HALF_UP
+    to paise (SGST is never derived from IGST)."""
+    taxable, gst_rate = paise(taxable), Decimal(gst_rate)
+    if regime == Regime.INTRA:
+        half = gst_rate / 2
+        return Heads(
+            taxable,
+            gst_rate,
+            cgst_rate=half,
+            cgst=paise(taxable * half / 100),
+            sgst_rate=half,
+            sgst=paise(taxable * half / 100),
+        )
+    if regime == Regime.INTER:
+        return Heads(taxable, gst_rate, igst_rate=gst_rate, igst=paise(taxable * gst_rate / 100))
+    return Heads(taxable, gst_rate, igst_rate=ZERO, igst=ZERO)
+
+
+@dataclass(frozen=True)
+class Totals:
+    taxable: Decimal
+    cgst: Decimal
+    sgst: Decimal
+    igst: Decimal
+    round_off: Decimal
+    total: Decimal
+
+    @property
+    def tax(self) -> Decimal:
+        return self.cgst + self.sgst + self.igst
+
+    @property
+    def before_round_off(self) -> Decimal:
+        return self.taxable + self.tax
+
+
+def document_totals(lines: Iterable[Heads]) -> Totals:
+    """Totals are sums of the lines; the round-off to the rupee is separate."""
+    lines = list(lines)
+    taxable = sum((line.taxable for line in lines), ZERO)
+    cgst = sum((line.cgst for line in lines), ZERO)
+    sgst = sum((line.sgst for line in lines), ZERO)
+    igst = sum((line.igst for line in lines), ZERO)
+    exact = taxable + cgst + sgst + igst
+    total = rupees(exact)
+    return Totals(taxable, cgst, sgst, igst, round_off=total - exact, total=total)
+
+
+def financial_year(day) -> str:
+    """1 April to 31 March, written ``2025-26``."""
+    start = day.year if day.month >= 4 else day.year - 1
+    return f"{start}-{(start + 1) % 100:02d}"

@@ -1,0 +1,36 @@
+"""Demo billing data for the embedded default (called by seed_demo). Idempotent."""
+
+from django.core.management.base import BaseCommand
+
+from accounts.models import Project
+from billing import services
+from billing.models import LedgerEntry
+
+DEMO_SUPPLIER = {
+    "legal_name": "Demo Cloud Private Limited",
+    "trade_name": "Demo Cloud",
+    "address_line1": "Demo address, change in Billing settings",
+    "city": "Pune",
+    "pin": "411001",
+    "gstin": "27AAPFU0939F1ZV",
+    "state_code": "27",
+    "authorised_signatory": "Demo Admin",
+}
+
+
+class Command(BaseCommand):
+    help = "Configure a demo supplier (if none) and put money in the demo users' wallets."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--email", action="append", default=None, help="users whose projects get money")
+        parser.add_argument("--amount", default="5000.00")
+
+    def handle(self, *args, email=None, amount="5000.00", **options):
+        if not services.billing_settings_get().legal_name:
+            services.billing_settings_update(actor="system:seed", **DEMO_SUPPLIER)
+        for project in Project.objects.filter(memberships__user__email__in=email or ["demo@example.com"]).distinct():
+            if not LedgerEntry.objects.filter(project=project, reference="demo-seed").exists():
+                services.wallet_topup(
+                    project=project, amount=amount, actor="system:seed", reference="demo-seed", payment_mode="demo"
+                )
+        self.stdout.write(self.style.SUCCESS("Demo billing ready."))

@@ -1,0 +1,204 @@
+"""Reads of the billing domain: balances, ledger, usage, documents, prices."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from django.db.models import Count, QuerySet, Sum
+from django.db.models.functions import TruncDate
+
+from accounts.models import Project
+from controlplane.errors import NotFound
+
+from .choices import Regime
+from .gst import Heads, tax_heads
+from .models import BillingProfile, CreditNote, Invoice, LedgerEntry, ReceiptVoucher, UsageRecord, Wallet
+from .money import ZERO, paise
+from .periods import billing_tz, month_start, next_month
+from .services.config import billing_settings_get, treatment_for
+
+HOURS = Decimal("0.01")
+
+
+def wallet_get(*, project: Project) -> Wallet:
+    """The project's wallet (an unsaved empty one if it never had money)."""
+    return Wallet.objects.filter(project=project).first() or Wallet(project=project)
+
+
+def ledger_list(*, project: Project) -> QuerySet[LedgerEntry]:
+    return LedgerEntry.objects.filter(project=project).select_related("invoice", "credit_note", "receipt")
+
+
+def profile_get(*, project: Project) -> BillingProfile | None:
+    return BillingProfile.objects.filter(project=project).first()
+
+
+def _month_records(project: Project, month: date) -> QuerySet[UsageRecord]:
+    return UsageRecord.objects.filter(
+        project=project, hour_start__gte=month_start(month), hour_start__lt=month_start(next_month(month))
+    )
+
+
+def _hours(seconds: int | None) -> Decimal:
+    return (Decimal(seconds or 0) / 3600).quantize(HOURS)
+
+
+def usage_by_day(*, project: Project, month: date) -> list[dict]:
+    """Per billing-zone day of ``month``: running and stopped hours and the
+    amount before GST (exact to the paisa once invoiced per line)."""
+    rows = (
+        _month_records(project, month)
+        .annotate(day=TruncDate("hour_start", tzinfo=billing_tz()))
+        .values("day")
+        .annotate(running=Sum("running_seconds"), stopped=Sum("stopped_seconds"), amount=Sum("amount"))
+        .order_by("day")
+    )
+    return [
+        {
+            "day": row["day"],
+            "running_hours": _hours(row["running"]),
+            "stopped_hours": _hours(row["stopped"]),
+            "amount": paise(row["amount"]),
+        }
+        for row in rows
+    ]
+
+
+def usage_by_vm(*, project: Project, month: date) -> list[dict]:
+    rows = (
+        _month_records(project, month)
+        .values("vm_id", "vm__name", "plan__name")
+        .annotate(
+            running=Sum("running_seconds"), stopped=Sum("stopped_seconds"), amount=Sum("amount"), hours=Count("id")
+        )
+        .order_by("vm__name", "vm_id", "plan__name")
+    )
+    return [
+        {
+            "vm_id": row["vm_id"],
+            "vm": row["vm__name"],
+            "plan": row["plan__name"],
+            "running_hours": _hours(row["running"]),
+            "stopped_hours": _hours(row["stopped"]),
+            "amount": paise(row["amount"]),
+        }
+        for row in rows
+    ]
+
+
+def invoice_list(*, project: Project) -> QuerySet[Invoice]:
+    return Invoice.objects.filter(project=project)
+
+
+def invoice_get(*, project: Project, pk: int) -> Invoice:
+    invoice = Invoice.objects.filter(project=project, pk=pk).prefetch_related("lines").first()
+    if invoice is None:
+        raise NotFound("No such invoice.")
+    return invoice
+
+
+def credit_note_list(*, project: Project) -> QuerySet[CreditNote]:
+    return CreditNote.objects.filter(project=project).select_related("invoice")
+
+
+def credit_note_get(*, project: Project, pk: int) -> CreditNote:
+    note = CreditNote.objects.filter(project=project, pk=pk).select_related("invoice").first()
+    if note is None:
+        raise NotFound("No such credit note.")
+    return note
+
+
+def receipt_list(*, project: Project) -> QuerySet[ReceiptVoucher]:
+    return ReceiptVoucher.objects.filter(project=project)
+
+
+def receipt_get(*, project: Project, pk: int) -> ReceiptVoucher:
+    receipt = ReceiptVoucher.objects.filter(project=project, pk=pk).first()
+    if receipt is None:
+        raise NotFound("No such receipt.")
+    return receipt
+
+
+@dataclass(frozen=True)
+class PlanPrice:
+    """What a plan costs a project, with GST as its place of supply says."""
+
+    running: Heads  # one hour running
+    stopped: Heads  # one hour stopped
+    monthly: Heads  # hours_per_month running
+    period: Heads  # ``hours`` running (the pre-check amount)
+    hours: int
+    hours_per_month: int
+    regime: str
+    tax_label: str
+
+    @property
+    def period_total(self) -> Decimal:
+        return self.period.total
+
+
+def plan_price_for_project(*, plan, project: Project, hours: int | None = None) -> PlanPrice:
+    """Price per hour and per month with GST, for the request wizard and the
+    wallet pre-check (``hours`` defaults to the configured pre-check hours)."""
+    return plan_prices_for_project(plans=[plan], project=project, hours=hours)[plan.pk]
+
+
+def plan_prices_for_project(*, plans, project: Project, hours: int | None = None) -> dict[int, PlanPrice]:
+    """``plan_price_for_project`` of several plans at once (two queries however many plans)."""
+    settings = billing_settings_get()
+    treatment = treatment_for(settings=settings, profile=profile_get(project=project))
+    hours = settings.precheck_hours if hours is None else hours
+    tax_label = f"CGST+{treatment.state_tax_label}" if treatment.regime == Regime.INTRA else "IGST"
+
+    def price(plan) -> PlanPrice:
+        def heads(amount: Decimal) -> Heads:
+            return tax_heads(taxable=amount, gst_rate=plan.gst_rate, regime=treatment.regime)
+
+        return PlanPrice(
+            running=heads(plan.price_hourly_running),
+            stopped=heads(plan.price_hourly_stopped),
+            monthly=heads(plan.price_hourly_running * settings.hours_per_month),
+            period=heads(plan.price_hourly_running * hours),
+            hours=hours,
+            hours_per_month=settings.hours_per_month,
+            regime=treatment.regime,
+            tax_label=tax_label,
+        )
+
+    return {plan.pk: price(plan) for plan in plans}
+
+
+def month_usage_total(*, project: Project, month: date) -> Decimal:
+    """What the project's metered usage in ``month`` comes to so far, before GST."""
+    return paise(_month_records(project, month).aggregate(total=Sum("amount"))["total"] or ZERO)
+
+
+def ledger_problems(*, project_ids: list[int] | None = None) -> list[str]:
+    """Every wallet whose cached balance differs from the sum of its entries,
+    or whose entries' running balances do not chain. Empty means balanced."""
+    wallets = Wallet.objects.all() if project_ids is None else Wallet.objects.filter(project_id__in=project_ids)
+    sums = dict(
+        LedgerEntry.objects.filter(project_id__in=wallets.values("project_id"))
+        .values("project_id")
+        .annotate(total=Sum("amount"))
+        .values_list("project_id", "total")
+    )
+    problems = []
+    for wallet in wallets.order_by("project_id"):
+        total = sums.get(wallet.project_id) or ZERO
+        if total != wallet.balance:
+            problems.append(f"project {wallet.project_id}: balance {wallet.balance} but entries sum to {total}")
+            continue
+        running = ZERO
+        for entry in (
+            LedgerEntry.objects.filter(project_id=wallet.project_id).order_by("id").only("amount", "balance_after")
+        ):
+            running += entry.amount
+            if entry.balance_after != running:
+                problems.append(
+                    f"project {wallet.project_id}: entry {entry.pk} says {entry.balance_after}, sum is {running}"
+                )
+                break
+    return problems

@@ -1,0 +1,202 @@
+"""Supplier settings and billing profiles: validation and audited updates."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+
+from django.db import transaction
+
+import audit
+from accounts.models import Project
+from controlplane.errors import InvalidInput
+
+from ..gst import OTHER_COUNTRIES, STATES, Customer, GSTINError, Treatment, state_name, treatment, validate_gstin
+from ..models import BillingProfile, BillingSettings
+
+PROFILE_FIELDS = (
+    "legal_name",
+    "address_line1",
+    "address_line2",
+    "city",
+    "pin",
+    "state_code",
+    "country",
+    "gstin",
+    "is_sez",
+    "billing_email",
+)
+SETTINGS_FIELDS = tuple(f.name for f in BillingSettings._meta.concrete_fields if f.name not in {"id", "updated_at"})
+_INDIAN_PIN = re.compile(r"^[1-9][0-9]{5}$")
+
+
+def billing_settings_get() -> BillingSettings:
+    settings, _ = BillingSettings.objects.get_or_create(pk=1)
+    return settings
+
+
+def _gstin_state_error(gstin: str, state_code: str, what: str) -> str:
+    return (
+        f"The GSTIN is registered in {state_name(gstin[:2])} ({gstin[:2]}) but {what} is in "
+        f"{state_name(state_code) or state_code} ({state_code}); use the GSTIN of that state."
+    )
+
+
+def billing_settings_validate(values: dict) -> dict[str, str]:
+    """Field errors of the supplier settings (empty when valid)."""
+    errors = {}
+    gstin = values.get("gstin", "")
+    if gstin:
+        try:
+            validate_gstin(gstin)
+        except GSTINError as exc:
+            errors["gstin"] = str(exc)
+        else:
+            if gstin[:2] != values.get("state_code"):
+                errors["state_code"] = _gstin_state_error(gstin, values.get("state_code", ""), "the supplier")
+    prefixes = [values.get(name) for name in ("invoice_prefix", "credit_note_prefix", "receipt_prefix")]
+    if len(set(prefixes)) != len(prefixes):
+        errors["credit_note_prefix"] = "Invoices, credit notes and receipts each need their own prefix."
+    try:
+        [Decimal(v.strip()) for v in values.get("low_balance_thresholds", "").split(",") if v.strip()]
+    except InvalidOperation:
+        errors["low_balance_thresholds"] = "Rupee amounts separated by commas, e.g. 500,100."
+    if values.get("lut_enabled") and not values.get("lut_reference"):
+        errors["lut_reference"] = "Exports under LUT need the LUT's reference number (ARN)."
+    return errors
+
+
+@transaction.atomic
+def billing_settings_update(*, actor, **changes) -> BillingSettings:
+    unknown = set(changes) - set(SETTINGS_FIELDS)
+    if unknown:
+        raise InvalidInput(f"Unknown billing settings: {', '.join(sorted(unknown))}.")
+    current = BillingSettings.objects.select_for_update().filter(pk=1).first() or billing_settings_get()
+    values = {name: getattr(current, name) for name in SETTINGS_FIELDS} | changes
+    errors = billing_settings_validate(values)
+    if errors:
+        raise InvalidInput("The billing settings are not valid.", fields=errors)
+    diff = {
+        name: [str(getattr(current, name)), str(value)]
+        for name, value in changes.items()
+        if getattr(current, name) != value
+    }
+    for name, value in changes.items():
+        setattr(current, name, value)
+    current.save()
+    if diff:
+        audit.record(actor=actor, action="billing.settings_updated", target=current, details={"changed": diff})
+    return current
+
+
+def billing_profile_validate(values: dict) -> tuple[dict, dict[str, str]]:
+    """Normalised profile values and field errors (empty when valid)."""
+    clean = {name: values.get(name, "") for name in PROFILE_FIELDS}
+    for name in PROFILE_FIELDS:
+        if isinstance(clean[name], str):
+            clean[name] = clean[name].strip()
+    clean["is_sez"] = bool(values.get("is_sez"))
+    clean["country"] = (clean["country"] or "IN").upper()
+    errors = {}
+    for name in ("legal_name", "address_line1", "city"):
+        if len(clean[name]) < 3:
+            errors[name] = "Required (at least 3 characters)."
+    if not re.fullmatch(r"[A-Z]{2}", clean["country"]):
+        errors["country"] = "A two-letter ISO country code such as IN or US."
+    elif clean["country"] != "IN":
+        clean["state_code"] = OTHER_COUNTRIES
+        if clean["gstin"]:
+            errors["gstin"] = "A customer abroad has no GSTIN; leave it blank."
+        if clean["is_sez"]:
+            errors["is_sez"] = "An SEZ is in India; a customer abroad cannot be one."
+        if not clean["pin"]:
+            errors["pin"] = "Required (the postal code)."
+    else:
+        if not _INDIAN_PIN.match(clean["pin"]):
+            errors["pin"] = "An Indian PIN code has 6 digits and does not start with 0."
+        if clean["state_code"] not in STATES or clean["state_code"] == OTHER_COUNTRIES:
+            errors["state_code"] = "Choose the state or union territory of the address."
+        if clean["gstin"]:
+            try:
+                validate_gstin(clean["gstin"])
+            except GSTINError as exc:
+                errors["gstin"] = str(exc)
+            else:
+                if "state_code" not in errors and clean["gstin"][:2] != clean["state_code"]:
+                    errors["gstin"] = _gstin_state_error(clean["gstin"], clean["state_code"], "the address")
+        elif clean["is_sez"]:
+            errors["is_sez"] = "An SEZ unit or developer is registered: enter its GSTIN."
+    return clean, errors
+
+
+@transaction.atomic
+def billing_profile_update(*, project: Project, actor, **values) -> BillingProfile:
+    """Create or replace a project's billing profile (all fields at once)."""
+    clean, errors = billing_profile_validate(values)
+    if errors:
+        first = next(iter(errors.values()))
+        raise InvalidInput(f"The billing profile is not valid: {first}", fields=errors)
+    profile = BillingProfile.objects.select_for_update().filter(project=project).first()
+    before = {name: getattr(profile, name) for name in PROFILE_FIELDS} if profile else {}
+    profile = profile or BillingProfile(project=project)
+    for name, value in clean.items():
+        setattr(profile, name, value)
+    profile.save()
+    changed = {name: [before.get(name), value] for name, value in clean.items() if before.get(name) != value}
+    if changed:
+        audit.record(
+            actor=actor, action="billing.profile_updated", target=profile, project=project, details={"changed": changed}
+        )
+    return profile
+
+
+def customer_of(profile: BillingProfile | None) -> Customer:
+    if profile is None:
+        return Customer()
+    return Customer(country=profile.country, state_code=profile.state_code, gstin=profile.gstin, is_sez=profile.is_sez)
+
+
+def treatment_for(*, settings: BillingSettings, profile: BillingProfile | None) -> Treatment:
+    return treatment(
+        supplier_state=settings.state_code,
+        customer=customer_of(profile),
+        lut=settings.lut_enabled,
+        lut_for_sez=settings.lut_for_sez,
+    )
+
+
+def supplier_snapshot(settings: BillingSettings) -> dict:
+    return {
+        "legal_name": settings.legal_name,
+        "trade_name": settings.trade_name,
+        "address_line1": settings.address_line1,
+        "address_line2": settings.address_line2,
+        "city": settings.city,
+        "pin": settings.pin,
+        "state_code": settings.state_code,
+        "state_name": state_name(settings.state_code),
+        "gstin": settings.gstin,
+        "pan": settings.gstin[2:12] if settings.gstin else "",
+        "email": settings.email,
+        "phone": settings.phone,
+        "lut_reference": settings.lut_reference if settings.lut_enabled else "",
+        "authorised_signatory": settings.authorised_signatory,
+    }
+
+
+def customer_snapshot(project: Project, profile: BillingProfile | None) -> dict:
+    if profile is None:
+        return {"legal_name": project.name, "country": "IN", "state_code": "", "state_name": "", "gstin": ""}
+    return {
+        "legal_name": profile.legal_name,
+        "address_line1": profile.address_line1,
+        "address_line2": profile.address_line2,
+        "city": profile.city,
+        "pin": profile.pin,
+        "state_code": profile.state_code,
+        "state_name": state_name(profile.state_code),
+        "country": profile.country,
+        "gstin": profile.gstin,
+        "is_sez": profile.is_sez,
+        "email": profile.billing_email,
+    }

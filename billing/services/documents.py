@@ -1,0 +1,110 @@
+"""What every GST document is made of: a gapless number, the parties and tax
+treatment as they are at issue (or copied from the invoice a credit note
+refers to), and totals.
+
+Numbers: the series row (one per prefix and financial year) is locked with
+``SELECT ... FOR UPDATE`` inside the transaction that creates the document,
+so a rolled-back document gives its number back and concurrent issuers queue.
+"""
+
+from datetime import date, datetime
+
+from django.db import transaction
+
+from controlplane.errors import Conflict
+
+from ..gst import Totals, Treatment, financial_year
+from ..models import DocumentSeries
+from ..periods import local_date
+from .config import customer_snapshot, supplier_snapshot
+
+PARTY_FIELDS = (
+    "supplier",
+    "customer",
+    "place_of_supply",
+    "place_of_supply_name",
+    "supply_type",
+    "regime",
+    "state_tax_label",
+    "endorsement",
+)
+
+MAX_NUMBER_LENGTH = 16
+SEQUENCE_DIGITS = 6
+
+
+def document_number(prefix: str, fy: str, sequence: int) -> str:
+    """``INV``, ``2025-26``, 123 → ``INV/2526/000123``."""
+    return f"{prefix}/{fy[2:4]}{fy[5:7]}/{sequence:0{SEQUENCE_DIGITS}d}"
+
+
+def number_allocate(*, kind: str, prefix: str, day: date) -> tuple[DocumentSeries, int, str]:
+    """Take the next number of the series; the caller's transaction keeps it."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("number_allocate must run inside the transaction that creates the document.")
+    fy = financial_year(day)
+    locked = DocumentSeries.objects.select_for_update().filter(prefix=prefix, financial_year=fy)
+    series = locked.first()
+    if series is None:  # the first document of the year: create the series (once, even when racing)
+        DocumentSeries.objects.get_or_create(prefix=prefix, financial_year=fy, defaults={"kind": kind})
+        series = locked.get()
+    if series.kind != kind:
+        raise Conflict(f"The prefix {prefix} is already used for {series.get_kind_display()} numbers in {fy}.")
+    sequence = series.last_number + 1
+    number = document_number(prefix, fy, sequence)
+    if sequence >= 10**SEQUENCE_DIGITS or len(number) > MAX_NUMBER_LENGTH:
+        raise Conflict(f"The {prefix} series of {fy} is full; configure a new prefix in Billing settings.")
+    DocumentSeries.objects.filter(pk=series.pk).update(last_number=sequence)
+    return series, sequence, number
+
+
+def parties(*, settings, project, profile, treatment: Treatment) -> dict:
+    """Supplier, customer and tax treatment as they are now (the snapshot)."""
+    return {
+        "supplier": supplier_snapshot(settings),
+        "customer": customer_snapshot(project, profile),
+        "place_of_supply": treatment.place_of_supply,
+        "place_of_supply_name": treatment.place_of_supply_name,
+        "supply_type": treatment.supply_type,
+        "regime": treatment.regime,
+        "state_tax_label": treatment.state_tax_label,
+        "endorsement": treatment.endorsement,
+    }
+
+
+def parties_of(document) -> dict:
+    """The same parties and treatment as an issued document."""
+    return {name: getattr(document, name) for name in PARTY_FIELDS}
+
+
+def actor_name(actor) -> str:
+    if actor is None:
+        return "system"
+    return actor if isinstance(actor, str) else getattr(actor, "email", str(actor))
+
+
+def numbered(*, kind: str, prefix: str, at: datetime, actor) -> dict:
+    """Number (allocated now, kept by the caller's transaction), date and issuer."""
+    day = local_date(at)
+    series, sequence, number = number_allocate(kind=kind, prefix=prefix, day=day)
+    return {
+        "number": number,
+        "series": series,
+        "sequence": sequence,
+        "financial_year": series.financial_year,
+        "date": day,
+        "issued_at": at,
+        "issued_by": actor_name(actor),
+    }
+
+
+def totals_fields(totals: Totals) -> dict:
+    return {
+        "taxable_total": totals.taxable,
+        "cgst_total": totals.cgst,
+        "sgst_total": totals.sgst,
+        "igst_total": totals.igst,
+        "tax_total": totals.tax,
+        "round_off": totals.round_off,
+        "total": totals.total,
+    }

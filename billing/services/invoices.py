@@ -1,0 +1,320 @@
+"""Tax invoices and credit notes.
+
+An invoice collects a project's uninvoiced usage charges, turns their hourly
+records into lines (one per VM, plan, price and running/stopped), computes
+each tax head per line, numbers itself from the FY series under a row lock and
+copies supplier, customer and place of supply into itself. The wallet was
+debited hour by hour; the invoice posts the few paise of difference (rounding
+per line instead of per charge, and the round-off) so that the debits of its
+usage equal its total exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import Min, Sum
+from django.utils import timezone
+
+import audit
+from accounts.models import Project
+from controlplane.errors import Conflict, InvalidInput, ServiceError
+
+from ..choices import DocumentKind, EntryKind
+from ..gst import Heads, document_totals, tax_heads
+from ..models import (
+    BillingSettings,
+    CreditNote,
+    CreditNoteLine,
+    Invoice,
+    InvoiceLine,
+    MeterCursor,
+    UsageCharge,
+    UsageRecord,
+)
+from ..money import ZERO, format_inr, paise
+from ..periods import month_of, month_start
+from .charging import usage_charge_locked
+from .config import billing_settings_get, treatment_for
+from .documents import numbered, parties, parties_of, totals_fields
+from .metering import meter_horizon, usage_meter
+from .wallet import amount_parse, entry_post, wallet_lock, wallet_profile
+
+logger = logging.getLogger(__name__)
+HOURS = Decimal("0.0001")
+
+
+def _require_supplier(settings: BillingSettings) -> None:
+    required = {"legal_name": "legal name", "address_line1": "address", "pin": "PIN", "gstin": "GSTIN"}
+    missing = [label for name, label in required.items() if not getattr(settings, name)]
+    if missing:
+        raise Conflict(f"Set the supplier's {', '.join(missing)} in Billing settings before issuing GST documents.")
+
+
+def _heads_fields(heads: Heads) -> dict:
+    return {
+        "taxable": heads.taxable,
+        "gst_rate": heads.gst_rate,
+        "cgst_rate": heads.cgst_rate,
+        "cgst": heads.cgst,
+        "sgst_rate": heads.sgst_rate,
+        "sgst": heads.sgst,
+        "igst_rate": heads.igst_rate,
+        "igst": heads.igst,
+        "total": heads.total,
+    }
+
+
+def _usage_lines(charge_ids: list[int], regime: str) -> list[InvoiceLine]:
+    groups = (
+        UsageRecord.objects.filter(charge_id__in=charge_ids)
+        .values("vm_id", "vm__name", "plan_id", "plan__name", "price_running", "price_stopped", "sac_code", "gst_rate")
+        .annotate(running=Sum("running_seconds"), stopped=Sum("stopped_seconds"))
+        .order_by("vm__name", "vm_id", "plan__name", "price_running", "price_stopped", "gst_rate")
+    )
+    lines = []
+    for group in groups:
+        for state, seconds, price in (
+            ("running", group["running"], group["price_running"]),
+            ("stopped", group["stopped"], group["price_stopped"]),
+        ):
+            if not seconds:
+                continue
+            heads = tax_heads(taxable=seconds * price / 3600, gst_rate=group["gst_rate"], regime=regime)
+            lines.append(
+                InvoiceLine(
+                    position=len(lines) + 1,
+                    description=f"Cloud server {group['vm__name']} ({group['plan__name']} plan), {state}",
+                    sac_code=group["sac_code"],
+                    quantity=(Decimal(seconds) / 3600).quantize(HOURS),
+                    unit="HRS",
+                    rate=price,
+                    vm_id=group["vm_id"],
+                    plan_id=group["plan_id"],
+                    **_heads_fields(heads),
+                )
+            )
+    return lines
+
+
+@transaction.atomic
+def invoice_issue(
+    *, project: Project, actor, before: datetime | None = None, at: datetime | None = None
+) -> Invoice | None:
+    """Invoice the project's uninvoiced usage; ``before``: only usage of months
+    that begin before it (the monthly run), else everything metered (on demand).
+    Returns None when there is nothing to invoice."""
+    at = at or timezone.now()
+    settings = billing_settings_get()
+    _require_supplier(settings)
+    wallet = wallet_lock(project_id=project.pk)
+    uncharged = UsageRecord.objects.filter(project=project, charge__isnull=True)
+    charges = UsageCharge.objects.filter(project=project, invoice__isnull=True)
+    if before is not None:
+        uncharged = uncharged.filter(hour_start__lt=before)
+        charges = charges.filter(period__lt=month_of(before))
+    if not uncharged.exists() and not charges.exists():
+        return None
+    # The number before anything that audits (lock order: wallet, series, audit chain).
+    number = numbered(kind=DocumentKind.INVOICE, prefix=settings.invoice_prefix, at=at, actor=actor)
+    usage_charge_locked(wallet=wallet, settings=settings, before=before)
+    rows = list(charges.values_list("id", "total", "hour_from", "hour_to"))
+    charge_ids = [row[0] for row in rows]
+    charged = sum((row[1] for row in rows), ZERO)
+    period_start, period_end = min(row[2] for row in rows), max(row[3] for row in rows)
+    profile = wallet_profile(wallet)
+    treatment = treatment_for(settings=settings, profile=profile)
+    lines = _usage_lines(charge_ids, treatment.regime)
+    totals = document_totals(_line_heads(lines))
+    invoice = Invoice.objects.create(
+        **number,
+        **parties(settings=settings, project=project, profile=profile, treatment=treatment),
+        **totals_fields(totals),
+        project=project,
+        period_start=period_start,
+        period_end=period_end,
+    )
+    for line in lines:
+        line.invoice = invoice
+    InvoiceLine.objects.bulk_create(lines)
+    UsageCharge.objects.filter(id__in=charge_ids).update(invoice=invoice)
+    difference = totals.total - charged
+    if difference:
+        entry_post(
+            wallet=wallet,
+            kind=EntryKind.USAGE,
+            amount=-difference,
+            description=f"Invoice {invoice.number}: rounding and round-off",
+            actor=actor,
+            invoice=invoice,
+            at=at,
+            settings=settings,
+        )
+    audit.record(
+        actor=actor,
+        action="invoice.issued",
+        target=invoice,
+        project=project,
+        details={
+            "number": invoice.number,
+            "total": str(invoice.total),
+            "period": [invoice.period_start.isoformat(), invoice.period_end.isoformat()],
+            "settlement": str(-difference),
+        },
+    )
+    return invoice
+
+
+def _line_heads(lines) -> list[Heads]:
+    return [
+        Heads(
+            line.taxable,
+            line.gst_rate,
+            cgst_rate=line.cgst_rate,
+            cgst=line.cgst,
+            sgst_rate=line.sgst_rate,
+            sgst=line.sgst,
+            igst_rate=line.igst_rate,
+            igst=line.igst,
+        )
+        for line in lines
+    ]
+
+
+def invoice_issue_monthly(
+    *, now: datetime | None = None, actor="system:billing", deadline: float | None = None
+) -> list[Invoice]:
+    """Invoice last month's (and any older uninvoiced) usage of every project
+    whose metering has passed the month's end. Each project in its own
+    transaction; one project's problem (logged) does not stop the others.
+    Stops at ``deadline`` (time.monotonic()); the next run continues."""
+    now = now or timezone.now()
+    cutoff = month_start(month_of(now))
+    usage_meter(until=min(meter_horizon(now), cutoff), starts_at=billing_settings_get().metering_starts_at)
+    pending = {
+        *UsageCharge.objects.filter(invoice__isnull=True, period__lt=month_of(now)).values_list(
+            "project_id", flat=True
+        ),
+        *UsageRecord.objects.filter(charge__isnull=True, hour_start__lt=cutoff).values_list("project_id", flat=True),
+    }
+    behind = set(
+        MeterCursor.objects.filter(project_id__in=pending, closed=False, metered_until__lt=cutoff).values_list(
+            "project_id", flat=True
+        )
+    )
+    invoices = []
+    for project in Project.objects.filter(pk__in=pending - behind).order_by("pk"):
+        if deadline is not None and time.monotonic() > deadline:
+            break
+        try:
+            invoice = invoice_issue(project=project, actor=actor, before=cutoff, at=now)
+        except ServiceError as exc:
+            logger.error("invoice for project %s not issued: %s", project.pk, exc.message)
+            continue
+        if invoice is not None:
+            invoices.append(invoice)
+    return invoices
+
+
+def _creditable(invoice: Invoice) -> dict[Decimal, tuple[Decimal, str]]:
+    """Taxable value still creditable per GST rate, with the rate's SAC."""
+    issued = {
+        rate: (taxable, sac)
+        for rate, taxable, sac in invoice.lines.values("gst_rate")
+        .annotate(taxable=Sum("taxable"), sac=Min("sac_code"))
+        .values_list("gst_rate", "taxable", "sac")
+    }
+    credited = dict(
+        CreditNoteLine.objects.filter(credit_note__invoice=invoice)
+        .values("gst_rate")
+        .annotate(taxable=Sum("taxable"))
+        .values_list("gst_rate", "taxable")
+    )
+    return {rate: (taxable - credited.get(rate, ZERO), sac) for rate, (taxable, sac) in issued.items()}
+
+
+@transaction.atomic
+def credit_note_issue(
+    *, invoice: Invoice, reason: str, actor, amount=None, gst_rate=None, at: datetime | None = None
+) -> CreditNote:
+    """Credit ``amount`` of taxable value (before GST) against an invoice, at
+    ``gst_rate`` when the invoice has several; ``amount=None`` credits all that
+    is left. Same parties and tax treatment as the invoice; the total goes to
+    the wallet."""
+    if not reason.strip():
+        raise InvalidInput("Say why the credit note is issued.", fields={"reason": "Required."})
+    at = at or timezone.now()
+    settings = billing_settings_get()
+    _require_supplier(settings)
+    wallet = wallet_lock(project_id=invoice.project_id)
+    left = _creditable(invoice)
+    if amount is None:
+        credits = {rate: value for rate, (value, _) in left.items() if value > 0}
+    else:
+        amount = amount_parse(amount)
+        if amount <= 0:
+            raise InvalidInput("Credit a positive amount.", fields={"amount": "Must be positive."})
+        if gst_rate is None and len(left) == 1:
+            gst_rate = next(iter(left))
+        if gst_rate is None or Decimal(gst_rate) not in left:
+            rates = ", ".join(f"{rate}%" for rate in left)
+            raise InvalidInput(
+                f"Choose the GST rate to credit: the invoice has {rates}.", fields={"gst_rate": "Required."}
+            )
+        gst_rate = Decimal(gst_rate)
+        if amount > left[gst_rate][0]:
+            raise Conflict(
+                f"Only ₹{format_inr(left[gst_rate][0])} of invoice {invoice.number}'s taxable value at {gst_rate}% "
+                "is left to credit."
+            )
+        credits = {gst_rate: amount}
+    if not credits:
+        raise Conflict(f"Invoice {invoice.number} is fully credited already.")
+    lines = [
+        CreditNoteLine(
+            position=position,
+            description=f"Credit against invoice {invoice.number} dated {invoice.date:%d/%m/%Y}: {reason}"[:255],
+            sac_code=left[rate][1],
+            quantity=Decimal("1"),
+            unit="OTH",
+            rate=paise(value),
+            **_heads_fields(tax_heads(taxable=value, gst_rate=rate, regime=invoice.regime)),
+        )
+        for position, (rate, value) in enumerate(sorted(credits.items()), start=1)
+    ]
+    totals = document_totals(_line_heads(lines))
+    note = CreditNote.objects.create(
+        **numbered(kind=DocumentKind.CREDIT_NOTE, prefix=settings.credit_note_prefix, at=at, actor=actor),
+        **parties_of(invoice),
+        **totals_fields(totals),
+        project_id=invoice.project_id,
+        invoice=invoice,
+        reason=reason,
+    )
+    for line in lines:
+        line.credit_note = note
+    CreditNoteLine.objects.bulk_create(lines)
+    if note.total:
+        entry_post(
+            wallet=wallet,
+            kind=EntryKind.CREDIT_NOTE,
+            amount=note.total,
+            description=f"Credit note {note.number} against invoice {invoice.number}",
+            actor=actor,
+            reason=reason,
+            credit_note=note,
+            at=at,
+            settings=settings,
+        )
+    audit.record(
+        actor=actor,
+        action="credit_note.issued",
+        target=note,
+        project=invoice.project_id,
+        details={"number": note.number, "invoice": invoice.number, "total": str(note.total), "reason": reason},
+    )
+    return note

@@ -1,0 +1,31 @@
+"""Billing's Celery tasks (beat schedule: settings.EXTRA_BEAT_SCHEDULE). Thin:
+each calls one service; the services are safe to run twice or concurrently.
+A run stops within its time budget; the charge job then sends itself again,
+the invoice run continues at its next scheduled run."""
+
+import time
+
+from celery import shared_task
+from django.conf import settings
+
+from . import services
+
+
+def _budget() -> float:
+    return settings.CELERY_TASK_SOFT_TIME_LIMIT * 0.75
+
+
+@shared_task(name="charge_usage")
+def charge_usage():
+    """Meter complete hours, debit the wallets, suspend the overdue."""
+    result = services.billing_run_hourly(budget_seconds=_budget())
+    if result["more"]:
+        charge_usage.apply_async()
+    return result
+
+
+@shared_task(name="issue_monthly_invoices")
+def issue_monthly_invoices():
+    """Invoice last month's usage of every project metered past its end."""
+    invoices = services.invoice_issue_monthly(deadline=time.monotonic() + _budget())
+    return {"invoices": [invoice.number for invoice in invoices]}

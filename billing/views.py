@@ -1,0 +1,114 @@
+"""Portal pages: wallet and ledger, usage, GST documents, billing profile.
+Plain templates (a portal helper styles them later)."""
+
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils import timezone
+
+from accounts.choices import Role
+from controlplane.errors import Forbidden, NotFound
+
+from . import charts, pdf, selectors
+from .access import project_for
+from .api.views import pdf_response
+from .forms import BillingProfileForm
+from .periods import month_of, next_month, parse_month, previous_month
+
+
+def with_project(role: str = Role.VIEWER):
+    """Resolve ``slug`` to a project the user may see with ``role``."""
+
+    def decorator(view):
+        @login_required
+        @wraps(view)
+        def wrapper(request, slug, **kwargs):
+            try:
+                project = project_for(user=request.user, slug=slug, role=role)
+            except NotFound as exc:
+                raise Http404(exc.message) from exc
+            except Forbidden as exc:
+                raise PermissionDenied(exc.message) from exc
+            return view(request, project, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+@with_project()
+def wallet(request, project):
+    entries = Paginator(selectors.ledger_list(project=project), 50).get_page(request.GET.get("page"))
+    context = {
+        "project": project,
+        "wallet": selectors.wallet_get(project=project),
+        "entries": entries,
+        "receipts": selectors.receipt_list(project=project)[:20],
+    }
+    return render(request, "billing/wallet.html", context)
+
+
+@with_project()
+def usage(request, project):
+    month = parse_month(request.GET.get("month"), month_of(timezone.now()))
+    days = selectors.usage_by_day(project=project, month=month)
+    vms = selectors.usage_by_vm(project=project, month=month)
+    context = {
+        "project": project,
+        "month": month,
+        "previous": previous_month(month),
+        "next": next_month(month),
+        "days": days,
+        "vms": vms,
+        "day_chart": charts.usage_by_day_chart(month=month, days=days),
+        "vm_chart": charts.spend_by_vm_chart(vms=vms),
+    }
+    return render(request, "billing/usage.html", context)
+
+
+@with_project()
+def documents(request, project):
+    context = {
+        "project": project,
+        "invoices": selectors.invoice_list(project=project),
+        "credit_notes": selectors.credit_note_list(project=project),
+    }
+    return render(request, "billing/documents.html", context)
+
+
+def _pdf_view(getter, renderer):
+    @with_project()
+    def view(request, project, pk):
+        try:
+            doc = getter(project=project, pk=pk)
+        except NotFound as exc:
+            raise Http404(exc.message) from exc
+        return pdf_response(renderer(doc), doc.number)
+
+    return view
+
+
+invoice_pdf = _pdf_view(selectors.invoice_get, pdf.invoice_pdf)
+credit_note_pdf = _pdf_view(selectors.credit_note_get, pdf.credit_note_pdf)
+receipt_pdf = _pdf_view(selectors.receipt_get, pdf.receipt_pdf)
+
+
+@with_project()
+def profile(request, project):
+    current = selectors.profile_get(project=project)
+    initial = {name: getattr(current, name) for name in BillingProfileForm.base_fields} if current else {}
+    form = BillingProfileForm(request.POST or None, initial=initial)
+    if request.method == "POST":
+        try:
+            project_for(user=request.user, slug=project.slug, role=Role.ADMIN)
+        except Forbidden as exc:
+            raise PermissionDenied(exc.message) from exc
+        if form.is_valid() and form.save(project=project, actor=request.user):
+            messages.success(request, "Billing profile saved.")
+            return redirect("billing:profile", slug=project.slug)
+    return render(request, "billing/profile.html", {"project": project, "form": form, "profile": current})

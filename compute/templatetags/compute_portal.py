@@ -1,0 +1,34 @@
+from django import template
+
+register = template.Library()
+
+# Badge colour of a status value (VM status, power state, operation state, request status).
+STATUS_CLASSES = {
+    "active": "ok",
+    "running": "ok",
+    "succeeded": "ok",
+    "approved": "ok",
+    "building": "info busy",
+    "pending": "warn",
+    "paused": "warn",
+    "error": "bad",
+    "failed": "bad",
+    "rejected": "bad",
+    "missing": "bad",
+}
+
+
+@register.filter
+def status_class(value) -> str:
+    return STATUS_CLASSES.get(str(value), "")
+
+
+@register.filter
+def mib(value) -> str:
+    """Memory for people: 1024 → "1 GiB", 512 → "512 MiB"."""
+    value = int(value or 0)
+    if value >= 1024 and value % 1024 == 0:
+        return f"{value // 1024} GiB"
+    if value >= 1024:
+        return f"{value / 1024:.1f} GiB"
+    return f"{value} MiB"

@@ -1,0 +1,167 @@
+"""Shared by the libvirt driver tests: spec factories and the real tier's host.
+
+The real tier talks to the libvirtd that ``.ci/libvirt-setup.sh`` starts (``make
+test`` runs it): storage pool ``cp-test-pool`` with a 64 MiB base qcow2 and the
+busybox guest's kernel and initramfs as volumes. When that is not there the
+tests fail with the reason; they never skip.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import libvirt
+import pycdlib
+import pytest
+
+from tests.workers.contract import new_key
+from workers.drivers.base import HypervisorConfig, VMSpec, clear_driver_cache, get_driver
+
+CP_TEST_ROOT = Path(os.environ.get("CP_TEST_ROOT", "/var/lib/controlplane-test"))
+REAL_URI = "qemu:///system"
+REAL_POOL = "cp-test-pool"
+SERIAL_DIR = CP_TEST_ROOT / "logs"
+GUEST_VOLUMES = ("cptest-base.qcow2", "cptest-vmlinuz", "cptest-initrd.img")
+GUEST_IMAGE_REF = (
+    "cptest-base.qcow2?kernel=cptest-vmlinuz&initrd=cptest-initrd.img&cmdline=console=ttyS0+panic=-1+quiet"
+)
+REAL_SETTINGS = {
+    "uri": REAL_URI,
+    "pool": REAL_POOL,
+    "domain_type": "qemu",  # TCG: no KVM on CI machines
+    "serial_log_dir": str(SERIAL_DIR),
+    "shutdown_retry_seconds": 1,
+}
+PREFIX = "cpt-"  # every guest the tests make is named cpt-...; leftovers are purged by prefix
+SETUP_HINT = "run `bash .ci/libvirt-setup.sh` as root (`make test` does)"
+
+FAST_POOL = "default-pool"  # predefined by libvirt's test driver
+FAST_BASE = "cpt-base.qcow2"
+FAST_SETTINGS = {"uri": "test:///default", "pool": FAST_POOL, "domain_type": "test"}
+
+
+def spec_factory(image_ref: str, **defaults):
+    def make(**overrides) -> VMSpec:
+        values = {
+            "name": f"{PREFIX}{uuid.uuid4().hex[:6]}",
+            "idempotency_key": new_key(),
+            "vcpus": 1,
+            "memory_mib": 128,
+            "disk_gib": 1,
+            "image_ref": image_ref,
+            "extra": {"hard_stop_after_seconds": 60},
+            **defaults,
+        }
+        values.update(overrides)
+        return VMSpec(**values)
+
+    return make
+
+
+def libvirt_driver(name: str, base: dict, **settings):
+    return get_driver(HypervisorConfig(name=name, kind="libvirt", settings={**base, **settings}))
+
+
+def ensure_fast_base(driver) -> None:
+    """The test driver keeps state only while a connection is open: recreate the base when needed."""
+    pool = driver.client.connection().storagePoolLookupByName(FAST_POOL)
+    if FAST_BASE not in pool.listVolumes():
+        pool.createXML(
+            f"<volume><name>{FAST_BASE}</name><capacity>{64 << 20}</capacity>"
+            "<target><format type='qcow2'/></target></volume>"
+        )
+
+
+def delete_ours(driver) -> None:
+    """Delete every guest the tests made (by the name prefix), through the driver."""
+    for vm in driver.list_all():
+        if vm.name.startswith(PREFIX):
+            driver.delete(vm.backend_id)
+
+
+def require_real_libvirt() -> libvirt.virConnect:
+    """A connection to the real libvirtd with the guest's volumes, or a test failure saying why."""
+    problem = None
+    try:
+        conn = libvirt.open(REAL_URI)
+    except libvirt.libvirtError as exc:
+        problem = f"{REAL_URI} unreachable ({exc})"
+    else:
+        try:
+            pool = conn.storagePoolLookupByName(REAL_POOL)
+            if not pool.isActive():
+                pool.create(0)
+            pool.refresh(0)
+            missing = [name for name in GUEST_VOLUMES if name not in pool.listVolumes()]
+            if missing:
+                problem = f"storage pool {REAL_POOL} lacks {missing}"
+        except libvirt.libvirtError as exc:
+            problem = f"storage pool {REAL_POOL}: {exc}"
+    if problem:
+        pytest.fail(f"real libvirt tier cannot run: {problem}; {SETUP_HINT}", pytrace=False)
+    return conn
+
+
+def real_host() -> Iterator[libvirt.virConnect]:
+    """For a fixture: the real libvirtd (or a failure saying why), cleared of earlier runs'
+    guests before and after; the cached drivers' connections are closed at the end."""
+    conn = require_real_libvirt()
+    purge_leftovers(conn)
+    yield conn
+    purge_leftovers(conn)
+    conn.close()
+    clear_driver_cache()
+
+
+def purge_leftovers(conn: libvirt.virConnect) -> None:
+    """Remove guests and volumes of earlier, interrupted runs (named cpt-...)."""
+    for dom in conn.listAllDomains(0):
+        if dom.name().startswith(PREFIX):
+            if dom.isActive():
+                dom.destroy()
+            dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+    pool = conn.storagePoolLookupByName(REAL_POOL)
+    for volume in pool.listAllVolumes(0):
+        if volume.name().startswith(PREFIX):
+            volume.delete(0)
+    for log in SERIAL_DIR.glob(f"{PREFIX}*.log"):
+        log.unlink()
+
+
+def serial_text(domain_name: str) -> str:
+    path = SERIAL_DIR / f"{domain_name}.log"
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def wait_serial(domain_name: str, needle: str, count: int = 1, timeout: float = 60) -> float:
+    """Wait until the guest printed ``needle`` ``count`` times on its serial console; seconds waited."""
+    start = time.monotonic()
+    while serial_text(domain_name).count(needle) < count:
+        if time.monotonic() - start > timeout:
+            raise AssertionError(
+                f"{domain_name} did not print {needle!r} x{count} in {timeout}s:\n{serial_text(domain_name)[-2000:]}"
+            )
+        time.sleep(0.05)
+    return time.monotonic() - start
+
+
+def iso_files(data: bytes) -> tuple[str, dict[str, bytes]]:
+    """(volume label, files by Rock Ridge name) of an ISO image."""
+    iso = pycdlib.PyCdlib()
+    iso.open_fp(io.BytesIO(data))
+    try:
+        files = {}
+        for child in iso.list_children(rr_path="/"):
+            if child.is_file():
+                name = child.rock_ridge.name().decode()
+                out = io.BytesIO()
+                iso.get_file_from_iso_fp(out, rr_path=f"/{name}")
+                files[name] = out.getvalue()
+        return iso.pvd.volume_identifier.decode().strip(), files
+    finally:
+        iso.close()
