@@ -7,8 +7,8 @@
 Each benchmark runs as its own process, under ``--timeout`` (ten minutes), on a
 private PostgreSQL and Redis (bench/stack.py): the machine's shared services are
 neither used nor disturbed. Benchmarks that take their database from the
-environment (audit, billing) get a private stack started here; the others
-start their own. A benchmark whose script is missing (billing, before
+environment (audit, billing, metrics) get a private stack started here; the
+others start their own. A benchmark whose script is missing (billing, before
 it lands) is listed as pending.
 
 Each benchmark's figures go into docs/BENCHMARKS.md between
@@ -45,7 +45,7 @@ class Bench:
     args: list[str] = field(default_factory=list)
     quick: list[str] = field(default_factory=list)
     json: bool = True  # understands --json PATH
-    env: str = ""  # "audit" / "billing": takes its database from the environment (a private stack is passed)
+    env: str = ""  # takes its database from the environment (DATABASE_URL or its own variable): gets the private one
     what: str = ""
 
 
@@ -92,6 +92,15 @@ BENCHMARKS = [
         json=False,
         env="audit",
         what="The audit benchmark's own figures (read them with the Audit section)",
+    ),
+    Bench(
+        "metrics",
+        "Metrics scrape as the operations table grows",
+        "bench/metrics/run.py",
+        quick=["--sizes", "10000", "--vms", "1000", "--scrapes", "3"],
+        json=False,
+        env="metrics",
+        what="The metrics benchmark's own figures (read them with the Metrics scrape section)",
     ),
     Bench(
         "chaos",
@@ -141,7 +150,7 @@ def run_one(bench: Bench, args, stack: Stack | None) -> Outcome:
         env.update(
             {
                 "BENCH_BILLING_DATABASE_URL": stack.postgres.url("cp_billing_bench"),
-                "DATABASE_URL": stack.postgres.url("cp_audit"),
+                "DATABASE_URL": stack.postgres.url("cp_scratch"),  # audit, metrics: scratch databases beside it
             }
         )
     print(f"\n### {bench.name}: {' '.join(argv[1:])}", flush=True)
