@@ -228,11 +228,35 @@ def _queues(now):
     return families
 
 
+def _billing(now):
+    """Wallet debits (negative ledger entries) in the window, by kind; the created_at index."""
+    from billing.models import LedgerEntry
+
+    window = settings.METRICS_LATENCY_WINDOW_SECONDS
+    count = GaugeMetricFamily(
+        f"{PREFIX}_wallet_debits", f"Wallet debits in the last {window} s, by kind.", labels=["kind"]
+    )
+    amount = GaugeMetricFamily(
+        f"{PREFIX}_wallet_debited_inr", f"Rupees debited from wallets in the last {window} s, by kind.", labels=["kind"]
+    )
+    rows = (
+        LedgerEntry.objects.filter(created_at__gte=now - timedelta(seconds=window), amount__lt=0)
+        .values("kind")
+        .annotate(n=Count("id"), total=Sum("amount"))
+        .order_by("kind")
+    )
+    for row in rows:
+        count.add_metric([row["kind"]], row["n"])
+        amount.add_metric([row["kind"]], float(-row["total"]))
+    return [count, amount]
+
+
 COLLECTORS = {
     "operations": _operations,
     "vms": _vms,
     "workers": _workers,
     "queues": _queues,
+    "billing": _billing,
 }
 
 

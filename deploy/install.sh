@@ -27,6 +27,7 @@ Usage: install.sh [options]
   --hosts NAMES         ALLOWED_HOSTS for a new environment file (comma-separated)
   --database-url URL    DATABASE_URL for a new environment file
   --broker-url URL      CELERY_BROKER_URL for a new environment file
+  --cache-url URL       CACHE_URL for a new environment file (shared cache of the web processes)
   --workers QUEUES      worker units to enable (default: control + every hypervisor queue)
   --python PATH         Python 3.11+ for the virtualenv (default: python3)
   -h, --help            this text
@@ -35,7 +36,7 @@ USAGE
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PREFIX="" NO_APT=0 NO_USER=0 NO_SYSTEMD=0 WITH_SERVICES=0
-HOSTS="" DATABASE_URL_ARG="" BROKER_URL_ARG="" WORKERS="" PYTHON=python3
+HOSTS="" DATABASE_URL_ARG="" BROKER_URL_ARG="" CACHE_URL_ARG="" WORKERS="" PYTHON=python3
 SERVICE_USER=controlplane
 
 while [ $# -gt 0 ]; do
@@ -48,6 +49,7 @@ while [ $# -gt 0 ]; do
     --hosts) HOSTS=$2; shift ;;
     --database-url) DATABASE_URL_ARG=$2; shift ;;
     --broker-url) BROKER_URL_ARG=$2; shift ;;
+    --cache-url) CACHE_URL_ARG=$2; shift ;;
     --workers) WORKERS=$2; shift ;;
     --python) PYTHON=$2; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -157,9 +159,13 @@ if [ -f "$ENV_FILE" ]; then
 else
   say "environment: creating $ENV_FILE with fresh secrets"
   render "$APP_DIR/deploy/controlplane.env.example" | \
-    HOSTS="$HOSTS" DATABASE_URL_ARG="$DATABASE_URL_ARG" BROKER_URL_ARG="$BROKER_URL_ARG" "$PYTHON" -c '
+    HOSTS="$HOSTS" DATABASE_URL_ARG="$DATABASE_URL_ARG" BROKER_URL_ARG="$BROKER_URL_ARG" CACHE_URL_ARG="$CACHE_URL_ARG" "$PYTHON" -c '
 import base64, os, secrets, sys
-overrides = {"DATABASE_URL": os.environ["DATABASE_URL_ARG"], "CELERY_BROKER_URL": os.environ["BROKER_URL_ARG"]}
+overrides = {
+    "DATABASE_URL": os.environ["DATABASE_URL_ARG"],
+    "CELERY_BROKER_URL": os.environ["BROKER_URL_ARG"],
+    "CACHE_URL": os.environ["CACHE_URL_ARG"],
+}
 hosts = [h.strip() for h in os.environ["HOSTS"].split(",") if h.strip()]
 if hosts:
     overrides["ALLOWED_HOSTS"] = ",".join(hosts)

@@ -61,7 +61,6 @@ def _drift(vm: VirtualMachine, kind: str, **details) -> None:
     )
 
 
-@transaction.atomic
 def _apply_seen(vm: VirtualMachine, seen: dict, listed_at: datetime, report: ReconcileReport) -> None:
     power = seen.get("power_state") or PowerState.UNKNOWN
     status = POWER_TO_STATUS.get(power, vm.status)
@@ -74,38 +73,43 @@ def _apply_seen(vm: VirtualMachine, seen: dict, listed_at: datetime, report: Rec
         fields["status"], fields["status_changed_at"] = status, listed_at
     changed = status != vm.status or power != vm.power_state or vm.missing_since is not None
     if not changed:
-        return
-    if _guard(vm, listed_at).update(**fields):
-        report.updated.append(vm.pk)
-        VMStatusEvent.objects.create(vm=vm, status=status, power_state=power, at=listed_at, source="reconciler")
-        _drift(
-            vm,
-            "state_changed",
-            before={"status": vm.status, "power": vm.power_state},
-            after={"status": status, "power": power},
-        )
+        return  # decided before any transaction: an idle pass costs no round trip per VM
+    with transaction.atomic():
+        if _guard(vm, listed_at).update(**fields):
+            report.updated.append(vm.pk)
+            VMStatusEvent.objects.create(vm=vm, status=status, power_state=power, at=listed_at, source="reconciler")
+            _drift(
+                vm,
+                "state_changed",
+                before={"status": vm.status, "power": vm.power_state},
+                after={"status": status, "power": power},
+            )
 
 
-@transaction.atomic
 def _apply_missing(vm: VirtualMachine, listed_at: datetime, grace: timedelta, report: ReconcileReport) -> None:
     if vm.missing_since is None:
-        if _guard(vm, listed_at).update(missing_since=listed_at):
+        if _guard(vm, listed_at).update(missing_since=listed_at):  # one statement: atomic by itself
             report.missing.append(vm.pk)
         return
     if vm.lost_at is None and listed_at - vm.missing_since >= grace:
-        updated = _guard(vm, listed_at).update(
-            status=VMStatus.ERROR,
-            power_state=PowerState.MISSING,
-            power_state_at=listed_at,
-            lost_at=listed_at,
-            status_changed_at=listed_at,
+        with transaction.atomic():
+            _mark_lost(vm, listed_at, report)
+
+
+def _mark_lost(vm: VirtualMachine, listed_at: datetime, report: ReconcileReport) -> None:
+    updated = _guard(vm, listed_at).update(
+        status=VMStatus.ERROR,
+        power_state=PowerState.MISSING,
+        power_state_at=listed_at,
+        lost_at=listed_at,
+        status_changed_at=listed_at,
+    )
+    if updated:
+        report.lost.append(vm.pk)
+        VMStatusEvent.objects.create(
+            vm=vm, status=VMStatus.ERROR, power_state=PowerState.MISSING, at=listed_at, source="reconciler"
         )
-        if updated:
-            report.lost.append(vm.pk)
-            VMStatusEvent.objects.create(
-                vm=vm, status=VMStatus.ERROR, power_state=PowerState.MISSING, at=listed_at, source="reconciler"
-            )
-            _drift(vm, "lost", missing_since=vm.missing_since.isoformat())
+        _drift(vm, "lost", missing_since=vm.missing_since.isoformat())
 
 
 def hypervisor_reconcile(*, hypervisor: Hypervisor, observed: list[dict], listed_at: datetime) -> ReconcileReport:

@@ -73,6 +73,8 @@ def test_google_sign_in_is_on_with_its_variables():
         "GOOGLE_CLIENT_ID": "id.apps.example",
         "GOOGLE_CLIENT_SECRET": "s3cret",
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        # the page renders {% static %}: use the test settings' plain storage, not the manifest one
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
     }
     result = _manage(["shell", "-v", "0", "-c", script], env)
     assert result.returncode == 0, result.stderr

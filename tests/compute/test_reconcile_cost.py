@@ -26,12 +26,6 @@ def synced_vms(user, project, plan, image, simulator):
     return VirtualMachine.objects.bulk_create(vms)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="compute/services/reconcile.py: _apply_seen/_apply_missing are @transaction.atomic and decide 'nothing "
-    "changed' inside the transaction, so an idle pass still costs a BEGIN and a COMMIT per VM (20,000 round trips "
-    "per pass for 10,000 VMs). Deciding before opening the transaction fixes it.",
-)
 def test_a_pass_with_nothing_to_change_costs_the_same_for_any_number_of_vms(synced_vms, simulator):
     engine.reconcile_hypervisor(simulator)  # first pass: settles power_state_at and the drift report
 

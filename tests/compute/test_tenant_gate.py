@@ -89,6 +89,9 @@ def test_creates_of_one_project_share_one_provision_others_get_their_own(request
     first, first_token = claim(request_vm("web-1"))
     second, second_token = claim(request_vm("web-2"))
     stranger = UserFactory()
+    from billing.services import wallet_topup
+
+    wallet_topup(project=stranger.projects.get(), amount="10000.00", actor="system:tests", payment_mode="test")
     other, other_token = claim(request_vm("web-3", who=stranger))
 
     for operation, token in [(first, first_token), (second, second_token), (other, other_token)]:

@@ -74,6 +74,7 @@ def installed(django_db_setup, django_db_blocker, tmp_path_factory):
         conn.execute(f'CREATE DATABASE "{name}"')
     database_url = f"{admin_url.replace('postgresql://', 'postgres://')}/{name}"
     prefix = tmp_path_factory.mktemp("prefix")
+    broker_url = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
     first = run_install(
         prefix,
         "--hosts",
@@ -81,7 +82,9 @@ def installed(django_db_setup, django_db_blocker, tmp_path_factory):
         "--database-url",
         database_url,
         "--broker-url",
-        os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15"),
+        broker_url,
+        "--cache-url",
+        broker_url,
     )
     yield Installed(prefix, database_url, first.stdout)
     with psycopg.connect(f"{admin_url}/postgres", autocommit=True) as conn:
@@ -98,6 +101,7 @@ def test_scratch_install_lays_out_code_virtualenv_settings_static_and_units(inst
     Fernet(env["FIELD_ENCRYPTION_KEY"])  # a valid key
     assert len(env["METRICS_TOKEN"]) >= 32 and "=__GENERATE__" not in installed.env_file.read_text()
     assert env["DATABASE_URL"] == installed.database_url
+    assert env["CACHE_URL"] == env["CELERY_BROKER_URL"] and env["TRUSTED_PROXY_COUNT"] == "1"
     assert env["ALLOWED_HOSTS"] == HOST and env["CSRF_TRUSTED_ORIGINS"] == f"https://{HOST}"
     assert env["CONTROLPLANE_VAR_DIR"] == str(installed.prefix / "var/lib/controlplane")
     # Migrated, static files collected with their manifest, units and the nginx sample in place

@@ -122,7 +122,7 @@ def test_metrics_expose_operations_latency_retries_drift_workers_and_queues(clie
 
 
 def test_the_scrape_costs_the_same_queries_however_many_rows(client, fleet, django_assert_max_num_queries):
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(9):
         scrape(client)
 
 
@@ -145,3 +145,20 @@ def test_metrics_token_is_required_when_set(client, settings):
     assert client.get("/metrics", HTTP_AUTHORIZATION="Basic s3cret-token").status_code == 401
     response = client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-token")
     assert response.status_code == 200 and b"controlplane_operations" in response.content
+
+
+@pytest.mark.django_db
+def test_wallet_debits_of_the_window_by_kind(client, project):
+    from billing.services.wallet import wallet_adjust, wallet_refund
+    from tests.fixtures.billing import fund
+
+    # Given a top-up (a credit) and two debits
+    fund(project, "1000.00")
+    wallet_adjust(project=project, amount="-150.50", actor="operator", reason="duplicate credit")
+    wallet_refund(project=project, amount="100.00", actor="operator", reason="closing the account")
+
+    samples = scrape(client)
+    assert value(samples, "controlplane_wallet_debits", kind="adjustment") == 1
+    assert value(samples, "controlplane_wallet_debited_inr", kind="adjustment") == 150.5
+    assert value(samples, "controlplane_wallet_debited_inr", kind="refund") == 100
+    assert ("controlplane_wallet_debits", frozenset({("kind", "topup")})) not in samples
