@@ -14,7 +14,8 @@ from django.utils.html import format_html
 
 from controlplane.errors import ServiceError
 
-from . import einvoice, exports, pdf, services
+from . import services
+from .documents import einvoice, exports, pdf
 from .models import (
     BillingProfile,
     BillingSettings,

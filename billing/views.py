@@ -14,9 +14,10 @@ from django.utils import timezone
 from accounts.choices import Role
 from controlplane.errors import Forbidden, NotFound
 
-from . import charts, pdf, selectors
+from . import selectors
 from .access import project_for
 from .api.views import pdf_response
+from .documents import charts, pdf
 from .forms import BillingProfileForm
 from .periods import month_of, next_month, parse_month, previous_month
 

@@ -12,8 +12,9 @@ from rest_framework.views import APIView
 from accounts.choices import Role
 from compute.models import Plan
 
-from .. import pdf, selectors, services
+from .. import selectors, services
 from ..access import project_for
+from ..documents import pdf
 from ..periods import month_of, parse_month
 from .serializers import (
     BillingProfileSerializer,

@@ -9,8 +9,9 @@ from decimal import Decimal
 import pytest
 from pypdf import PdfReader
 
-from billing import einvoice, exports, services
-from billing.pdf import credit_note_pdf, invoice_pdf, receipt_pdf
+from billing import services
+from billing.documents import einvoice, exports
+from billing.documents.pdf import credit_note_pdf, invoice_pdf, receipt_pdf
 from controlplane.errors import InvalidInput
 from tests.fixtures.billing import HOUR, SUPPLIER_GSTIN, at, make_gstin, set_profile
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -37,7 +38,11 @@ REAL_SETTINGS = {
     "serial_log_dir": str(SERIAL_DIR),
     "shutdown_retry_seconds": 1,
 }
-PREFIX = "cpt-"  # every guest the tests make is named cpt-...; leftovers are purged by prefix
+# Every guest this test run makes is named cpt-<pid>-...: two runs on one libvirtd (two
+# checkouts, a developer and CI) never delete each other's guests. Leftovers of an
+# interrupted run (its pid no longer alive) are purged too.
+PREFIX = f"cpt-{os.getpid()}-"
+_RUN_NAME = re.compile(r"^cpt-(\d+)-")
 SETUP_HINT = "run `bash .ci/libvirt-setup.sh` as root (`make test` does)"
 
 FAST_POOL = "default-pool"  # predefined by libvirt's test driver
@@ -118,19 +123,38 @@ def real_host() -> Iterator[libvirt.virConnect]:
     clear_driver_cache()
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def is_ours_or_orphaned(name: str) -> bool:
+    """A name this run made, or one a run that is no longer alive made; never another live run's."""
+    if name.startswith(PREFIX):
+        return True
+    match = _RUN_NAME.match(name)
+    return bool(match) and not _pid_alive(int(match.group(1)))
+
+
 def purge_leftovers(conn: libvirt.virConnect) -> None:
-    """Remove guests and volumes of earlier, interrupted runs (named cpt-...)."""
+    """Remove this run's guests and volumes, and those of earlier, interrupted runs."""
     for dom in conn.listAllDomains(0):
-        if dom.name().startswith(PREFIX):
+        if is_ours_or_orphaned(dom.name()):
             if dom.isActive():
                 dom.destroy()
             dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
     pool = conn.storagePoolLookupByName(REAL_POOL)
     for volume in pool.listAllVolumes(0):
-        if volume.name().startswith(PREFIX):
+        if is_ours_or_orphaned(volume.name()):
             volume.delete(0)
-    for log in SERIAL_DIR.glob(f"{PREFIX}*.log"):
-        log.unlink()
+    for log in SERIAL_DIR.glob("cpt-*.log"):
+        if is_ours_or_orphaned(log.name):
+            log.unlink()
 
 
 def serial_text(domain_name: str) -> str:

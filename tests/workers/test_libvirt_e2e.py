@@ -10,6 +10,7 @@ from tests.fixtures.compute import wait_operation
 from tests.fixtures.factories import HypervisorFactory, ImageFactory, PlanFactory
 from tests.workers.libvirt_support import (
     GUEST_IMAGE_REF,
+    PREFIX,
     REAL_POOL,
     REAL_SETTINGS,
     real_host,
@@ -62,7 +63,7 @@ def test_vm_lifecycle_on_a_real_libvirt_host(host, libvirt_worker, api, project)
             "plan": plan.pk,
             "image": image.pk,
             "hypervisor": hypervisor.pk,
-            "name": "cpt-e2e",
+            "name": f"{PREFIX}e2e",
             "ssh_public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIe2e e2e@ci",
         },
         format="json",

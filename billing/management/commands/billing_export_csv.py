@@ -2,7 +2,7 @@ from datetime import date
 
 from django.core.management.base import BaseCommand
 
-from billing.exports import documents_csv
+from billing.documents.exports import documents_csv
 
 
 class Command(BaseCommand):

@@ -6,7 +6,7 @@ import csv
 import io
 from datetime import date
 
-from .models import CreditNote, Invoice, ReceiptVoucher
+from ..models import CreditNote, Invoice, ReceiptVoucher
 
 COLUMNS = [
     "type",

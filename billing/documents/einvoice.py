@@ -8,8 +8,8 @@ from decimal import Decimal
 
 from controlplane.errors import InvalidInput
 
-from .choices import SupplyType
-from .models import CreditNote, Invoice
+from ..choices import SupplyType
+from ..models import CreditNote, Invoice
 
 EXPORT_PIN = 999999
 OVERSEAS = "URP"

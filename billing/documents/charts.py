@@ -15,7 +15,7 @@ from decimal import Decimal
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from .money import format_inr
+from ..money import format_inr
 
 WIDTH = 720
 

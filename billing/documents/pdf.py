@@ -17,9 +17,9 @@ import unicodedata
 from fpdf import FPDF
 from fpdf.fonts import FontFace
 
-from .choices import Regime
-from .models import CreditNote, Invoice, ReceiptVoucher
-from .money import amount_in_words, format_inr
+from ..choices import Regime
+from ..models import CreditNote, Invoice, ReceiptVoucher
+from ..money import amount_in_words, format_inr
 
 FONT = "Helvetica"
 GREY = (235, 235, 235)
