@@ -48,6 +48,21 @@ class PermanentDriverError(DriverError):
     """Will not work by retrying: bad parameters, missing image, quota exceeded."""
 
 
+class Capability:
+    """Optional abilities a driver declares in ``Driver.capabilities``. The engine, the API
+    and the portal ask ``driver_class(kind).supports(...)``; never ``if kind == ...``. The
+    contract suite runs each capability against every driver that declares it."""
+
+    CONSOLE = "console"  # console(backend_id) -> ConsoleTarget
+    METRICS = "metrics"  # metrics(...) -> list[VMMetrics], one call per hypervisor
+    RESIZE = "resize"  # change vCPU / memory / grow disk
+    REBUILD = "rebuild"  # replace the disk from an image, keep the guest's identity
+    SNAPSHOTS = "snapshots"  # create / list / revert / delete snapshots
+    BACKUPS = "backups"  # backup / restore / delete backups
+
+    ALL = (CONSOLE, METRICS, RESIZE, REBUILD, SNAPSHOTS, BACKUPS)
+
+
 class PowerState:
     RUNNING = "running"  # guest is on
     STOPPED = "stopped"  # guest is off (defined but not running)
@@ -143,6 +158,11 @@ class Driver(abc.ABC):
 
     kind: ClassVar[str]
     supports_tenants: ClassVar[bool] = False
+    capabilities: ClassVar[frozenset[str]] = frozenset()  # values of ``Capability``
+
+    @classmethod
+    def supports(cls, capability: str) -> bool:
+        return capability in cls.capabilities
 
     def __init__(self, config: HypervisorConfig):
         self.config = config
@@ -192,6 +212,8 @@ class Driver(abc.ABC):
     # -- tenants (optional) ---------------------------------------------------
     def provision_tenant(self, tenant: TenantSpec) -> DriverTask:
         raise PermanentDriverError(f"{self.kind} hypervisors have no tenant provisioning.")
+
+    # -- capabilities (optional): each method belongs to a ``Capability`` the driver declares --
 
     def close(self) -> None:
         """Release connections (called when the cached driver is replaced)."""
