@@ -96,7 +96,16 @@ WRITE_ERRORS = {
 
 
 class AutoSchema(_AutoSchema):
-    """drf-spectacular schema that adds the common error responses to every operation."""
+    """drf-spectacular schema that adds the common error responses to every
+    operation and describes the project ``slug`` in paths."""
+
+    def _resolve_path_parameters(self, variables):
+        parameters = super()._resolve_path_parameters(variables)
+        if self.path.startswith("/api/v1/projects/{slug}/"):
+            for parameter in parameters:
+                if parameter["name"] == "slug":
+                    parameter["description"] = "The project's slug (as listed by GET /api/v1/projects/)."
+        return parameters
 
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
