@@ -54,7 +54,7 @@ def amount_parse(value, *, field: str = "amount") -> Decimal:
         amount = Decimal(str(value))
     except (InvalidOperation, TypeError, ValueError):
         raise InvalidInput("Enter an amount in rupees, such as 500 or 499.50.", fields={field: "Not a number."})
-    if amount != paise(amount) or not amount.is_finite():
+    if not amount.is_finite() or amount != paise(amount):
         raise InvalidInput("Amounts have at most two decimals (paise).", fields={field: "At most two decimals."})
     if abs(amount) > MAX_AMOUNT:
         raise InvalidInput(f"At most ₹{format_inr(MAX_AMOUNT)} at a time.", fields={field: "Too large."})
