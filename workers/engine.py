@@ -15,8 +15,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from compute import dispatch, services
-from compute.choices import Action, OperationState
+from compute.choices import DEFAULT_POLL_SECONDS, POLL_ERROR_LIMIT, Action, OperationState
 from compute.models import Hypervisor, ImageReference, Operation, TenantBinding, VirtualMachine
+from compute.retry import Verdict, backoff_seconds, build_timeout_message, operation_is_overdue, retry_verdict
 
 from .drivers.base import (
     Driver,
@@ -33,7 +34,6 @@ from .drivers.base import (
 )
 
 logger = logging.getLogger(__name__)
-DEFAULT_POLL_SECONDS = 2.0
 
 
 def hypervisor_config(hypervisor: Hypervisor) -> HypervisorConfig:
@@ -144,10 +144,13 @@ def _fail(operation: Operation, token: str, driver: Driver | None, code: str, me
 def _transient(operation: Operation, token: str, driver: Driver, exc: Exception) -> None:
     code = getattr(exc, "code", type(exc).__name__)
     message = getattr(exc, "message", str(exc)) or type(exc).__name__
-    if operation.attempts >= operation.max_attempts:
-        _fail(operation, token, driver, code, f"Gave up after {operation.attempts} attempts: {message}")
-    else:
+    verdict = retry_verdict(operation=operation)
+    if verdict == Verdict.RETRY:
         services.operation_retry_later(operation=operation, token=token, code=code, message=message)
+    elif verdict == Verdict.OVERDUE:
+        _fail(operation, token, driver, "build_timeout", build_timeout_message(operation))
+    else:
+        _fail(operation, token, driver, code, f"Gave up after {operation.attempts} attempts: {message}")
 
 
 def _schedule_poll(operation: Operation, token: str, after: float | None) -> None:
@@ -211,9 +214,8 @@ def poll_operation(operation_id: int, token: str) -> str:
 
 
 def _poll_step(operation: Operation, token: str, driver: Driver) -> str:
-    if services.operation_is_overdue(operation=operation):
-        limit = operation.hypervisor.build_timeout_seconds
-        _fail(operation, token, driver, "build_timeout", f"The build did not finish within {limit} seconds.")
+    if operation_is_overdue(operation=operation):
+        _fail(operation, token, driver, "build_timeout", build_timeout_message(operation))
         return "failed"
     handle = DriverTask.from_dict(operation.task_data)
     try:
@@ -228,10 +230,10 @@ def _poll_step(operation: Operation, token: str, driver: Driver) -> str:
         errors = services.operation_record_poll_error(operation=operation, token=token, message=message)
         if errors is None:
             return "lost-claim"
-        if errors >= services.operations.POLL_ERROR_LIMIT:
+        if errors >= POLL_ERROR_LIMIT:
             _transient(operation, token, driver, exc)
             return "retry"
-        _schedule_poll(operation, token, services.operations.backoff_seconds(errors))
+        _schedule_poll(operation, token, backoff_seconds(errors))
         return "poll-error"
     if status.done:
         observed = observed_dict(status.vm)
@@ -256,33 +258,35 @@ def _poll_step(operation: Operation, token: str, driver: Driver) -> str:
 
 
 def reap_expired_operations() -> dict:
-    """Expired leases go back to pending (resumed by the next claim); creates past
-    their build timeout and operations out of attempts fail with a clear reason."""
+    """Expired leases go back to pending (resumed by the next claim) unless the retry
+    rule (compute/retry.py) says give up: then they fail with a clear reason."""
     requeued = failed = 0
     for operation in services.operation_list_expired():
-        if operation.attempts >= operation.max_attempts or services.operation_is_overdue(operation=operation):
-            try:
-                driver = driver_for(operation.hypervisor)
-            except DriverError:
-                driver = None
-            observed, known = _observe(operation, driver) if driver and operation.vm_id else (None, False)
-            reason = (
-                f"The build did not finish within {operation.hypervisor.build_timeout_seconds} seconds."
-                if services.operation_is_overdue(operation=operation)
-                else f"Its worker was lost {operation.attempts} times; giving up."
-            )
-            if services.operation_fail(
-                operation=operation,
-                token=str(operation.claim_token),
-                code="worker_lost",
-                message=reason,
-                observed=observed,
-                observed_known=known,
-                actor="reaper",
-            ):
-                failed += 1
-        elif services.operation_requeue_expired(operation=operation):
-            requeued += 1
+        verdict = retry_verdict(operation=operation)
+        if verdict == Verdict.RETRY:
+            if services.operation_requeue_expired(operation=operation):
+                requeued += 1
+            continue
+        try:
+            driver = driver_for(operation.hypervisor)
+        except DriverError:
+            driver = None
+        observed, known = _observe(operation, driver) if driver and operation.vm_id else (None, False)
+        reason = (
+            build_timeout_message(operation)
+            if verdict == Verdict.OVERDUE
+            else f"Its worker was lost {operation.attempts} times; giving up."
+        )
+        if services.operation_fail(
+            operation=operation,
+            token=str(operation.claim_token),
+            code="worker_lost",
+            message=reason,
+            observed=observed,
+            observed_known=known,
+            actor="reaper",
+        ):
+            failed += 1
     return {"requeued": requeued, "failed": failed}
 
 
