@@ -4,7 +4,7 @@ from datetime import timedelta
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import Project, User
 from controlplane.errors import NotFound
 
 from .choices import ACTIVE_OPERATION_STATES, VM_LIVE_STATUSES, OperationState, RequestStatus, VMStatus
@@ -152,8 +152,6 @@ def attention_summary(*, failed_within: timedelta = timedelta(days=7), show: int
     """Pending requests (oldest first), operations that failed recently and were
     not retried, VMs the reconciler found missing or lost, suspended projects,
     hypervisors in maintenance. A bounded number of queries."""
-    from accounts.models import Project
-
     pending = VMRequest.objects.filter(status=RequestStatus.PENDING).select_related("project", "requester", "plan")
     failed = Operation.objects.filter(
         state=OperationState.FAILED, finished_at__gte=timezone.now() - failed_within
