@@ -7,8 +7,18 @@ from django.utils import timezone
 from accounts.models import Project, User
 from controlplane.errors import NotFound
 
-from .choices import ACTIVE_OPERATION_STATES, VM_LIVE_STATUSES, OperationState, RequestStatus, VMStatus
-from .models import Hypervisor, Image, ImageReference, Operation, Plan, ProjectQuota, VirtualMachine, VMRequest
+from .choices import ACTIVE_OPERATION_STATES, VM_LIVE_STATUSES, Action, OperationState, RequestStatus, VMStatus
+from .models import (
+    Hypervisor,
+    Image,
+    ImageReference,
+    Operation,
+    Plan,
+    ProjectQuota,
+    TenantBinding,
+    VirtualMachine,
+    VMRequest,
+)
 
 
 def hypervisor_queues() -> list[str]:
@@ -175,3 +185,40 @@ def attention_summary(*, failed_within: timedelta = timedelta(days=7), show: int
         maintenance_hypervisors=[h for h in hypervisors if h.maintenance],
         unknown_guests=sum(len(h.drift.get("unknown", [])) for h in hypervisors),
     )
+
+
+# -- the engine (workers/engine.py) ----------------------------------------------------
+
+
+def operation_get_claimed(*, operation_id: int, token: str) -> Operation | None:
+    """The running operation this claim token still holds; None when it ended or was reclaimed."""
+    return (
+        Operation.objects.select_related("vm", "hypervisor", "project")
+        .filter(pk=operation_id, state=OperationState.RUNNING, claim_token=token)
+        .first()
+    )
+
+
+def operation_latest_create(*, vm: VirtualMachine) -> Operation | None:
+    return vm.operations.filter(action=Action.CREATE).order_by("-created_at").first()
+
+
+def image_reference_for_vm(*, vm: VirtualMachine) -> ImageReference | None:
+    """How the VM's hypervisor names the VM's image (None: it does not have it)."""
+    return ImageReference.objects.filter(image=vm.image_id, hypervisor=vm.hypervisor_id).first()
+
+
+def tenant_binding_ready_for_vm(*, vm: VirtualMachine) -> TenantBinding | None:
+    return TenantBinding.objects.filter(project=vm.project_id, hypervisor=vm.hypervisor_id, ready=True).first()
+
+
+def hypervisor_list_to_reconcile() -> QuerySet[Hypervisor]:
+    return Hypervisor.objects.filter(enabled=True, maintenance=False)
+
+
+def hypervisor_get(*, pk: int) -> Hypervisor:
+    return Hypervisor.objects.get(pk=pk)
+
+
+def vm_get_with_hypervisor(*, pk: int) -> VirtualMachine | None:
+    return VirtualMachine.objects.select_related("hypervisor").filter(pk=pk).first()

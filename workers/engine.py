@@ -1,10 +1,11 @@
 """The operation engine's worker side: claim, submit, poll, write back.
 
 Tasks (workers/tasks.py) call these functions with ids; these call drivers
-(pure, no Django) and compute services (all database writes, guarded by the
-claim token). No function here sleeps on a hypervisor: after submitting, the
-next look is a separate ``poll_operation`` task scheduled with a countdown,
-so a worker slot is free while a clone takes minutes.
+(pure, no Django), compute selectors (reads) and compute services (all database
+writes, guarded by the claim token); whether to retry is compute/retry.py's call.
+No function here sleeps on a hypervisor: after submitting, the next look is a
+separate ``poll_operation`` task scheduled with a countdown, so a worker slot is
+free while a clone takes minutes.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import logging
 from django.conf import settings
 from django.utils import timezone
 
-from compute import dispatch, services
-from compute.choices import DEFAULT_POLL_SECONDS, POLL_ERROR_LIMIT, Action, OperationState
-from compute.models import Hypervisor, ImageReference, Operation, TenantBinding, VirtualMachine
+from compute import dispatch, selectors, services
+from compute.choices import DEFAULT_POLL_SECONDS, POLL_ERROR_LIMIT, Action
+from compute.models import Hypervisor, Operation
 from compute.retry import Verdict, backoff_seconds, build_timeout_message, operation_is_overdue, retry_verdict
 
 from .drivers.base import (
@@ -63,10 +64,10 @@ def observed_dict(vm: HypervisorVM | None) -> dict | None:
 
 def vm_spec(operation: Operation) -> VMSpec:
     vm = operation.vm
-    reference = ImageReference.objects.filter(image=vm.image_id, hypervisor=vm.hypervisor_id).first()
+    reference = selectors.image_reference_for_vm(vm=vm)
     if reference is None:
         raise PermanentDriverError(f"Image {vm.image} has no reference on {vm.hypervisor}.", code="no_image")
-    binding = TenantBinding.objects.filter(project=vm.project_id, hypervisor=vm.hypervisor_id, ready=True).first()
+    binding = selectors.tenant_binding_ready_for_vm(vm=vm)
     return VMSpec(
         name=vm.name,
         idempotency_key=str(operation.idempotency_key),
@@ -198,11 +199,7 @@ def execute_operation(operation_id: int, *, worker: str) -> str:
 
 
 def poll_operation(operation_id: int, token: str) -> str:
-    operation = (
-        Operation.objects.select_related("vm", "hypervisor", "project")
-        .filter(pk=operation_id, state=OperationState.RUNNING, claim_token=token)
-        .first()
-    )
+    operation = selectors.operation_get_claimed(operation_id=operation_id, token=token)
     if operation is None:
         return "stale"
     try:
@@ -310,19 +307,19 @@ def reconcile_hypervisor(hypervisor: Hypervisor) -> dict:
 
 
 def reconcile_all() -> list[dict]:
-    return [reconcile_hypervisor(hv) for hv in Hypervisor.objects.filter(enabled=True, maintenance=False)]
+    return [reconcile_hypervisor(hv) for hv in selectors.hypervisor_list_to_reconcile()]
 
 
 def resync_vm(vm_id: int) -> str:
     """Read one VM's real state from its hypervisor and write it back (operators' resync)."""
-    vm = VirtualMachine.objects.select_related("hypervisor").filter(pk=vm_id).first()
+    vm = selectors.vm_get_with_hypervisor(pk=vm_id)
     if vm is None:
         return "gone"
     driver = driver_for(vm.hypervisor)
     if vm.backend_id:
         observed = observed_dict(driver.get(vm.backend_id))
     else:
-        create = vm.operations.filter(action=Action.CREATE).order_by("-created_at").first()
+        create = selectors.operation_latest_create(vm=vm)
         observed = observed_dict(driver.find_by_key(str(create.idempotency_key))) if create else None
     services.vm_apply_observation(vm_id=vm.pk, observed=observed, source="operator")
     return "resynced"
@@ -330,7 +327,7 @@ def resync_vm(vm_id: int) -> str:
 
 def check_hypervisor(hypervisor_id: int) -> dict:
     """Test a hypervisor's connection; the answer is stored for the admin to show."""
-    hypervisor = Hypervisor.objects.get(pk=hypervisor_id)
+    hypervisor = selectors.hypervisor_get(pk=hypervisor_id)
     at = timezone.now().isoformat()
     try:
         result = {"ok": True, "at": at, **driver_for(hypervisor).check()}
