@@ -11,6 +11,7 @@ import redis
 import requests
 
 from bench.stack import PrivateRedis, PrivateSentinel, Stack, wait_until
+from workers.drivers.simulator.driver import SimulatorStore
 
 pytestmark = pytest.mark.worker
 
@@ -76,13 +77,16 @@ def test_operations_in_flight_complete_when_sentinel_fails_the_master_over(tmp_p
 
             exits = []
 
-            def states():
+            def current():
                 if not worker.alive():  # as systemd's Restart=always does
                     exits.append(worker.proc.returncode)
                     worker.start()
-                return [http.get(f"{api}/operations/{op}/", timeout=10).json()["state"] for op in operations]
+                return [http.get(f"{api}/operations/{op}/", timeout=10).json() for op in operations]
 
-            wait_until(lambda: all(s != "pending" for s in states()), 60, "operations claimed")
+            def states():
+                return [operation["state"] for operation in current()]
+
+            wait_until(lambda: all(o["task_ref"] for o in current()), 60, "stops submitted to the hypervisor")
             assert "running" in states()  # in flight: their poll messages wait in Redis
 
             # and the Redis master dies
@@ -94,6 +98,7 @@ def test_operations_in_flight_complete_when_sentinel_fails_the_master_over(tmp_p
             assert states() == ["succeeded"] * VMS
             vms = [http.get(f"{api}/virtual-machines/{vm}/").json() for vm in vm_ids]
             assert {(vm["status"], vm["power_state"]) for vm in vms} == {("stopped", "stopped")}
+            assert SimulatorStore(tmp_path / "sim.sqlite3").call_counts()["stop"] == VMS  # each stop sent once
 
             # and after the failover new work is accepted, published and done through the new master
             start = http.post(f"{api}/virtual-machines/{vm_ids[0]}/start/", headers={"Idempotency-Key": "after"})
