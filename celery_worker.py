@@ -48,12 +48,16 @@ def main(argv=None):
     import django  # settings module chosen above, then set up before any app import
 
     django.setup()
-    from controlplane.celery import app
+    from celery.bin.celery import celery
 
     queues = resolve_queues(args.queues)
     hostname = args.hostname or f"{'+'.join(queues)[:60]}@{socket.gethostname()}"
-    app.worker_main(
-        [
+    # celery's own command, returning its status: app.worker_main() drops it, so a worker stopped by an
+    # error ("Unrecoverable error", e.g. after a Redis restart) would exit 0 and look like a clean stop.
+    return celery.main(
+        args=[
+            "--app",
+            "controlplane.celery:app",
             "worker",
             "--queues",
             ",".join(queues),
@@ -67,9 +71,10 @@ def main(argv=None):
             args.loglevel,
             "--without-mingle",
             "--without-gossip",
-        ]
+        ],
+        standalone_mode=False,
     )
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
