@@ -32,10 +32,10 @@ class AdjustForm(forms.Form):
 
 class SuspendableProjectAdmin(ProjectAdmin):
     actions = [*(ProjectAdmin.actions or []), "suspend", "unsuspend", "adjust"]
-    list_display = [*ProjectAdmin.list_display, "suspended_reason", "wallet"]
+    list_display = [*ProjectAdmin.list_display, "suspended_reason", "wallet_tools"]
 
     @admin.display(description="Wallet")
-    def wallet(self, project):
+    def wallet_tools(self, project):
         """Top up / adjust links for every project (its wallet opens on first use)."""
         links = [("topup", "Top up"), ("adjust", "Adjust"), ("refund", "Refund")]
         return format_html(
