@@ -3,6 +3,7 @@ audit log: only which key changed)."""
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 import audit
@@ -47,6 +48,10 @@ def payment_settings_update(*, actor, keys: dict | None = None, **changes) -> Pa
     if new_keys:
         current.razorpay_keys = {**(current.razorpay_keys or {}), **new_keys}
         diff["razorpay_keys"] = sorted(new_keys)
+    try:
+        current.full_clean()
+    except ValidationError as exc:
+        raise InvalidInput("The payment settings are not valid.", fields=exc.message_dict) from None
     current.save()
     if diff:
         audit.record(actor=actor, action="billing.payment_settings_updated", target=current, details=diff)
