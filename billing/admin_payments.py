@@ -93,7 +93,10 @@ class PaymentAdmin(ReadOnlyAdmin):
         extra_context = {**(extra_context or {}), "statement_url": reverse("admin:billing_payment_statement")}
         return super().changelist_view(request, extra_context)
 
-    @admin.action(description="Confirm: the money is in the bank (credits the wallet, issues the receipt)")
+    @admin.action(
+        description="Confirm: the money is in the bank (credits the wallet, issues the receipt)",
+        permissions=["change"],
+    )
     def confirm_transfers(self, request, queryset):
         done = 0
         for payment in queryset.filter(method=PaymentMethod.BANK_TRANSFER, status=PaymentStatus.PENDING):
@@ -103,7 +106,7 @@ class PaymentAdmin(ReadOnlyAdmin):
                 self.message_user(request, f"{payment.reference}: {exc.message}", messages.WARNING)
         self.message_user(request, f"Credited {done} transfer(s).", messages.SUCCESS if done else messages.WARNING)
 
-    @admin.action(description="Reject: no such money arrived (asks for a reason)")
+    @admin.action(description="Reject: no such money arrived (asks for a reason)", permissions=["change"])
     def reject_transfers(self, request, queryset):
         form = RejectTransferForm(request.POST if "apply" in request.POST else None)
         if form.is_valid():

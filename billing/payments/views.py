@@ -14,6 +14,7 @@ from accounts.views.common import with_project
 from controlplane.errors import InvalidInput
 
 from .. import selectors as billing_selectors
+from ..choices import PaymentStatus
 from ..api.views import pdf_response
 from ..documents import pdf
 from ..services.ledger import amount_parse
@@ -42,8 +43,8 @@ def wallet_context(*, project, amount_text: str = "") -> dict:
         "burn": selectors.burn_rate(project=project, billing_settings=billing_settings),
         "pay": settings,
         "razorpay_on": selectors.razorpay_available(settings),
-        "pending": selectors.payments_pending(project=project),
-        "recent_payments": selectors.payment_list(project=project)[:10],
+        "pending": list(selectors.payments_pending(project=project)),
+        "recent_payments": selectors.payment_list(project=project).exclude(status=PaymentStatus.PENDING)[:10],
         "refunds": selectors.refund_list(project=project)[:10],
         "trial": selectors.trial_active(project=project),
         "transfer_reference": selectors.transfer_reference(project),

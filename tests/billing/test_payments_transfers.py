@@ -6,6 +6,8 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.forms.models import model_to_dict
+from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
 from billing.models import LedgerEntry, Payment, Wallet
@@ -119,3 +121,30 @@ def test_a_bank_statement_csv_confirms_what_matches_and_lists_the_rest(customer,
 
 def _upload(text):
     return SimpleUploadedFile("statement.csv", text.encode(), content_type="text/csv")
+
+
+def test_the_api_reports_a_transfer_and_lists_payments(customer, user):
+    api = APIClient()
+    api.force_authenticate(user)
+    url = f"/api/v1/projects/{customer.slug}/payments/"
+    response = api.post(f"{url}transfers/", {"amount": "750.00", "utr": "UPI123456789"})
+    assert response.status_code == 201 and response.json()["status"] == "pending"
+    assert api.post(f"{url}transfers/", {"amount": "750.00", "utr": "UPI123456789"}).status_code == 409
+    assert api.post(f"{url}transfers/", {"amount": "-1", "utr": "UPI999999999"}).status_code == 400
+    assert [p["utr"] for p in api.get(url).json()["results"]] == ["UPI123456789"]
+
+
+def test_operators_edit_payment_settings_and_blank_keys_keep_the_stored_ones(payments_on, client, operator):
+    url = f"/admin/billing/paymentsettings/{payments_on.pk}/change/"
+    form = {
+        name: ("on" if value is True else "" if value is False else value)
+        for name, value in model_to_dict(payments_on).items()
+        if name not in ("id", "razorpay_keys") and value is not None
+    }
+    response = client.post(url, {**form, "key_secret": "rotated-secret", "trial_amount": "250"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    keys = selectors.razorpay_keys()
+    assert keys.key_secret == "rotated-secret" and keys.webhook_secret == "webhook-secret-of-the-tests"
+    assert selectors.payment_settings_get().trial_amount == D("250.00")
+    bad = client.post(url, {**form, "bank_ifsc": "hdfc123", "min_payment": "900", "max_payment": "100"})
+    assert bad.status_code == 200 and "IFSC" in bad.content.decode()
