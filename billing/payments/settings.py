@@ -10,6 +10,7 @@ import audit
 from controlplane.errors import InvalidInput
 
 from ..models import PaymentSettings
+from ..selectors import billing_settings_get
 from .selectors import KEY_FIELDS, payment_settings_get
 
 SETTINGS_FIELDS = tuple(
@@ -25,6 +26,13 @@ def payment_settings_validate(values: dict) -> dict[str, str]:
         values.get("upi_id") or (values.get("bank_account_number") and values.get("bank_ifsc"))
     ):
         errors["bank_transfer_enabled"] = "Give a UPI id, or an account number with its IFSC, to show customers."
+    billing = billing_settings_get()
+    if values.get("refund_voucher_prefix") in {
+        billing.invoice_prefix,
+        billing.credit_note_prefix,
+        billing.receipt_prefix,
+    }:
+        errors["refund_voucher_prefix"] = "Refund vouchers need their own prefix (invoices, credit notes, receipts)."
     return errors
 
 

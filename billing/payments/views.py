@@ -14,8 +14,8 @@ from accounts.views.common import with_project
 from controlplane.errors import InvalidInput
 
 from .. import selectors as billing_selectors
-from ..choices import PaymentStatus
 from ..api.views import pdf_response
+from ..choices import PaymentStatus
 from ..documents import pdf
 from ..services.ledger import amount_parse
 from . import selectors

@@ -179,3 +179,9 @@ def test_every_project_has_a_wallet_and_operators_credit_any_from_the_projects_l
     client.post("/admin/accounts/project/", {**data, "apply": "1", "amount": "25", "reason": "Launch credit"})
     assert balance(team) == D("125.00") and balance(owner.projects.get(kind="personal")) == D("25.00")
     assert AuditEvent.objects.filter(action="wallet.adjusted").count() == 2
+
+
+def test_refund_vouchers_need_their_own_prefix(supplier):
+    with pytest.raises(InvalidInput) as refused:
+        payment_settings_update(actor="operator:tests", refund_voucher_prefix="RV")
+    assert "own prefix" in refused.value.fields["refund_voucher_prefix"]
