@@ -10,11 +10,13 @@ from django.forms.models import model_to_dict
 from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
+from billing import services
 from billing.models import LedgerEntry, Payment, Wallet
 from billing.payments import selectors, transfers
+from compute.models import Plan
 from controlplane.errors import Conflict, InvalidInput
 from tests.fixtures.accounts import login_operator
-from tests.fixtures.billing import set_profile
+from tests.fixtures.billing import at, set_profile
 from tests.fixtures.factories import UserFactory
 
 D = Decimal
@@ -148,3 +150,20 @@ def test_operators_edit_payment_settings_and_blank_keys_keep_the_stored_ones(pay
     assert selectors.payment_settings_get().trial_amount == D("250.00")
     bad = client.post(url, {**form, "bank_ifsc": "hdfc123", "min_payment": "900", "max_payment": "100"})
     assert bad.status_code == 200 and "IFSC" in bad.content.decode()
+
+
+def test_the_wallet_page_says_what_the_machines_cost_and_how_long_the_balance_lasts(
+    customer, user, client, vm_factory, plan
+):
+    # Given ₹1,000 and one running and one stopped VM of a plan at ₹2.00 / ₹0.50 an hour (+18% GST)
+    Plan.objects.filter(pk=plan.pk).update(price_hourly_running=D("2.00"), price_hourly_stopped=D("0.50"))
+    vm_factory([(at("2026-12-01 10:00"), "active")], name="up")
+    vm_factory([(at("2026-12-01 10:00"), "stopped")], name="down")
+    services.wallet_topup(project=customer, amount="1000", actor="operator:tests", reason="cash")
+    burn = selectors.burn_rate(project=customer)
+    # Then 2.36 + 0.59 = ₹2.95 an hour, 730 hours a month, and 1000 / (2.95 x 24) = 14.1 days
+    assert (burn.running, burn.stopped, burn.hourly, burn.monthly) == (1, 1, D("2.95"), D("2153.50"))
+    assert burn.days_left == D("14.1")
+    client.force_login(user)
+    html = client.get(f"/billing/{customer.slug}/").content.decode()
+    assert "₹2.95/hour" in html and "14.1 days" in html and "72 hours below zero" in html
