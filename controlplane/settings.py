@@ -411,10 +411,19 @@ INVITATION_TTL_DAYS = env_int("INVITATION_TTL_DAYS", 7)
 # in Django admin (Billing settings); only the schedule of the jobs lives here.
 BILLING_CHARGE_INTERVAL_SECONDS = env_int("BILLING_CHARGE_INTERVAL_SECONDS", 600)
 BILLING_INVOICE_INTERVAL_SECONDS = env_int("BILLING_INVOICE_INTERVAL_SECONDS", 3600)
+BILLING_TRIAL_EXPIRY_INTERVAL_SECONDS = env_int("BILLING_TRIAL_EXPIRY_INTERVAL_SECONDS", 3600)
 EXTRA_BEAT_SCHEDULE = {
     "billing-charge-usage": {"task": "charge_usage", "schedule": float(BILLING_CHARGE_INTERVAL_SECONDS)},
     "billing-issue-invoices": {"task": "issue_monthly_invoices", "schedule": float(BILLING_INVOICE_INTERVAL_SECONDS)},
+    "billing-expire-trials": {"task": "expire_trial_credit", "schedule": float(BILLING_TRIAL_EXPIRY_INTERVAL_SECONDS)},
 }
+# Razorpay (docs/BILLING.md "Getting paid"): keys are normally entered in admin (Payment settings,
+# encrypted at rest); each variable set here wins over the stored value. RAZORPAY_API_URL points
+# the SDK elsewhere (the tests' local fake); leave it empty in production.
+RAZORPAY_KEY_ID = os.environ.get("RAZORPAY_KEY_ID", "")
+RAZORPAY_KEY_SECRET = os.environ.get("RAZORPAY_KEY_SECRET", "")
+RAZORPAY_WEBHOOK_SECRET = os.environ.get("RAZORPAY_WEBHOOK_SECRET", "")
+RAZORPAY_API_URL = os.environ.get("RAZORPAY_API_URL", "")
 
 # --- Portal (docs/PORTAL.md) -------------------------------------------------------
 # The security page lists the user's sessions; each is noted at most this often.
