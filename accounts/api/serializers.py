@@ -12,7 +12,8 @@ class ProjectSerializer(serializers.ModelSerializer):
     class Meta:
         model = Project
         fields = ["id", "name", "slug", "kind", "require_2fa", "suspended", "role", "member_count", "created_at"]
-        read_only_fields = ["slug", "kind", "created_at"]
+        # require_2fa is changed with PATCH (owners), not set at creation
+        read_only_fields = ["slug", "kind", "require_2fa", "created_at"]
 
 
 class ProjectUpdateSerializer(serializers.Serializer):
@@ -36,7 +37,7 @@ class RoleSerializer(serializers.Serializer):
 
 
 class InvitationSerializer(serializers.ModelSerializer):
-    invited_by = serializers.EmailField(source="invited_by.email", read_only=True, default=None)
+    invited_by = serializers.EmailField(source="invited_by.email", read_only=True, default=None, allow_null=True)
     role = serializers.ChoiceField(choices=Role.choices, default=Role.MEMBER)
 
     class Meta:

@@ -25,8 +25,8 @@ class WalletSerializer(serializers.ModelSerializer):
 
 
 class LedgerEntrySerializer(serializers.ModelSerializer):
-    invoice = serializers.SlugRelatedField(slug_field="number", read_only=True)
-    credit_note = serializers.SlugRelatedField(slug_field="number", read_only=True)
+    invoice = serializers.SlugRelatedField(slug_field="number", read_only=True, allow_null=True)
+    credit_note = serializers.SlugRelatedField(slug_field="number", read_only=True, allow_null=True)
     receipt = serializers.SerializerMethodField()
 
     class Meta:
@@ -159,11 +159,13 @@ class BillingProfileSerializer(serializers.ModelSerializer):
 
     state_code = serializers.ChoiceField(choices=[*STATES, ""], required=False, allow_blank=True)
     gstin = serializers.CharField(required=False, allow_blank=True)
+    updated_at = serializers.DateTimeField(
+        read_only=True, allow_null=True, help_text="null while the project has no billing profile yet."
+    )
 
     class Meta:
         model = BillingProfile
         fields = [*PROFILE_FIELDS, "updated_at"]
-        read_only_fields = ["updated_at"]
         extra_kwargs = {name: {"validators": []} for name in fields}
 
 

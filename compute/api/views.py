@@ -1,6 +1,7 @@
 """/api/v1/ for the compute domain. Every queryset is scoped to the caller's
 projects (operators see everything), so another project's object is a 404."""
 
+import django_filters
 from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
@@ -13,6 +14,7 @@ from accounts.selectors import project_require_role
 from compute import selectors, services
 from compute.choices import Action
 from compute.models import Hypervisor, Image, ImageReference, Operation, Plan, VirtualMachine, VMRequest
+from controlplane.api import IdFilter
 
 from .serializers import (
     ActionAcceptedSerializer,
@@ -147,10 +149,18 @@ class VirtualMachineViewSet(viewsets.ReadOnlyModelViewSet):
         return accepted(request, operation)
 
 
+class OperationFilter(django_filters.FilterSet):
+    vm = IdFilter(field_name="vm_id", help_text="Only this VM's operations (an unknown id gives an empty list).")
+
+    class Meta:
+        model = Operation
+        fields = ["state", "action", "vm"]
+
+
 class OperationViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = OperationSerializer
     queryset = Operation.objects.none()
-    filterset_fields = ["state", "action", "vm"]
+    filterset_class = OperationFilter
 
     def get_queryset(self):
         user = self.request.user

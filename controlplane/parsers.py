@@ -1,0 +1,63 @@
+"""The API's request parser (REST_FRAMEWORK DEFAULT_PARSER_CLASSES). Its own
+module: DRF imports the parser classes while rest_framework.views loads, which
+controlplane.api imports."""
+
+import codecs
+import json
+import math
+
+from django.conf import settings
+from rest_framework import exceptions, parsers, status
+
+
+class RequestTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "request_too_large"
+    default_detail = "The request body is too large."
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON.")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"The number {text} is out of range.")
+    return value
+
+
+def _too_deep(data, limit: int) -> bool:
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (value.values() if isinstance(value, dict) else value))
+    return False
+
+
+class JSONParser(parsers.JSONParser):
+    """The API's only parser: strict JSON (no NaN/Infinity, no number that
+    overflows to infinity), at most ``max_depth`` levels of nesting and
+    DATA_UPLOAD_MAX_MEMORY_SIZE bytes (413). Each is a clear 4xx, never a 500."""
+
+    max_depth = 32
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        raw = stream.read() if limit is None else stream.read(limit + 1)
+        if limit is not None and len(raw) > limit:
+            raise RequestTooLarge(f"The request body is larger than {limit} bytes.")
+        too_deep = f"JSON nested too deeply: at most {self.max_depth} levels."
+        try:
+            data = json.loads(codecs.decode(raw, encoding), parse_constant=_refuse_constant, parse_float=_finite_float)
+        except RecursionError:
+            raise exceptions.ParseError(too_deep) from None
+        except ValueError as exc:
+            raise exceptions.ParseError(f"JSON parse error: {exc}") from None
+        if _too_deep(data, self.max_depth):
+            raise exceptions.ParseError(too_deep)
+        return data
