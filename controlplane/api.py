@@ -146,7 +146,7 @@ class AutoSchema(_AutoSchema):
         return responses
 
 
-# -- Input: ids (JSON bodies: controlplane.parsers) -----------------------------------------
+# -- Input: ids (JSON bodies: controlplane.api_input) -----------------------------------------
 
 
 class IdField(serializers.PrimaryKeyRelatedField):
@@ -158,6 +158,42 @@ class IdField(serializers.PrimaryKeyRelatedField):
     def to_internal_value(self, data):
         if isinstance(data, bool) or not isinstance(data, int):
             self.fail("not_an_id")
+        return super().to_internal_value(data)
+
+
+# What JSON type each kind of field takes, as the schema says (DRF itself casts:
+# "name": 0 became "0", "read_only": 1 became true, "count": "7" became 7).
+_JSON_TYPES = (
+    (serializers.BooleanField, (bool,), "Must be true or false."),
+    (serializers.IntegerField, (int,), "Must be a whole number."),
+    (serializers.FloatField, (int, float), "Must be a number."),
+    (serializers.ListField, (list,), "Must be a list."),
+    (serializers.DictField, (dict,), "Must be an object."),
+    (serializers.JSONField, None, ""),
+    (serializers.ManyRelatedField, (list,), "Must be a list."),
+    (serializers.ListSerializer, (list,), "Must be a list."),
+    (serializers.BaseSerializer, (dict,), "Must be an object."),
+    (IdField, None, ""),  # IdField says it itself
+    (serializers.Field, (str,), "Must be a string."),  # text, choices, dates, decimals, slugs
+)
+
+
+class JSONTypesMixin:
+    """For API serializers that take input: each field gets the JSON type the
+    schema gives it, or a 400 naming the field."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            errors = {}
+            for field in self._writable_fields:
+                value = data.get(field.field_name)
+                if value is None:  # absent, or null: DRF's own required / allow_null rules
+                    continue
+                types, message = next((t, m) for kind, t, m in _JSON_TYPES if isinstance(field, kind))
+                if types and (isinstance(value, bool) and bool not in types or not isinstance(value, types)):
+                    errors[field.field_name] = [message]
+            if errors:
+                raise serializers.ValidationError(errors)
         return super().to_internal_value(data)
 
 

@@ -251,7 +251,7 @@ REST_FRAMEWORK = {
         "accounts.permissions.ReadOnlyTokenPermission",
     ],
     # JSON in, JSON out; the browsable HTML API only for a developer (DEBUG, not production).
-    "DEFAULT_PARSER_CLASSES": ["controlplane.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["controlplane.api_input.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         *(["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG and not PRODUCTION else []),
@@ -270,7 +270,7 @@ REST_FRAMEWORK = {
         "user": os.environ.get("API_THROTTLE_USER", "1200/min"),
     },
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
+        "controlplane.api_input.FilterBackend",  # django-filter's, refusing ?filter= with no value
         "rest_framework.filters.OrderingFilter",
     ],
 }

@@ -1,6 +1,8 @@
 from django.urls import reverse
 from rest_framework import serializers
 
+from controlplane.api import JSONTypesMixin
+
 from ..gst import STATES
 from ..models import BillingProfile, CreditNote, Invoice, InvoiceLine, LedgerEntry, ReceiptVoucher, Wallet
 from ..services.config import PROFILE_FIELDS
@@ -154,7 +156,7 @@ class ReceiptSerializer(DocumentSerializer):
         fields = DOCUMENT_FIELDS + ["payment_mode", "payment_reference"]
 
 
-class BillingProfileSerializer(serializers.ModelSerializer):
+class BillingProfileSerializer(JSONTypesMixin, serializers.ModelSerializer):
     """Validation is the service's (billing_profile_validate): one set of rules."""
 
     state_code = serializers.ChoiceField(choices=[*STATES, ""], required=False, allow_blank=True)

@@ -3,7 +3,7 @@ from rest_framework import serializers
 from accounts.models import Project
 from accounts.selectors import project_list_for_user
 from compute.models import Hypervisor, Image, Operation, Plan, VirtualMachine, VMRequest
-from controlplane.api import IdField
+from controlplane.api import IdField, JSONTypesMixin
 
 
 class PlanSerializer(serializers.ModelSerializer):
@@ -108,7 +108,7 @@ class VirtualMachineSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class VMRequestSerializer(serializers.ModelSerializer):
+class VMRequestSerializer(JSONTypesMixin, serializers.ModelSerializer):
     url = serializers.HyperlinkedIdentityField(view_name="vmrequest-detail")
     project = serializers.SlugRelatedField(
         slug_field="slug",
@@ -160,7 +160,7 @@ class VMRequestSerializer(serializers.ModelSerializer):
         return vm.pk if vm else None
 
 
-class RejectSerializer(serializers.Serializer):
+class RejectSerializer(JSONTypesMixin, serializers.Serializer):
     reason = serializers.CharField(max_length=500)
 
 

@@ -65,6 +65,27 @@ def test_a_plan_that_is_not_a_whole_number_is_refused_not_truncated(api, project
     assert not VMRequest.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "url, body, field, message",
+    [
+        ("/api/v1/projects/", {"name": 0}, "name", "Must be a string."),
+        ("/api/v1/tokens/", {"name": "ci", "read_only": 1}, "read_only", "Must be true or false."),
+        ("/api/v1/tokens/", {"name": ["ci"]}, "name", "Must be a string."),
+    ],
+)
+def test_json_values_of_the_wrong_type_are_refused_not_cast(api, url, body, field, message):
+    response = api.post(url, body, format="json")
+    assert response.status_code == 400
+    assert _error(response)["fields"] == {field: [message]}
+
+
+@pytest.mark.parametrize("query", ["status=", "status=nonsense"])
+def test_a_filter_without_a_valid_value_is_a_400(api, query):
+    response = api.get(f"/api/v1/vm-requests/?{query}")
+    assert response.status_code == 400
+    assert list(_error(response)["fields"]) == ["status"]
+
+
 # -- bodies -----------------------------------------------------------------------------------
 
 

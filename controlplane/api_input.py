@@ -1,12 +1,14 @@
-"""The API's request parser (REST_FRAMEWORK DEFAULT_PARSER_CLASSES). Its own
-module: DRF imports the parser classes while rest_framework.views loads, which
-controlplane.api imports."""
+"""How the API reads a request: the JSON parser and the filter backend
+(REST_FRAMEWORK DEFAULT_PARSER_CLASSES / DEFAULT_FILTER_BACKENDS). Their own
+module: DRF imports the classes in those settings while rest_framework.views
+loads, and controlplane.api imports rest_framework.views."""
 
 import codecs
 import json
 import math
 
 from django.conf import settings
+from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import exceptions, parsers, status
 
 
@@ -61,3 +63,16 @@ class JSONParser(parsers.JSONParser):
         if _too_deep(data, self.max_depth):
             raise exceptions.ParseError(too_deep)
         return data
+
+
+class FilterBackend(DjangoFilterBackend):
+    """django-filter, except that a filter given with an empty value (``?status=``)
+    is a 400: the schema lists the values a filter takes, and "" is not one."""
+
+    def get_filterset(self, request, queryset, view):
+        filterset = super().get_filterset(request, queryset, view)
+        if filterset is not None:
+            empty = [name for name in filterset.filters if request.query_params.get(name, None) == ""]
+            if empty:
+                raise exceptions.ValidationError({name: ["Give a value or leave the parameter out."] for name in empty})
+        return filterset
