@@ -11,6 +11,7 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import RegexValidator
 from django.http import Http404, JsonResponse
 from django.views.defaults import bad_request, page_not_found, permission_denied, server_error
 from drf_spectacular.openapi import AutoSchema as _AutoSchema
@@ -118,6 +119,7 @@ class AutoSchema(_AutoSchema):
             and isinstance(field, serializers.CharField)
             and field.trim_whitespace
             and not field.allow_blank
+            and not any(isinstance(validator, RegexValidator) for validator in field.validators)
         ):
             schema["pattern"] = r"\S"
         return schema
@@ -204,6 +206,13 @@ class IdFilter(django_filters.NumberFilter):
     ModelChoiceFilter answers 400 for the second: an existence leak)."""
 
     field_class = forms.IntegerField
+
+
+@extend_schema_field({"type": "string", "pattern": f"^{SLUG_PATTERN}$"})
+class SlugFilter(django_filters.CharFilter):
+    """``?project__slug=<slug>``-style filters: a slug or a 400 (not any text)."""
+
+    field_class = forms.SlugField
 
 
 # -- Views under /api/v1/projects/{slug}/ ------------------------------------------------------

@@ -7,6 +7,7 @@ import codecs
 import json
 import math
 
+from django import forms
 from django.conf import settings
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import exceptions, parsers, status
@@ -66,13 +67,18 @@ class JSONParser(parsers.JSONParser):
 
 
 class FilterBackend(DjangoFilterBackend):
-    """django-filter, except that a filter given with an empty value (``?status=``)
-    is a 400: the schema lists the values a filter takes, and "" is not one."""
+    """django-filter, except that a choice or number filter given an empty value
+    (``?status=``) is a 400, not ignored: the schema lists the values it takes, and
+    "" is not one. (For a text filter "" is a string like any other.)"""
 
     def get_filterset(self, request, queryset, view):
         filterset = super().get_filterset(request, queryset, view)
         if filterset is not None:
-            empty = [name for name in filterset.filters if request.query_params.get(name, None) == ""]
+            empty = [
+                name
+                for name, field in filterset.filters.items()
+                if request.query_params.get(name) == "" and field.field_class is not forms.CharField
+            ]
             if empty:
                 raise exceptions.ValidationError({name: ["Give a value or leave the parameter out."] for name in empty})
         return filterset

@@ -145,6 +145,7 @@ class VMRequestSerializer(JSONTypesMixin, serializers.ModelSerializer):
         ]
         read_only_fields = ["status", "requester", "decided_by", "decided_at", "reason", "created_at"]
         extra_kwargs = {"user_data": {"write_only": True}}
+        validators = []  # a name taken is the service's 409, not the model constraint's 400
 
     def get_fields(self):
         """Only the caller's projects can be named, so another tenant's slug and

@@ -14,7 +14,7 @@ from accounts.selectors import project_require_role
 from compute import selectors, services
 from compute.choices import Action
 from compute.models import Hypervisor, Image, ImageReference, Operation, Plan, VirtualMachine, VMRequest
-from controlplane.api import IdFilter
+from controlplane.api import IdFilter, SlugFilter
 
 from .serializers import (
     ActionAcceptedSerializer,
@@ -105,10 +105,18 @@ class VMRequestViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         return Response(self.get_serializer(vm_request).data)
 
 
+class VirtualMachineFilter(django_filters.FilterSet):
+    project__slug = SlugFilter(field_name="project__slug", help_text="Only this project's VMs.")
+
+    class Meta:
+        model = VirtualMachine
+        fields = ["status", "power_state", "project__slug"]
+
+
 class VirtualMachineViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = VirtualMachineSerializer
     queryset = VirtualMachine.objects.none()
-    filterset_fields = ["status", "power_state", "project__slug"]
+    filterset_class = VirtualMachineFilter
     ordering_fields = ["name", "created_at", "status"]
 
     def get_queryset(self):
