@@ -250,6 +250,13 @@ REST_FRAMEWORK = {
         "rest_framework.permissions.IsAuthenticated",
         "accounts.permissions.ReadOnlyTokenPermission",
     ],
+    # JSON in, JSON out; the browsable HTML API only for a developer (DEBUG, not production).
+    "DEFAULT_PARSER_CLASSES": ["controlplane.api_input.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        *(["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG and not PRODUCTION else []),
+    ],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DEFAULT_SCHEMA_CLASS": "controlplane.api.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
@@ -263,7 +270,7 @@ REST_FRAMEWORK = {
         "user": os.environ.get("API_THROTTLE_USER", "1200/min"),
     },
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
+        "controlplane.api_input.FilterBackend",  # django-filter's, refusing ?filter= with no value
         "rest_framework.filters.OrderingFilter",
     ],
 }
@@ -281,6 +288,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ActionEnum": "compute.choices.Action",
         "VMStatusEnum": "compute.choices.VMStatus",
+        # Without it VMRequest's status enum is named VMStatusEnum too (COMPONENT_SPLIT_REQUEST cuts
+        # "Request" off the component name) and one of the two choice sets silently wins.
+        "VMRequestStatusEnum": "compute.choices.RequestStatus",
         "PowerStateEnum": "compute.choices.PowerState",
         "OperationStateEnum": "compute.choices.OperationState",
     },
