@@ -115,6 +115,11 @@ class VMRequestSerializer(serializers.ModelSerializer):
     requester = serializers.EmailField(source="requester.email", read_only=True)
     decided_by = serializers.EmailField(source="decided_by.email", read_only=True, default=None)
     vm = serializers.SerializerMethodField()
+    ssh_key = serializers.IntegerField(
+        write_only=True,
+        required=False,
+        help_text="Id of a saved SSH key (yours or the project's, /api/v1/ssh-keys/) instead of ssh_public_key.",
+    )
 
     class Meta:
         model = VMRequest
@@ -127,6 +132,7 @@ class VMRequestSerializer(serializers.ModelSerializer):
             "hypervisor",
             "name",
             "ssh_public_key",
+            "ssh_key",
             "user_data",
             "status",
             "requester",
