@@ -433,3 +433,25 @@ METRICS_LATENCY_WINDOW_SECONDS = env_int("METRICS_LATENCY_WINDOW_SECONDS", 3600)
 BEAT_LOCK_URL = os.environ.get("BEAT_LOCK_URL", "")
 BEAT_LOCK_KEY = os.environ.get("BEAT_LOCK_KEY", "controlplane:beat")
 BEAT_LOCK_TTL_SECONDS = float(os.environ.get("BEAT_LOCK_TTL_SECONDS", "30"))
+
+# --- Notifications and webhooks (docs/NOTIFICATIONS.md) ------------------------
+INSTALLED_APPS.append("notifications")
+# The operator's name on emails (subject prefix, header, signature) and webhook User-Agent.
+OPERATOR_NAME = os.environ.get("OPERATOR_NAME", "Control Plane")
+NOTIFY_RELAY_INTERVAL_SECONDS = float(os.environ.get("NOTIFY_RELAY_INTERVAL_SECONDS", "5"))
+EXTRA_BEAT_SCHEDULE["notifications-relay"] = {"task": "relay_audit_events", "schedule": NOTIFY_RELAY_INTERVAL_SECONDS}
+WEBHOOKS = {
+    "TIMEOUT_SECONDS": float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10")),
+    # Attempts per delivery, with exponential backoff (base·2^(n-1), capped, with jitter) between them.
+    "MAX_ATTEMPTS": env_int("WEBHOOK_MAX_ATTEMPTS", 10),
+    "RETRY_BASE_SECONDS": float(os.environ.get("WEBHOOK_RETRY_BASE_SECONDS", "10")),
+    "RETRY_MAX_SECONDS": float(os.environ.get("WEBHOOK_RETRY_MAX_SECONDS", "3600")),
+    # A retry this soon is scheduled as a countdown task; a later one is re-published by the relay.
+    "COUNTDOWN_MAX": min(300.0, CELERY_VISIBILITY_TIMEOUT / 2),
+    "REPUBLISH_AFTER_SECONDS": env_int("WEBHOOK_REPUBLISH_AFTER_SECONDS", 30),
+    # An endpoint is disabled (and its owner emailed) after this many failed attempts in a row.
+    "DISABLE_AFTER_FAILURES": env_int("WEBHOOK_DISABLE_AFTER_FAILURES", 50),
+    # Project webhooks may not call private/loopback addresses unless this is on (operators' global ones may).
+    "ALLOW_PRIVATE_TARGETS": env_bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", False),
+    "REQUIRE_HTTPS": env_bool("WEBHOOK_REQUIRE_HTTPS", PRODUCTION),
+}

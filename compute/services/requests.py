@@ -11,7 +11,6 @@ from accounts.selectors import project_require_role, ssh_key_get_available
 from accounts.sshkeys import InvalidSSHKey, ssh_key_parse
 from compute.choices import Action, GuestType, RequestStatus, VMStatus
 from compute.models import Hypervisor, Image, ImageReference, Plan, VirtualMachine, VMRequest, VMStatusEvent
-from compute.notifications import notify_request_decided
 from controlplane.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 from .operations import operation_create
@@ -115,7 +114,12 @@ def vm_request_create(
         action="request.created",
         target=vm_request,
         project=project,
-        details={"plan": plan.name, "image": image.name, "hypervisor": hypervisor.name},
+        details={
+            "plan": plan.name,
+            "image": image.name,
+            "hypervisor": hypervisor.name,
+            "needs_approval": plan.requires_approval and not user.is_trusted,
+        },
         request=request,
     )
     if not plan.requires_approval or user.is_trusted:
@@ -188,8 +192,6 @@ def vm_request_approve(*, vm_request: VMRequest, actor, auto: bool = False, requ
         project=vm_request.project,
         details={"request": vm_request.pk},
     )
-    if not auto:
-        notify_request_decided(vm_request)
     return vm
 
 
@@ -219,7 +221,6 @@ def vm_request_reject(*, vm_request: VMRequest, actor, reason: str, request=None
         details={"reason": vm_request.reason},
         request=request,
     )
-    notify_request_decided(vm_request)
     return vm_request
 
 

@@ -33,6 +33,7 @@ SECTION_URLS = {
     "billing": "billing:wallet",
     "members": "accounts:project_detail",
     "audit": "audit:project_events",
+    "webhooks": "notifications:webhooks",
 }
 
 
