@@ -14,6 +14,7 @@ from .services.webhooks import endpoint_fields_clean
 
 
 class WebhookEndpointAdminForm(forms.ModelForm):
+    url = forms.URLField(max_length=500, assume_scheme="https")
     event_types = forms.MultipleChoiceField(choices=EventType.choices, widget=forms.CheckboxSelectMultiple)
 
     class Meta:

@@ -4,7 +4,9 @@ from .choices import EventType
 
 
 class WebhookEndpointForm(forms.Form):
-    url = forms.URLField(max_length=500, label="URL", help_text="Receives a signed POST for each event.")
+    url = forms.URLField(
+        max_length=500, assume_scheme="https", label="URL", help_text="Receives a signed POST for each event."
+    )
     description = forms.CharField(max_length=200, required=False)
     event_types = forms.MultipleChoiceField(
         choices=EventType.choices,
