@@ -68,15 +68,14 @@ def test_a_built_vm_is_delivered_signed_and_a_500_is_retried(
         Webhook("whsec_" + "A" * 44).verify(receiver.requests[-1].body, receiver.requests[-1].headers)
 
     # And the delivery log has each response code
-    codes = list(WebhookAttempt.objects.filter(delivery=delivery).order_by("number").values_list("status_code", flat=True))
+    attempts = WebhookAttempt.objects.filter(delivery=delivery).order_by("number")
+    codes = list(attempts.values_list("status_code", flat=True))
     assert codes == [500, 500, 200]
     endpoint.refresh_from_db()
     assert endpoint.consecutive_failures == 0 and endpoint.enabled
 
 
-def test_every_event_is_one_delivery_with_its_own_id_even_with_concurrent_relays(
-    live_worker, receiver, user, project
-):
+def test_every_event_is_one_delivery_with_its_own_id_even_with_concurrent_relays(live_worker, receiver, user, project):
     # Given two endpoints (one global) and eight payments
     _endpoint(user, project, receiver.url, EventType.PAYMENT_RECEIVED)
     operator = UserFactory(is_staff=True)
@@ -99,9 +98,7 @@ def test_every_event_is_one_delivery_with_its_own_id_even_with_concurrent_relays
     assert Notification.objects.filter(event_type=EventType.PAYMENT_RECEIVED).count() == 9
 
 
-def test_an_endpoint_that_keeps_failing_is_disabled_and_its_owner_emailed(
-    live_worker, receiver, user, project
-):
+def test_an_endpoint_that_keeps_failing_is_disabled_and_its_owner_emailed(live_worker, receiver, user, project):
     # Given an endpoint that always answers 500 (tests: 4 attempts per delivery, disabled after 6 in a row)
     receiver.default = 500
     endpoint, _ = _endpoint(user, project, receiver.url, EventType.PAYMENT_RECEIVED)
@@ -115,7 +112,8 @@ def test_an_endpoint_that_keeps_failing_is_disabled_and_its_owner_emailed(
     wait_for(lambda: not WebhookEndpoint.objects.get(pk=endpoint.pk).enabled, timeout=60, message="disable")
     wait_for(_deliveries_done(3), timeout=30, message="deliveries to stop")
     endpoint.refresh_from_db()
-    assert endpoint.consecutive_failures == 6 and "6 failed attempts in a row; last: HTTP 500" in endpoint.disabled_reason
+    assert endpoint.consecutive_failures == 6
+    assert "6 failed attempts in a row; last: HTTP 500" in endpoint.disabled_reason
     assert len(receiver.requests) == 6
 
     # And the owner gets a notification and an email (the next relay run)
