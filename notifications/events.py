@@ -9,6 +9,7 @@ records a matching audit action and a row is added here.
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 
 from django.urls import reverse
 
@@ -16,6 +17,7 @@ from accounts.choices import Role
 from accounts.models import Membership, Project, User
 from audit.choices import Action
 from audit.models import AuditEvent
+from billing.money import format_inr
 from compute.models import VirtualMachine, VMRequest
 
 from .choices import Audience, EventType
@@ -108,6 +110,13 @@ def recipients(event: AuditEvent, route: Route) -> list[User]:
     return list(User.objects.filter(pk__in=ids - {None}, is_active=True))
 
 
+def _inr(value) -> str:
+    try:
+        return "₹" + format_inr(Decimal(str(value)))
+    except (InvalidOperation, ValueError):
+        return "₹?"
+
+
 def _vm_name(event: AuditEvent) -> str:
     return event.target_repr.split(" (")[0] or "your VM"
 
@@ -137,16 +146,16 @@ def describe(event: AuditEvent, event_type: str, project: Project | None) -> Mes
         return Message(f"Your VM request {request.name} was {decision}", body, url)
     wallet_url = reverse("billing:wallet", args=[slug]) if slug else ""
     if event_type == EventType.PROJECT_SUSPENDED:
-        reason = details.get("reason") or f"the wallet is below zero (balance ₹{details.get('balance', '?')})"
+        reason = details.get("reason") or f"the wallet is below zero (balance {_inr(details.get('balance'))})"
         return Message(f"Project {project} is suspended", f"VMs were stopped because {reason}.", wallet_url)
     if event_type == EventType.PROJECT_UNSUSPENDED:
         return Message(f"Project {project} works again", "The suspension was lifted.", wallet_url)
     if event_type == EventType.PAYMENT_RECEIVED:
-        body = f"Receipt {details.get('receipt', '-')}; balance now ₹{details.get('balance', '?')}."
-        return Message(f"Payment of ₹{details.get('amount', '?')} received{where}", body, wallet_url)
+        body = f"Receipt {details.get('receipt', '-')}; balance now {_inr(details.get('balance'))}."
+        return Message(f"Payment of {_inr(details.get('amount'))} received{where}", body, wallet_url)
     if event_type == EventType.INVOICE_ISSUED:
         url = reverse("billing:documents", args=[slug]) if slug else ""
-        body = f"Total ₹{details.get('total', '?')}."
+        body = f"Total {_inr(details.get('total'))}."
         return Message(f"Invoice {details.get('number', '')} issued{where}", body, url)
     if event_type == EventType.WEBHOOK_DISABLED:
         body = f"{details.get('reason', '')} Fix the receiver, then enable the endpoint again."
