@@ -437,6 +437,7 @@ BEAT_LOCK_TTL_SECONDS = float(os.environ.get("BEAT_LOCK_TTL_SECONDS", "30"))
 # --- Notifications and webhooks (docs/NOTIFICATIONS.md) ------------------------
 INSTALLED_APPS.append("notifications")
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["EventTypeEnum"] = "notifications.choices.EventType"
+TEMPLATES[0]["OPTIONS"]["context_processors"].append("notifications.context.notification_bell")
 # The operator's name on emails (subject prefix, header, signature) and webhook User-Agent.
 OPERATOR_NAME = os.environ.get("OPERATOR_NAME", "Control Plane")
 NOTIFY_RELAY_INTERVAL_SECONDS = float(os.environ.get("NOTIFY_RELAY_INTERVAL_SECONDS", "5"))

@@ -135,7 +135,10 @@ def describe(event: AuditEvent, event_type: str, project: Project | None) -> Mes
         action = str(details.get("action", "operation"))
         error = details.get("error") or "no reason given"
         return Message(f"{action.capitalize()} of VM {_vm_name(event)} failed", f"{error}", vm_url)
-    request = VMRequest.objects.filter(pk=_target_pk(event, VMRequest)).select_related("plan", "requester").first()
+    request = None
+    if event_type in (EventType.APPROVAL_NEEDED, EventType.APPROVAL_DECIDED):
+        requests = VMRequest.objects.select_related("plan", "requester")
+        request = requests.filter(pk=_target_pk(event, VMRequest)).first()
     if event_type == EventType.APPROVAL_NEEDED and request is not None:
         body = f"{request.requester} asks for {request.name} ({request.plan}){where}."
         return Message(f"VM request {request.name} needs approval", body, reverse("admin:compute_vmrequest_changelist"))

@@ -5,7 +5,6 @@ from . import views
 app_name = "notifications"
 urlpatterns = [
     path("notifications/", views.notification_list, name="list"),
-    path("notifications/bell/", views.notification_bell, name="bell"),
     path("notifications/read/", views.notification_read, name="read"),
     path("notifications/preferences/", views.preferences, name="preferences"),
     path("projects/<slug:slug>/webhooks/", views.webhook_list, name="webhooks"),

@@ -36,13 +36,6 @@ def notification_list(request):
     return render(request, "notifications/list.html", {"page": page, "unread": unread})
 
 
-@login_required
-def notification_bell(request):
-    """The bell's count, fetched by htmx after the page loads (and every minute)."""
-    count = selectors.notification_unread_count(user=request.user)
-    return render(request, "notifications/_bell_count.html", {"count": count})
-
-
 @require_POST
 @login_required
 def notification_read(request):
