@@ -442,6 +442,9 @@ TEMPLATES[0]["OPTIONS"]["context_processors"].append("notifications.context.noti
 OPERATOR_NAME = os.environ.get("OPERATOR_NAME", "Control Plane")
 NOTIFY_RELAY_INTERVAL_SECONDS = float(os.environ.get("NOTIFY_RELAY_INTERVAL_SECONDS", "5"))
 EXTRA_BEAT_SCHEDULE["notifications-relay"] = {"task": "relay_audit_events", "schedule": NOTIFY_RELAY_INTERVAL_SECONDS}
+# Finished webhook deliveries and read notifications are removed after this many days (daily job).
+NOTIFY_RETENTION_DAYS = env_int("NOTIFY_RETENTION_DAYS", 90)
+EXTRA_BEAT_SCHEDULE["notifications-purge"] = {"task": "purge_notifications", "schedule": 24 * 3600.0}
 WEBHOOKS = {
     "TIMEOUT_SECONDS": float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10")),
     # Attempts per delivery, with exponential backoff (base·2^(n-1), capped, with jitter) between them.

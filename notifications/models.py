@@ -148,12 +148,11 @@ class WebhookAttempt(models.Model):
 
     delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log")
     number = models.PositiveSmallIntegerField()
-    at = models.DateTimeField()
+    at = models.DateTimeField(help_text="When the request was sent.")
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     error = models.CharField(max_length=300, blank=True)
     response_body = models.CharField(max_length=500, blank=True, help_text="The start of the response body.")
     duration_ms = models.PositiveIntegerField(default=0)
-    manual = models.BooleanField(default=False, help_text="A redelivery someone asked for.")
 
     class Meta:
         ordering = ["-id"]

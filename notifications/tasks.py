@@ -25,3 +25,9 @@ def send_notification_email(notification_id: int) -> str:
 @shared_task(name="deliver_webhook")
 def deliver_webhook(delivery_id: int) -> str:
     return services.webhook_delivery_attempt(delivery_id=delivery_id)
+
+
+@shared_task(name="purge_notifications")
+def purge_notifications() -> dict:
+    """Beat, daily: finished deliveries and read notifications past the retention."""
+    return services.notifications_purge()

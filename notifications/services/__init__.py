@@ -9,6 +9,7 @@ from .delivery import (
 )
 from .inbox import notification_email_send, notification_emails_republish, notification_mark_read, preferences_set
 from .relay import audit_events_relay
+from .retention import notifications_purge
 from .webhooks import (
     webhook_delivery_redeliver,
     webhook_endpoint_create,
@@ -23,6 +24,7 @@ __all__ = [
     "notification_email_send",
     "notification_emails_republish",
     "notification_mark_read",
+    "notifications_purge",
     "preferences_set",
     "signed_request",
     "webhook_deliveries_republish",

@@ -12,7 +12,8 @@ import json
 import logging
 import random
 import time
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import requests
 from django.conf import settings
@@ -67,23 +68,37 @@ def _claim(delivery_id: int) -> WebhookDelivery | None:
     return WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
 
 
-def _post(delivery: WebhookDelivery) -> tuple[int | None, str, str, int]:
-    """(status code, error, start of the body, milliseconds). Never raises."""
-    endpoint = delivery.endpoint
+@dataclass(frozen=True)
+class Outcome:
+    sent_at: datetime
+    status_code: int | None = None
+    error: str = ""
+    response_body: str = ""
+    duration_ms: int = 0
+
+
+def _post(delivery: WebhookDelivery) -> Outcome:
+    """One signed POST; never raises (a refusal, a timeout or a non-2xx is ``error``)."""
+    endpoint, sent_at = delivery.endpoint, timezone.now()
     refusal = target_refusal(endpoint.url) if endpoint.project_id else ""
     if refusal:
-        return None, refusal, "", 0
-    body, headers = signed_request(delivery=delivery, secret=endpoint.secret, at=timezone.now())
+        return Outcome(sent_at=sent_at, error=refusal)
+    body, headers = signed_request(delivery=delivery, secret=endpoint.secret, at=sent_at)
     started = time.monotonic()
     try:
         response = requests.post(
             endpoint.url, data=body, headers=headers, timeout=_conf("TIMEOUT_SECONDS"), allow_redirects=False
         )
     except requests.RequestException as exc:
-        return None, f"{type(exc).__name__}: {exc}"[:300], "", int((time.monotonic() - started) * 1000)
-    elapsed = int((time.monotonic() - started) * 1000)
-    error = "" if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
-    return response.status_code, error, response.text[:500], elapsed
+        elapsed = int((time.monotonic() - started) * 1000)
+        return Outcome(sent_at=sent_at, error=f"{type(exc).__name__}: {exc}"[:300], duration_ms=elapsed)
+    return Outcome(
+        sent_at=sent_at,
+        status_code=response.status_code,
+        error="" if 200 <= response.status_code < 300 else f"HTTP {response.status_code}",
+        response_body=response.text[:500],
+        duration_ms=int((time.monotonic() - started) * 1000),
+    )
 
 
 def webhook_delivery_attempt(*, delivery_id: int) -> str:
@@ -96,24 +111,23 @@ def webhook_delivery_attempt(*, delivery_id: int) -> str:
             state=DeliveryState.FAILED, last_error="The endpoint is disabled.", finished_at=timezone.now()
         )
         return "endpoint-disabled"
-    status, error, response_body, elapsed = _post(delivery)
-    return _record(delivery, status=status, error=error, response_body=response_body, elapsed=elapsed)
+    return _record(delivery, _post(delivery))
 
 
 @transaction.atomic
-def _record(delivery: WebhookDelivery, *, status: int | None, error: str, response_body: str, elapsed: int) -> str:
-    now = timezone.now()
+def _record(delivery: WebhookDelivery, result: Outcome) -> str:
+    now, error = timezone.now(), result.error
     mine = WebhookDelivery.objects.filter(pk=delivery.pk, state=DeliveryState.PENDING, attempts=delivery.attempts)
     WebhookAttempt.objects.create(
         delivery=delivery,
         number=delivery.attempts,
-        at=now,
-        status_code=status,
+        at=result.sent_at,
+        status_code=result.status_code,
         error=error,
-        response_body=response_body,
-        duration_ms=elapsed,
+        response_body=result.response_body,
+        duration_ms=result.duration_ms,
     )
-    outcome = {"last_status_code": status, "last_error": error, "lease_until": None}
+    outcome = {"last_status_code": result.status_code, "last_error": error, "lease_until": None}
     if not error:
         mine.update(state=DeliveryState.SUCCEEDED, finished_at=now, **outcome)
         WebhookEndpoint.objects.filter(pk=delivery.endpoint_id).update(consecutive_failures=0)

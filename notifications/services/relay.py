@@ -34,10 +34,11 @@ def _email_wanted(user_ids: list[int], event_type: str) -> dict[int, bool]:
     return {pk: chosen.get(pk, default) for pk in user_ids}
 
 
-def _subscribed(endpoint: WebhookEndpoint, event_type: str, project_id: int | None) -> bool:
-    if event_type not in endpoint.event_types:
+def _subscribed(endpoint: WebhookEndpoint, event: AuditEvent, event_type: str) -> bool:
+    """Subscribed to the type, in the event's project (or global), and made before the event."""
+    if event_type not in endpoint.event_types or event.created_at < endpoint.created_at:
         return False
-    return endpoint.project_id is None or endpoint.project_id == project_id
+    return endpoint.project_id is None or endpoint.project_id == event.project_id
 
 
 def _fan_out(event: AuditEvent, route, project, endpoints, now) -> tuple[list, list]:
@@ -67,7 +68,7 @@ def _fan_out(event: AuditEvent, route, project, endpoints, now) -> tuple[list, l
             next_attempt_at=now,
         )
         for endpoint in endpoints
-        if _subscribed(endpoint, route.event_type, event.project_id)
+        if _subscribed(endpoint, event, route.event_type)
     ]
     return notifications, deliveries
 

@@ -105,3 +105,25 @@ class BrokenBackend:
 
     def send_messages(self, messages):
         raise ConnectionRefusedError("mail server refused")
+
+
+def test_purge_removes_finished_deliveries_and_read_notifications_only(user, project):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from notifications.models import WebhookDelivery
+
+    endpoint, _ = services.webhook_endpoint_create(
+        actor=user, project=project, url="https://hooks.example.com/x", event_types=[EventType.PAYMENT_RECEIVED]
+    )
+    for amount in ("1.00", "2.00"):
+        wallet_topup(project=project, amount=amount, actor="system:tests", payment_mode="test")
+    relay_here_and_send_emails()
+    old = timezone.now() - timedelta(days=100)
+    first, second = WebhookDelivery.objects.order_by("id")
+    WebhookDelivery.objects.filter(pk=first.pk).update(state="succeeded", finished_at=old)
+    Notification.objects.filter(pk=Notification.objects.order_by("id").first().pk).update(read_at=old)
+    assert services.notifications_purge()["notifications"] == 1
+    assert list(WebhookDelivery.objects.values_list("pk", flat=True)) == [second.pk]
+    assert Notification.objects.count() == 2 and not Notification.objects.filter(read_at__isnull=False).exists()

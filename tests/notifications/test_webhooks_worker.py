@@ -87,14 +87,15 @@ def test_every_event_is_one_delivery_with_its_own_id_even_with_concurrent_relays
     for _ in range(3):
         relay_on_worker()
 
-    # Then the 8 payments made after the endpoints existed (+ the fixture's earlier one) arrive once per endpoint
-    rows = wait_for(_deliveries_done(18), timeout=60, message="18 deliveries")
+    # Then the 8 payments made after the endpoints existed arrive once per endpoint
+    # (the fixture's earlier top-up is older than both endpoints: notified, not delivered)
+    rows = wait_for(_deliveries_done(16), timeout=60, message="16 deliveries")
     assert all(d.state == DeliveryState.SUCCEEDED for d in rows)
     ids = receiver.ok_ids()
-    assert len(ids) == 18 and len(set(ids)) == 18
+    assert len(ids) == 16 and len(set(ids)) == 16
     assert sorted(ids) == sorted(d.message_id for d in rows)
     event_ids = [json.loads(r.body)["data"]["event_id"] for r in receiver.requests]
-    assert len(set(event_ids)) == 9  # each event twice: once per endpoint
+    assert len(set(event_ids)) == 8  # each event twice: once per endpoint
     assert Notification.objects.filter(event_type=EventType.PAYMENT_RECEIVED).count() == 9
 
 
@@ -110,11 +111,13 @@ def test_an_endpoint_that_keeps_failing_is_disabled_and_its_owner_emailed(live_w
 
     # Then the endpoint is disabled after 6 failed attempts, and nothing is pending any more
     wait_for(lambda: not WebhookEndpoint.objects.get(pk=endpoint.pk).enabled, timeout=60, message="disable")
-    wait_for(_deliveries_done(3), timeout=30, message="deliveries to stop")
+    wait_for(_deliveries_done(2), timeout=30, message="deliveries to stop")
     endpoint.refresh_from_db()
-    assert endpoint.consecutive_failures == 6
     assert "6 failed attempts in a row; last: HTTP 500" in endpoint.disabled_reason
-    assert len(receiver.requests) == 6
+    # No attempt starts once it is disabled (one already on the wire may still land: 6 or 7 in all)
+    attempts = WebhookAttempt.objects.filter(delivery__endpoint=endpoint)
+    assert attempts.count() == len(receiver.requests) == endpoint.consecutive_failures
+    assert 6 <= attempts.count() <= 7 and all(a.at <= endpoint.disabled_at for a in attempts)
 
     # And the owner gets a notification and an email (the next relay run)
     relay_on_worker()
