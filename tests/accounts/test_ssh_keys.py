@@ -179,3 +179,4 @@ class TestPortal:
         done = client.post(url, {"step": "confirm", "ssh_key_id": key.pk, **data})
         assert done.status_code == 302
         assert VirtualMachine.objects.get(name="app-1").ssh_public_key == ed_key
+        assert f"ED25519 256 {key.fingerprint}" in client.get(done["Location"]).content.decode()
