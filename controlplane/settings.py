@@ -441,6 +441,8 @@ TEMPLATES[0]["OPTIONS"]["context_processors"].append("notifications.context.noti
 # The operator's name on emails (subject prefix, header, signature) and webhook User-Agent.
 OPERATOR_NAME = os.environ.get("OPERATOR_NAME", "Control Plane")
 NOTIFY_RELAY_INTERVAL_SECONDS = float(os.environ.get("NOTIFY_RELAY_INTERVAL_SECONDS", "5"))
+# Queue of email and webhook tasks: the control queue unless slow receivers should get their own workers.
+NOTIFY_QUEUE = os.environ.get("NOTIFY_QUEUE", CELERY_DEFAULT_QUEUE)
 EXTRA_BEAT_SCHEDULE["notifications-relay"] = {"task": "relay_audit_events", "schedule": NOTIFY_RELAY_INTERVAL_SECONDS}
 # Finished webhook deliveries and read notifications are removed after this many days (daily job).
 NOTIFY_RETENTION_DAYS = env_int("NOTIFY_RETENTION_DAYS", 90)

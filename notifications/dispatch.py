@@ -3,6 +3,7 @@
 
 import logging
 
+from django.conf import settings
 from django.db import transaction
 
 from controlplane.celery import app
@@ -15,7 +16,7 @@ DELIVER = "deliver_webhook"
 
 def _send(name: str, args: list, countdown: float | None = None) -> bool:
     try:
-        app.send_task(name, args=args, countdown=countdown, retry=False)
+        app.send_task(name, args=args, countdown=countdown, queue=settings.NOTIFY_QUEUE, retry=False)
         return True
     except Exception:  # broker down: the beat relay publishes it again
         logger.warning("could not publish %s%s; the relay will retry", name, args, exc_info=True)

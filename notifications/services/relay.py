@@ -85,7 +85,7 @@ def audit_events_relay(*, batch_size: int = BATCH_SIZE) -> dict:
         if not batch:
             return {"busy": False, "events": 0, "notifications": 0, "deliveries": 0, "more": False}
         projects = Project.objects.in_bulk({e.project_id for e in batch if e.project_id})
-        endpoints = list(WebhookEndpoint.objects.filter(enabled=True))
+        endpoints = list(WebhookEndpoint.objects.filter(enabled=True).defer("signing"))  # no decryption here
         now = timezone.now()
         notifications, deliveries = [], []
         for event in batch:
