@@ -127,3 +127,28 @@ def test_purge_removes_finished_deliveries_and_read_notifications_only(user, pro
     assert services.notifications_purge()["notifications"] == 1
     assert list(WebhookDelivery.objects.values_list("pk", flat=True)) == [second.pk]
     assert Notification.objects.count() == 2 and not Notification.objects.filter(read_at__isnull=False).exists()
+
+
+def test_a_relay_that_dies_midway_leaves_nothing_and_the_next_run_does_it_all(user, project, monkeypatch):
+    from notifications.models import WebhookDelivery
+
+    services.webhook_endpoint_create(
+        actor=user, project=project, url="https://hooks.example.com/x", event_types=[EventType.PAYMENT_RECEIVED]
+    )
+    wallet_topup(project=project, amount="3.00", actor="system:tests", payment_mode="test")
+    before = RelayCursor.objects.get_or_create(name="audit")[0].last_event_id
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("worker killed")
+
+    # When the process dies after the notifications were written but before the deliveries
+    monkeypatch.setattr(WebhookDelivery.objects, "bulk_create", killed)
+    with pytest.raises(RuntimeError):
+        services.audit_events_relay()
+    # Then nothing is left behind and the cursor has not moved
+    assert not Notification.objects.exists() and RelayCursor.objects.get(name="audit").last_event_id == before
+
+    # And the next run relays everything once
+    monkeypatch.undo()
+    result = services.audit_events_relay()
+    assert (result["notifications"], result["deliveries"]) == (2, 1)
