@@ -152,3 +152,22 @@ def test_a_relay_that_dies_midway_leaves_nothing_and_the_next_run_does_it_all(us
     monkeypatch.undo()
     result = services.audit_events_relay()
     assert (result["notifications"], result["deliveries"]) == (2, 1)
+
+
+def test_suspension_and_its_end_reach_the_project_admins_not_members(user, team_project, operator):
+    from accounts.choices import Role
+    from billing.services import project_suspend, project_unsuspend
+    from tests.fixtures.accounts import add_member
+
+    member = UserFactory()
+    add_member(team_project, member, Role.MEMBER)
+    project_suspend(project=team_project, actor=operator, reason="Unpaid invoice INV/1")
+    project_unsuspend(project=team_project, actor=operator)
+    relay_here_and_send_emails()
+    rows = Notification.objects.filter(project=team_project).order_by("id")
+    assert [(n.user, n.event_type) for n in rows] == [
+        (user, EventType.PROJECT_SUSPENDED),
+        (user, EventType.PROJECT_UNSUSPENDED),
+    ]
+    assert rows[0].body == "VMs were stopped because Unpaid invoice INV/1."
+    assert rows[0].url == f"/billing/{team_project.slug}/"
