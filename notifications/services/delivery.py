@@ -116,6 +116,12 @@ def webhook_delivery_attempt(*, delivery_id: int) -> str:
 
 @transaction.atomic
 def _record(delivery: WebhookDelivery, result: Outcome) -> str:
+    """Write the attempt's outcome. Locks the endpoint row first, then the delivery rows
+    (the order ``webhook_endpoint_disable`` uses too), so concurrent attempts cannot deadlock."""
+    endpoint = WebhookEndpoint.objects.select_for_update(no_key=True, of=("self",)).filter(pk=delivery.endpoint_id)
+    endpoint = endpoint.first()
+    if endpoint is None:
+        return "endpoint-deleted"
     now, error = timezone.now(), result.error
     mine = WebhookDelivery.objects.filter(pk=delivery.pk, state=DeliveryState.PENDING, attempts=delivery.attempts)
     WebhookAttempt.objects.create(
@@ -130,7 +136,7 @@ def _record(delivery: WebhookDelivery, result: Outcome) -> str:
     outcome = {"last_status_code": result.status_code, "last_error": error, "lease_until": None}
     if not error:
         mine.update(state=DeliveryState.SUCCEEDED, finished_at=now, **outcome)
-        WebhookEndpoint.objects.filter(pk=delivery.endpoint_id).update(consecutive_failures=0)
+        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(consecutive_failures=0)
         return "succeeded"
     final = delivery.attempts >= _conf("MAX_ATTEMPTS")
     if final:
@@ -139,22 +145,18 @@ def _record(delivery: WebhookDelivery, result: Outcome) -> str:
         delay = backoff_seconds(delivery.attempts)
         if mine.update(next_attempt_at=now + timedelta(seconds=delay), **outcome) and delay <= _conf("COUNTDOWN_MAX"):
             dispatch.publish_deliveries([delivery.pk], countdown=delay)
-    _count_failure(delivery.endpoint_id, reason=error)
-    return "failed" if final else "retry"
-
-
-def _count_failure(endpoint_id: int, *, reason: str) -> None:
-    WebhookEndpoint.objects.filter(pk=endpoint_id).update(consecutive_failures=F("consecutive_failures") + 1)
-    endpoint = WebhookEndpoint.objects.select_for_update(no_key=True, of=("self",)).get(pk=endpoint_id)
+    endpoint.consecutive_failures += 1
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(consecutive_failures=endpoint.consecutive_failures)
     if endpoint.enabled and endpoint.consecutive_failures >= _conf("DISABLE_AFTER_FAILURES"):
-        webhook_endpoint_disable(
-            endpoint=endpoint, reason=f"{endpoint.consecutive_failures} failed attempts in a row; last: {reason}"
-        )
+        why = f"{endpoint.consecutive_failures} failed attempts in a row; last: {error}"
+        webhook_endpoint_disable(endpoint=endpoint, reason=why)
+    return "failed" if final else "retry"
 
 
 def webhook_endpoint_disable(*, endpoint: WebhookEndpoint, reason: str) -> None:
     """Turn a failing endpoint off and give up its pending deliveries. The audit event
-    ``webhook.disabled`` reaches the endpoint's owner as a notification and an email."""
+    ``webhook.disabled`` reaches the endpoint's owner as a notification and an email.
+    The caller holds the endpoint's row lock (see ``_record``)."""
     now = timezone.now()
     if not WebhookEndpoint.objects.filter(pk=endpoint.pk, enabled=True).update(
         enabled=False, disabled_at=now, disabled_reason=reason[:300]
