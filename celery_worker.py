@@ -32,6 +32,7 @@ def parse_args(argv):
 
 
 def resolve_queues(spec: str) -> list[str]:
+    # Django and the apps are imported only after main() has run django.setup().
     from django.conf import settings
 
     if spec != "auto":
@@ -44,7 +45,7 @@ def resolve_queues(spec: str) -> list[str]:
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
-    import django
+    import django  # settings module chosen above, then set up before any app import
 
     django.setup()
     from controlplane.celery import app

@@ -10,8 +10,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from accounts.choices import Role
-from accounts.selectors import project_get_for_user, project_require_role
-from accounts.views.common import portal_errors
+from accounts.views.common import with_project
 
 from . import selectors, services
 from .events import AUDIT_ROUTES
@@ -19,12 +18,6 @@ from .forms import PreferencesForm, WebhookEndpointForm
 
 PAGE_SIZE = 50
 SECRET_ONCE_SESSION_KEY = "webhook_secret_once"
-
-
-def _project(request, slug, role=Role.VIEWER):
-    project = project_get_for_user(user=request.user, slug=slug)
-    project.role = project_require_role(user=request.user, project=project, role=role)
-    return project
 
 
 @login_required
@@ -63,10 +56,8 @@ def _sources() -> set[str]:
     return {route.event_type for route in AUDIT_ROUTES.values()}
 
 
-@login_required
-@portal_errors
-def webhook_list(request, slug):
-    project = _project(request, slug, role=Role.ADMIN)
+@with_project(Role.ADMIN)
+def webhook_list(request, project):
     form = WebhookEndpointForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         endpoint, secret = services.webhook_endpoint_create(
@@ -83,10 +74,8 @@ def webhook_list(request, slug):
     return render(request, "notifications/webhooks.html", context, status=400 if form.errors else 200)
 
 
-@login_required
-@portal_errors
-def webhook_detail(request, slug, pk):
-    project = _project(request, slug, role=Role.ADMIN)
+@with_project(Role.ADMIN)
+def webhook_detail(request, project, pk):
     endpoint = selectors.webhook_endpoint_get(project=project, pk=pk)
     initial = {"url": endpoint.url, "description": endpoint.description, "event_types": endpoint.event_types}
     form = WebhookEndpointForm(request.POST or None, initial=initial)
@@ -108,11 +97,9 @@ def webhook_detail(request, slug, pk):
 
 
 @require_POST
-@login_required
-@portal_errors
-def webhook_action(request, slug, pk):
+@with_project(Role.ADMIN)
+def webhook_action(request, project, pk):
     """enable / disable / rotate / delete, named by the button's ``do``."""
-    project = _project(request, slug, role=Role.ADMIN)
     endpoint = selectors.webhook_endpoint_get(project=project, pk=pk)
     action = request.POST.get("do", "")
     if action == "delete":
@@ -131,10 +118,8 @@ def webhook_action(request, slug, pk):
 
 
 @require_POST
-@login_required
-@portal_errors
-def webhook_redeliver(request, slug, pk, delivery_pk):
-    project = _project(request, slug, role=Role.ADMIN)
+@with_project(Role.ADMIN)
+def webhook_redeliver(request, project, pk, delivery_pk):
     endpoint = selectors.webhook_endpoint_get(project=project, pk=pk)
     delivery = selectors.webhook_delivery_get(endpoint=endpoint, pk=delivery_pk)
     services.webhook_delivery_redeliver(delivery=delivery, actor=request.user)
