@@ -50,6 +50,14 @@ class Action(models.TextChoices):
     MEMBER_REMOVED = "member.removed", "Member removed"  # someone left or was removed
     MEMBER_ROLE_CHANGED = "member.role_changed", "Member role changed"  # from/to role in details
     MEMBER_INVITATION_REVOKED = "member.invitation_revoked", "Invitation withdrawn"  # an open invitation was cancelled
+    # SSH key library
+    SSH_KEY_ADDED = "ssh_key.added", "SSH key added"  # a public key was saved (fingerprint in details)
+    SSH_KEY_REMOVED = "ssh_key.removed", "SSH key removed"  # a saved key was deleted (VMs keep their copy)
+    # Outbound webhooks (notifications app)
+    WEBHOOK_CREATED = "webhook.created", "Webhook created"  # an endpoint was added (URL and event types)
+    WEBHOOK_UPDATED = "webhook.updated", "Webhook updated"  # URL, event types, enabled or secret changed
+    WEBHOOK_DELETED = "webhook.deleted", "Webhook deleted"  # an endpoint was removed
+    WEBHOOK_DISABLED = "webhook.disabled", "Webhook disabled"  # turned off after repeated delivery failures
     # Users
     USER_CREATED = "user.created", "User created"  # a person got an account
     USER_DEACTIVATED = "user.deactivated", "User deactivated"  # the account can no longer log in

@@ -19,6 +19,7 @@ urlpatterns = [
     path("billing/", include("billing.urls")),
     path("", include("controlplane.portal.urls")),
     path("", include("compute.urls")),
+    path("", include("notifications.urls")),
 ]
 
 handler400 = "controlplane.api.handler400"

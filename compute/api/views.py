@@ -76,6 +76,7 @@ class VMRequestViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
             hypervisor=data["hypervisor"],
             name=data["name"],
             ssh_public_key=data.get("ssh_public_key", ""),
+            ssh_key_id=data.get("ssh_key"),
             user_data=data.get("user_data", ""),
             request=self.request,
         )
