@@ -2,10 +2,9 @@ from django.contrib import admin, messages
 from django.contrib.auth import forms as auth_forms
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Count, Exists, OuterRef
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from . import services
-from .models import AccessToken, Invitation, Membership, Project, User
+from .models import AccessToken, Invitation, Membership, Project, TOTPDevice, User
 
 
 class UserCreationForm(auth_forms.AdminUserCreationForm):

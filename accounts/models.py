@@ -197,3 +197,19 @@ class UserSession(models.Model):
 
     def __str__(self):
         return f"{self.user} from {self.ip_address or 'unknown'}"
+
+
+from .devices import BackupCode, BackupCodeDevice, TOTPDevice  # noqa: E402  second-factor devices (encrypted)
+
+__all__ = [
+    "AccessToken",
+    "BackupCode",
+    "BackupCodeDevice",
+    "Invitation",
+    "Membership",
+    "Project",
+    "TOTPDevice",
+    "User",
+    "UserManager",
+    "UserSession",
+]

@@ -25,11 +25,10 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp import login as otp_login
-from django_otp.plugins.otp_static.models import StaticDevice
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from controlplane.errors import Forbidden
 
+from .models import BackupCodeDevice, TOTPDevice
 from .selectors import user_has_2fa
 
 OTP_VERIFIED_AT_SESSION_KEY = "otp_verified_at"
@@ -65,7 +64,7 @@ def otp_verify(*, user, token: str):
     token = (token or "").replace(" ", "").strip().lower()
     if not token or not user.is_authenticated:
         return None
-    model = TOTPDevice if token.isdigit() and len(token) == 6 else StaticDevice
+    model = TOTPDevice if token.isdigit() and len(token) == 6 else BackupCodeDevice
     with transaction.atomic():
         for device in model.objects.devices_for_user(user, confirmed=True).select_for_update():
             if device.verify_token(token):

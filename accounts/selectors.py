@@ -3,13 +3,12 @@ from dataclasses import dataclass
 
 from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery
 from django.utils import timezone
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from controlplane.errors import Forbidden, NotFound
 
 from .choices import Role, role_at_least
 from .hashing import sha256, token_split
-from .models import AccessToken, Invitation, Membership, Project, User
+from .models import AccessToken, Invitation, Membership, Project, TOTPDevice, User
 
 
 def project_list_for_user(*, user: User) -> QuerySet[Project]:

@@ -21,6 +21,7 @@ from compute.models import (
     VMRequest,
     VMStatusEvent,
 )
+from controlplane import crypto
 from controlplane.errors import ServiceError
 
 
@@ -92,7 +93,7 @@ class HypervisorAdmin(admin.ModelAdmin):
 
     @admin.display(description="credentials set", boolean=True)
     def has_credentials(self, obj):
-        return bool(obj.credentials)
+        return crypto.is_set(obj, "credentials")  # without decrypting
 
     @admin.display(description="unknown guests")
     def unknown_guests(self, obj):
@@ -268,7 +269,7 @@ class VirtualMachineAdmin(admin.ModelAdmin):
     @admin.display(description="drift")
     def drift(self, obj):
         if obj.lost_at:
-            return format_html('<strong style="color:#b00">lost</strong>')
+            return format_html('<strong class="lost">{}</strong>', "lost")
         if obj.missing_since:
             return "missing"
         return ""

@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
+    "csp",
     # Project apps
     "audit",
     "accounts",
@@ -93,9 +94,9 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.socialaccount",
+    # django-otp's devices are accounts.TOTPDevice / BackupCodeDevice (secrets encrypted or hashed),
+    # not its otp_totp / otp_static plugins (accounts/devices.py).
     "django_otp",
-    "django_otp.plugins.otp_totp",
-    "django_otp.plugins.otp_static",
     "axes",
 ]
 if _google_sign_in:
@@ -107,6 +108,8 @@ MIDDLEWARE = [
     "audit.middleware.RequestIDMiddleware",
     # HTTPS redirect, HSTS and nosniff before anything does work.
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy header on every response (CONTENT_SECURITY_POLICY below; django-csp).
+    "csp.middleware.CSPMiddleware",
     # Static files answered right after the security headers, before sessions and auth (WhiteNoise's rule).
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # The session, which everything below it reads (auth, messages, OTP, allauth).
@@ -239,6 +242,26 @@ if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     if not ALLOWED_HOSTS:
         raise ImproperlyConfigured("ALLOWED_HOSTS must be set when CONTROLPLANE_ENV=production.")
+
+# Content-Security-Policy (django-csp): the portal, the admin and the consoles load scripts,
+# styles, images and fonts only from this site, never inline (htmx's indicator styles are off:
+# templates/base.html); fetches and websockets (console, live updates) go to this site only
+# ('self' covers ws:/wss: to the same host in CSP Level 3 browsers). The API docs pages
+# loosen it for themselves (controlplane/urls.py). docs/SECURITY.md.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # --- REST framework -------------------------------------------------------
 REST_FRAMEWORK = {
@@ -446,6 +469,13 @@ LOGGING = {
 # --- Metrics and the beat lock (docs/DEPLOYMENT.md) ---------------------------
 # /metrics answers only requests with "Authorization: Bearer <METRICS_TOKEN>" when set.
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# Production never derives the encryption key from SECRET_KEY, nor serves /metrics to anyone.
+if PRODUCTION:
+    for _required in ("FIELD_ENCRYPTION_KEY", "METRICS_TOKEN"):
+        if not os.environ.get(_required, "").strip():
+            raise ImproperlyConfigured(
+                f"{_required} must be set when CONTROLPLANE_ENV=production (deploy/install.sh generates it)."
+            )
 # The latency histogram covers operations finished within this window.
 METRICS_LATENCY_WINDOW_SECONDS = env_int("METRICS_LATENCY_WINDOW_SECONDS", 3600)
 # The beat scheduler lock (controlplane/beat.py): Redis URL (default: the broker's) and timings.
