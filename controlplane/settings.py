@@ -438,6 +438,22 @@ EXTRA_BEAT_SCHEDULE = {
     "billing-issue-invoices": {"task": "issue_monthly_invoices", "schedule": float(BILLING_INVOICE_INTERVAL_SECONDS)},
 }
 
+# --- Security events (docs/SECURITY.md "Security event feed") --------------------
+# Brute-force detection over the audit log's failed logins (audit/detection.py).
+SECURITY_SCAN_INTERVAL_SECONDS = env_int("SECURITY_SCAN_INTERVAL_SECONDS", 60)
+SECURITY_BRUTE_FORCE_WINDOW_SECONDS = env_int("SECURITY_BRUTE_FORCE_WINDOW_SECONDS", 900)
+SECURITY_BRUTE_FORCE_THRESHOLDS = {
+    "address": env_int("SECURITY_BRUTE_FORCE_PER_ADDRESS", 20),  # failures from one address
+    "subnet": env_int("SECURITY_BRUTE_FORCE_PER_SUBNET", 50),  # failures from one /24 or /64
+    "account_addresses": env_int("SECURITY_BRUTE_FORCE_ACCOUNT_ADDRESSES", 5),  # addresses failing one account
+}
+# Alert mail recipients; empty: every active staff user.
+SECURITY_ALERT_EMAILS = env_list("SECURITY_ALERT_EMAILS")
+EXTRA_BEAT_SCHEDULE["security-brute-force-scan"] = {
+    "task": "detect_brute_force",
+    "schedule": float(SECURITY_SCAN_INTERVAL_SECONDS),
+}
+
 # --- Portal (docs/PORTAL.md) -------------------------------------------------------
 # The security page lists the user's sessions; each is noted at most this often.
 SESSION_TOUCH_SECONDS = env_int("SESSION_TOUCH_SECONDS", 300)

@@ -3,6 +3,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from audit import views as audit_views
+
 from . import health, metrics
 
 # The API docs pages (drf-spectacular's Swagger UI and Redoc) start with inline script and style.
@@ -12,6 +14,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics.metrics_view, name="metrics"),
+    path("admin/security/", admin.site.admin_view(audit_views.security_events), name="security-events"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("controlplane.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
