@@ -134,6 +134,15 @@ def require_recent_otp(view_func):
     return wrapper
 
 
+def recent_otp_ok(request) -> bool:
+    """``check_recent_otp`` as a yes/no."""
+    try:
+        check_recent_otp(request)
+    except Forbidden:
+        return False
+    return True
+
+
 def check_recent_otp(request) -> None:
     """API rule: raise Forbidden (code ``otp_required``) unless the caller has
     no 2FA, sends a valid code in ``X-OTP-Token``, or is authenticated by a
@@ -144,6 +153,7 @@ def check_recent_otp(request) -> None:
         return
     token = request.META.get(OTP_HEADER, "")
     if token and otp_verify(user=user, token=token) is not None:
+        request.otp_code_verified = True  # a code checked in this very request (staff tokens need one)
         return
     if not token and request.auth is None and otp_is_recent(request):
         return

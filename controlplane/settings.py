@@ -267,7 +267,7 @@ CONTENT_SECURITY_POLICY = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.authentication.TokenAuthentication",  # Authorization: Bearer <token>
-        "rest_framework.authentication.SessionAuthentication",
+        "accounts.authentication.SessionAuthentication",  # staff powers only once verified with a code
     ],
     "DEFAULT_PERMISSION_CLASSES": [
         "rest_framework.permissions.IsAuthenticated",
@@ -427,6 +427,8 @@ AXES_CLIENT_IP_CALLABLE = "accounts.security.client_ip"
 AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
 
 INVITATION_TTL_DAYS = env_int("INVITATION_TTL_DAYS", 7)
+# Longest life of a staff-scoped API token (docs/SECURITY.md "Staff tokens").
+STAFF_TOKEN_MAX_HOURS = env_int("STAFF_TOKEN_MAX_HOURS", 8)
 
 # --- Billing (billing/) ---------------------------------------------------------
 # Supplier details and policy (thresholds, grace period, pre-check, LUT) are edited

@@ -48,7 +48,17 @@ class InvitationSerializer(serializers.ModelSerializer):
 class AccessTokenSerializer(serializers.ModelSerializer):
     class Meta:
         model = AccessToken
-        fields = ["id", "name", "prefix", "read_only", "created_at", "expires_at", "last_used_at", "revoked_at"]
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "read_only",
+            "staff",
+            "created_at",
+            "expires_at",
+            "last_used_at",
+            "revoked_at",
+        ]
         read_only_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
 
 
