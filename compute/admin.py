@@ -8,6 +8,8 @@ from django.contrib import admin, messages
 from django.shortcuts import render
 from django.utils.html import format_html
 
+from audit.admin_mixins import AuditedAdminMixin
+from audit.choices import Action as AuditAction
 from compute import dispatch, services
 from compute.models import (
     Hypervisor,
@@ -72,8 +74,9 @@ class ImageReferenceInline(admin.TabularInline):
 
 
 @admin.register(Hypervisor)
-class HypervisorAdmin(admin.ModelAdmin):
+class HypervisorAdmin(AuditedAdminMixin, admin.ModelAdmin):
     form = HypervisorForm
+    audit_action = AuditAction.HYPERVISOR_CHANGED  # new_credentials recorded as changed, masked
     list_display = [
         "name",
         "kind",
