@@ -94,6 +94,7 @@ def otp_fresh_enough(request, token: str | None) -> bool:
         device = otp_verify(user=request.user, token=token)
         if device is not None:
             otp_mark_verified(request, device)
+            request.otp_code_verified = True  # a code checked in this very request (staff tokens need one)
         return device is not None
     return otp_is_recent(request)
 

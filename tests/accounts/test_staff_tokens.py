@@ -143,3 +143,18 @@ def test_the_portal_asks_for_a_code_before_turning_the_requirement_off(user_2fa,
     response = client.post(url, {"name": team_project.name, "otp_token": user_2fa.codes.next()})
     team_project.refresh_from_db()
     assert not team_project.require_2fa
+
+
+@pytest.mark.django_db
+def test_an_operator_makes_a_staff_token_in_the_portal_with_a_code(operator, user):
+    client = login_verified(Client(), operator, operator.codes.device)
+    page = client.get("/accounts/tokens/").content.decode()
+    assert 'name="staff"' in page and 'name="otp_token"' in page  # offered though the session is fresh
+    assert 'name="staff"' not in login_verified(Client(), user).get("/accounts/tokens/").content.decode()
+    # Without a code: refused with the reason
+    response = client.post("/accounts/tokens/new/", {"name": "ops", "staff": "on"}, follow=True)
+    assert "current two-factor code" in response.content.decode() and not AccessToken.objects.exists()
+    # With a code: a staff token, expiring within the maximum
+    client.post("/accounts/tokens/new/", {"name": "ops", "staff": "on", "otp_token": operator.codes.next()})
+    token = AccessToken.objects.get()
+    assert token.staff and token.expires_at <= timezone.now() + timedelta(hours=8)
