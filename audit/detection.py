@@ -139,12 +139,14 @@ def brute_force_scan(*, now: datetime | None = None) -> list[AuditEvent]:
     """Raise a ``security.alert`` (and mail the operators after commit) for each new finding."""
     now = now or timezone.now()
     window = settings.SECURITY_BRUTE_FORCE_WINDOW_SECONDS
-    recent_alerts = AuditEvent.objects.filter(
-        action=Action.SECURITY_ALERT, created_at__gte=now - timedelta(seconds=window)
+    alerted = set(
+        AuditEvent.objects.filter(
+            action=Action.SECURITY_ALERT, created_at__gte=now - timedelta(seconds=window)
+        ).values_list("details__rule", "details__key")
     )
     raised = []
     for finding in brute_force_findings(now=now):
-        if recent_alerts.filter(details__rule=finding.rule, details__key=finding.key).exists():
+        if (finding.rule, finding.key) in alerted:
             continue
         details = finding.details(window)
         event = services.record(actor=DETECTOR_ACTOR, action=Action.SECURITY_ALERT, details=details)
