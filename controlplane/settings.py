@@ -273,6 +273,13 @@ REST_FRAMEWORK = {
         "rest_framework.permissions.IsAuthenticated",
         "accounts.permissions.ReadOnlyTokenPermission",
     ],
+    # JSON in, JSON out; the browsable HTML API only for a developer (DEBUG, not production).
+    "DEFAULT_PARSER_CLASSES": ["controlplane.api_input.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        *(["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG and not PRODUCTION else []),
+    ],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DEFAULT_SCHEMA_CLASS": "controlplane.api.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
@@ -286,7 +293,7 @@ REST_FRAMEWORK = {
         "user": os.environ.get("API_THROTTLE_USER", "1200/min"),
     },
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
+        "controlplane.api_input.FilterBackend",  # django-filter's, refusing ?filter= with no value
         "rest_framework.filters.OrderingFilter",
     ],
 }
@@ -304,6 +311,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ActionEnum": "compute.choices.Action",
         "VMStatusEnum": "compute.choices.VMStatus",
+        # Without it VMRequest's status enum is named VMStatusEnum too (COMPONENT_SPLIT_REQUEST cuts
+        # "Request" off the component name) and one of the two choice sets silently wins.
+        "VMRequestStatusEnum": "compute.choices.RequestStatus",
         "PowerStateEnum": "compute.choices.PowerState",
         "OperationStateEnum": "compute.choices.OperationState",
     },
@@ -364,12 +374,13 @@ AUTHENTICATION_BACKENDS = [
     "allauth.account.auth_backends.AuthenticationBackend",
 ]
 
-# Cache shared by every process (rate limits, API throttles, idempotency keys): Redis with CACHE_URL,
-# else a file cache under var/ (one machine).
+# Cache shared by every process (rate limits, API throttles, idempotency keys): Redis with CACHE_URL
+# (redis:// or sentinel://; fails open while Redis is down, controlplane/cache.py), else a file cache
+# under var/ (one machine).
 CACHE_URL = os.environ.get("CACHE_URL", "")
 if CACHE_URL:
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL, "KEY_PREFIX": "cp"}
+        "default": {"BACKEND": "controlplane.cache.FailOpenRedisCache", "LOCATION": CACHE_URL, "KEY_PREFIX": "cp"}
     }
 else:
     CACHES = {
@@ -435,10 +446,19 @@ STAFF_TOKEN_MAX_HOURS = env_int("STAFF_TOKEN_MAX_HOURS", 8)
 # in Django admin (Billing settings); only the schedule of the jobs lives here.
 BILLING_CHARGE_INTERVAL_SECONDS = env_int("BILLING_CHARGE_INTERVAL_SECONDS", 600)
 BILLING_INVOICE_INTERVAL_SECONDS = env_int("BILLING_INVOICE_INTERVAL_SECONDS", 3600)
+BILLING_TRIAL_EXPIRY_INTERVAL_SECONDS = env_int("BILLING_TRIAL_EXPIRY_INTERVAL_SECONDS", 3600)
 EXTRA_BEAT_SCHEDULE = {
     "billing-charge-usage": {"task": "charge_usage", "schedule": float(BILLING_CHARGE_INTERVAL_SECONDS)},
     "billing-issue-invoices": {"task": "issue_monthly_invoices", "schedule": float(BILLING_INVOICE_INTERVAL_SECONDS)},
+    "billing-expire-trials": {"task": "expire_trial_credit", "schedule": float(BILLING_TRIAL_EXPIRY_INTERVAL_SECONDS)},
 }
+# Razorpay (docs/BILLING.md "Getting paid"): keys are normally entered in admin (Payment settings,
+# encrypted at rest); each variable set here wins over the stored value. RAZORPAY_API_URL points
+# the SDK elsewhere (the tests' local fake); leave it empty in production.
+RAZORPAY_KEY_ID = os.environ.get("RAZORPAY_KEY_ID", "")
+RAZORPAY_KEY_SECRET = os.environ.get("RAZORPAY_KEY_SECRET", "")
+RAZORPAY_WEBHOOK_SECRET = os.environ.get("RAZORPAY_WEBHOOK_SECRET", "")
+RAZORPAY_API_URL = os.environ.get("RAZORPAY_API_URL", "")
 
 # --- Security events (docs/SECURITY.md "Security event feed") --------------------
 # Brute-force detection over the audit log's failed logins (audit/detection.py).
@@ -500,3 +520,11 @@ METRICS_LATENCY_WINDOW_SECONDS = env_int("METRICS_LATENCY_WINDOW_SECONDS", 3600)
 BEAT_LOCK_URL = os.environ.get("BEAT_LOCK_URL", "")
 BEAT_LOCK_KEY = os.environ.get("BEAT_LOCK_KEY", "controlplane:beat")
 BEAT_LOCK_TTL_SECONDS = float(os.environ.get("BEAT_LOCK_TTL_SECONDS", "30"))
+
+# --- Redis availability (issue 17; docs/DEPLOYMENT.md "Redis Sentinel") ---------
+# CELERY_BROKER_URL, CACHE_URL and BEAT_LOCK_URL may be Sentinel URLs
+# (sentinel://host:26379/DB;sentinel://host2:26379): the master is the one named here.
+REDIS_SENTINEL_MASTER = os.environ.get("REDIS_SENTINEL_MASTER", "mymaster")
+REDIS_SENTINEL_PASSWORD = os.environ.get("REDIS_SENTINEL_PASSWORD", "")
+# The longest a web request waits on an unreachable cache per call before answering without it.
+CACHE_REDIS_TIMEOUT_SECONDS = float(os.environ.get("CACHE_REDIS_TIMEOUT_SECONDS", "1"))

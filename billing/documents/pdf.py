@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import unicodedata
 
+from django.utils import timezone
 from fpdf import FPDF
 from fpdf.fonts import FontFace
 
 from ..choices import Regime
-from ..models import CreditNote, Invoice, ReceiptVoucher
+from ..models import CreditNote, Invoice, ReceiptVoucher, RefundVoucher
 from ..money import amount_in_words, format_inr
 
 FONT = "Helvetica"
@@ -243,8 +244,6 @@ def _output(pdf: DocumentPDF, compress: bool) -> bytes:
 
 
 def invoice_pdf(invoice: Invoice, *, compress: bool = True) -> bytes:
-    from django.utils import timezone
-
     pdf = DocumentPDF(f"Tax invoice {invoice.number}")
     start, end = (timezone.localtime(t) for t in (invoice.period_start, invoice.period_end))
     details = _common_details(invoice, "Invoice no.", "Invoice date")
@@ -283,4 +282,21 @@ def receipt_pdf(receipt: ReceiptVoucher, *, compress: bool = True) -> bytes:
     _totals(pdf, receipt)
     notes = [f"GST at {rate(receipt.gst_rate)} included in the advance, as shown above."]
     _closing(pdf, receipt, notes)
+    return _output(pdf, compress)
+
+
+def refund_voucher_pdf(voucher: RefundVoucher, *, compress: bool = True) -> bytes:
+    pdf = DocumentPDF(f"Refund voucher {voucher.number}")
+    details = _common_details(voucher, "Refund voucher no.", "Date")
+    details.insert(2, ("Against receipt", f"{voucher.receipt_number} dated {voucher.receipt_date:%d/%m/%Y}"))
+    _header(pdf, voucher, "REFUND VOUCHER", details)
+    pdf.text_line(
+        f"Refunded INR {money(voucher.total)} of the advance received on receipt voucher {voucher.receipt_number} "
+        f"for cloud hosting services (SAC {voucher.sac_code}) not supplied.",
+        size=9,
+    )
+    pdf.ln(1)
+    _totals(pdf, voucher)
+    notes = [f"Reason: {voucher.reason}", f"GST at {rate(voucher.gst_rate)} included in the refund, as shown above."]
+    _closing(pdf, voucher, notes)
     return _output(pdf, compress)

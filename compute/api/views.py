@@ -1,16 +1,20 @@
 """/api/v1/ for the compute domain. Every queryset is scoped to the caller's
 projects (operators see everything), so another project's object is a 404."""
 
+import django_filters
 from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from accounts.choices import Role
 from accounts.security import check_recent_otp
+from accounts.selectors import project_require_role
 from compute import selectors, services
 from compute.choices import Action
 from compute.models import Hypervisor, Image, ImageReference, Operation, Plan, VirtualMachine, VMRequest
+from controlplane.api import IdFilter, SlugFilter
 
 from .serializers import (
     ActionAcceptedSerializer,
@@ -101,10 +105,18 @@ class VMRequestViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         return Response(self.get_serializer(vm_request).data)
 
 
+class VirtualMachineFilter(django_filters.FilterSet):
+    project__slug = SlugFilter(field_name="project__slug", help_text="Only this project's VMs.")
+
+    class Meta:
+        model = VirtualMachine
+        fields = ["status", "power_state", "project__slug"]
+
+
 class VirtualMachineViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = VirtualMachineSerializer
     queryset = VirtualMachine.objects.none()
-    filterset_fields = ["status", "power_state", "project__slug"]
+    filterset_class = VirtualMachineFilter
     ordering_fields = ["name", "created_at", "status"]
 
     def get_queryset(self):
@@ -145,10 +157,18 @@ class VirtualMachineViewSet(viewsets.ReadOnlyModelViewSet):
         return accepted(request, operation)
 
 
+class OperationFilter(django_filters.FilterSet):
+    vm = IdFilter(field_name="vm_id", help_text="Only this VM's operations (an unknown id gives an empty list).")
+
+    class Meta:
+        model = Operation
+        fields = ["state", "action", "vm"]
+
+
 class OperationViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = OperationSerializer
     queryset = Operation.objects.none()
-    filterset_fields = ["state", "action", "vm"]
+    filterset_class = OperationFilter
 
     def get_queryset(self):
         user = self.request.user
@@ -157,10 +177,7 @@ class OperationViewSet(viewsets.ReadOnlyModelViewSet):
         return selectors.operation_list_for_user(user=user)
 
     def _check_member(self, operation):
-        if not self.request.user.is_staff:
-            from accounts.selectors import project_require_role
-
-            project_require_role(user=self.request.user, project=operation.project, role="member")
+        project_require_role(user=self.request.user, project=operation.project, role=Role.MEMBER, staff_override=True)
 
     @extend_schema(request=None, responses={202: ActionAcceptedSerializer})
     @action(detail=True, methods=["post"])

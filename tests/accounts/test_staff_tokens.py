@@ -116,7 +116,7 @@ def test_turning_the_2fa_requirement_off_needs_a_fresh_code(user_2fa, team_proje
     services.project_update(project=team_project, actor=user_2fa, require_2fa=True)
     _, raw = services.token_create(user=user_2fa, name="ci")
     client = _bearer(raw)
-    url = f"/api/v1/projects/{team_project.pk}/"
+    url = f"/api/v1/projects/{team_project.slug}/"
     # A plain token PATCH: refused, nothing changed
     response = client.patch(url, {"require_2fa": False}, format="json")
     assert response.status_code == 403 and response.json()["error"]["code"] == "otp_required"
