@@ -62,6 +62,7 @@ class Action(models.TextChoices):
     USER_CREATED = "user.created", "User created"  # a person got an account
     USER_DEACTIVATED = "user.deactivated", "User deactivated"  # the account can no longer log in
     USER_REACTIVATED = "user.reactivated", "User reactivated"  # the account can log in again
+    USER_PRIVILEGES_CHANGED = "user.privileges_changed", "Privileges changed"  # staff/superuser/groups (from/to)
     # Projects
     PROJECT_CREATED = "project.created", "Project created"  # a tenant was created
     PROJECT_UPDATED = "project.updated", "Project updated"  # renamed or 2FA requirement changed (from/to in details)
@@ -93,6 +94,8 @@ class Action(models.TextChoices):
     DRIFT_DETECTED = "drift.detected", "Drift detected"  # reconciler found the hypervisor disagreeing
     ADMIN_ACTION = "admin.action", "Admin action"  # something done through Django admin
     AUDIT_RETENTION = "audit.retention", "Audit retention"  # old events archived and removed (checkpoint)
+    # Security monitoring (audit/detection.py)
+    SECURITY_ALERT = "security.alert", "Security alert"  # a suspicious pattern (rule, key, counts in details)
 
 
 ACTION_NAMES = frozenset(Action.values)

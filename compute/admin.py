@@ -8,6 +8,8 @@ from django.contrib import admin, messages
 from django.shortcuts import render
 from django.utils.html import format_html
 
+from audit.admin_mixins import AuditedAdminMixin
+from audit.choices import Action as AuditAction
 from compute import dispatch, services
 from compute.models import (
     Hypervisor,
@@ -21,6 +23,7 @@ from compute.models import (
     VMRequest,
     VMStatusEvent,
 )
+from controlplane import crypto
 from controlplane.errors import ServiceError
 
 
@@ -71,8 +74,9 @@ class ImageReferenceInline(admin.TabularInline):
 
 
 @admin.register(Hypervisor)
-class HypervisorAdmin(admin.ModelAdmin):
+class HypervisorAdmin(AuditedAdminMixin, admin.ModelAdmin):
     form = HypervisorForm
+    audit_action = AuditAction.HYPERVISOR_CHANGED  # new_credentials recorded as changed, masked
     list_display = [
         "name",
         "kind",
@@ -92,7 +96,7 @@ class HypervisorAdmin(admin.ModelAdmin):
 
     @admin.display(description="credentials set", boolean=True)
     def has_credentials(self, obj):
-        return bool(obj.credentials)
+        return crypto.is_set(obj, "credentials")  # without decrypting
 
     @admin.display(description="unknown guests")
     def unknown_guests(self, obj):
@@ -268,7 +272,7 @@ class VirtualMachineAdmin(admin.ModelAdmin):
     @admin.display(description="drift")
     def drift(self, obj):
         if obj.lost_at:
-            return format_html('<strong style="color:#b00">{}</strong>', "lost")
+            return format_html('<strong class="lost">{}</strong>', "lost")
         if obj.missing_since:
             return "missing"
         return ""
