@@ -87,3 +87,13 @@ DEFAULT_MAX_ATTEMPTS = {
     Action.DELETE: 8,
     Action.PROVISION: 5,
 }
+
+
+class AlertKind(models.TextChoices):
+    CPU = "cpu", "CPU above a percentage for a while"  # threshold in %, over duration_minutes
+    TRANSFER = "transfer", "Monthly transfer above a share of the plan's"  # threshold in % of included transfer
+
+
+class AlertState(models.TextChoices):
+    OK = "ok", "OK"  # below the threshold (or not enough data to say otherwise)
+    FIRING = "firing", "Firing"  # above the threshold; an email went out

@@ -64,6 +64,9 @@ class Plan(models.Model):
     guest_type = models.CharField(max_length=16, choices=GuestType.choices, default=GuestType.VM)
     price_hourly_running = models.DecimalField(max_digits=12, decimal_places=4, default=Decimal("0"))
     price_hourly_stopped = models.DecimalField(max_digits=12, decimal_places=4, default=Decimal("0"))
+    included_transfer_gb = models.PositiveIntegerField(
+        default=0, help_text="Data transfer (in + out, GB of 10^9 bytes) per month included; 0: none."
+    )
     sac_code = models.CharField(max_length=8, default="998315", help_text="GST service accounting code.")
     gst_rate = models.DecimalField(max_digits=5, decimal_places=2, default=Decimal("18.00"), help_text="Percent.")
     requires_approval = models.BooleanField(default=True)
@@ -297,3 +300,13 @@ class Operation(models.Model):
     @property
     def is_active(self) -> bool:
         return self.state in ACTIVE_OPERATION_STATES
+
+
+from .metrics_models import (  # noqa: E402, F401  (a separate module; registered with the app here)
+    VMAlertEvent,
+    VMAlertRule,
+    VMMetricCursor,
+    VMMetricRollup,
+    VMMetricSample,
+    VMTransfer,
+)

@@ -433,3 +433,24 @@ METRICS_LATENCY_WINDOW_SECONDS = env_int("METRICS_LATENCY_WINDOW_SECONDS", 3600)
 BEAT_LOCK_URL = os.environ.get("BEAT_LOCK_URL", "")
 BEAT_LOCK_KEY = os.environ.get("BEAT_LOCK_KEY", "controlplane:beat")
 BEAT_LOCK_TTL_SECONDS = float(os.environ.get("BEAT_LOCK_TTL_SECONDS", "30"))
+
+# --- VM metrics (docs/MONITORING.md) ---------------------------------------------
+# Collection round length, retention of each tier, a round's time budget on the worker,
+# and how many per-VM series /metrics exposes (0: none).
+VM_METRICS = {
+    "INTERVAL_SECONDS": env_int("METRICS_INTERVAL_SECONDS", 60),
+    "RAW_HOURS": env_int("METRICS_RAW_HOURS", 48),
+    "ROLLUP_5M_DAYS": env_int("METRICS_5M_DAYS", 30),
+    "ROLLUP_1H_DAYS": env_int("METRICS_1H_DAYS", 365),
+    "COLLECT_BUDGET_SECONDS": env_int("METRICS_COLLECT_BUDGET_SECONDS", 30),
+    "PROMETHEUS_MAX_VMS": env_int("METRICS_PROMETHEUS_MAX_VMS", 500),
+    "CAPACITY_WARN_PERCENT": env_int("METRICS_CAPACITY_WARN_PERCENT", 85),
+}
+EXTRA_BEAT_SCHEDULE = {
+    **EXTRA_BEAT_SCHEDULE,
+    "metrics-collect": {"task": "collect_metrics_all", "schedule": float(VM_METRICS["INTERVAL_SECONDS"])},
+    "metrics-rollup": {"task": "rollup_metrics", "schedule": 300.0},
+    "metrics-alerts": {"task": "evaluate_metric_alerts", "schedule": float(VM_METRICS["INTERVAL_SECONDS"])},
+    "metrics-expire": {"task": "expire_metrics", "schedule": 3600.0},
+    "billing-charge-transfer": {"task": "charge_transfer", "schedule": 3600.0},
+}

@@ -8,7 +8,9 @@ import socket
 
 from celery import shared_task
 
-from . import engine
+from compute.services import metrics as metrics_services
+
+from . import engine, metrics
 
 
 def _worker_name(task) -> str:
@@ -54,3 +56,23 @@ def resync_vm(vm_id: int) -> str:
 @shared_task(name="check_hypervisor")
 def check_hypervisor(hypervisor_id: int) -> dict:
     return engine.check_hypervisor(hypervisor_id)
+
+
+@shared_task(name="collect_metrics_all")
+def collect_metrics_all() -> dict:
+    return metrics.collect_metrics_all()
+
+
+@shared_task(name="collect_metrics")
+def collect_metrics(hypervisor_id: int) -> dict:
+    return metrics.collect_metrics(hypervisor_id)
+
+
+@shared_task(name="rollup_metrics")
+def rollup_metrics() -> dict:
+    return metrics_services.metrics_rollup()
+
+
+@shared_task(name="expire_metrics")
+def expire_metrics() -> dict:
+    return metrics_services.metrics_expire()
