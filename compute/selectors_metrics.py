@@ -1,0 +1,157 @@
+"""Reads of VM metrics: chart series from the right tier, transfer of the month.
+
+``metric_series`` picks the finest tier that still holds ``start`` (raw for
+``METRICS_RAW_HOURS``, 5-minute rollups for ``METRICS_5M_DAYS``, hourly after) and
+is not finer than the asked step, averages into the step when it is coarser, and
+answers column-wise (the shape chart libraries take). A missing round becomes
+one ``null`` point, so a chart draws a gap instead of a line across it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from .models import VirtualMachine, VMMetricRollup, VMMetricSample, VMTransfer
+from .services.metrics import interval_seconds, month_of
+
+GB = 10**9
+# name: [(column, label, unit)]
+METRICS = {
+    "cpu": [("cpu_pct", "CPU", "%")],
+    "memory": [("mem_used", "Memory used", "B"), ("mem_total", "Memory", "B")],
+    "disk": [("disk_read_bps", "Disk read", "B/s"), ("disk_write_bps", "Disk write", "B/s")],
+    "iops": [("disk_read_iops", "Read IOPS", "ops/s"), ("disk_write_iops", "Write IOPS", "ops/s")],
+    "network": [("net_rx_bps", "Network in", "bit/s"), ("net_tx_bps", "Network out", "bit/s")],
+}
+MAX_POINTS = 5000
+DEFAULT_POINTS = 720
+
+
+@dataclass(frozen=True)
+class Tier:
+    name: str
+    step: int
+    keeps: timedelta
+
+
+def tiers() -> list[Tier]:
+    keep = settings.VM_METRICS
+    return [
+        Tier("raw", interval_seconds(), timedelta(hours=keep["RAW_HOURS"])),
+        Tier("5m", 300, timedelta(days=keep["ROLLUP_5M_DAYS"])),
+        Tier("1h", 3600, timedelta(days=keep["ROLLUP_1H_DAYS"])),
+    ]
+
+
+def series_step(*, start: datetime, end: datetime, step: int | None) -> tuple[Tier, int]:
+    """The tier to read and the step to answer in (``step`` None: about 720 points)."""
+    now = timezone.now()
+    wanted = step or max(1, math.ceil((end - start).total_seconds() / DEFAULT_POINTS))
+    usable = [tier for tier in tiers() if start >= now - tier.keeps]
+    tier = next((t for t in reversed(usable) if t.step <= wanted), usable[0] if usable else tiers()[-1])
+    return tier, max(tier.step, tier.step * math.ceil(wanted / tier.step) if step is None else wanted)
+
+
+def metric_series(*, vm: VirtualMachine, metrics: list[str], start: datetime, end: datetime, step: int | None) -> dict:
+    tier, answer_step = series_step(start=start, end=end, step=step)
+    columns = [column for name in metrics for column, _, _ in METRICS[name]]
+    if tier.name == "raw":
+        rows = VMMetricSample.objects.filter(vm=vm, at__gte=start, at__lt=end)
+    else:
+        rows = VMMetricRollup.objects.filter(vm=vm, step=tier.step, at__gte=start, at__lt=end)
+    points = rows.order_by("at").values_list("at", *columns)
+    times: list[int] = []
+    values: dict[str, list] = {c: [] for c in columns}
+    bucket: tuple[int, list[list[float]]] | None = None
+
+    def flush() -> None:
+        at, sums = bucket
+        if times and at - times[-1] > answer_step * 1.5:  # a gap: one null point draws it
+            times.append(times[-1] + answer_step)
+            for column in columns:
+                values[column].append(None)
+        times.append(at)
+        for column, seen in zip(columns, sums, strict=True):
+            values[column].append(round(sum(seen) / len(seen), 3) if seen else None)
+
+    origin = int(start.timestamp())
+    for at, *row in points.iterator(chunk_size=2000):
+        key = origin + (int(at.timestamp()) - origin) // answer_step * answer_step
+        if bucket is None or bucket[0] != key:
+            if bucket is not None:
+                flush()
+            bucket = (key, [[] for _ in columns])
+        for seen, value in zip(bucket[1], row, strict=True):
+            if value is not None:
+                seen.append(value)
+    if bucket is not None:
+        flush()
+    return {
+        "vm": vm.pk,
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "step": answer_step,
+        "source": tier.name,
+        "series": [
+            {"key": column, "metric": name, "label": label, "unit": unit}
+            for name in metrics
+            for column, label, unit in METRICS[name]
+        ],
+        "t": times,
+        "values": values,
+    }
+
+
+@dataclass(frozen=True)
+class TransferSummary:
+    month: object  # date: first day
+    rx_bytes: int
+    tx_bytes: int
+    included_bytes: int  # 0: the plan includes none
+    projected_bytes: int  # at this pace by the month's end
+
+    @property
+    def total_bytes(self) -> int:
+        return self.rx_bytes + self.tx_bytes
+
+    @property
+    def used_percent(self) -> float | None:
+        return round(self.total_bytes / self.included_bytes * 100, 1) if self.included_bytes else None
+
+    @property
+    def over_bytes(self) -> int:
+        return max(0, self.total_bytes - self.included_bytes) if self.included_bytes else self.total_bytes
+
+    @property
+    def projected_over_bytes(self) -> int:
+        return max(0, self.projected_bytes - self.included_bytes) if self.included_bytes else self.projected_bytes
+
+
+def month_bounds(month) -> tuple[datetime, datetime]:
+    tz = timezone.get_current_timezone()
+    start = datetime(month.year, month.month, 1, tzinfo=tz)
+    end = datetime(month.year + (month.month == 12), month.month % 12 + 1, 1, tzinfo=tz)
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def vm_transfer_month(*, vm: VirtualMachine, now: datetime | None = None) -> TransferSummary:
+    """This month's transfer of a VM against its plan, and where the month's pace leads."""
+    now = now or timezone.now()
+    month = month_of(now)
+    row = VMTransfer.objects.filter(vm=vm, month=month).values_list("rx_bytes", "tx_bytes").first() or (0, 0)
+    start, end = month_bounds(month)
+    since = max(start, vm.created_at) if vm.created_at else start
+    elapsed = max((now - since).total_seconds(), 3600.0)
+    projected = int(sum(row) * (end - since).total_seconds() / elapsed)
+    return TransferSummary(
+        month=month,
+        rx_bytes=row[0],
+        tx_bytes=row[1],
+        included_bytes=vm.plan.included_transfer_gb * GB,
+        projected_bytes=max(projected, sum(row)),
+    )
