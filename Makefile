@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 BIND ?= 127.0.0.1:8000
 
-.PHONY: up test venv deps deps-dev migrate seed lint format services bench clean libvirt deps-libvirt
+.PHONY: up test venv deps deps-dev migrate seed lint format services bench clean libvirt deps-libvirt vendor
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,12 @@ $(VENV)/.deps-dev: requirements.txt requirements-dev.txt | $(VENV)/bin/python
 deps: $(VENV)/.deps
 deps-dev: $(VENV)/.deps-dev
 
+## Vendor npm assets into static/ (pinned, digest-checked; never a CDN).
+vendor:
+	bash .ci/vendor-uplot.sh
+
 ## Bring the whole product up on the embedded default (SQLite, filesystem broker, simulator).
-up: deps
+up: deps vendor
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py seed_demo

@@ -8,6 +8,7 @@ import socket
 
 from celery import shared_task
 
+from compute.services import alerts
 from compute.services import metrics as metrics_services
 
 from . import engine, metrics
@@ -76,3 +77,8 @@ def rollup_metrics() -> dict:
 @shared_task(name="expire_metrics")
 def expire_metrics() -> dict:
     return metrics_services.metrics_expire()
+
+
+@shared_task(name="evaluate_metric_alerts")
+def evaluate_metric_alerts() -> dict:
+    return alerts.alerts_evaluate()

@@ -39,7 +39,9 @@ class MetricsQuerySerializer(serializers.Serializer):
         names = [name.strip() for name in value.split(",") if name.strip()]
         unknown = [name for name in names if name not in METRICS]
         if unknown or not names:
-            raise serializers.ValidationError(f"Unknown metric {', '.join(unknown) or '(none)'}; use {', '.join(METRICS)}.")
+            raise serializers.ValidationError(
+                f"Unknown metric {', '.join(unknown) or '(none)'}; use {', '.join(METRICS)}."
+            )
         return list(dict.fromkeys(names))
 
     def validate(self, attrs):
@@ -51,7 +53,9 @@ class MetricsQuerySerializer(serializers.Serializer):
             raise serializers.ValidationError({"from": ["At most 366 days per query."]})
         step = attrs.get("step")
         if step and (end - start).total_seconds() / step > MAX_POINTS:
-            raise serializers.ValidationError({"step": [f"Too many points (more than {MAX_POINTS}); use a larger step."]})
+            raise serializers.ValidationError(
+                {"step": [f"Too many points (more than {MAX_POINTS}); use a larger step."]}
+            )
         return {**attrs, "start": start, "end": end}
 
 
