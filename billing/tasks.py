@@ -29,3 +29,9 @@ def issue_monthly_invoices():
     """Invoice last month's usage of every project metered past its end."""
     invoices = services.invoice_issue_monthly(deadline=time.monotonic() + _budget())
     return {"invoices": [invoice.number for invoice in invoices]}
+
+
+@shared_task(name="charge_transfer")
+def charge_transfer():
+    """Meter closed months' transfer over the plans' allowances and debit it."""
+    return {"charges": services.transfer_charge_pending()}

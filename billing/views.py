@@ -20,6 +20,8 @@ from .api.views import pdf_response
 from .documents import charts, pdf
 from .forms import BillingProfileForm
 from .periods import month_of, next_month, parse_month, previous_month
+from .selectors_bandwidth import transfer_by_vm
+from .services import billing_settings_get
 
 
 def with_project(role: str = Role.VIEWER):
@@ -68,6 +70,9 @@ def usage(request, project):
         "vms": vms,
         "day_chart": charts.usage_by_day_chart(month=month, days=days),
         "vm_chart": charts.spend_by_vm_chart(vms=vms),
+        "transfer_price": (price := billing_settings_get().transfer_price_per_gb),
+        "transfers": transfer_by_vm(project=project, month=month, price_per_gb=price),
+        "current_month": month == month_of(timezone.now()),
     }
     return render(request, "billing/usage.html", context)
 

@@ -7,6 +7,7 @@ from .documents import (
     InvoiceLine,
     ReceiptVoucher,
 )
+from .transfer import TransferRecord
 from .usage import MeterCursor, UsageCharge, UsageRecord
 from .wallet import LedgerEntry, Wallet
 
@@ -21,6 +22,7 @@ __all__ = [
     "LedgerEntry",
     "MeterCursor",
     "ReceiptVoucher",
+    "TransferRecord",
     "UsageCharge",
     "UsageRecord",
     "Wallet",

@@ -1,5 +1,6 @@
 """All writes of the billing domain. Import from here: ``from billing import services``."""
 
+from .bandwidth import transfer_charge_pending, transfer_meter  # noqa: F401
 from .charging import billing_run_hourly, usage_charge_pending, usage_charge_project  # noqa: F401
 from .config import (  # noqa: F401
     billing_profile_update,
