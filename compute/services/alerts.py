@@ -6,8 +6,9 @@ long ago without a gap — is above the threshold (``duration_minutes`` 0: the
 latest sample). It recovers when the latest sample is at or below it. A
 transfer rule fires when this month's transfer passes ``threshold`` % of the
 plan's included transfer and recovers when it no longer does (a new month).
-No recent data changes nothing. Each change is an ``VMAlertEvent``, an audit
-event and an email to the rule's author, sent after commit.
+Missing rounds inside the window keep a rule from firing; no recent data
+changes nothing. Each change is a ``VMAlertEvent``, an audit event and an
+email to the rule's author, sent after commit.
 """
 
 from __future__ import annotations
@@ -84,8 +85,11 @@ def _cpu_value(rule: VMAlertRule, now: datetime) -> tuple[bool | None, float | N
     anchor = samples.filter(at__lte=window_start).order_by("-at").values_list("at", "cpu_pct").first()
     if anchor is None or anchor[0] < window_start - recent:
         return False, latest[1]
-    values = [anchor[1], *samples.filter(at__gt=window_start, at__lte=now).values_list("cpu_pct", flat=True)]
-    return min(values) > rule.threshold, min(values)
+    window = [anchor, *samples.filter(at__gt=window_start, at__lte=now).order_by("at").values_list("at", "cpu_pct")]
+    if any(later[0] - earlier[0] > recent for earlier, later in zip(window, window[1:], strict=False)):
+        return False, latest[1]  # a gap: it was not seen above the whole time
+    lowest = min(value for _, value in window)
+    return lowest > rule.threshold, lowest
 
 
 def _transfer_value(rule: VMAlertRule, now: datetime) -> tuple[bool | None, float | None]:
