@@ -42,6 +42,11 @@ class Hypervisor(models.Model):
     maintenance = models.BooleanField(default=False, help_text="Operations wait (stay pending) while set.")
     max_concurrent_operations = models.PositiveIntegerField(default=50, validators=[MinValueValidator(1)])
     build_timeout_seconds = models.PositiveIntegerField(default=1800, help_text="A create running longer fails.")
+    capacity_vcpus = models.PositiveIntegerField(default=0, help_text="vCPUs plans may allocate here; 0: no limit.")
+    capacity_memory_mib = models.PositiveIntegerField(
+        default=0, help_text="Memory (MiB) plans may allocate; 0: no limit."
+    )
+    capacity_disk_gib = models.PositiveIntegerField(default=0, help_text="Disk (GiB) plans may allocate; 0: no limit.")
     last_checked_at = models.DateTimeField(null=True, blank=True)
     last_check = models.JSONField(default=dict, blank=True)
     drift = models.JSONField(default=dict, blank=True, help_text="Last reconciliation's findings (unknown guests).")

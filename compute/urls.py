@@ -1,9 +1,10 @@
 from django.urls import path
 
-from . import views, views_metrics
+from . import views, views_capacity, views_metrics
 
 app_name = "compute"
 urlpatterns = [
+    path("operators/capacity/", views_capacity.capacity, name="capacity"),
     path("projects/<slug:slug>/vms/", views.vm_list, name="vm_list"),
     path("projects/<slug:slug>/vms/<int:pk>/", views.vm_detail, name="vm_detail"),
     path("projects/<slug:slug>/vms/<int:pk>/power/", views.vm_power, name="vm_power"),

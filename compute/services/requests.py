@@ -13,6 +13,7 @@ from compute.models import Hypervisor, Image, ImageReference, Plan, VirtualMachi
 from compute.notifications import notify_request_decided
 from controlplane.errors import Conflict, Forbidden, InvalidInput
 
+from .capacity import hypervisor_capacity_check
 from .operations import operation_create
 from .quotas import quota_release, quota_reserve
 
@@ -77,6 +78,7 @@ def vm_request_create(
         )
     _validate(plan=plan, image=image, hypervisor=hypervisor, ssh_public_key=ssh_public_key, user_data=user_data)
     _check_affordable(project=project, plan=plan)
+    hypervisor_capacity_check(hypervisor=hypervisor, plan=plan)
     _check_name_free(project, name)
     quota_reserve(project=project, plan=plan)
     try:
@@ -131,6 +133,7 @@ def _locked_pending(vm_request: VMRequest) -> VMRequest:
 def vm_request_approve(*, vm_request: VMRequest, actor, auto: bool = False, request=None) -> VirtualMachine:
     """Approve: the VM and its create Operation are created in this transaction."""
     vm_request = _locked_pending(vm_request)
+    hypervisor_capacity_check(hypervisor=vm_request.hypervisor, plan=vm_request.plan, lock=True)
     now = timezone.now()
     VMRequest.objects.filter(pk=vm_request.pk).update(
         status=RequestStatus.APPROVED, decided_by=None if isinstance(actor, str) else actor, decided_at=now
