@@ -27,6 +27,8 @@ from kombu.exceptions import ChannelError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily
 
+from .metrics_vms import vm_series
+
 logger = logging.getLogger(__name__)
 
 PREFIX = "controlplane"
@@ -257,6 +259,7 @@ COLLECTORS = {
     "workers": _workers,
     "queues": _queues,
     "billing": _billing,
+    "vm_metrics": vm_series,
 }
 
 
