@@ -51,7 +51,7 @@ def tiers() -> list[Tier]:
 def series_step(*, start: datetime, end: datetime, step: int | None) -> tuple[Tier, int]:
     """The tier to read and the step to answer in (``step`` None: about 720 points)."""
     now = timezone.now()
-    wanted = step or max(1, math.ceil((end - start).total_seconds() / DEFAULT_POINTS))
+    wanted = step or max(1, int((end - start).total_seconds() // DEFAULT_POINTS))
     usable = [tier for tier in tiers() if start >= now - tier.keeps]
     tier = next((t for t in reversed(usable) if t.step <= wanted), usable[0] if usable else tiers()[-1])
     return tier, max(tier.step, tier.step * math.ceil(wanted / tier.step) if step is None else wanted)
@@ -64,33 +64,10 @@ def metric_series(*, vm: VirtualMachine, metrics: list[str], start: datetime, en
         rows = VMMetricSample.objects.filter(vm=vm, at__gte=start, at__lt=end)
     else:
         rows = VMMetricRollup.objects.filter(vm=vm, step=tier.step, at__gte=start, at__lt=end)
-    points = rows.order_by("at").values_list("at", *columns)
-    times: list[int] = []
-    values: dict[str, list] = {c: [] for c in columns}
-    bucket: tuple[int, list[list[float]]] | None = None
-
-    def flush() -> None:
-        at, sums = bucket
-        if times and at - times[-1] > answer_step * 1.5:  # a gap: one null point draws it
-            times.append(times[-1] + answer_step)
-            for column in columns:
-                values[column].append(None)
-        times.append(at)
-        for column, seen in zip(columns, sums, strict=True):
-            values[column].append(round(sum(seen) / len(seen), 3) if seen else None)
-
+    points = list(rows.order_by("at").values_list("at", *columns))  # at most a few thousand rows
     origin = int(start.timestamp())
-    for at, *row in points.iterator(chunk_size=2000):
-        key = origin + (int(at.timestamp()) - origin) // answer_step * answer_step
-        if bucket is None or bucket[0] != key:
-            if bucket is not None:
-                flush()
-            bucket = (key, [[] for _ in columns])
-        for seen, value in zip(bucket[1], row, strict=True):
-            if value is not None:
-                seen.append(value)
-    if bucket is not None:
-        flush()
+    times, lists = _points(points, len(columns), origin, answer_step, averaged=answer_step != tier.step)
+    values = dict(zip(columns, lists, strict=True))
     return {
         "vm": vm.pk,
         "from": start.isoformat(),
@@ -105,6 +82,40 @@ def metric_series(*, vm: VirtualMachine, metrics: list[str], start: datetime, en
         "t": times,
         "values": values,
     }
+
+
+def _points(rows, width: int, origin: int, step: int, *, averaged: bool) -> tuple[list[int], list[list]]:
+    """Column-wise points; ``averaged``: rows averaged into ``step`` buckets from ``origin``.
+    A missing stretch longer than 1.5 steps gets one null point, so a chart draws a gap."""
+    times: list[int] = []
+    columns: list[list] = [[] for _ in range(width)]
+
+    def add(at: int, row) -> None:
+        if times and at - times[-1] > step * 1.5:
+            times.append(times[-1] + step)
+            for column in columns:
+                column.append(None)
+        times.append(at)
+        for column, value in zip(columns, row, strict=True):
+            column.append(None if value is None else round(value, 3))
+
+    if not averaged:
+        for at, *row in rows:
+            add(int(at.timestamp()), row)
+        return times, columns
+    key, seen = None, None
+    for at, *row in rows:
+        bucket = origin + (int(at.timestamp()) - origin) // step * step
+        if bucket != key:
+            if key is not None:
+                add(key, [sum(v) / len(v) if v else None for v in seen])
+            key, seen = bucket, [[] for _ in range(width)]
+        for values, value in zip(seen, row, strict=True):
+            if value is not None:
+                values.append(value)
+    if key is not None:
+        add(key, [sum(v) / len(v) if v else None for v in seen])
+    return times, columns
 
 
 @dataclass(frozen=True)
