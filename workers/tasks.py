@@ -7,6 +7,7 @@ Operation tasks are routed to the hypervisor's queue by the publisher
 import socket
 
 from celery import shared_task
+from django.conf import settings
 
 from compute.services import alerts
 from compute.services import metrics as metrics_services
@@ -64,8 +65,13 @@ def collect_metrics_all() -> dict:
     return metrics.collect_metrics_all()
 
 
-@shared_task(name="collect_metrics")
+@shared_task(
+    name="collect_metrics",
+    soft_time_limit=settings.VM_METRICS["COLLECT_BUDGET_SECONDS"],
+    time_limit=settings.VM_METRICS["COLLECT_BUDGET_SECONDS"] + 10,
+)
 def collect_metrics(hypervisor_id: int) -> dict:
+    """One round; past its budget the round is abandoned (a gap), never left holding a worker slot."""
     return metrics.collect_metrics(hypervisor_id)
 
 
