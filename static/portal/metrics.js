@@ -47,7 +47,7 @@
       scales: { y: unit === "%" ? { range: [0, 100] } : { range: function (u, min, max) { return [0, Math.max(max, 1)]; } } },
       axes: [
         Object.assign({}, axis),
-        Object.assign({}, axis, { size: 70, values: function (u, ticks) { return ticks.map(function (v) { return scaled(v, unit); }); } }),
+        Object.assign({}, axis, { size: 84, values: function (u, ticks) { return ticks.map(function (v) { return scaled(v, unit); }); } }),
       ],
       series: [{ label: "Time (" + tz + ")" }].concat(body.series.map(function (s, i) {
         return {
@@ -70,6 +70,7 @@
     plot.textContent = "";
     if (!body.t.length) { plot.textContent = "No data for this period yet."; }
     var chart = new uPlot(options(figure, body), data, plot);
+    if (body.t.length) chart.setLegend({ idx: body.t.length - 1 });  // the latest values until hovered
     charts.push({ figure: figure, chart: chart, body: body });
   }
 
