@@ -1,4 +1,5 @@
-"""/api/v1/virtual-machines/{id}/metrics/ and …/transfer/: a VM's charts and its month's transfer.
+"""/api/v1/virtual-machines/{id}/metrics/, …/transfer/ and …/alert-rules/: a VM's charts, its
+month's transfer, and its alert rules.
 
 The VM is looked up among the caller's VMs (operators: all), so another
 project's VM is a 404. Bad query parameters answer 400 with the reason.
@@ -8,13 +9,16 @@ from datetime import timedelta
 
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers
+from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.choices import Role
+from accounts.selectors import project_require_role
 from compute import selectors
-from compute.models import VirtualMachine
+from compute.models import VirtualMachine, VMAlertRule
 from compute.selectors_metrics import MAX_POINTS, METRICS, metric_series, vm_transfer_month
+from compute.services import alerts
 from controlplane.errors import NotFound
 
 MAX_RANGE = timedelta(days=366)
@@ -106,3 +110,50 @@ class VMTransferApi(APIView):
                 "projected_over_bytes": summary.projected_over_bytes,
             }
         )
+
+
+class AlertRuleSerializer(serializers.ModelSerializer):
+    events = serializers.SerializerMethodField()
+
+    class Meta:
+        model = VMAlertRule
+        fields = ["id", "kind", "threshold", "duration_minutes", "state", "changed_at", "created_at", "events"]
+        read_only_fields = ["id", "state", "changed_at", "created_at", "events"]
+
+    def get_events(self, rule) -> list[dict]:
+        return [{"state": e.state, "value": e.value, "at": e.at} for e in rule.events.all()[:20]]
+
+
+def _writable_vm(request, pk) -> VirtualMachine:
+    vm = vm_for(request, pk)
+    if not request.user.is_staff:
+        project_require_role(user=request.user, project=vm.project, role=Role.MEMBER)
+    return vm
+
+
+class VMAlertRulesApi(APIView):
+    """A VM's alert rules with their recent history; members and above add and remove them."""
+
+    @extend_schema(responses={200: AlertRuleSerializer(many=True)})
+    def get(self, request, pk):
+        rules = VMAlertRule.objects.filter(vm=vm_for(request, pk)).prefetch_related("events")
+        return Response(AlertRuleSerializer(rules, many=True).data)
+
+    @extend_schema(request=AlertRuleSerializer, responses={201: AlertRuleSerializer})
+    def post(self, request, pk):
+        vm = _writable_vm(request, pk)
+        body = AlertRuleSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        rule = alerts.alert_rule_create(vm=vm, user=request.user, **body.validated_data)
+        return Response(AlertRuleSerializer(rule).data, status=status.HTTP_201_CREATED)
+
+
+class VMAlertRuleApi(APIView):
+    @extend_schema(responses={204: None})
+    def delete(self, request, pk, rule_pk):
+        vm = _writable_vm(request, pk)
+        rule = VMAlertRule.objects.filter(vm=vm, pk=rule_pk).select_related("vm").first()
+        if rule is None:
+            raise NotFound("No such alert rule.")
+        alerts.alert_rule_delete(rule=rule, user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)

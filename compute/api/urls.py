@@ -13,4 +13,12 @@ router.register("operations", views.OperationViewSet, basename="operation")
 urlpatterns = router.urls + [
     path("virtual-machines/<str:pk>/metrics/", metrics.VMMetricsApi.as_view(), name="virtualmachine-metrics"),
     path("virtual-machines/<str:pk>/transfer/", metrics.VMTransferApi.as_view(), name="virtualmachine-transfer"),
+    path(
+        "virtual-machines/<str:pk>/alert-rules/", metrics.VMAlertRulesApi.as_view(), name="virtualmachine-alert-rules"
+    ),
+    path(
+        "virtual-machines/<str:pk>/alert-rules/<int:rule_pk>/",
+        metrics.VMAlertRuleApi.as_view(),
+        name="virtualmachine-alert-rule",
+    ),
 ]

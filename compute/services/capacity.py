@@ -10,12 +10,14 @@ from ..selectors_capacity import RESOURCES, allocated_on
 
 def hypervisor_capacity_check(*, hypervisor: Hypervisor, plan: Plan, lock: bool = False) -> None:
     """Raise ``Conflict`` when the plan does not fit. ``lock``: take the hypervisor's row lock first,
-    so concurrent approvals on one hypervisor are counted one after the other (inside a transaction)."""
-    if lock:
-        Hypervisor.objects.select_for_update(no_key=True, of=("self",)).filter(pk=hypervisor.pk).first()
+    so concurrent placements on one hypervisor are counted one after the other (inside a
+    transaction). Callers take it before anything audits: the audit chain's lock comes last
+    (a worker's claim holds the hypervisor's row and then audits)."""
     limits = {name: getattr(hypervisor, f"capacity_{name}") for name, _ in RESOURCES}
     if not any(limits.values()):
-        return
+        return  # nothing declared: no check, and no lock taken
+    if lock:
+        Hypervisor.objects.select_for_update(no_key=True, of=("self",)).filter(pk=hypervisor.pk).first()
     allocated = allocated_on([hypervisor.pk]).get(hypervisor.pk, {})
     short = [
         f"{label}: {max(0, limits[name] - allocated.get(name, 0))} free, the plan needs {getattr(plan, name)}"

@@ -78,7 +78,7 @@ def vm_request_create(
         )
     _validate(plan=plan, image=image, hypervisor=hypervisor, ssh_public_key=ssh_public_key, user_data=user_data)
     _check_affordable(project=project, plan=plan)
-    hypervisor_capacity_check(hypervisor=hypervisor, plan=plan)
+    hypervisor_capacity_check(hypervisor=hypervisor, plan=plan, lock=True)  # before anything audits
     _check_name_free(project, name)
     quota_reserve(project=project, plan=plan)
     try:

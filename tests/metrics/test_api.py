@@ -95,3 +95,26 @@ def test_transfer_against_the_plan_with_a_projection(api, sim_vm):
     assert body["total_bytes"] == 3 * 10**9 and body["included_bytes"] == 10 * 10**9
     assert body["used_percent"] == 30.0
     assert body["projected_bytes"] >= body["total_bytes"]
+
+
+@pytest.mark.django_db
+def test_alert_rules_through_the_api(api, sim_vm, client):
+    vm = sim_vm("web")
+    response = api.post(url(vm, "alert-rules"), {"kind": "cpu", "threshold": 90, "duration_minutes": 5}, format="json")
+    assert response.status_code == 201, response.content
+    rule = response.json()
+    assert (rule["kind"], rule["threshold"], rule["state"], rule["events"]) == ("cpu", 90, "ok", [])
+    assert [r["id"] for r in api.get(url(vm, "alert-rules")).json()] == [rule["id"]]
+
+    bad = api.post(url(vm, "alert-rules"), {"kind": "cpu", "threshold": 500}, format="json")
+    assert bad.status_code == 400 and "percentage" in bad.json()["error"]["message"]
+    viewer = UserFactory()
+    from accounts.models import Membership
+
+    Membership.objects.create(project=vm.project, user=viewer, role="viewer")
+    client.force_login(viewer)
+    assert client.get(url(vm, "alert-rules")).status_code == 200
+    assert client.post(url(vm, "alert-rules"), {"kind": "cpu", "threshold": 50}).status_code == 403
+
+    assert api.delete(url(vm, f"alert-rules/{rule['id']}")).status_code == 204
+    assert api.get(url(vm, "alert-rules")).json() == []

@@ -64,3 +64,39 @@ def test_operators_see_allocation_usage_and_warnings(admin_client, client, simul
     admin_client.logout()
     client.force_login(UserFactory(is_staff=True))  # staff without a verified second factor
     assert client.get("/operators/capacity/").status_code == 302  # to the admin login
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_approvals_cannot_both_take_the_last_room(user, project, image, simulator):
+    import threading
+
+    from django.db import connection
+
+    approval_plan = PlanFactory(requires_approval=True)
+    requests = [
+        services.vm_request_create(
+            user=user, project=project, plan=approval_plan, image=image, hypervisor=simulator, name=name
+        )
+        for name in ("first", "second")
+    ]
+    simulator.capacity_vcpus = 1
+    simulator.save()
+    staff = UserFactory(is_staff=True)
+    barrier, results = threading.Barrier(2), []
+
+    def approve(vm_request):
+        barrier.wait()
+        try:
+            services.vm_request_approve_as_staff(vm_request=vm_request, actor=staff)
+            results.append("approved")
+        except Conflict:
+            results.append("full")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=approve, args=(r,)) for r in requests]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(results) == ["approved", "full"]
