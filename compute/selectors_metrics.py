@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from .choices import VM_LIVE_STATUSES
 from .models import VirtualMachine, VMMetricRollup, VMMetricSample, VMTransfer
 from .services.metrics import interval_seconds, month_of
 
@@ -166,3 +167,32 @@ def vm_transfer_month(*, vm: VirtualMachine, now: datetime | None = None) -> Tra
         included_bytes=vm.plan.included_transfer_gb * GB,
         projected_bytes=max(projected, sum(row)),
     )
+
+
+@dataclass(frozen=True)
+class LatestSamples:
+    """For /metrics: up to ``limit`` live VMs (oldest ids, a stable set) with their labels, latest
+    values (within two intervals) and this month's transfer; ``omitted`` live VMs left out."""
+
+    labels: dict[int, tuple[str, str, str]]  # vm id: (name, project slug, hypervisor name)
+    values: dict[int, list]  # vm id: values of ``columns`` in order
+    transfer: dict[int, int]  # vm id: bytes in + out this month
+    omitted: int
+
+
+def vm_latest_samples(*, columns: list[str], limit: int, now: datetime) -> LatestSamples:
+    """Four queries at most, whatever the number of VMs."""
+    live = VirtualMachine.objects.filter(status__in=VM_LIVE_STATUSES)
+    vms = list(live.order_by("pk").values_list("pk", "name", "project__slug", "hypervisor__name")[:limit])
+    omitted = live.count() - len(vms) if len(vms) == limit else 0
+    labels = {pk: (name, project, hypervisor) for pk, name, project, hypervisor in vms}
+    if not labels:
+        return LatestSamples(labels={}, values={}, transfer={}, omitted=omitted)
+    since = now - timedelta(seconds=2 * interval_seconds())
+    values: dict[int, list] = {}
+    rows = VMMetricSample.objects.filter(vm_id__in=labels, at__gte=since).order_by("vm_id", "-at")
+    for vm_id, *row in rows.values_list("vm_id", *columns):
+        values.setdefault(vm_id, row)
+    month = VMTransfer.objects.filter(vm_id__in=labels, month=month_of(now))
+    transfer = {vm_id: rx + tx for vm_id, rx, tx in month.values_list("vm_id", "rx_bytes", "tx_bytes")}
+    return LatestSamples(labels=labels, values=values, transfer=transfer, omitted=omitted)

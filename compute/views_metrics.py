@@ -8,12 +8,11 @@ compute.services.alerts; members and above may change them, viewers look.
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.choices import Role, role_at_least
-from accounts.views.common import portal_errors
+from accounts.views.common import with_project
 from controlplane.errors import InvalidInput, NotFound
 
 from . import selectors
@@ -21,7 +20,6 @@ from .choices import AlertKind
 from .models import VMAlertEvent, VMAlertRule
 from .selectors_metrics import vm_transfer_month
 from .services import alerts
-from .views import _project
 
 RANGES = (("1h", "Last hour"), ("1d", "Last day"), ("7d", "Last week"), ("30d", "Last month"))
 
@@ -33,10 +31,8 @@ def _number(value: str, field: str) -> int:
         raise InvalidInput(f"Enter a whole number for the {field}.") from None
 
 
-@login_required
-@portal_errors
-def vm_metrics(request, slug, pk):
-    project = _project(request, slug)
+@with_project()
+def vm_metrics(request, project, pk):
     vm = selectors.vm_get_for_project(project=project, pk=pk)
     rules = list(VMAlertRule.objects.filter(vm=vm))
     context = {
@@ -55,10 +51,8 @@ def vm_metrics(request, slug, pk):
 
 
 @require_POST
-@login_required
-@portal_errors
-def alert_rule_add(request, slug, pk):
-    project = _project(request, slug, role=Role.MEMBER)
+@with_project(Role.MEMBER)
+def alert_rule_add(request, project, pk):
     vm = selectors.vm_get_for_project(project=project, pk=pk)
     alerts.alert_rule_create(
         vm=vm,
@@ -72,10 +66,8 @@ def alert_rule_add(request, slug, pk):
 
 
 @require_POST
-@login_required
-@portal_errors
-def alert_rule_delete(request, slug, pk, rule_pk):
-    project = _project(request, slug, role=Role.MEMBER)
+@with_project(Role.MEMBER)
+def alert_rule_delete(request, project, pk, rule_pk):
     vm = selectors.vm_get_for_project(project=project, pk=pk)
     rule = VMAlertRule.objects.filter(vm=vm, pk=rule_pk).select_related("vm").first()
     if rule is None:

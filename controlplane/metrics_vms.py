@@ -1,4 +1,5 @@
-"""Per-VM series for /metrics (docs/MONITORING.md: "Prometheus").
+"""Per-VM series for /metrics (docs/MONITORING.md: "Prometheus"); the reads are
+``compute.selectors_metrics.vm_latest_samples``.
 
 Each VM's latest sample (within two collection intervals) as gauges labelled
 ``vm``, ``vm_id``, ``project`` and ``hypervisor``, plus this month's transfer.
@@ -7,14 +8,10 @@ live ones by id, a stable set across scrapes), 9 series each; the count of VMs
 left out is ``controlplane_vm_series_omitted``. 0 turns the per-VM series off.
 """
 
-from datetime import timedelta
-
 from django.conf import settings
 from prometheus_client.core import GaugeMetricFamily
 
-from compute.choices import VM_LIVE_STATUSES
-from compute.models import VirtualMachine, VMMetricSample, VMTransfer
-from compute.services.metrics import interval_seconds, month_of
+from compute.selectors_metrics import vm_latest_samples
 
 PREFIX = "controlplane_vm"
 LABELS = ["vm", "vm_id", "project", "hypervisor"]
@@ -31,31 +28,24 @@ GAUGES = (  # (column, name, help)
 
 
 def vm_series(now):
-    limit = settings.VM_METRICS["PROMETHEUS_MAX_VMS"]
-    live = VirtualMachine.objects.filter(status__in=VM_LIVE_STATUSES)
+    latest = vm_latest_samples(
+        columns=[column for column, _, _ in GAUGES], limit=settings.VM_METRICS["PROMETHEUS_MAX_VMS"], now=now
+    )
     omitted = GaugeMetricFamily(f"{PREFIX}_series_omitted", "Live VMs left out of the per-VM series (the limit).")
+    omitted.add_metric([], latest.omitted)
     families = [GaugeMetricFamily(f"{PREFIX}_{name}", text, labels=LABELS) for _, name, text in GAUGES]
     transfer = GaugeMetricFamily(
         f"{PREFIX}_transfer_month_bytes", "Bytes in + out this month (billing time zone).", labels=LABELS
     )
-    vms = list(live.order_by("pk").values_list("pk", "name", "project__slug", "hypervisor__name")[:limit])
-    omitted.add_metric([], live.count() - len(vms) if len(vms) == limit else 0)
-    labels = {pk: [name, str(pk), project, hypervisor] for pk, name, project, hypervisor in vms}
-    if not labels:
-        return [omitted]
-    since = now - timedelta(seconds=2 * interval_seconds())
-    latest = {}
-    columns = [column for column, _, _ in GAUGES]
-    rows = VMMetricSample.objects.filter(vm_id__in=labels, at__gte=since).order_by("vm_id", "-at")
-    for vm_id, *values in rows.values_list("vm_id", *columns):
-        latest.setdefault(vm_id, values)
-    for vm_id, values in latest.items():
+
+    def labels(vm_id: int) -> list[str]:
+        name, project, hypervisor = latest.labels[vm_id]
+        return [name, str(vm_id), project, hypervisor]
+
+    for vm_id, values in latest.values.items():
         for family, value in zip(families, values, strict=True):
             if value is not None:
-                family.add_metric(labels[vm_id], value)
-    month = VMTransfer.objects.filter(vm_id__in=labels, month=month_of(now)).values_list(
-        "vm_id", "rx_bytes", "tx_bytes"
-    )
-    for vm_id, rx, tx in month:
-        transfer.add_metric(labels[vm_id], rx + tx)
-    return [omitted, *families, transfer]
+                family.add_metric(labels(vm_id), value)
+    for vm_id, total in latest.transfer.items():
+        transfer.add_metric(labels(vm_id), total)
+    return [omitted, *families, transfer] if latest.labels else [omitted]

@@ -27,9 +27,9 @@ from compute.models import VMTransfer
 from ..gst import tax_heads
 from ..models import BillingSettings, InvoiceLine, TransferRecord, UsageCharge, Wallet
 from ..periods import month_of, month_start, next_month
+from ..selectors import billing_settings_get, treatment_for
 from .charging import month_charge_post
-from .config import billing_settings_get, treatment_for
-from .wallet import wallet_lock, wallet_profile
+from .ledger import wallet_lock, wallet_profile
 
 ACTOR = "system:billing"
 GB = 10**9

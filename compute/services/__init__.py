@@ -1,5 +1,6 @@
 """All writes of the compute domain. Import from here: ``from compute import services``."""
 
+from .hypervisors import hypervisor_set_maintenance  # noqa: F401
 from .operations import (  # noqa: F401
     Claim,
     operation_cancel,

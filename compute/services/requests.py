@@ -13,6 +13,7 @@ from compute.models import Hypervisor, Image, ImageReference, Plan, VirtualMachi
 from compute.notifications import notify_request_decided
 from controlplane.errors import Conflict, Forbidden, InvalidInput
 
+from .. import admission
 from .capacity import hypervisor_capacity_check
 from .operations import operation_create
 from .quotas import quota_release, quota_reserve
@@ -77,7 +78,7 @@ def vm_request_create(
             code="project_suspended",
         )
     _validate(plan=plan, image=image, hypervisor=hypervisor, ssh_public_key=ssh_public_key, user_data=user_data)
-    _check_affordable(project=project, plan=plan)
+    admission.run_checks(project=project, plan=plan)
     hypervisor_capacity_check(hypervisor=hypervisor, plan=plan, lock=True)  # before anything audits
     _check_name_free(project, name)
     quota_reserve(project=project, plan=plan)
@@ -107,15 +108,6 @@ def vm_request_create(
         vm_request_approve(vm_request=vm_request, actor="system:auto-approve", auto=True)
         vm_request.refresh_from_db()
     return vm_request
-
-
-def _check_affordable(*, project, plan) -> None:
-    """The wallet must cover the configured hours of the plan (billing decides)."""
-    try:
-        from billing.services import wallet_check_can_afford
-    except ImportError:  # billing not installed
-        return
-    wallet_check_can_afford(project=project, plan=plan)
 
 
 def _locked_pending(vm_request: VMRequest) -> VMRequest:
