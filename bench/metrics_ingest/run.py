@@ -32,12 +32,10 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
-
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from bench.metrics.run import _admin, _setup_django  # noqa: E402
+from bench.metrics.run import scratch_database  # noqa: E402
 
 COLUMNS = ("cpu_pct", "mem_used", "mem_total", "disk_read_bps", "disk_write_bps", "disk_read_iops", "disk_write_iops")
 COLUMNS += ("net_rx_bps", "net_tx_bps")
@@ -250,14 +248,10 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
     url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/controlplane")
-    conninfo, name = _admin(url)
-    name = name.replace("_metricsbench", "_ingestbench")
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    workdir = tempfile.mkdtemp(prefix="ingestbench-")
-    try:
-        _setup_django(url.rsplit("/", 1)[0] + "/" + name)
+    with (
+        tempfile.TemporaryDirectory(prefix="ingestbench-") as workdir,
+        scratch_database(url, suffix="ingestbench", keep=args.keep),
+    ):
         seeded = _seed(args.vms, f"{workdir}/sim.sqlite3")
         hypervisor = seeded["hypervisor"]
         rounds = _ingest(hypervisor, args.rounds, args.interval)
@@ -306,13 +300,6 @@ def main() -> None:
             f"{naive_row * 9:.0f} B per VM-sample ({naive_row * 9 / raw_row:.1f}x); a month of raw minutes "
             f"{naive_row * 9 * per_day * 30 / 1e6:.1f} MB per VM vs {raw_row * per_day * 30 / 1e6:.1f} MB"
         )
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        if not args.keep:
-            with psycopg.connect(conninfo, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":
