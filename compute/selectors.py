@@ -4,11 +4,21 @@ from datetime import datetime, timedelta
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Min, Prefetch, Q, QuerySet, Sum
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import Project, User
 from controlplane.errors import NotFound
 
-from .choices import ACTIVE_OPERATION_STATES, VM_LIVE_STATUSES, OperationState, RequestStatus, VMStatus
-from .models import Hypervisor, Image, ImageReference, Operation, Plan, ProjectQuota, VirtualMachine, VMRequest
+from .choices import ACTIVE_OPERATION_STATES, VM_LIVE_STATUSES, Action, OperationState, RequestStatus, VMStatus
+from .models import (
+    Hypervisor,
+    Image,
+    ImageReference,
+    Operation,
+    Plan,
+    ProjectQuota,
+    TenantBinding,
+    VirtualMachine,
+    VMRequest,
+)
 
 
 def hypervisor_queues(*, include_disabled: bool = False) -> list[str]:
@@ -153,8 +163,6 @@ def attention_summary(*, failed_within: timedelta = timedelta(days=7), show: int
     """Pending requests (oldest first), operations that failed recently and were
     not retried, VMs the reconciler found missing or lost, suspended projects,
     hypervisors in maintenance. A bounded number of queries."""
-    from accounts.models import Project
-
     pending = VMRequest.objects.filter(status=RequestStatus.PENDING).select_related("project", "requester", "plan")
     failed = Operation.objects.filter(
         state=OperationState.FAILED, finished_at__gte=timezone.now() - failed_within
@@ -243,3 +251,40 @@ def vm_counts_by_hypervisor() -> list[dict]:
         )
         .order_by()
     )
+
+
+# -- the engine (workers/engine.py) ----------------------------------------------------
+
+
+def operation_get_claimed(*, operation_id: int, token: str) -> Operation | None:
+    """The running operation this claim token still holds; None when it ended or was reclaimed."""
+    return (
+        Operation.objects.select_related("vm", "hypervisor", "project")
+        .filter(pk=operation_id, state=OperationState.RUNNING, claim_token=token)
+        .first()
+    )
+
+
+def operation_latest_create(*, vm: VirtualMachine) -> Operation | None:
+    return vm.operations.filter(action=Action.CREATE).order_by("-created_at").first()
+
+
+def image_reference_for_vm(*, vm: VirtualMachine) -> ImageReference | None:
+    """How the VM's hypervisor names the VM's image (None: it does not have it)."""
+    return ImageReference.objects.filter(image=vm.image_id, hypervisor=vm.hypervisor_id).first()
+
+
+def tenant_binding_ready_for_vm(*, vm: VirtualMachine) -> TenantBinding | None:
+    return TenantBinding.objects.filter(project=vm.project_id, hypervisor=vm.hypervisor_id, ready=True).first()
+
+
+def hypervisor_list_to_reconcile() -> QuerySet[Hypervisor]:
+    return Hypervisor.objects.filter(enabled=True, maintenance=False)
+
+
+def hypervisor_get(*, pk: int) -> Hypervisor:
+    return Hypervisor.objects.get(pk=pk)
+
+
+def vm_get_with_hypervisor(*, pk: int) -> VirtualMachine | None:
+    return VirtualMachine.objects.select_related("hypervisor").filter(pk=pk).first()

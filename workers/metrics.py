@@ -19,7 +19,7 @@ import logging
 from celery import current_app
 from django.conf import settings
 
-from compute.models import Hypervisor
+from compute import selectors
 from compute.services import metrics as metrics_services
 
 from .drivers.base import Capability, DriverError, driver_class
@@ -33,7 +33,7 @@ def collect_metrics_all() -> dict:
     """Publish one collection per hypervisor that reports metrics."""
     interval = settings.VM_METRICS["INTERVAL_SECONDS"]
     sent = []
-    for hypervisor in Hypervisor.objects.filter(enabled=True, maintenance=False):
+    for hypervisor in selectors.hypervisor_list_to_reconcile():  # enabled, not in maintenance
         try:
             if not driver_class(hypervisor.kind).supports(Capability.METRICS):
                 continue
@@ -49,9 +49,9 @@ def collect_metrics_all() -> dict:
 
 def collect_metrics(hypervisor_id: int) -> dict:
     """One round for one hypervisor: one driver call, one write."""
-    hypervisor = Hypervisor.objects.filter(pk=hypervisor_id, enabled=True).first()
+    hypervisor = selectors.hypervisor_list_to_reconcile().filter(pk=hypervisor_id).first()
     if hypervisor is None:
-        return {"skipped": "disabled or gone"}
+        return {"skipped": "disabled, in maintenance or gone"}
     try:
         readings = driver_for(hypervisor).metrics()
     except DriverError as exc:

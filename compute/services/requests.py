@@ -9,7 +9,7 @@ import audit
 from accounts.choices import Role
 from accounts.selectors import project_require_role
 from compute.choices import Action, GuestType, RequestStatus, VMStatus
-from compute.models import Hypervisor, Image, ImageReference, Plan, VirtualMachine, VMRequest, VMStatusEvent
+from compute.models import Hypervisor, Image, ImageReference, Plan, VirtualMachine, VMRequest
 from compute.notifications import notify_request_decided
 from controlplane.errors import Conflict, Forbidden, InvalidInput
 
@@ -17,6 +17,7 @@ from .. import admission
 from .capacity import hypervisor_capacity_check
 from .operations import operation_create
 from .quotas import quota_release, quota_reserve
+from .writeback import vm_timeline_append
 
 MAX_USER_DATA_BYTES = 16 * 1024
 SSH_KEY_PREFIXES = ("ssh-rsa ", "ssh-ed25519 ", "ecdsa-sha2-", "sk-ssh-ed25519@", "sk-ecdsa-sha2-")
@@ -149,7 +150,7 @@ def vm_request_approve(*, vm_request: VMRequest, actor, auto: bool = False, requ
             )
     except IntegrityError:
         raise Conflict(f"A VM named {vm_request.name!r} already exists in the project.", code="name_taken") from None
-    VMStatusEvent.objects.create(vm=vm, status=VMStatus.BUILDING, power_state=vm.power_state, at=now, source="approval")
+    vm_timeline_append(vm=vm, status=VMStatus.BUILDING, power_state=vm.power_state, at=now, source="approval")
     operation_create(vm=vm, action=Action.CREATE, requested_by=vm_request.requester)
     audit.record(
         actor=actor,
