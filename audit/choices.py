@@ -73,6 +73,16 @@ class Action(models.TextChoices):
     CREDIT_NOTE_ISSUED = "credit_note.issued", "Credit note issued"  # a GST credit note got its number
     BILLING_SETTINGS_UPDATED = "billing.settings_updated", "Billing settings updated"  # supplier/policy (diff)
     BILLING_PROFILE_UPDATED = "billing.profile_updated", "Billing profile updated"  # a project's invoice address/GSTIN
+    # Payments in and refunds out (billing/payments/)
+    PAYMENT_RECEIVED = "payment.received", "Payment received"  # gateway or bank payment credited, once; receipt
+    PAYMENT_IGNORED = "payment.ignored", "Payment message ignored"  # webhook/callback crediting nothing (why)
+    PAYMENT_TRANSFER_REPORTED = "payment.transfer_reported", "Transfer reported"  # a customer gave a UTR
+    PAYMENT_TRANSFER_REJECTED = "payment.transfer_rejected", "Transfer rejected"  # operator found no such money
+    REFUND_ISSUED = "refund.issued", "Refund issued"  # balance paid back; refund voucher issued
+    REFUND_PROCESSED = "refund.processed", "Refund processed"  # the gateway confirmed the payout
+    TRIAL_GRANTED = "trial.granted", "Trial credit granted"  # sign-up credit for a verified email
+    TRIAL_EXPIRED = "trial.expired", "Trial credit expired"  # unused trial credit taken back
+    PAYMENT_SETTINGS_UPDATED = "billing.payment_settings_updated", "Payment settings updated"  # no secrets in details
     # Infrastructure and operators
     HYPERVISOR_CHANGED = "hypervisor.changed", "Hypervisor changed"  # registry entry added, edited or disabled
     HYPERVISOR_MAINTENANCE_ENTERED = "hypervisor.maintenance.entered", "Maintenance entered"  # its operations wait

@@ -9,6 +9,7 @@ from celery import shared_task
 from django.conf import settings
 
 from . import services
+from .payments import trial
 
 
 def _budget() -> float:
@@ -35,3 +36,9 @@ def issue_monthly_invoices():
 def charge_transfer():
     """Meter closed months' transfer over the plans' allowances and debit it."""
     return {"charges": services.transfer_charge_pending()}
+
+
+@shared_task(name="expire_trial_credit")
+def expire_trial_credit():
+    """Take back unused trial credit past its validity (a ledger entry each)."""
+    return {"expired": trial.trial_expire_due()}

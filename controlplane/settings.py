@@ -250,6 +250,13 @@ REST_FRAMEWORK = {
         "rest_framework.permissions.IsAuthenticated",
         "accounts.permissions.ReadOnlyTokenPermission",
     ],
+    # JSON in, JSON out; the browsable HTML API only for a developer (DEBUG, not production).
+    "DEFAULT_PARSER_CLASSES": ["controlplane.api_input.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        *(["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG and not PRODUCTION else []),
+    ],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DEFAULT_SCHEMA_CLASS": "controlplane.api.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
@@ -263,7 +270,7 @@ REST_FRAMEWORK = {
         "user": os.environ.get("API_THROTTLE_USER", "1200/min"),
     },
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
+        "controlplane.api_input.FilterBackend",  # django-filter's, refusing ?filter= with no value
         "rest_framework.filters.OrderingFilter",
     ],
 }
@@ -281,6 +288,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ActionEnum": "compute.choices.Action",
         "VMStatusEnum": "compute.choices.VMStatus",
+        # Without it VMRequest's status enum is named VMStatusEnum too (COMPONENT_SPLIT_REQUEST cuts
+        # "Request" off the component name) and one of the two choice sets silently wins.
+        "VMRequestStatusEnum": "compute.choices.RequestStatus",
         "PowerStateEnum": "compute.choices.PowerState",
         "OperationStateEnum": "compute.choices.OperationState",
     },
@@ -411,10 +421,19 @@ INVITATION_TTL_DAYS = env_int("INVITATION_TTL_DAYS", 7)
 # in Django admin (Billing settings); only the schedule of the jobs lives here.
 BILLING_CHARGE_INTERVAL_SECONDS = env_int("BILLING_CHARGE_INTERVAL_SECONDS", 600)
 BILLING_INVOICE_INTERVAL_SECONDS = env_int("BILLING_INVOICE_INTERVAL_SECONDS", 3600)
+BILLING_TRIAL_EXPIRY_INTERVAL_SECONDS = env_int("BILLING_TRIAL_EXPIRY_INTERVAL_SECONDS", 3600)
 EXTRA_BEAT_SCHEDULE = {
     "billing-charge-usage": {"task": "charge_usage", "schedule": float(BILLING_CHARGE_INTERVAL_SECONDS)},
     "billing-issue-invoices": {"task": "issue_monthly_invoices", "schedule": float(BILLING_INVOICE_INTERVAL_SECONDS)},
+    "billing-expire-trials": {"task": "expire_trial_credit", "schedule": float(BILLING_TRIAL_EXPIRY_INTERVAL_SECONDS)},
 }
+# Razorpay (docs/BILLING.md "Getting paid"): keys are normally entered in admin (Payment settings,
+# encrypted at rest); each variable set here wins over the stored value. RAZORPAY_API_URL points
+# the SDK elsewhere (the tests' local fake); leave it empty in production.
+RAZORPAY_KEY_ID = os.environ.get("RAZORPAY_KEY_ID", "")
+RAZORPAY_KEY_SECRET = os.environ.get("RAZORPAY_KEY_SECRET", "")
+RAZORPAY_WEBHOOK_SECRET = os.environ.get("RAZORPAY_WEBHOOK_SECRET", "")
+RAZORPAY_API_URL = os.environ.get("RAZORPAY_API_URL", "")
 
 # --- Portal (docs/PORTAL.md) -------------------------------------------------------
 # The security page lists the user's sessions; each is noted at most this often.

@@ -21,5 +21,7 @@ urlpatterns = [
     path("", include("compute.urls")),
 ]
 
+handler400 = "controlplane.api.handler400"
+handler403 = "controlplane.api.handler403"
 handler404 = "controlplane.api.handler404"
 handler500 = "controlplane.api.handler500"

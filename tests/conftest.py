@@ -13,6 +13,7 @@ pytest_plugins = [
     "tests.fixtures.proxmox",
     "tests.fixtures.accounts",
     "tests.fixtures.billing",
+    "tests.fixtures.payments",
     # OpenStack (issue #6): requests-mock cloud and nova's functional-test stack
     "tests.fixtures.openstack",
     "tests.fixtures.portal",

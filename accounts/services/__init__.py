@@ -15,7 +15,7 @@ from .projects import (
 from .sessions import session_revoke, session_touch
 from .tokens import token_create, token_revoke, token_touch
 from .two_factor import backup_codes_regenerate, totp_device_confirm, two_factor_disable
-from .users import user_create, user_deactivate, user_reactivate, user_register
+from .users import user_create, user_deactivate, user_email_verified, user_reactivate, user_register
 
 __all__ = [
     "backup_codes_regenerate",
@@ -41,6 +41,7 @@ __all__ = [
     "two_factor_disable",
     "user_create",
     "user_deactivate",
+    "user_email_verified",
     "user_reactivate",
     "user_register",
 ]

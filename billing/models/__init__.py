@@ -7,6 +7,7 @@ from .documents import (
     InvoiceLine,
     ReceiptVoucher,
 )
+from .payments import Payment, PaymentSettings, Refund, RefundVoucher, TrialGrant
 from .transfer import TransferRecord
 from .usage import MeterCursor, UsageCharge, UsageRecord
 from .wallet import LedgerEntry, Wallet
@@ -21,8 +22,13 @@ __all__ = [
     "InvoiceLine",
     "LedgerEntry",
     "MeterCursor",
+    "Payment",
+    "PaymentSettings",
     "ReceiptVoucher",
+    "Refund",
+    "RefundVoucher",
     "TransferRecord",
+    "TrialGrant",
     "UsageCharge",
     "UsageRecord",
     "Wallet",

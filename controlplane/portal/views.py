@@ -93,7 +93,11 @@ def _review(project, data) -> dict:
         wallet_check_can_afford(project=project, plan=plan)
     except PaymentRequired as exc:
         problems.append(f"Balance: {exc.message}")
-    return {"price": price, "problems": problems}
+    return {
+        "price": price,
+        "problems": problems,
+        "profile_missing": billing_selectors.profile_get(project=project) is None,
+    }
 
 
 @with_project(Role.MEMBER)

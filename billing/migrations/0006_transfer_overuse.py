@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0004_user_sessions'),
-        ('billing', '0002_immutable_documents'),
+        ('billing', '0005_wallet_goes_with_project'),
         ('compute', '0002_vm_metrics'),
     ]
 
