@@ -26,6 +26,11 @@ class Action(models.TextChoices):
     VM_DELETE_REQUESTED = "vm.delete.requested", "VM delete requested"  # a delete operation was queued
     VM_DELETE_SUCCEEDED = "vm.delete.succeeded", "VM delete succeeded"  # the VM is gone from the hypervisor
     VM_DELETE_FAILED = "vm.delete.failed", "VM delete failed"  # the delete gave up
+    # VM monitoring (compute/services/alerts.py)
+    ALERT_RULE_CREATED = "alert.rule_created", "Alert rule created"  # a user set a threshold on a VM
+    ALERT_RULE_DELETED = "alert.rule_deleted", "Alert rule deleted"  # a user removed a threshold
+    ALERT_FIRED = "alert.fired", "Alert fired"  # a VM crossed a threshold (value in details)
+    ALERT_RECOVERED = "alert.recovered", "Alert recovered"  # the VM is back below the threshold
     # Operations (the engine's unit of work)
     OPERATION_STATE_CHANGED = "operation.state_changed", "Operation state changed"  # from/to state, task ref
     OPERATION_RETRIED = "operation.retried", "Operation retried"  # a transient error, attempt number in details

@@ -98,3 +98,13 @@ CAPACITY_RECHECK_SECONDS = 2
 POLL_ERROR_LIMIT = 5
 # Seconds to the first poll after a submit when the driver gives no hint.
 DEFAULT_POLL_SECONDS = 2.0
+
+
+class AlertKind(models.TextChoices):
+    CPU = "cpu", "CPU above a percentage for a while"  # threshold in %, over duration_minutes
+    TRANSFER = "transfer", "Monthly transfer above a share of the plan's"  # threshold in % of included transfer
+
+
+class AlertState(models.TextChoices):
+    OK = "ok", "OK"  # below the threshold (or not enough data to say otherwise)
+    FIRING = "firing", "Firing"  # above the threshold; an email went out

@@ -452,22 +452,18 @@ BILLING_CHARGE_INTERVAL_SECONDS = env_int("BILLING_CHARGE_INTERVAL_SECONDS", 600
 BILLING_INVOICE_INTERVAL_SECONDS = env_int("BILLING_INVOICE_INTERVAL_SECONDS", 3600)
 BILLING_TRIAL_EXPIRY_INTERVAL_SECONDS = env_int("BILLING_TRIAL_EXPIRY_INTERVAL_SECONDS", 3600)
 NOTIFY_RELAY_INTERVAL_SECONDS = float(os.environ.get("NOTIFY_RELAY_INTERVAL_SECONDS", "5"))
-EXTRA_BEAT_SCHEDULE = {
-    "billing-charge-usage": {"task": "charge_usage", "schedule": float(BILLING_CHARGE_INTERVAL_SECONDS)},
-    "billing-issue-invoices": {"task": "issue_monthly_invoices", "schedule": float(BILLING_INVOICE_INTERVAL_SECONDS)},
-    "billing-expire-trials": {"task": "expire_trial_credit", "schedule": float(BILLING_TRIAL_EXPIRY_INTERVAL_SECONDS)},
-    # Notifications and webhooks (docs/NOTIFICATIONS.md): the audit-event relay, and a daily purge.
-    "notifications-relay": {"task": "relay_audit_events", "schedule": NOTIFY_RELAY_INTERVAL_SECONDS},
-    "notifications-purge": {"task": "purge_notifications", "schedule": 24 * 3600.0},
+# --- VM metrics (docs/MONITORING.md) ---------------------------------------------
+# Collection round length, retention of each tier, a round's time budget on the worker,
+# and how many per-VM series /metrics exposes (0: none).
+VM_METRICS = {
+    "INTERVAL_SECONDS": env_int("METRICS_INTERVAL_SECONDS", 60),
+    "RAW_HOURS": env_int("METRICS_RAW_HOURS", 48),
+    "ROLLUP_5M_DAYS": env_int("METRICS_5M_DAYS", 30),
+    "ROLLUP_1H_DAYS": env_int("METRICS_1H_DAYS", 365),
+    "COLLECT_BUDGET_SECONDS": env_int("METRICS_COLLECT_BUDGET_SECONDS", 30),
+    "PROMETHEUS_MAX_VMS": env_int("METRICS_PROMETHEUS_MAX_VMS", 500),
+    "CAPACITY_WARN_PERCENT": env_int("METRICS_CAPACITY_WARN_PERCENT", 85),
 }
-# Razorpay (docs/BILLING.md "Getting paid"): keys are normally entered in admin (Payment settings,
-# encrypted at rest); each variable set here wins over the stored value. RAZORPAY_API_URL points
-# the SDK elsewhere (the tests' local fake); leave it empty in production.
-RAZORPAY_KEY_ID = os.environ.get("RAZORPAY_KEY_ID", "")
-RAZORPAY_KEY_SECRET = os.environ.get("RAZORPAY_KEY_SECRET", "")
-RAZORPAY_WEBHOOK_SECRET = os.environ.get("RAZORPAY_WEBHOOK_SECRET", "")
-RAZORPAY_API_URL = os.environ.get("RAZORPAY_API_URL", "")
-
 # --- Security events (docs/SECURITY.md "Security event feed") --------------------
 # Brute-force detection over the audit log's failed logins (audit/detection.py).
 SECURITY_SCAN_INTERVAL_SECONDS = env_int("SECURITY_SCAN_INTERVAL_SECONDS", 60)
@@ -479,10 +475,30 @@ SECURITY_BRUTE_FORCE_THRESHOLDS = {
 }
 # Alert mail recipients; empty: every active staff user.
 SECURITY_ALERT_EMAILS = env_list("SECURITY_ALERT_EMAILS")
-EXTRA_BEAT_SCHEDULE["security-brute-force-scan"] = {
-    "task": "detect_brute_force",
-    "schedule": float(SECURITY_SCAN_INTERVAL_SECONDS),
+EXTRA_BEAT_SCHEDULE = {
+    "billing-charge-usage": {"task": "charge_usage", "schedule": float(BILLING_CHARGE_INTERVAL_SECONDS)},
+    "billing-issue-invoices": {"task": "issue_monthly_invoices", "schedule": float(BILLING_INVOICE_INTERVAL_SECONDS)},
+    "billing-expire-trials": {"task": "expire_trial_credit", "schedule": float(BILLING_TRIAL_EXPIRY_INTERVAL_SECONDS)},
+    # Notifications and webhooks (docs/NOTIFICATIONS.md): the audit-event relay, and a daily purge.
+    "notifications-relay": {"task": "relay_audit_events", "schedule": NOTIFY_RELAY_INTERVAL_SECONDS},
+    "notifications-purge": {"task": "purge_notifications", "schedule": 24 * 3600.0},
+    # VM metrics (docs/MONITORING.md): collection, rollups, alerts, expiry; transfer over-use billing.
+    "metrics-collect": {"task": "collect_metrics_all", "schedule": float(VM_METRICS["INTERVAL_SECONDS"])},
+    "metrics-rollup": {"task": "rollup_metrics", "schedule": 300.0},
+    "metrics-alerts": {"task": "evaluate_metric_alerts", "schedule": float(VM_METRICS["INTERVAL_SECONDS"])},
+    "metrics-expire": {"task": "expire_metrics", "schedule": 3600.0},
+    "billing-charge-transfer": {"task": "charge_transfer", "schedule": 3600.0},
+    # Brute-force detection over the audit log (docs/SECURITY.md).
+    "security-brute-force-scan": {"task": "detect_brute_force", "schedule": float(SECURITY_SCAN_INTERVAL_SECONDS)},
 }
+# Razorpay (docs/BILLING.md "Getting paid"): keys are normally entered in admin (Payment settings,
+# encrypted at rest); each variable set here wins over the stored value. RAZORPAY_API_URL points
+# the SDK elsewhere (the tests' local fake); leave it empty in production.
+RAZORPAY_KEY_ID = os.environ.get("RAZORPAY_KEY_ID", "")
+RAZORPAY_KEY_SECRET = os.environ.get("RAZORPAY_KEY_SECRET", "")
+RAZORPAY_WEBHOOK_SECRET = os.environ.get("RAZORPAY_WEBHOOK_SECRET", "")
+RAZORPAY_API_URL = os.environ.get("RAZORPAY_API_URL", "")
+
 
 # --- Portal (docs/PORTAL.md) -------------------------------------------------------
 # The security page lists the user's sessions; each is noted at most this often.

@@ -19,6 +19,7 @@ pytest_plugins = [
     "tests.fixtures.portal",
     "tests.fixtures.browser",
     "tests.fixtures.notifications",
+    "tests.fixtures.metrics",
 ]
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import time
 import uuid
 
-from workers.drivers.base import DriverTask, HypervisorVM, PowerState, TaskStatus
+import pytest
+
+from workers.drivers.base import Capability, DriverTask, HypervisorVM, PermanentDriverError, PowerState, TaskStatus
 
 
 def wait_done(driver, task: DriverTask, timeout: float = 60) -> TaskStatus:
@@ -92,3 +94,17 @@ class DriverContract:
 
     def test_get_unknown_is_none(self, driver, unknown_backend_id):
         assert driver.get(unknown_backend_id) is None
+
+    def test_metrics_read_every_running_guest_in_one_call(self, driver, make_spec):
+        if not driver.supports(Capability.METRICS):
+            with pytest.raises(PermanentDriverError):
+                driver.metrics()
+            return
+        vm, _ = self._create(driver, make_spec)
+        readings = {reading.backend_id: reading for reading in driver.metrics()}
+        reading = readings[vm.backend_id]
+        assert reading.power_state == PowerState.RUNNING
+        assert reading.at > 0
+        assert reading.cpu_time_ns is not None or reading.cpu_fraction is not None
+        assert reading.net_rx_bytes is not None and reading.net_rx_bytes >= 0
+        assert reading.disk_read_bytes is not None and reading.disk_read_bytes >= 0
