@@ -10,7 +10,14 @@ import uuid
 import pytest
 
 from tests.workers.contract import wait_done
-from tests.workers.libvirt_support import GUEST_IMAGE_REF, REAL_SETTINGS, delete_ours, libvirt_driver, real_host
+from tests.workers.libvirt_support import (
+    GUEST_IMAGE_REF,
+    PREFIX,
+    REAL_SETTINGS,
+    delete_ours,
+    libvirt_driver,
+    real_host,
+)
 from tests.workers.libvirt_support import spec_factory as _spec_factory
 from workers.drivers.base import Capability, PowerState
 
@@ -40,7 +47,7 @@ def _wait_until(check, timeout=90):
 
 def test_a_real_guest_reports_growing_cpu_time_and_its_counters(driver):
     assert driver.supports(Capability.METRICS)
-    spec = _spec_factory(GUEST_IMAGE_REF)(name=f"cpt-m-{uuid.uuid4().hex[:6]}")
+    spec = _spec_factory(GUEST_IMAGE_REF)(name=f"{PREFIX}m-{uuid.uuid4().hex[:6]}")
     task = driver.create(spec)
     status = wait_done(driver, task, 90)
     backend_id = (status.vm.backend_id if status.vm else None) or task.backend_id
