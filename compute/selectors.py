@@ -7,7 +7,15 @@ from django.utils import timezone
 from accounts.models import Project, User
 from controlplane.errors import NotFound
 
-from .choices import ACTIVE_OPERATION_STATES, VM_LIVE_STATUSES, Action, OperationState, RequestStatus, VMStatus
+from .choices import (
+    ACTIVE_OPERATION_STATES,
+    VM_LIVE_STATUSES,
+    Action,
+    OperationState,
+    RequestStatus,
+    SnapshotState,
+    VMStatus,
+)
 from .models import (
     Hypervisor,
     Image,
@@ -15,6 +23,7 @@ from .models import (
     Operation,
     Plan,
     ProjectQuota,
+    Snapshot,
     TenantBinding,
     VirtualMachine,
     VMRequest,
@@ -79,6 +88,11 @@ def vm_status_counts(*, project) -> dict[str, int]:
         **{status: Count("pk", filter=Q(status=status)) for status in VM_LIVE_STATUSES},
     )
     return row
+
+
+def snapshot_list_for_vm(*, vm: VirtualMachine, include_deleted: bool = False) -> QuerySet[Snapshot]:
+    snapshots = Snapshot.objects.filter(vm=vm)
+    return snapshots if include_deleted else snapshots.exclude(state=SnapshotState.DELETED)
 
 
 def operation_list_for_vm(*, vm: VirtualMachine, limit: int = 20) -> list[Operation]:

@@ -20,6 +20,7 @@ from compute.choices import DEFAULT_POLL_SECONDS, POLL_ERROR_LIMIT, Action
 from compute.models import Hypervisor, Operation
 from compute.retry import Verdict, backoff_seconds, build_timeout_message, operation_is_overdue, retry_verdict
 
+from . import day2
 from .drivers.base import (
     Driver,
     DriverError,
@@ -116,6 +117,8 @@ def _submit(operation: Operation, driver: Driver) -> DriverTask:
         return driver.reboot(vm.backend_id)
     if action == Action.DELETE:
         return driver.delete(vm.backend_id)
+    if action in day2.SUBMIT:
+        return day2.SUBMIT[action](operation, driver)
     raise PermanentDriverError(f"Unknown action {action}.", code="unknown_action")
 
 
@@ -237,7 +240,7 @@ def _poll_step(operation: Operation, token: str, driver: Driver) -> str:
         if operation.action == Action.PROVISION:
             result = (status.task or handle).data
         else:
-            result = {"observed": observed}
+            result = {"observed": observed, **status.result}
         services.operation_succeed(operation=operation, token=token, observed=observed, result=result)
         if operation.action == Action.PROVISION:
             services.tenant_wake_waiting(provision=operation)
