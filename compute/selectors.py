@@ -288,6 +288,17 @@ def image_reference_for_vm(*, vm: VirtualMachine) -> ImageReference | None:
     return ImageReference.objects.filter(image=vm.image_id, hypervisor=vm.hypervisor_id).first()
 
 
+def image_list_for_rebuild(*, vm: VirtualMachine) -> QuerySet[Image]:
+    """Images a VM can be rebuilt from: active, its guest type, offered on its hypervisor."""
+    return Image.objects.filter(
+        active=True, guest_type=vm.plan.guest_type, references__hypervisor=vm.hypervisor_id
+    ).distinct()
+
+
+def image_reference_get(*, image_id: int, hypervisor: Hypervisor) -> ImageReference | None:
+    return ImageReference.objects.select_related("image").filter(image_id=image_id, hypervisor=hypervisor).first()
+
+
 def tenant_binding_ready_for_vm(*, vm: VirtualMachine) -> TenantBinding | None:
     return TenantBinding.objects.filter(project=vm.project_id, hypervisor=vm.hypervisor_id, ready=True).first()
 

@@ -20,6 +20,7 @@ urlpatterns = [
         name="vm_snapshot_delete",
     ),
     path("projects/<slug:slug>/vms/<int:pk>/resize/", views.vm_resize, name="vm_resize"),
+    path("projects/<slug:slug>/vms/<int:pk>/rebuild/", views.vm_rebuild, name="vm_rebuild"),
     path("projects/<slug:slug>/operations/<int:pk>/retry/", views.operation_retry, name="operation_retry"),
     path("projects/<slug:slug>/operations/<int:pk>/cancel/", views.operation_cancel, name="operation_cancel"),
     path("projects/<slug:slug>/requests/", views.request_list, name="request_list"),

@@ -80,6 +80,7 @@ def _day2_context(vm, can_act: bool) -> dict:
     kind = vm.hypervisor.kind
     snapshots_on = capabilities.supports(kind, capabilities.SNAPSHOTS)
     resize_on = capabilities.supports(kind, capabilities.RESIZE)
+    rebuild_on = capabilities.supports(kind, capabilities.REBUILD)
     context = {
         "snapshots_supported": snapshots_on,
         "snapshots": list(selectors.snapshot_list_for_vm(vm=vm)) if snapshots_on else [],
@@ -87,7 +88,11 @@ def _day2_context(vm, can_act: bool) -> dict:
         "can_snapshot": can_act and snapshots_on and vm.status in ACTION_ALLOWED_FROM[Action.SNAPSHOT_CREATE],
         "resize_supported": resize_on,
         "resize_choices": [],
+        "rebuild_supported": rebuild_on,
+        "rebuild_images": [],
     }
+    if can_act and rebuild_on and vm.status in ACTION_ALLOWED_FROM[Action.REBUILD]:
+        context["rebuild_images"] = list(selectors.image_list_for_rebuild(vm=vm))
     if can_act and resize_on and vm.status in ACTION_ALLOWED_FROM[Action.RESIZE]:
         plans = selectors.plan_list_offered().filter(guest_type=vm.plan.guest_type).exclude(pk=vm.plan_id)
         context["resize_choices"] = [(plan, services.resize_preview(vm=vm, plan=plan)) for plan in plans]
@@ -170,6 +175,30 @@ def vm_resize(request, project, pk):
         raise InvalidInput("Choose a plan to resize to.")
     services.vm_resize(vm=vm, plan=plan, user=request.user, request=request)
     messages.success(request, f"Resize of {vm.name} to {plan.name} requested.")
+    return _after_action(request, project, vm)
+
+
+@require_POST
+@with_project(Role.MEMBER)
+@require_recent_otp
+def vm_rebuild(request, project, pk):
+    """Rebuild destroys the disk: a fresh two-factor code and the VM's name, like delete.
+    An empty SSH key / user data field keeps the VM's current one."""
+    vm = selectors.vm_get_for_project(project=project, pk=pk)
+    if request.POST.get("confirm_name", "").strip() != vm.name:
+        raise InvalidInput(f"Type the VM's name ({vm.name}) to confirm the rebuild.")
+    image = selectors.image_list_for_rebuild(vm=vm).filter(pk=request.POST.get("image") or None).first()
+    if image is None:
+        raise InvalidInput("Choose an image to rebuild from.")
+    services.vm_rebuild(
+        vm=vm,
+        image=image,
+        ssh_public_key=request.POST.get("ssh_public_key", "").strip() or None,
+        user_data=request.POST.get("user_data", "") or None,
+        user=request.user,
+        request=request,
+    )
+    messages.success(request, f"Rebuild of {vm.name} from {image.name} requested: its disk is replaced.")
     return _after_action(request, project, vm)
 
 

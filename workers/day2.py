@@ -1,4 +1,4 @@
-"""Submitting day-2 actions (snapshots, resize) to a driver capability.
+"""Submitting day-2 actions (snapshots, resize, rebuild) to a driver capability.
 
 The engine (workers/engine.py) claims, polls, retries and writes back these
 operations exactly like start or stop; only the submit differs, by action. What
@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from compute import selectors
 from compute.choices import Action
 from compute.models import Operation
 
-from .drivers.base import Driver, DriverTask, ResizeSpec
+from .drivers.base import Driver, DriverTask, PermanentDriverError, ResizeSpec, VMSpec
 
 
 def _snapshot_create(operation: Operation, driver: Driver) -> DriverTask:
@@ -35,9 +36,32 @@ def _resize(operation: Operation, driver: Driver) -> DriverTask:
     return driver.resize(operation.vm.backend_id, spec=spec)
 
 
+def _rebuild(operation: Operation, driver: Driver) -> DriverTask:
+    """The new disk comes from ``params['image']``; the spec carries the rebuild operation's key,
+    which the driver uses to find a rebuild it already did (no second disk after a crash)."""
+    vm, params = operation.vm, operation.params
+    reference = selectors.image_reference_get(image_id=params["image"], hypervisor=vm.hypervisor)
+    if reference is None:
+        raise PermanentDriverError(f"The image has no reference on {vm.hypervisor}.", code="no_image")
+    spec = VMSpec(
+        name=vm.name,
+        idempotency_key=str(operation.idempotency_key),
+        vcpus=vm.plan.vcpus,
+        memory_mib=vm.plan.memory_mib,
+        disk_gib=vm.plan.disk_gib,
+        image_ref=reference.ref,
+        guest_type=vm.plan.guest_type,
+        ssh_public_key=params.get("ssh_public_key", vm.ssh_public_key),
+        user_data=params.get("user_data", vm.user_data),
+        extra={"image": reference.image.name, "project": vm.project.slug},
+    )
+    return driver.rebuild(vm.backend_id, spec=spec)
+
+
 SUBMIT: dict[str, Callable[[Operation, Driver], DriverTask]] = {
     Action.SNAPSHOT_CREATE: _snapshot_create,
     Action.SNAPSHOT_REVERT: _snapshot_revert,
     Action.SNAPSHOT_DELETE: _snapshot_delete,
     Action.RESIZE: _resize,
+    Action.REBUILD: _rebuild,
 }

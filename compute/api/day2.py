@@ -1,4 +1,4 @@
-"""/api/v1/virtual-machines/<id>/snapshots/ and /resize/: day-2 actions, each answered 202
+"""/api/v1/virtual-machines/<id>/snapshots/, /resize/ and /rebuild/: day-2 actions, each answered 202
 with its operation (compute/services/day2.py). Mixed into VirtualMachineViewSet."""
 
 from drf_spectacular.utils import extend_schema
@@ -8,7 +8,7 @@ from rest_framework.response import Response
 
 from accounts.security import check_recent_otp
 from compute import selectors, services
-from compute.models import Plan, Snapshot
+from compute.models import Image, Plan, Snapshot
 from controlplane.errors import NotFound
 
 from .serializers import ActionAcceptedSerializer
@@ -26,6 +26,12 @@ class SnapshotCreateSerializer(serializers.Serializer):
 
 class ResizeSerializer(serializers.Serializer):
     plan = serializers.PrimaryKeyRelatedField(queryset=Plan.objects.filter(active=True))
+
+
+class RebuildSerializer(serializers.Serializer):
+    image = serializers.PrimaryKeyRelatedField(queryset=Image.objects.filter(active=True))
+    ssh_public_key = serializers.CharField(required=False, allow_blank=True, max_length=16384)
+    user_data = serializers.CharField(required=False, allow_blank=True, max_length=65536, trim_whitespace=False)
 
 
 class ResizePreviewSerializer(serializers.Serializer):
@@ -102,3 +108,27 @@ class VMDay2Mixin:
         if request.method == "GET":
             return Response(services.resize_preview(vm=vm, plan=plan))
         return self.accepted(request, services.vm_resize(vm=vm, plan=plan, user=request.user, request=request))
+
+    @extend_schema(
+        request=RebuildSerializer,
+        responses={202: ActionAcceptedSerializer},
+        description="Replace the disk from an image of the same guest type (keeps id, addresses and plan; "
+        "optional new SSH key and user data). Destroys the disk's data: a user with 2FA sends a current "
+        "code in X-OTP-Token.",
+    )
+    @action(detail=True, methods=["post"])
+    def rebuild(self, request, pk=None):
+        vm = self.get_object()
+        body = RebuildSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        check_recent_otp(request)
+        data = body.validated_data
+        operation = services.vm_rebuild(
+            vm=vm,
+            image=data["image"],
+            ssh_public_key=data.get("ssh_public_key"),
+            user_data=data.get("user_data"),
+            user=request.user,
+            request=request,
+        )
+        return self.accepted(request, operation)

@@ -7,6 +7,7 @@ retry / cancel; the engine's retry rule is compute/retry.py.
 
 from .day2 import (  # noqa: F401
     resize_preview,
+    vm_rebuild,
     vm_resize,
     vm_snapshot_create,
     vm_snapshot_delete,

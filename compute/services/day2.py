@@ -1,4 +1,4 @@
-"""Day-2 actions a user asks for: snapshots (create, revert, delete) and resize.
+"""Day-2 actions a user asks for: snapshots (create, revert, delete), resize and rebuild.
 
 Each is an Operation on the one engine: the service locks the VM and checks it may
 start the action (compute/choices.py ACTION_ALLOWED_FROM, one action at a time, the
@@ -15,7 +15,7 @@ from django.db import transaction
 
 from compute import capabilities
 from compute.choices import SNAPSHOT_LIVE_STATES, Action, SnapshotState
-from compute.models import Operation, Plan, Snapshot, VirtualMachine, name_validator
+from compute.models import Image, ImageReference, Operation, Plan, Snapshot, VirtualMachine, name_validator
 from controlplane.errors import Conflict, InvalidInput
 
 from .quotas import quota_adjust
@@ -153,4 +153,41 @@ def vm_resize(*, vm: VirtualMachine, plan: Plan, user=None, request=None) -> Ope
             "restart": preview["restart"],
         },
         details={"from_plan": old.name, "to_plan": plan.name, "restart": preview["restart"]},
+    )
+
+
+# -- rebuild --------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def vm_rebuild(
+    *,
+    vm: VirtualMachine,
+    image: Image,
+    ssh_public_key: str | None = None,
+    user_data: str | None = None,
+    user=None,
+    request=None,
+) -> Operation:
+    """Replace the VM's disk from ``image`` (same guest type, offered on its hypervisor), with a
+    new SSH key / user data when given. The VM keeps its id, addresses and plan; everything on
+    the old disk is lost (callers ask for a fresh two-factor code first)."""
+    vm = vm_lock_for_action(vm=vm, action=Action.REBUILD, user=user)
+    _require(vm, capabilities.REBUILD, "Rebuilds")
+    if not image.active or image.guest_type != vm.plan.guest_type:
+        raise Conflict(f"Image {image.name} cannot be used for {vm.name} (another guest type, or withdrawn).")
+    if not ImageReference.objects.filter(image=image, hypervisor=vm.hypervisor_id).exists():
+        raise Conflict(f"Image {image.name} is not offered on {vm.hypervisor.region or vm.hypervisor.name}.")
+    params = {"image": image.pk}
+    if ssh_public_key is not None:
+        params["ssh_public_key"] = ssh_public_key
+    if user_data is not None:
+        params["user_data"] = user_data
+    return vm_operation_start(
+        vm=vm,
+        action=Action.REBUILD,
+        user=user,
+        request=request,
+        params=params,
+        details={"image": image.name, "new_key": "ssh_public_key" in params, "new_user_data": "user_data" in params},
     )

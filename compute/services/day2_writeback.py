@@ -39,6 +39,10 @@ def day2_after_success(*, operation: Operation, vm: VirtualMachine, result: dict
             vm=vm, status=vm.status, power_state=vm.power_state, at=timezone.now(), source="worker", operation=operation
         )
         _release(vm, params.get("release_on_success"))
+    elif operation.action == Action.REBUILD:
+        fields = {"image_id": params["image"]}
+        fields.update({name: params[name] for name in ("ssh_public_key", "user_data") if name in params})
+        VirtualMachine.objects.filter(pk=vm.pk).update(**fields)
 
 
 def day2_after_failure(*, operation: Operation, vm: VirtualMachine) -> None:

@@ -5,8 +5,9 @@ import pytest
 
 from compute.choices import OperationState, PowerState, SnapshotState, VMStatus
 from compute.models import Operation, Snapshot, VirtualMachine, VMStatusEvent
+from tests.fixtures.accounts import enrol
 from tests.fixtures.compute import wait_operation
-from tests.fixtures.factories import PlanFactory
+from tests.fixtures.factories import ImageFactory, PlanFactory
 from workers.drivers.simulator import store_for
 from workers.drivers.simulator.driver import SimulatorDriver
 from workers.engine import driver_for
@@ -132,3 +133,26 @@ def test_failed_resize_leaves_old_plan_and_quota(live_worker, api, project, plan
 
 def test_simulator_declares_what_it_does():
     assert SimulatorDriver.capabilities >= {"snapshots", "resize"}
+
+
+def test_rebuild_through_the_api_keeps_identity(live_worker, api, project, plan, image, simulator):
+    vm = _vm(api, project, plan, image, simulator)
+    before = (vm.backend_id, list(vm.ip_addresses), vm.plan_id)
+    other = ImageFactory()
+    other.references.create(hypervisor=simulator, ref="tmpl-ubuntu-24")
+    url = f"/api/v1/virtual-machines/{vm.pk}/rebuild/"
+    assert api.post(url, {"image": 999999}, format="json").status_code == 400
+
+    op = _accepted(api.post(url, {"image": other.pk, "user_data": "#cloud-config\n"}, format="json"))
+    vm.refresh_from_db()
+    assert (vm.backend_id, list(vm.ip_addresses), vm.plan_id) == before
+    assert (vm.image_id, vm.user_data, vm.status) == (other.pk, "#cloud-config\n", VMStatus.ACTIVE)
+    assert driver_for(simulator).rebuild_counts(vm.backend_id) == {str(op.idempotency_key): 1}
+
+
+def test_rebuild_needs_a_current_code_from_a_2fa_user(api, user, project, plan, image, idle_vm):
+    vm = idle_vm(VMStatus.ACTIVE)
+    enrol(user)
+    response = api.post(f"/api/v1/virtual-machines/{vm.pk}/rebuild/", {"image": image.pk}, format="json")
+    assert response.status_code == 403 and response.json()["error"]["code"] == "otp_required"
+    assert not Operation.objects.filter(vm=vm, action="rebuild").exists()

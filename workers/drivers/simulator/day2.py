@@ -12,7 +12,7 @@ import json
 import sqlite3
 import time
 
-from ..base import DriverTask, PermanentDriverError, ResizeSpec, SnapshotInfo, TransientDriverError
+from ..base import DriverTask, PermanentDriverError, ResizeSpec, SnapshotInfo, TransientDriverError, VMSpec
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS task_params (ref TEXT PRIMARY KEY, params TEXT NOT NULL);
@@ -23,9 +23,16 @@ CREATE TABLE IF NOT EXISTS snapshots (
     created_at REAL NOT NULL,
     PRIMARY KEY (backend_id, ref)
 );
+CREATE TABLE IF NOT EXISTS rebuilds (
+    backend_id TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    image_ref TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (backend_id, idempotency_key)
+);
 """
 
-ACTIONS = ("snapshot_create", "snapshot_revert", "snapshot_delete", "resize")
+ACTIONS = ("snapshot_create", "snapshot_revert", "snapshot_delete", "resize", "rebuild")
 
 
 def apply_effect(db: sqlite3.Connection, task: sqlite3.Row) -> None:
@@ -42,6 +49,12 @@ def apply_effect(db: sqlite3.Connection, task: sqlite3.Row) -> None:
         )
     elif action == "snapshot_delete":
         db.execute("DELETE FROM snapshots WHERE backend_id = ? AND ref = ?", (backend_id, params["ref"]))
+    elif action == "rebuild":  # the disk is replaced once per rebuild key: a retry finds it done
+        db.execute(
+            "INSERT OR IGNORE INTO rebuilds (backend_id, idempotency_key, image_ref, at) VALUES (?, ?, ?, ?)",
+            (backend_id, params["key"], params["image_ref"], time.time()),
+        )
+        db.execute("UPDATE guests SET image_ref = ? WHERE backend_id = ?", (params["image_ref"], backend_id))
     elif action == "resize":
         db.execute(
             "UPDATE guests SET vcpus = ?, memory_mib = ?, disk_gib = ? WHERE backend_id = ?",
@@ -130,6 +143,26 @@ class SimulatorDay2:
 
         params = {"vcpus": spec.vcpus, "memory_mib": spec.memory_mib, "disk_gib": spec.disk_gib}
         return self._day2("resize", backend_id, params, already_done=check)
+
+    def rebuild(self, backend_id: str, *, spec: VMSpec) -> DriverTask:
+        if not spec.image_ref:
+            raise PermanentDriverError("No image reference given for this hypervisor.", code="no_image")
+
+        def check(db, guest):
+            query = "SELECT 1 FROM rebuilds WHERE backend_id = ? AND idempotency_key = ?"
+            done = db.execute(query, (backend_id, spec.idempotency_key)).fetchone()
+            return done is not None
+
+        params = {"key": spec.idempotency_key, "image_ref": spec.image_ref}
+        return self._day2("rebuild", backend_id, params, already_done=check)
+
+    def rebuild_counts(self, backend_id: str) -> dict[str, int]:
+        """Disks written per rebuild key (tests: a crash never makes two)."""
+        rows = self.store.read().execute(
+            "SELECT idempotency_key, COUNT(*) AS n FROM rebuilds WHERE backend_id = ? GROUP BY idempotency_key",
+            (backend_id,),
+        )
+        return {row["idempotency_key"]: row["n"] for row in rows}
 
     def sizes(self, backend_id: str) -> dict | None:
         """The guest's vCPU / memory / disk as the simulator holds them (tests, chaos invariants)."""

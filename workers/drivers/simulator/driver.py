@@ -186,7 +186,7 @@ def store_for(path: str | Path) -> SimulatorStore:
 class SimulatorDriver(day2.SimulatorDay2, Driver):
     """A hypervisor that lives in a SQLite file."""
 
-    capabilities = frozenset({Capability.SNAPSHOTS, Capability.RESIZE})
+    capabilities = frozenset({Capability.SNAPSHOTS, Capability.RESIZE, Capability.REBUILD})
     resize_live = frozenset({"disk"})  # vCPU / memory changes restart a running guest
 
     def __init__(self, config):
