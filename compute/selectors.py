@@ -90,6 +90,16 @@ def vm_status_counts(*, project) -> dict[str, int]:
     return row
 
 
+def vm_list_for_snapshot_reconcile(*, hypervisor: Hypervisor) -> list[tuple[int, str]]:
+    """(id, backend id) of live VMs on the hypervisor with no operation in progress."""
+    return list(
+        VirtualMachine.objects.filter(hypervisor=hypervisor, task_state__isnull=True)
+        .exclude(status__in=(VMStatus.DELETED, VMStatus.BUILDING))
+        .exclude(backend_id="")
+        .values_list("id", "backend_id")
+    )
+
+
 def snapshot_list_for_vm(*, vm: VirtualMachine, include_deleted: bool = False) -> QuerySet[Snapshot]:
     snapshots = Snapshot.objects.filter(vm=vm)
     return snapshots if include_deleted else snapshots.exclude(state=SnapshotState.DELETED)
@@ -285,7 +295,7 @@ def operation_latest_create(*, vm: VirtualMachine) -> Operation | None:
 
 def image_reference_for_vm(*, vm: VirtualMachine) -> ImageReference | None:
     """How the VM's hypervisor names the VM's image (None: it does not have it)."""
-    return ImageReference.objects.filter(image=vm.image_id, hypervisor=vm.hypervisor_id).first()
+    return ImageReference.objects.select_related("image").filter(image=vm.image_id, hypervisor=vm.hypervisor_id).first()
 
 
 def image_list_for_rebuild(*, vm: VirtualMachine) -> QuerySet[Image]:

@@ -1,4 +1,5 @@
-"""Submitting day-2 actions (snapshots, resize, rebuild) to a driver capability.
+"""Day-2 actions on the worker side: submitting them to a driver capability, and
+reconciling snapshots.
 
 The engine (workers/engine.py) claims, polls, retries and writes back these
 operations exactly like start or stop; only the submit differs, by action. What
@@ -9,13 +10,17 @@ the result (snapshot rows, the new plan) is compute/services/day2_writeback.py.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
-from compute import selectors
-from compute.choices import Action
-from compute.models import Operation
+from django.utils import timezone
 
-from .drivers.base import Driver, DriverTask, PermanentDriverError, ResizeSpec, VMSpec
+from compute import selectors, services
+from compute.choices import Action
+from compute.models import Hypervisor, Operation
+
+from .drivers.base import Capability, Driver, DriverTask, ResizeSpec
+from .specs import vm_spec
 
 
 def _snapshot_create(operation: Operation, driver: Driver) -> DriverTask:
@@ -39,23 +44,14 @@ def _resize(operation: Operation, driver: Driver) -> DriverTask:
 def _rebuild(operation: Operation, driver: Driver) -> DriverTask:
     """The new disk comes from ``params['image']``; the spec carries the rebuild operation's key,
     which the driver uses to find a rebuild it already did (no second disk after a crash)."""
-    vm, params = operation.vm, operation.params
-    reference = selectors.image_reference_get(image_id=params["image"], hypervisor=vm.hypervisor)
-    if reference is None:
-        raise PermanentDriverError(f"The image has no reference on {vm.hypervisor}.", code="no_image")
-    spec = VMSpec(
-        name=vm.name,
-        idempotency_key=str(operation.idempotency_key),
-        vcpus=vm.plan.vcpus,
-        memory_mib=vm.plan.memory_mib,
-        disk_gib=vm.plan.disk_gib,
-        image_ref=reference.ref,
-        guest_type=vm.plan.guest_type,
-        ssh_public_key=params.get("ssh_public_key", vm.ssh_public_key),
-        user_data=params.get("user_data", vm.user_data),
-        extra={"image": reference.image.name, "project": vm.project.slug},
+    params = operation.params
+    spec = vm_spec(
+        operation,
+        image_id=params["image"],
+        ssh_public_key=params.get("ssh_public_key"),
+        user_data=params.get("user_data"),
     )
-    return driver.rebuild(vm.backend_id, spec=spec)
+    return driver.rebuild(operation.vm.backend_id, spec=spec)
 
 
 SUBMIT: dict[str, Callable[[Operation, Driver], DriverTask]] = {
@@ -65,3 +61,25 @@ SUBMIT: dict[str, Callable[[Operation, Driver], DriverTask]] = {
     Action.RESIZE: _resize,
     Action.REBUILD: _rebuild,
 }
+
+
+logger = logging.getLogger(__name__)
+
+
+def reconcile_snapshots(hypervisor: Hypervisor, driver: Driver) -> dict:
+    """One ``snapshot_list`` per idle VM (where the driver has snapshots), then one write-back
+    for all; an error listing a VM leaves that VM out (an error never means "gone")."""
+    if not driver.supports(Capability.SNAPSHOTS):
+        return {}
+    listed_at = timezone.now()
+    listings: dict[int, list[str]] = {}
+    for vm_id, backend_id in selectors.vm_list_for_snapshot_reconcile(hypervisor=hypervisor):
+        try:
+            listings[vm_id] = [snapshot.ref for snapshot in driver.snapshot_list(backend_id)]
+        except Exception as exc:
+            logger.info("reconcile: listing snapshots of %s failed: %s", backend_id, exc)
+    report = services.snapshot_reconcile(hypervisor=hypervisor, listings=listings, listed_at=listed_at)
+    return {
+        "snapshots_missing": len(report["missing"]),
+        "snapshots_unknown": sum(len(refs) for refs in report["unknown"].values()),
+    }

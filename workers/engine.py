@@ -31,9 +31,9 @@ from .drivers.base import (
     TaskStatus,
     TenantSpec,
     TransientDriverError,
-    VMSpec,
     get_driver,
 )
+from .specs import vm_spec
 
 logger = logging.getLogger(__name__)
 
@@ -61,32 +61,6 @@ def observed_dict(vm: HypervisorVM | None) -> dict | None:
         "ip_addresses": list(vm.ip_addresses),
         "idempotency_key": vm.idempotency_key,
     }
-
-
-def vm_spec(operation: Operation) -> VMSpec:
-    vm = operation.vm
-    reference = selectors.image_reference_for_vm(vm=vm)
-    if reference is None:
-        raise PermanentDriverError(f"Image {vm.image} has no reference on {vm.hypervisor}.", code="no_image")
-    binding = selectors.tenant_binding_ready_for_vm(vm=vm)
-    return VMSpec(
-        name=vm.name,
-        idempotency_key=str(operation.idempotency_key),
-        vcpus=vm.plan.vcpus,
-        memory_mib=vm.plan.memory_mib,
-        disk_gib=vm.plan.disk_gib,
-        image_ref=reference.ref,
-        guest_type=vm.plan.guest_type,
-        ssh_public_key=vm.ssh_public_key,
-        user_data=vm.user_data,
-        tenant=binding.data if binding else {},
-        extra={
-            "hard_stop_after_seconds": vm.plan.hard_stop_after_seconds,
-            "plan": vm.plan.name,
-            "image": vm.image.name,
-            "project": vm.project.slug,
-        },
-    )
 
 
 def _submit(operation: Operation, driver: Driver) -> DriverTask:
@@ -306,7 +280,8 @@ def reconcile_hypervisor(hypervisor: Hypervisor) -> dict:
         )
         return {"hypervisor": hypervisor.name, "error": str(exc)}
     observed = [observed_dict(guest) for guest in guests]
-    return services.hypervisor_reconcile(hypervisor=hypervisor, observed=observed, listed_at=listed_at).as_dict()
+    report = services.hypervisor_reconcile(hypervisor=hypervisor, observed=observed, listed_at=listed_at).as_dict()
+    return {**report, **day2.reconcile_snapshots(hypervisor, driver_for(hypervisor))}
 
 
 def reconcile_all() -> list[dict]:

@@ -38,6 +38,7 @@ from .requests import (  # noqa: F401
     vm_request_create,
     vm_request_reject,
 )
+from .snapshot_reconcile import snapshot_reconcile  # noqa: F401
 from .tenants import tenant_gate, tenant_quotas, tenant_wake_waiting  # noqa: F401
 from .vms import vm_action, vm_apply_observation, vm_lock_for_action, vm_resync_request  # noqa: F401
 from .writeback import vm_record_status  # noqa: F401

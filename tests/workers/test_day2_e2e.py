@@ -3,11 +3,13 @@
 
 import pytest
 
+from audit.models import AuditEvent
 from compute.choices import OperationState, PowerState, SnapshotState, VMStatus
 from compute.models import Operation, Snapshot, VirtualMachine, VMStatusEvent
 from tests.fixtures.accounts import enrol
 from tests.fixtures.compute import wait_operation
 from tests.fixtures.factories import ImageFactory, PlanFactory
+from workers import engine
 from workers.drivers.simulator import store_for
 from workers.drivers.simulator.driver import SimulatorDriver
 from workers.engine import driver_for
@@ -156,3 +158,32 @@ def test_rebuild_needs_a_current_code_from_a_2fa_user(api, user, project, plan, 
     response = api.post(f"/api/v1/virtual-machines/{vm.pk}/rebuild/", {"image": image.pk}, format="json")
     assert response.status_code == 403 and response.json()["error"]["code"] == "otp_required"
     assert not Operation.objects.filter(vm=vm, action="rebuild").exists()
+
+
+def test_reconciliation_marks_missing_and_reports_unknown_snapshots(live_worker, api, project, plan, image, simulator):
+    vm = _vm(api, project, plan, image, simulator)
+    base = f"/api/v1/virtual-machines/{vm.pk}/snapshots/"
+    _accepted(api.post(base, {"name": "kept"}, format="json"))
+    _accepted(api.post(base, {"name": "vanishes"}, format="json"))
+    vanishes = Snapshot.objects.get(vm=vm, name="vanishes")
+
+    # Behind our back: one snapshot removed, another made on the hypervisor
+    store = store_for(simulator.connection["state_path"])
+    with store.write() as db:
+        db.execute("DELETE FROM snapshots WHERE ref = ?", (vanishes.backend_ref,))
+        db.execute(
+            "INSERT INTO snapshots (backend_id, ref, size_bytes, created_at) VALUES (?, 'by-hand', 1, 0)",
+            (vm.backend_id,),
+        )
+
+    report = engine.reconcile_hypervisor(simulator)
+    assert (report["snapshots_missing"], report["snapshots_unknown"]) == (1, 1)
+    states = dict(Snapshot.objects.filter(vm=vm).values_list("name", "state"))
+    assert states == {"kept": SnapshotState.AVAILABLE, "vanishes": SnapshotState.MISSING}
+    simulator.refresh_from_db()
+    assert simulator.drift["unknown_snapshots"] == {vm.backend_id: ["by-hand"]}
+    assert AuditEvent.objects.filter(action="drift.detected", details__kind="snapshot_missing").count() == 1
+    # A second pass reports nothing new and audits nothing again
+    report = engine.reconcile_hypervisor(simulator)
+    assert (report["snapshots_missing"], report["snapshots_unknown"]) == (0, 1)
+    assert AuditEvent.objects.filter(action="drift.detected", details__kind="unknown_snapshot").count() == 1
