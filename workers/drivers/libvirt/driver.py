@@ -32,6 +32,7 @@ from typing import Any
 import libvirt
 
 from ..base import (
+    Capability,
     Driver,
     DriverError,
     DriverTask,
@@ -46,6 +47,7 @@ from .client import LibvirtClient, code_of
 from .domain import NS_URI, Instance, domain_name, domain_xml, wants_seed
 from .options import ImageRef, LibvirtSettings
 from .seed import build_iso, nocloud_files
+from .snapshots import LibvirtSnapshots
 from .storage import GIB, Storage
 
 logger = logging.getLogger(__name__)
@@ -74,7 +76,9 @@ def _version(number: int) -> str:
 
 
 @register("libvirt")
-class LibvirtDriver(Driver):
+class LibvirtDriver(LibvirtSnapshots, Driver):
+    capabilities = frozenset({Capability.SNAPSHOTS})  # internal qcow2 snapshots: snapshots.py
+
     def __init__(self, config):
         super().__init__(config)
         self.settings = LibvirtSettings.from_config(config.settings)
