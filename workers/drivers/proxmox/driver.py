@@ -32,6 +32,7 @@ import time
 from typing import Any
 
 from ..base import (
+    Capability,
     Driver,
     DriverError,
     DriverTask,
@@ -47,6 +48,7 @@ from . import guests, steps
 from .client import Code, ProxmoxClient, classify
 from .guests import Guest
 from .settings import ProxmoxSettings
+from .snapshots import ProxmoxSnapshots
 
 logger = logging.getLogger(__name__)
 
@@ -64,13 +66,18 @@ STEP_MESSAGES = {
     "stop": "powering off",
     "reboot": "rebooting",
     "destroy": "deleting",
+    "snapshot": "taking the snapshot",
+    "rollback": "rolling back to the snapshot",
+    "delsnapshot": "deleting the snapshot",
 }
 
 
 @register("proxmox")
-class ProxmoxDriver(Driver):
+class ProxmoxDriver(ProxmoxSnapshots, Driver):
     """Settings: see ``ProxmoxSettings`` and ``ProxmoxClient``. Credentials: token_id
     (user@realm!tokenid) + token_secret, or user + password."""
+
+    capabilities = frozenset({Capability.SNAPSHOTS})  # PVE's snapshot API: snapshots.py
 
     def __init__(self, config):
         super().__init__(config)
@@ -331,6 +338,8 @@ class ProxmoxDriver(Driver):
             (step == "start" and code == Code.ALREADY_RUNNING)
             or (step in ("stop", "shutdown") and code == Code.NOT_RUNNING)
             or (step == "destroy" and code == Code.NOT_FOUND)
+            or (step == "snapshot" and code == Code.SNAPSHOT_EXISTS)
+            or (step == "delsnapshot" and code == Code.SNAPSHOT_MISSING)
         )
 
     def _submit(self, data: dict[str, Any]) -> str:
