@@ -14,6 +14,7 @@ from .choices import (
     OperationState,
     PowerState,
     RequestStatus,
+    SnapshotState,
     VMStatus,
 )
 from .fields import EncryptedJSONField
@@ -78,6 +79,7 @@ class Plan(models.Model):
     hard_stop_after_seconds = models.PositiveIntegerField(
         default=120, help_text="Graceful shutdown waits this long before powering off; 0 never forces."
     )
+    max_snapshots = models.PositiveSmallIntegerField(default=3, help_text="Snapshots a VM on this plan may keep.")
     active = models.BooleanField(default=True)
     sort_order = models.PositiveSmallIntegerField(default=0)
 
@@ -218,6 +220,9 @@ class VMStatusEvent(models.Model):
     at = models.DateTimeField(db_index=True)
     operation = models.ForeignKey("Operation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     source = models.CharField(max_length=32, help_text="worker, reconciler or operator.")
+    plan = models.ForeignKey(
+        Plan, null=True, blank=True, on_delete=models.PROTECT, related_name="+", help_text="In force from ``at``."
+    )
 
     class Meta:
         ordering = ["at", "id"]
@@ -305,6 +310,32 @@ class Operation(models.Model):
     @property
     def is_active(self) -> bool:
         return self.state in ACTIVE_OPERATION_STATES
+
+
+class Snapshot(models.Model):
+    """A named point-in-time copy of a VM's disk on its hypervisor (``backend_ref`` there).
+    Created, reverted to and deleted only by operations (compute/services/day2.py)."""
+
+    vm = models.ForeignKey(VirtualMachine, on_delete=models.CASCADE, related_name="snapshots")
+    name = models.CharField(max_length=63, validators=[name_validator])
+    state = models.CharField(max_length=16, choices=SnapshotState.choices, default=SnapshotState.CREATING)
+    backend_ref = models.CharField(max_length=100, help_text="Its name on the hypervisor (cp-<id> or an image id).")
+    size_bytes = models.BigIntegerField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    missing_since = models.DateTimeField(null=True, blank=True, help_text="Reconciliation no longer found it.")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["vm", "name"], condition=~Q(state="deleted"), name="snapshot_live_name_unique"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.vm} @ {self.name}"
 
 
 from .metrics_models import (  # noqa: E402, F401  (a separate module; registered with the app here)

@@ -49,6 +49,7 @@ from .client import LibvirtClient, code_of
 from .domain import NS_URI, Instance, domain_name, domain_xml, wants_seed
 from .options import ImageRef, LibvirtSettings
 from .seed import build_iso, nocloud_files
+from .snapshots import LibvirtSnapshots
 from .storage import GIB, Storage
 
 logger = logging.getLogger(__name__)
@@ -77,8 +78,8 @@ def _version(number: int) -> str:
 
 
 @register("libvirt")
-class LibvirtDriver(Driver):
-    capabilities = frozenset({Capability.METRICS})
+class LibvirtDriver(LibvirtSnapshots, Driver):
+    capabilities = frozenset({Capability.METRICS, Capability.SNAPSHOTS})  # internal qcow2 snapshots: snapshots.py
 
     def __init__(self, config):
         super().__init__(config)

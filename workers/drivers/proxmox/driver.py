@@ -52,6 +52,7 @@ from . import guests, ha, metrics, steps
 from .client import Code, ProxmoxClient, classify
 from .guests import Guest
 from .settings import ProxmoxSettings
+from .snapshots import ProxmoxSnapshots
 
 logger = logging.getLogger(__name__)
 
@@ -70,15 +71,18 @@ STEP_MESSAGES = {
     "reboot": "rebooting",
     "destroy": "deleting",
     ha.WAIT_STEP: "waiting for Proxmox HA",
+    "snapshot": "taking the snapshot",
+    "rollback": "rolling back to the snapshot",
+    "delsnapshot": "deleting the snapshot",
 }
 
 
 @register("proxmox")
-class ProxmoxDriver(Driver):
+class ProxmoxDriver(ProxmoxSnapshots, Driver):
     """Settings: see ``ProxmoxSettings`` and ``ProxmoxClient``. Credentials: token_id
     (user@realm!tokenid) + token_secret, or user + password."""
 
-    capabilities = frozenset({Capability.METRICS})
+    capabilities = frozenset({Capability.METRICS, Capability.SNAPSHOTS})  # PVE's snapshot API: snapshots.py
 
     def __init__(self, config):
         super().__init__(config)
@@ -349,6 +353,8 @@ class ProxmoxDriver(Driver):
             (step == "start" and code == Code.ALREADY_RUNNING)
             or (step in ("stop", "shutdown") and code == Code.NOT_RUNNING)
             or (step == "destroy" and code == Code.NOT_FOUND)
+            or (step == "snapshot" and code == Code.SNAPSHOT_EXISTS)
+            or (step == "delsnapshot" and code == Code.SNAPSHOT_MISSING)
         )
 
     def _submit(self, data: dict[str, Any]) -> str:
