@@ -13,10 +13,10 @@ PROJECT_PAGES = [
     ("/projects/{slug}/vms/?status=active", 10),
     ("/projects/{slug}/vms/?page=2", 10),
     ("/projects/{slug}/vms/{building}/", 11),
-    ("/projects/{slug}/vms/{error}/", 11),
+    ("/projects/{slug}/vms/{error}/", 12),  # + the snapshots tab (one query, any number of snapshots)
     ("/projects/{slug}/requests/", 10),
     ("/projects/{slug}/requests/new/", 15),
-    ("/billing/{slug}/", 19),  # + payment settings, burn rate (VMs, prices), payments, refunds, trial
+    ("/billing/{slug}/", 20),  # + payment settings, burn rate (VMs, prices), payments, refunds, trial, transfer
     ("/billing/{slug}/usage/", 10),
     ("/billing/{slug}/invoices/", 10),
     ("/billing/{slug}/profile/", 9),
