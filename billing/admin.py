@@ -3,7 +3,7 @@ locked, audited): top-ups, adjustments and refunds with a reason, invoices on
 demand, credit notes, the supplier settings. Ledger and documents are
 read-only here as in the database."""
 
-from datetime import date
+from datetime import date, datetime, time
 
 from django import forms
 from django.contrib import admin, messages
@@ -36,6 +36,7 @@ from .models import (
     Wallet,
 )
 from .payments import refunds
+from .periods import billing_tz
 
 
 class SettingsForm(forms.ModelForm):
@@ -263,6 +264,10 @@ class CreditNoteForm(forms.Form):
     )
     gst_rate = forms.DecimalField(max_digits=5, decimal_places=2, required=False, help_text="When several rates.")
     reason = forms.CharField(max_length=500)
+    date = forms.DateField(required=False, help_text="Blank: today. Not after 30 November following the invoice's FY.")
+    backdate_reason = forms.CharField(
+        max_length=500, required=False, help_text="Only to date the note before its invoice: why (recorded)."
+    )
 
 
 @admin.register(Invoice)
@@ -313,6 +318,8 @@ class InvoiceAdmin(DocumentAdmin):
                 gst_rate=data["gst_rate"],
                 reason=data["reason"],
                 actor=request.user,
+                at=datetime.combine(data["date"], time(12), tzinfo=billing_tz()) if data["date"] else None,
+                backdate_reason=data["backdate_reason"],
             )
             return f"Issued credit note {note.number} for ₹{note.total} against {invoice.number}."
 

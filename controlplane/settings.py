@@ -421,6 +421,8 @@ INVITATION_TTL_DAYS = env_int("INVITATION_TTL_DAYS", 7)
 # in Django admin (Billing settings); only the schedule of the jobs lives here.
 BILLING_CHARGE_INTERVAL_SECONDS = env_int("BILLING_CHARGE_INTERVAL_SECONDS", 600)
 BILLING_INVOICE_INTERVAL_SECONDS = env_int("BILLING_INVOICE_INTERVAL_SECONDS", 3600)
+# Noto Sans and Noto Sans Devanagari (Debian fonts-noto-core), embedded in GST PDFs.
+BILLING_PDF_FONT_DIR = os.environ.get("BILLING_PDF_FONT_DIR", "/usr/share/fonts/truetype/noto")
 BILLING_TRIAL_EXPIRY_INTERVAL_SECONDS = env_int("BILLING_TRIAL_EXPIRY_INTERVAL_SECONDS", 3600)
 EXTRA_BEAT_SCHEDULE = {
     "billing-charge-usage": {"task": "charge_usage", "schedule": float(BILLING_CHARGE_INTERVAL_SECONDS)},
