@@ -19,7 +19,7 @@ from controlplane.errors import ServiceError
 from . import selectors, services
 from .admin_base import DocumentAdmin, ReadOnlyAdmin, ReadOnlyInline, service_form_view
 from .admin_forms import refund_form_for
-from .documents import einvoice, exports, pdf
+from .documents import einvoice, exports, gstr1, pdf
 from .models import (
     BillingProfile,
     BillingSettings,
@@ -36,7 +36,7 @@ from .models import (
     Wallet,
 )
 from .payments import refunds
-from .periods import billing_tz
+from .periods import billing_tz, parse_month
 
 
 class SettingsForm(forms.ModelForm):
@@ -292,6 +292,7 @@ class InvoiceAdmin(DocumentAdmin):
             path("<int:pk>/e-invoice/", view(self.einvoice_view), name="billing_invoice_einvoice"),
             path("<int:pk>/credit-note/", view(self.credit_view), name="billing_invoice_credit"),
             path("export-csv/", view(self.export_view), name="billing_invoice_export"),
+            path("gstr1/", view(self.gstr1_view), name="billing_invoice_gstr1"),
             *super().get_urls(),
         ]
 
@@ -339,8 +340,22 @@ class InvoiceAdmin(DocumentAdmin):
         response["Content-Disposition"] = f'attachment; filename="gst-documents-{start}-{end}.csv"'
         return response
 
+    def gstr1_view(self, request):
+        month = parse_month(request.GET.get("month"), None)
+        if month is None:
+            messages.error(request, "Choose the month of the GSTR-1 (YYYY-MM).")
+            return HttpResponseRedirect(reverse("admin:billing_invoice_changelist"))
+        report = gstr1.Gstr1(month)
+        response = HttpResponse(report.zip(), content_type="application/zip")
+        response["Content-Disposition"] = f'attachment; filename="gstr1-{report.sections["fp"]}.zip"'
+        return response
+
     def changelist_view(self, request, extra_context=None):
-        extra_context = {**(extra_context or {}), "export_url": reverse("admin:billing_invoice_export")}
+        extra_context = {
+            **(extra_context or {}),
+            "export_url": reverse("admin:billing_invoice_export"),
+            "gstr1_url": reverse("admin:billing_invoice_gstr1"),
+        }
         return super().changelist_view(request, extra_context)
 
 
