@@ -12,6 +12,7 @@ import pytest
 from django.core.management import call_command
 
 from billing import services
+from billing.demo import demo_gst_month_seed
 from billing.documents.gstr1 import Gstr1, b2cl_limit
 from billing.models import CreditNote, Invoice
 from tests.fixtures.accounts import login_operator
@@ -135,3 +136,13 @@ def test_the_operator_downloads_it_from_admin(june, client):
     bad = client.get("/admin/billing/invoice/gstr1/", {"month": "June"})
     assert bad.status_code == 302
     assert "GSTR-1" in client.get("/admin/billing/invoice/").content.decode()
+
+
+def test_the_demo_seeds_a_month_with_a_gstr1(user, supplier, plan, image):
+    now = at("2026-06-15 06:00")
+    invoices = demo_gst_month_seed(owner=user, now=now)
+    assert [i.supply_type for i in invoices] == ["B2B", "B2C", "EXPWP"]
+    assert {i.date for i in invoices} == {date(2026, 6, 2)}
+    sections = Gstr1(date(2026, 6, 1)).sections
+    assert len(sections["b2b"]) == len(sections["b2cs"]) == len(sections["exp"]) == len(sections["cdnr"]) == 1
+    assert demo_gst_month_seed(owner=user, now=now) == []  # idempotent
