@@ -14,6 +14,7 @@ from django.contrib.admin.sites import site
 from django.core import mail
 from django.test import RequestFactory
 from pypdf import PdfReader
+from rest_framework.test import APIClient
 
 from accounts.models import Project
 from audit.models import AuditEvent
@@ -221,3 +222,13 @@ class TestDocumentsPrintRight:
         assert any("Invoice date" in line and line.strip().endswith("01/06/2025") for line in lines)
         assert not any(line.strip().endswith("dated") for line in lines)
         assert Invoice.objects.count() == 1
+
+
+def test_the_api_answers_409_with_the_profile_page(user, project, plan, image, simulator):
+    fund(project, "1000.00")
+    api = APIClient()
+    api.force_authenticate(user)
+    body = {"project": project.slug, "plan": plan.pk, "image": image.pk, "hypervisor": simulator.pk, "name": "web-1"}
+    response = api.post("/api/v1/vm-requests/", body, format="json")
+    assert response.status_code == 409
+    assert f"/billing/{project.slug}/profile/" in response.json()["error"]["message"]
