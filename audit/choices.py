@@ -124,6 +124,7 @@ class Action(models.TextChoices):
     WALLET_ADJUSTED = "wallet.adjusted", "Wallet adjusted"  # an operator corrected the balance
     WALLET_DEBITED = "wallet.debited", "Wallet debited"  # metered usage was charged
     INVOICE_ISSUED = "invoice.issued", "Invoice issued"  # a GST invoice got its number
+    INVOICE_NOT_ISSUED = "invoice.not_issued", "Invoice not issued"  # the monthly run failed for a project (why)
     CREDIT_NOTE_ISSUED = "credit_note.issued", "Credit note issued"  # a GST credit note got its number
     BILLING_SETTINGS_UPDATED = "billing.settings_updated", "Billing settings updated"  # supplier/policy (diff)
     BILLING_PROFILE_UPDATED = "billing.profile_updated", "Billing profile updated"  # a project's invoice address/GSTIN

@@ -25,11 +25,10 @@ from schemathesis.core.parameters import ParameterLocation
 
 from accounts import services as accounts_services
 from accounts.choices import Role
-from billing.services import wallet_topup
 from compute import services
 from controlplane.wsgi import application
 from tests.fixtures.accounts import add_member
-from tests.fixtures.factories import PlanFactory, UserFactory
+from tests.fixtures.factories import PlanFactory, UserFactory, make_billable
 from tests.fixtures.proxmox import SSH_KEY
 
 API = "/api/v1/"
@@ -51,7 +50,7 @@ class World:
     def __init__(self, *, plan, image, simulator):
         owner = UserFactory()
         self.project = accounts_services.project_create(name="Schema Tenant", owner=owner)
-        wallet_topup(project=self.project, amount="10000.00", actor="system:tests", payment_mode="test")
+        make_billable(self.project)
         member = add_member(self.project, UserFactory(), Role.MEMBER).user
         viewer = add_member(self.project, UserFactory(), Role.VIEWER).user
         accounts_services.invitation_create(project=self.project, actor=owner, email="invitee@example.com")
