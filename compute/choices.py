@@ -98,3 +98,9 @@ CAPACITY_RECHECK_SECONDS = 2
 POLL_ERROR_LIMIT = 5
 # Seconds to the first poll after a submit when the driver gives no hint.
 DEFAULT_POLL_SECONDS = 2.0
+
+
+class AllocationState(models.TextChoices):
+    ASSIGNED = "assigned", "Assigned"  # in use by a VM (or an operator's assignment to one)
+    RESERVED = "reserved", "Reserved"  # held by an operator; never handed out
+    COOLING = "cooling", "Cooling down"  # its VM is deleted; free again after cool_until

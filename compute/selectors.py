@@ -7,11 +7,22 @@ from django.utils import timezone
 from accounts.models import Project, User
 from controlplane.errors import NotFound
 
-from .choices import ACTIVE_OPERATION_STATES, VM_LIVE_STATUSES, Action, OperationState, RequestStatus, VMStatus
+from . import ipam
+from .choices import (
+    ACTIVE_OPERATION_STATES,
+    VM_LIVE_STATUSES,
+    Action,
+    AllocationState,
+    OperationState,
+    RequestStatus,
+    VMStatus,
+)
 from .models import (
     Hypervisor,
     Image,
     ImageReference,
+    IPAllocation,
+    IPPool,
     Operation,
     Plan,
     ProjectQuota,
@@ -288,3 +299,47 @@ def hypervisor_get(*, pk: int) -> Hypervisor:
 
 def vm_get_with_hypervisor(*, pk: int) -> VirtualMachine | None:
     return VirtualMachine.objects.select_related("hypervisor").filter(pk=pk).first()
+
+
+# -- IP address management ---------------------------------------------------------------------
+
+
+def ip_allocation_list_for_vm(*, vm: VirtualMachine) -> list[IPAllocation]:
+    return list(vm.ip_allocations.filter(state=AllocationState.ASSIGNED).select_related("pool").order_by("family"))
+
+
+def vm_network_config(*, vm: VirtualMachine) -> dict:
+    """Static addressing for the guest (VMSpec.network); {} when no pool gave it addresses."""
+    allocations = ip_allocation_list_for_vm(vm=vm)
+    if not allocations:
+        return {}
+    pool = allocations[0].pool
+    config: dict = {"dns": list(pool.dns_servers), "network": pool.network}
+    for allocation in allocations:
+        prefix = pool.ipv4_prefix if allocation.family == 4 else pool.ipv6_prefix
+        gateway = pool.ipv4_gateway if allocation.family == 4 else pool.ipv6_gateway
+        config[f"ipv{allocation.family}"] = {
+            "address": allocation.address,
+            "prefix_length": int(prefix.rsplit("/", 1)[1]),
+            "gateway": gateway,
+        }
+    return config
+
+
+def ip_pool_usage(*, pool: IPPool) -> dict:
+    """Per family: capacity (never enumerated), used (assigned), reserved, cooling."""
+    counts = {
+        (row["family"], row["state"]): row["n"]
+        for row in pool.allocations.values("family", "state").annotate(n=Count("id")).order_by()
+    }
+    usage = {}
+    for layout in ipam.pool_layouts(pool):
+        used = {state: counts.get((layout.family, state), 0) for state in AllocationState.values}
+        capacity = layout.capacity()
+        taken = sum(used.values())
+        usage[layout.family] = used | {
+            "capacity": capacity,
+            "free": max(capacity - taken, 0),
+            "percent": (100 * taken / capacity) if capacity else 100.0,
+        }
+    return usage

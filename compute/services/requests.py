@@ -14,6 +14,7 @@ from compute.notifications import notify_request_decided
 from controlplane.errors import Conflict, Forbidden, InvalidInput
 
 from .. import admission
+from .ipam import ipam_allocate_for_vm
 from .operations import operation_create
 from .quotas import quota_release, quota_reserve
 from .writeback import vm_timeline_append
@@ -147,6 +148,7 @@ def vm_request_approve(*, vm_request: VMRequest, actor, auto: bool = False, requ
             )
     except IntegrityError:
         raise Conflict(f"A VM named {vm_request.name!r} already exists in the project.", code="name_taken") from None
+    ipam_allocate_for_vm(vm=vm)
     vm_timeline_append(vm=vm, status=VMStatus.BUILDING, power_state=vm.power_state, at=now, source="approval")
     operation_create(vm=vm, action=Action.CREATE, requested_by=vm_request.requester)
     audit.record(
