@@ -8,7 +8,7 @@ from django.contrib import admin, messages
 from django.shortcuts import render
 from django.utils.html import format_html
 
-from compute import dispatch, services
+from compute import admin_ipam, dispatch, services  # noqa: F401 - admin_ipam registers the IPAM admin
 from compute.models import (
     Hypervisor,
     Image,

@@ -235,3 +235,19 @@ def ipam_range_reserve(*, pool: IPPool, first: str, last: str, actor, note: str 
         request=request,
     )
     return len(rows)
+
+
+@transaction.atomic
+def ipam_address_free(*, allocation: IPAllocation, actor, request=None) -> None:
+    """An operator frees a reserved or cooling address now (an assigned one: move it first)."""
+    allocation = IPAllocation.objects.select_for_update().select_related("pool").get(pk=allocation.pk)
+    if allocation.state == AllocationState.ASSIGNED:
+        raise Conflict(f"{allocation.address} is assigned to a VM; move it to reserved first.", code="ip_in_use")
+    audit.record(
+        actor=actor,
+        action="admin.action",
+        target=allocation.pool,
+        details={"action": "ip.free", "address": allocation.address, "state": allocation.state},
+        request=request,
+    )
+    allocation.delete()
