@@ -37,10 +37,20 @@ def hypervisor_queues(*, include_disabled: bool = False) -> list[str]:
     return sorted(set(hypervisors.values_list("queue", flat=True)))
 
 
+def assigned_addresses_prefetch() -> Prefetch:
+    """``vm.assigned_addresses``: the pool addresses a VM holds (IPv4 first), in one query per list."""
+    return Prefetch(
+        "ip_allocations",
+        queryset=IPAllocation.objects.filter(state=AllocationState.ASSIGNED).order_by("family", "offset"),
+        to_attr="assigned_addresses",
+    )
+
+
 def vm_list_for_user(*, user: User) -> QuerySet[VirtualMachine]:
     return (
         VirtualMachine.objects.filter(project__memberships__user=user)
         .select_related("plan", "image", "hypervisor", "project")
+        .prefetch_related(assigned_addresses_prefetch())
         .distinct()
     )
 
@@ -75,7 +85,12 @@ def vm_list_for_project(*, project, include_deleted: bool = False) -> QuerySet[V
 
 def vm_get_for_project(*, project, pk: int) -> VirtualMachine:
     """A VM of this project; any other VM (another project's, or none) is a 404."""
-    vm = VirtualMachine.objects.filter(project=project, pk=pk).select_related("plan", "image", "hypervisor").first()
+    vm = (
+        VirtualMachine.objects.filter(project=project, pk=pk)
+        .select_related("plan", "image", "hypervisor")
+        .prefetch_related(assigned_addresses_prefetch())
+        .first()
+    )
     if vm is None:
         raise NotFound("No such virtual machine.")
     return vm

@@ -122,7 +122,9 @@ class VirtualMachineViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         user = self.request.user
         if user.is_staff:
-            return VirtualMachine.objects.select_related("project", "plan", "image", "hypervisor").all()
+            return VirtualMachine.objects.select_related("project", "plan", "image", "hypervisor").prefetch_related(
+                selectors.assigned_addresses_prefetch()
+            )
         return selectors.vm_list_for_user(user=user)
 
     def _act(self, request, action_name):
