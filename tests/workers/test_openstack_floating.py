@@ -2,8 +2,7 @@
 delete. Fast tier only (openstacksdk's ConnectionFixture + requests-mock with an in-memory Neutron
 registry); a real Neutron API server is not part of the test suite yet (docs/NETWORKING.md)."""
 
-from tests.fixtures.openstack import COMPUTE, QUIET_SDK, server_body
-from tests.workers.test_openstack_driver import SERVER, cloud, show  # noqa: F401 - the cloud fixture
+from tests.fixtures.openstack import COMPUTE, QUIET_SDK, SERVER, server_body, show
 
 pytestmark = QUIET_SDK
 TENANT = {
