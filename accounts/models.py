@@ -73,6 +73,17 @@ class User(AbstractBaseUser, PermissionsMixin):
         value = f"{self.password}:{self.session_generation}"
         return salted_hmac("accounts.User.session", value, secret=secret, algorithm="sha256").hexdigest()
 
+    def save(self, *args, **kwargs):
+        if getattr(self, "staff_powers_withheld", False):
+            raise RuntimeError("This user's staff flags were cleared for one API request: reload the user to save.")
+        super().save(*args, **kwargs)
+
+    def withhold_staff_powers(self) -> None:
+        """For this request only, act as an ordinary user (accounts.authentication); never saved."""
+        if self.is_staff or self.is_superuser:
+            self.is_staff = self.is_superuser = False
+            self.staff_powers_withheld = True
+
     def get_session_auth_hash(self):
         return self._session_hash()
 
@@ -159,6 +170,11 @@ class AccessToken(models.Model):
     prefix = models.CharField(max_length=16, unique=True)
     secret_hash = models.CharField(max_length=64)
     read_only = models.BooleanField(default=False, help_text="Only safe (GET, HEAD, OPTIONS) requests.")
+    staff = models.BooleanField(
+        default=False,
+        help_text="Carries its operator's staff powers; made with a current 2FA code, expires within "
+        "STAFF_TOKEN_MAX_HOURS. Any other token of a staff user acts as an ordinary user.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
@@ -197,3 +213,57 @@ class UserSession(models.Model):
 
     def __str__(self):
         return f"{self.user} from {self.ip_address or 'unknown'}"
+
+
+class SSHKey(models.Model):
+    """A saved OpenSSH public key: personal (``project`` empty: only its owner sees it)
+    or shared with a project's members. VMs keep their own copy of the key text,
+    so deleting a saved key changes no VM. Parsed fields come from accounts.sshkeys."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="ssh_keys", help_text="Who saved it.")
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.CASCADE, related_name="ssh_keys")
+    name = models.CharField(max_length=100)
+    public_key = models.TextField()
+    key_type = models.CharField(max_length=40)
+    bits = models.PositiveIntegerField()
+    fingerprint = models.CharField(max_length=60, help_text="SHA256 fingerprint, as ssh-keygen -l shows it.")
+    comment = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "pk"]
+        verbose_name = "SSH key"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "name"], condition=Q(project__isnull=True), name="sshkey_personal_name_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["user", "fingerprint"], condition=Q(project__isnull=True), name="sshkey_personal_key_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["project", "name"], condition=Q(project__isnull=False), name="sshkey_project_name_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["project", "fingerprint"], condition=Q(project__isnull=False), name="sshkey_project_key_unique"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.fingerprint})"
+
+
+from .devices import BackupCode, BackupCodeDevice, TOTPDevice  # noqa: E402  second-factor devices (encrypted)
+
+__all__ = [
+    "AccessToken",
+    "BackupCode",
+    "BackupCodeDevice",
+    "Invitation",
+    "Membership",
+    "Project",
+    "SSHKey",
+    "TOTPDevice",
+    "User",
+    "UserManager",
+    "UserSession",
+]

@@ -26,6 +26,56 @@ class Action(models.TextChoices):
     VM_DELETE_REQUESTED = "vm.delete.requested", "VM delete requested"  # a delete operation was queued
     VM_DELETE_SUCCEEDED = "vm.delete.succeeded", "VM delete succeeded"  # the VM is gone from the hypervisor
     VM_DELETE_FAILED = "vm.delete.failed", "VM delete failed"  # the delete gave up
+    # VM monitoring (compute/services/alerts.py)
+    ALERT_RULE_CREATED = "alert.rule_created", "Alert rule created"  # a user set a threshold on a VM
+    ALERT_RULE_DELETED = "alert.rule_deleted", "Alert rule deleted"  # a user removed a threshold
+    ALERT_FIRED = "alert.fired", "Alert fired"  # a VM crossed a threshold (value in details)
+    ALERT_RECOVERED = "alert.recovered", "Alert recovered"  # the VM is back below the threshold
+    VM_SNAPSHOT_CREATE_REQUESTED = "vm.snapshot_create.requested", "VM snapshot requested"  # a snapshot was queued
+    VM_SNAPSHOT_CREATE_SUCCEEDED = (
+        "vm.snapshot_create.succeeded",
+        "VM snapshot succeeded",
+    )  # the hypervisor finished a snapshot
+    VM_SNAPSHOT_CREATE_FAILED = (
+        "vm.snapshot_create.failed",
+        "VM snapshot failed",
+    )  # a snapshot gave up (reason in details)
+    VM_SNAPSHOT_REVERT_REQUESTED = (
+        "vm.snapshot_revert.requested",
+        "VM snapshot revert requested",
+    )  # a revert to a snapshot was queued
+    VM_SNAPSHOT_REVERT_SUCCEEDED = (
+        "vm.snapshot_revert.succeeded",
+        "VM snapshot revert succeeded",
+    )  # the hypervisor finished a revert to a snapshot
+    VM_SNAPSHOT_REVERT_FAILED = (
+        "vm.snapshot_revert.failed",
+        "VM snapshot revert failed",
+    )  # a revert to a snapshot gave up (reason in details)
+    VM_SNAPSHOT_DELETE_REQUESTED = (
+        "vm.snapshot_delete.requested",
+        "VM snapshot delete requested",
+    )  # a snapshot's deletion was queued
+    VM_SNAPSHOT_DELETE_SUCCEEDED = (
+        "vm.snapshot_delete.succeeded",
+        "VM snapshot delete succeeded",
+    )  # the hypervisor finished a snapshot's deletion
+    VM_SNAPSHOT_DELETE_FAILED = (
+        "vm.snapshot_delete.failed",
+        "VM snapshot delete failed",
+    )  # a snapshot's deletion gave up (reason in details)
+    VM_RESIZE_REQUESTED = "vm.resize.requested", "VM resize requested"  # a resize to another plan was queued
+    VM_RESIZE_SUCCEEDED = (
+        "vm.resize.succeeded",
+        "VM resize succeeded",
+    )  # the hypervisor finished a resize to another plan
+    VM_RESIZE_FAILED = "vm.resize.failed", "VM resize failed"  # a resize to another plan gave up (reason in details)
+    VM_REBUILD_REQUESTED = "vm.rebuild.requested", "VM rebuild requested"  # a rebuild from an image was queued
+    VM_REBUILD_SUCCEEDED = (
+        "vm.rebuild.succeeded",
+        "VM rebuild succeeded",
+    )  # the hypervisor finished a rebuild from an image
+    VM_REBUILD_FAILED = "vm.rebuild.failed", "VM rebuild failed"  # a rebuild from an image gave up (reason in details)
     # Operations (the engine's unit of work)
     OPERATION_STATE_CHANGED = "operation.state_changed", "Operation state changed"  # from/to state, task ref
     OPERATION_RETRIED = "operation.retried", "Operation retried"  # a transient error, attempt number in details
@@ -50,10 +100,19 @@ class Action(models.TextChoices):
     MEMBER_REMOVED = "member.removed", "Member removed"  # someone left or was removed
     MEMBER_ROLE_CHANGED = "member.role_changed", "Member role changed"  # from/to role in details
     MEMBER_INVITATION_REVOKED = "member.invitation_revoked", "Invitation withdrawn"  # an open invitation was cancelled
+    # SSH key library
+    SSH_KEY_ADDED = "ssh_key.added", "SSH key added"  # a public key was saved (fingerprint in details)
+    SSH_KEY_REMOVED = "ssh_key.removed", "SSH key removed"  # a saved key was deleted (VMs keep their copy)
+    # Outbound webhooks (notifications app)
+    WEBHOOK_CREATED = "webhook.created", "Webhook created"  # an endpoint was added (URL and event types)
+    WEBHOOK_UPDATED = "webhook.updated", "Webhook updated"  # URL, event types, enabled or secret changed
+    WEBHOOK_DELETED = "webhook.deleted", "Webhook deleted"  # an endpoint was removed
+    WEBHOOK_DISABLED = "webhook.disabled", "Webhook disabled"  # turned off after repeated delivery failures
     # Users
     USER_CREATED = "user.created", "User created"  # a person got an account
     USER_DEACTIVATED = "user.deactivated", "User deactivated"  # the account can no longer log in
     USER_REACTIVATED = "user.reactivated", "User reactivated"  # the account can log in again
+    USER_PRIVILEGES_CHANGED = "user.privileges_changed", "Privileges changed"  # staff/superuser/groups (from/to)
     # Projects
     PROJECT_CREATED = "project.created", "Project created"  # a tenant was created
     PROJECT_UPDATED = "project.updated", "Project updated"  # renamed or 2FA requirement changed (from/to in details)
@@ -85,6 +144,8 @@ class Action(models.TextChoices):
     DRIFT_DETECTED = "drift.detected", "Drift detected"  # reconciler found the hypervisor disagreeing
     ADMIN_ACTION = "admin.action", "Admin action"  # something done through Django admin
     AUDIT_RETENTION = "audit.retention", "Audit retention"  # old events archived and removed (checkpoint)
+    # Security monitoring (audit/detection.py)
+    SECURITY_ALERT = "security.alert", "Security alert"  # a suspicious pattern (rule, key, counts in details)
 
 
 ACTION_NAMES = frozenset(Action.values)

@@ -8,6 +8,8 @@ from django.contrib import admin, messages
 from django.shortcuts import render
 from django.utils.html import format_html
 
+from audit.admin_mixins import AuditedAdminMixin
+from audit.choices import Action as AuditAction
 from compute import admin_ipam, dispatch, services  # noqa: F401 - admin_ipam registers the IPAM admin
 from compute.models import (
     Hypervisor,
@@ -16,11 +18,13 @@ from compute.models import (
     Operation,
     Plan,
     ProjectQuota,
+    Snapshot,
     TenantBinding,
     VirtualMachine,
     VMRequest,
     VMStatusEvent,
 )
+from controlplane import crypto
 from controlplane.errors import ServiceError
 
 
@@ -71,8 +75,9 @@ class ImageReferenceInline(admin.TabularInline):
 
 
 @admin.register(Hypervisor)
-class HypervisorAdmin(admin.ModelAdmin):
+class HypervisorAdmin(AuditedAdminMixin, admin.ModelAdmin):
     form = HypervisorForm
+    audit_action = AuditAction.HYPERVISOR_CHANGED  # new_credentials recorded as changed, masked
     list_display = [
         "name",
         "kind",
@@ -92,7 +97,7 @@ class HypervisorAdmin(admin.ModelAdmin):
 
     @admin.display(description="credentials set", boolean=True)
     def has_credentials(self, obj):
-        return bool(obj.credentials)
+        return crypto.is_set(obj, "credentials")  # without decrypting
 
     @admin.display(description="unknown guests")
     def unknown_guests(self, obj):
@@ -134,6 +139,7 @@ class PlanAdmin(admin.ModelAdmin):
         "price_hourly_stopped",
         "gst_rate",
         "requires_approval",
+        "max_snapshots",
         "active",
     ]
     list_filter = ["guest_type", "requires_approval", "active"]
@@ -268,7 +274,7 @@ class VirtualMachineAdmin(admin.ModelAdmin):
     @admin.display(description="drift")
     def drift(self, obj):
         if obj.lost_at:
-            return format_html('<strong style="color:#b00">{}</strong>', "lost")
+            return format_html('<strong class="lost">{}</strong>', "lost")
         if obj.missing_since:
             return "missing"
         return ""
@@ -329,12 +335,29 @@ class OperationAdmin(admin.ModelAdmin):
 
 @admin.register(VMStatusEvent)
 class VMStatusEventAdmin(admin.ModelAdmin):
-    list_display = ["vm", "status", "power_state", "at", "source"]
+    list_display = ["vm", "status", "power_state", "plan", "at", "source"]
     list_filter = ["status", "source"]
     search_fields = ["vm__name"]
     readonly_fields = [f.name for f in VMStatusEvent._meta.fields]
 
     def has_add_permission(self, request):
+        return False
+
+
+@admin.register(Snapshot)
+class SnapshotAdmin(admin.ModelAdmin):
+    """Read-only: snapshots change only through operations (retry / cancel them in Operations)."""
+
+    list_display = ["name", "vm", "state", "backend_ref", "size_bytes", "created_at", "missing_since"]
+    list_filter = ["state", "vm__hypervisor"]
+    search_fields = ["name", "vm__name", "backend_ref"]
+    list_select_related = ["vm"]
+    readonly_fields = [f.name for f in Snapshot._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False
 
 

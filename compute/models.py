@@ -15,6 +15,7 @@ from .choices import (
     OperationState,
     PowerState,
     RequestStatus,
+    SnapshotState,
     VMStatus,
 )
 from .fields import EncryptedJSONField
@@ -43,6 +44,11 @@ class Hypervisor(models.Model):
     maintenance = models.BooleanField(default=False, help_text="Operations wait (stay pending) while set.")
     max_concurrent_operations = models.PositiveIntegerField(default=50, validators=[MinValueValidator(1)])
     build_timeout_seconds = models.PositiveIntegerField(default=1800, help_text="A create running longer fails.")
+    capacity_vcpus = models.PositiveIntegerField(default=0, help_text="vCPUs plans may allocate here; 0: no limit.")
+    capacity_memory_mib = models.PositiveIntegerField(
+        default=0, help_text="Memory (MiB) plans may allocate; 0: no limit."
+    )
+    capacity_disk_gib = models.PositiveIntegerField(default=0, help_text="Disk (GiB) plans may allocate; 0: no limit.")
     last_checked_at = models.DateTimeField(null=True, blank=True)
     last_check = models.JSONField(default=dict, blank=True)
     drift = models.JSONField(default=dict, blank=True, help_text="Last reconciliation's findings (unknown guests).")
@@ -65,12 +71,16 @@ class Plan(models.Model):
     guest_type = models.CharField(max_length=16, choices=GuestType.choices, default=GuestType.VM)
     price_hourly_running = models.DecimalField(max_digits=12, decimal_places=4, default=Decimal("0"))
     price_hourly_stopped = models.DecimalField(max_digits=12, decimal_places=4, default=Decimal("0"))
+    included_transfer_gb = models.PositiveIntegerField(
+        default=0, help_text="Data transfer (in + out, GB of 10^9 bytes) per month included; 0: none."
+    )
     sac_code = models.CharField(max_length=8, default="998315", help_text="GST service accounting code.")
     gst_rate = models.DecimalField(max_digits=5, decimal_places=2, default=Decimal("18.00"), help_text="Percent.")
     requires_approval = models.BooleanField(default=True)
     hard_stop_after_seconds = models.PositiveIntegerField(
         default=120, help_text="Graceful shutdown waits this long before powering off; 0 never forces."
     )
+    max_snapshots = models.PositiveSmallIntegerField(default=3, help_text="Snapshots a VM on this plan may keep.")
     active = models.BooleanField(default=True)
     sort_order = models.PositiveSmallIntegerField(default=0)
 
@@ -211,6 +221,9 @@ class VMStatusEvent(models.Model):
     at = models.DateTimeField(db_index=True)
     operation = models.ForeignKey("Operation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     source = models.CharField(max_length=32, help_text="worker, reconciler or operator.")
+    plan = models.ForeignKey(
+        Plan, null=True, blank=True, on_delete=models.PROTECT, related_name="+", help_text="In force from ``at``."
+    )
 
     class Meta:
         ordering = ["at", "id"]
@@ -361,3 +374,39 @@ class IPAllocation(models.Model):
 
     def __str__(self):
         return self.address
+
+
+class Snapshot(models.Model):
+    """A named point-in-time copy of a VM's disk on its hypervisor (``backend_ref`` there).
+    Created, reverted to and deleted only by operations (compute/services/day2.py)."""
+
+    vm = models.ForeignKey(VirtualMachine, on_delete=models.CASCADE, related_name="snapshots")
+    name = models.CharField(max_length=63, validators=[name_validator])
+    state = models.CharField(max_length=16, choices=SnapshotState.choices, default=SnapshotState.CREATING)
+    backend_ref = models.CharField(max_length=100, help_text="Its name on the hypervisor (cp-<id> or an image id).")
+    size_bytes = models.BigIntegerField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    missing_since = models.DateTimeField(null=True, blank=True, help_text="Reconciliation no longer found it.")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["vm", "name"], condition=~Q(state="deleted"), name="snapshot_live_name_unique"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.vm} @ {self.name}"
+
+
+from .metrics_models import (  # noqa: E402, F401  (a separate module; registered with the app here)
+    VMAlertEvent,
+    VMAlertRule,
+    VMMetricCursor,
+    VMMetricRollup,
+    VMMetricSample,
+    VMTransfer,
+)

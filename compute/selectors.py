@@ -15,6 +15,7 @@ from .choices import (
     AllocationState,
     OperationState,
     RequestStatus,
+    SnapshotState,
     VMStatus,
 )
 from .models import (
@@ -26,6 +27,7 @@ from .models import (
     Operation,
     Plan,
     ProjectQuota,
+    Snapshot,
     TenantBinding,
     VirtualMachine,
     VMRequest,
@@ -105,6 +107,21 @@ def vm_status_counts(*, project) -> dict[str, int]:
         **{status: Count("pk", filter=Q(status=status)) for status in VM_LIVE_STATUSES},
     )
     return row
+
+
+def vm_list_for_snapshot_reconcile(*, hypervisor: Hypervisor) -> list[tuple[int, str]]:
+    """(id, backend id) of live VMs on the hypervisor with no operation in progress."""
+    return list(
+        VirtualMachine.objects.filter(hypervisor=hypervisor, task_state__isnull=True)
+        .exclude(status__in=(VMStatus.DELETED, VMStatus.BUILDING))
+        .exclude(backend_id="")
+        .values_list("id", "backend_id")
+    )
+
+
+def snapshot_list_for_vm(*, vm: VirtualMachine, include_deleted: bool = False) -> QuerySet[Snapshot]:
+    snapshots = Snapshot.objects.filter(vm=vm)
+    return snapshots if include_deleted else snapshots.exclude(state=SnapshotState.DELETED)
 
 
 def operation_list_for_vm(*, vm: VirtualMachine, limit: int = 20) -> list[Operation]:
@@ -297,7 +314,18 @@ def operation_latest_create(*, vm: VirtualMachine) -> Operation | None:
 
 def image_reference_for_vm(*, vm: VirtualMachine) -> ImageReference | None:
     """How the VM's hypervisor names the VM's image (None: it does not have it)."""
-    return ImageReference.objects.filter(image=vm.image_id, hypervisor=vm.hypervisor_id).first()
+    return ImageReference.objects.select_related("image").filter(image=vm.image_id, hypervisor=vm.hypervisor_id).first()
+
+
+def image_list_for_rebuild(*, vm: VirtualMachine) -> QuerySet[Image]:
+    """Images a VM can be rebuilt from: active, its guest type, offered on its hypervisor."""
+    return Image.objects.filter(
+        active=True, guest_type=vm.plan.guest_type, references__hypervisor=vm.hypervisor_id
+    ).distinct()
+
+
+def image_reference_get(*, image_id: int, hypervisor: Hypervisor) -> ImageReference | None:
+    return ImageReference.objects.select_related("image").filter(image_id=image_id, hypervisor=hypervisor).first()
 
 
 def tenant_binding_ready_for_vm(*, vm: VirtualMachine) -> TenantBinding | None:

@@ -18,6 +18,8 @@ pytest_plugins = [
     "tests.fixtures.openstack",
     "tests.fixtures.portal",
     "tests.fixtures.browser",
+    "tests.fixtures.notifications",
+    "tests.fixtures.metrics",
 ]
 
 

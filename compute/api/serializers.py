@@ -141,6 +141,11 @@ class VMRequestSerializer(JSONTypesMixin, serializers.ModelSerializer):
     requester = serializers.EmailField(source="requester.email", read_only=True)
     decided_by = serializers.EmailField(source="decided_by.email", read_only=True, default=None, allow_null=True)
     vm = serializers.SerializerMethodField()
+    ssh_key = serializers.IntegerField(
+        write_only=True,
+        required=False,
+        help_text="Id of a saved SSH key (yours or the project's, /api/v1/ssh-keys/) instead of ssh_public_key.",
+    )
 
     class Meta:
         model = VMRequest
@@ -153,6 +158,7 @@ class VMRequestSerializer(JSONTypesMixin, serializers.ModelSerializer):
             "hypervisor",
             "name",
             "ssh_public_key",
+            "ssh_key",
             "user_data",
             "status",
             "requester",

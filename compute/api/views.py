@@ -16,6 +16,7 @@ from compute.choices import Action
 from compute.models import Hypervisor, Image, ImageReference, Operation, Plan, VirtualMachine, VMRequest
 from controlplane.api import IdFilter, SlugFilter
 
+from .day2 import VMDay2Mixin
 from .serializers import (
     ActionAcceptedSerializer,
     HypervisorSerializer,
@@ -76,6 +77,7 @@ class VMRequestViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
             hypervisor=data["hypervisor"],
             name=data["name"],
             ssh_public_key=data.get("ssh_public_key", ""),
+            ssh_key_id=data.get("ssh_key"),
             user_data=data.get("user_data", ""),
             request=self.request,
         )
@@ -113,7 +115,7 @@ class VirtualMachineFilter(django_filters.FilterSet):
         fields = ["status", "power_state", "project__slug"]
 
 
-class VirtualMachineViewSet(viewsets.ReadOnlyModelViewSet):
+class VirtualMachineViewSet(VMDay2Mixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = VirtualMachineSerializer
     queryset = VirtualMachine.objects.none()
     filterset_class = VirtualMachineFilter
@@ -126,6 +128,9 @@ class VirtualMachineViewSet(viewsets.ReadOnlyModelViewSet):
                 selectors.assigned_addresses_prefetch()
             )
         return selectors.vm_list_for_user(user=user)
+
+    def accepted(self, request, operation) -> Response:
+        return accepted(request, operation)
 
     def _act(self, request, action_name):
         operation = services.vm_action(vm=self.get_object(), action=action_name, user=request.user, request=request)

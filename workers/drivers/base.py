@@ -146,6 +146,24 @@ class TaskStatus:
     task: DriverTask | None = None  # a replacement handle (next step of a multi-step action)
     poll_after: float | None = None  # the driver's hint: seconds until worth polling again
     message: str = ""  # human-readable step description ("cloning", "starting")
+    result: dict[str, Any] = field(default_factory=dict)  # facts for the write-back (a snapshot's size)
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """A snapshot as the hypervisor reports it (``ref``: its name/id there)."""
+
+    ref: str
+    size_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class ResizeSpec:
+    """The sizes a guest is resized to (``Capability.RESIZE``); disks only grow."""
+
+    vcpus: int
+    memory_mib: int
+    disk_gib: int
 
 
 @dataclass(frozen=True)
@@ -158,12 +176,39 @@ class TenantSpec:
     quotas: dict[str, int] = field(default_factory=dict)  # instances, cores, ram_mib, disk_gib
 
 
+@dataclass(frozen=True)
+class VMMetrics:
+    """One guest's reading at one moment (``Capability.METRICS``). Counters are cumulative
+    since the guest (or the hypervisor's counter) started; the collector turns consecutive
+    readings into rates and treats a counter that went down as restarted. ``None``: the
+    hypervisor did not say (shown as a gap, never as zero)."""
+
+    backend_id: str
+    at: float  # unix seconds of the reading
+    power_state: str  # one of PowerState
+    vcpus: int | None = None
+    cpu_time_ns: int | None = None  # counter: CPU time of all vCPUs together
+    cpu_fraction: float | None = None  # gauge 0..1 of all vCPUs, when the hypervisor reports a rate itself
+    memory_used_bytes: int | None = None
+    memory_total_bytes: int | None = None
+    disk_read_bytes: int | None = None  # counters from here on
+    disk_write_bytes: int | None = None
+    disk_read_ops: int | None = None
+    disk_write_ops: int | None = None
+    net_rx_bytes: int | None = None  # received by the guest
+    net_tx_bytes: int | None = None  # sent by the guest
+    uptime_seconds: float | None = None  # smaller than last time: the guest restarted (counters reset)
+
+
 class Driver(abc.ABC):
     """One hypervisor. Instances are cached per process (see ``get_driver``)."""
 
     kind: ClassVar[str]
     supports_tenants: ClassVar[bool] = False
     capabilities: ClassVar[frozenset[str]] = frozenset()  # values of ``Capability``
+    # What a resize changes without restarting the guest ("vcpus", "memory", "disk"); any other
+    # change means the driver stops the guest, resizes and starts it again (users are told first).
+    resize_live: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
     def supports(cls, capability: str) -> bool:
@@ -219,6 +264,42 @@ class Driver(abc.ABC):
         raise PermanentDriverError(f"{self.kind} hypervisors have no tenant provisioning.")
 
     # -- capabilities (optional): each method belongs to a ``Capability`` the driver declares --
+    def metrics(self) -> list[VMMetrics]:
+        """``Capability.METRICS``: a reading of every guest that is on, in one round trip to
+        the hypervisor where its API allows. Raises like any read (an error is a gap)."""
+        raise PermanentDriverError(f"{self.kind} hypervisors do not report metrics.", code="unsupported")
+
+    # Each is submit-then-poll like the actions above and idempotent on the hypervisor: a
+    # snapshot_create of a ``ref`` that exists, a snapshot_delete of one that does not, a resize
+    # to the sizes the guest has, all succeed; poll may be called again after a crash.
+
+    def _unsupported(self, capability: str):
+        return PermanentDriverError(f"{self.kind} hypervisors do not support {capability}.", code="unsupported")
+
+    def snapshot_create(self, backend_id: str, *, ref: str) -> DriverTask:
+        raise self._unsupported(Capability.SNAPSHOTS)
+
+    def snapshot_revert(self, backend_id: str, *, ref: str) -> DriverTask:
+        """Roll the guest back to ``ref``; its power state afterwards is what it was before."""
+        raise self._unsupported(Capability.SNAPSHOTS)
+
+    def snapshot_delete(self, backend_id: str, *, ref: str) -> DriverTask:
+        raise self._unsupported(Capability.SNAPSHOTS)
+
+    def snapshot_list(self, backend_id: str) -> list[SnapshotInfo]:
+        """Every snapshot of the guest (for reconciliation)."""
+        raise self._unsupported(Capability.SNAPSHOTS)
+
+    def resize(self, backend_id: str, *, spec: ResizeSpec) -> DriverTask:
+        """Apply ``spec``; a smaller disk is a ``PermanentDriverError``. A change outside
+        ``resize_live`` stops the guest first and starts it again if it was running."""
+        raise self._unsupported(Capability.RESIZE)
+
+    def rebuild(self, backend_id: str, *, spec: VMSpec) -> DriverTask:
+        """Replace the guest's disk from ``spec.image_ref`` (new key/user data), keeping its id
+        and addresses. ``spec.idempotency_key`` is the rebuild operation's: a retry after a crash
+        finishes the same rebuild, never leaves two disks or none."""
+        raise self._unsupported(Capability.REBUILD)
 
     def close(self) -> None:
         """Release connections (called when the cached driver is replaced)."""
@@ -247,6 +328,12 @@ def driver_class(kind: str) -> type[Driver]:
         return _REGISTRY[kind]
     except KeyError:
         raise PermanentDriverError(f"No driver for hypervisor kind {kind!r}.", code="no_driver") from None
+
+
+def registered_drivers() -> dict[str, type[Driver]]:
+    """Every driver class whose client library is installed, by kind."""
+    load_builtin_drivers()
+    return dict(_REGISTRY)
 
 
 def get_driver(config: HypervisorConfig) -> Driver:

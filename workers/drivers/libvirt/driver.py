@@ -32,6 +32,7 @@ from typing import Any
 import libvirt
 
 from ..base import (
+    Capability,
     Driver,
     DriverError,
     DriverTask,
@@ -39,13 +40,16 @@ from ..base import (
     PermanentDriverError,
     PowerState,
     TaskStatus,
+    VMMetrics,
     VMSpec,
     register,
 )
+from . import metrics
 from .client import LibvirtClient, code_of
 from .domain import NS_URI, Instance, domain_name, domain_xml, wants_seed
 from .options import ImageRef, LibvirtSettings
 from .seed import build_iso, nocloud_files
+from .snapshots import LibvirtSnapshots
 from .storage import GIB, Storage
 
 logger = logging.getLogger(__name__)
@@ -74,7 +78,9 @@ def _version(number: int) -> str:
 
 
 @register("libvirt")
-class LibvirtDriver(Driver):
+class LibvirtDriver(LibvirtSnapshots, Driver):
+    capabilities = frozenset({Capability.METRICS, Capability.SNAPSHOTS})  # internal qcow2 snapshots: snapshots.py
+
     def __init__(self, config):
         super().__init__(config)
         self.settings = LibvirtSettings.from_config(config.settings)
@@ -417,6 +423,22 @@ class LibvirtDriver(Driver):
         with self.client.errors("list domains"):
             stats = conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_STATE, 0)
         return [self._vm(dom, state=values.get("state.state", libvirt.VIR_DOMAIN_NOSTATE)) for dom, values in stats]
+
+    def metrics(self) -> list[VMMetrics]:
+        """One ``getAllDomainStats`` call for every domain on the host."""
+        conn = self._conn()
+        with self.client.errors("read domain statistics"):
+            stats = conn.getAllDomainStats(metrics.STATS, 0)
+            at = time.time()
+            return [
+                metrics.reading(
+                    dom.UUIDString(),
+                    POWER.get(values.get("state.state", libvirt.VIR_DOMAIN_NOSTATE), PowerState.UNKNOWN),
+                    values,
+                    at=at,
+                )
+                for dom, values in stats
+            ]
 
     def close(self) -> None:
         self.client.close()

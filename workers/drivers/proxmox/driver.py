@@ -35,6 +35,7 @@ import time
 from typing import Any
 
 from ..base import (
+    Capability,
     Driver,
     DriverError,
     DriverTask,
@@ -43,13 +44,15 @@ from ..base import (
     PowerState,
     TaskStatus,
     TransientDriverError,
+    VMMetrics,
     VMSpec,
     register,
 )
-from . import guests, ha, steps
+from . import guests, ha, metrics, steps
 from .client import Code, ProxmoxClient, classify
 from .guests import Guest
 from .settings import ProxmoxSettings
+from .snapshots import ProxmoxSnapshots
 
 logger = logging.getLogger(__name__)
 
@@ -68,13 +71,18 @@ STEP_MESSAGES = {
     "reboot": "rebooting",
     "destroy": "deleting",
     ha.WAIT_STEP: "waiting for Proxmox HA",
+    "snapshot": "taking the snapshot",
+    "rollback": "rolling back to the snapshot",
+    "delsnapshot": "deleting the snapshot",
 }
 
 
 @register("proxmox")
-class ProxmoxDriver(Driver):
+class ProxmoxDriver(ProxmoxSnapshots, Driver):
     """Settings: see ``ProxmoxSettings`` and ``ProxmoxClient``. Credentials: token_id
     (user@realm!tokenid) + token_secret, or user + password."""
+
+    capabilities = frozenset({Capability.METRICS, Capability.SNAPSHOTS})  # PVE's snapshot API: snapshots.py
 
     def __init__(self, config):
         super().__init__(config)
@@ -161,6 +169,10 @@ class ProxmoxDriver(Driver):
 
     def list_all(self) -> list[HypervisorVM]:
         return [guest.vm() for guest in self._resources() if not guest.template]
+
+    def metrics(self) -> list[VMMetrics]:
+        """One ``cluster/resources`` call for the whole cluster."""
+        return metrics.readings(self.client.get("cluster/resources", type="vm") or [], at=time.time())
 
     def check(self) -> dict[str, Any]:
         version = self.client.get("version") or {}
@@ -345,6 +357,8 @@ class ProxmoxDriver(Driver):
             (step == "start" and code == Code.ALREADY_RUNNING)
             or (step in ("stop", "shutdown") and code == Code.NOT_RUNNING)
             or (step == "destroy" and code == Code.NOT_FOUND)
+            or (step == "snapshot" and code == Code.SNAPSHOT_EXISTS)
+            or (step == "delsnapshot" and code == Code.SNAPSHOT_MISSING)
         )
 
     def _submit(self, data: dict[str, Any]) -> str:

@@ -34,6 +34,12 @@ def submit(client: ProxmoxClient, settings: ProxmoxSettings, step: str, data: di
         return configure(client, settings, data)
     if step == "resize":
         return resize(client, data)
+    if step == "snapshot":  # disk-only (vmstate 0): no state storage needed
+        return client.post(f"{path}/snapshot", snapname=data["ref"], description="control plane")
+    if step == "rollback":
+        return client.post(f"{path}/snapshot/{data['ref']}/rollback")
+    if step == "delsnapshot":
+        return client.delete(f"{path}/snapshot/{data['ref']}")
     if step == "destroy":
         return client.delete(path, purge=1, **{"destroy-unreferenced-disks": 1})
     if step in ("shutdown", "reboot"):

@@ -19,6 +19,7 @@ first n calls of that action on this hypervisor fail (deterministic, for tests).
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 import sqlite3
 import threading
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..base import (
+    Capability,
     Driver,
     DriverTask,
     HypervisorVM,
@@ -35,9 +37,12 @@ from ..base import (
     PowerState,
     TaskStatus,
     TransientDriverError,
+    VMMetrics,
     VMSpec,
     register,
 )
+from . import day2
+from .metrics import reading
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS guests (
@@ -65,6 +70,10 @@ CREATE TABLE IF NOT EXISTS create_log (
     backend_id TEXT NOT NULL,
     at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS loads (
+    backend_id TEXT PRIMARY KEY,
+    cpu REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS calls (
     kind TEXT PRIMARY KEY,
     count INTEGER NOT NULL
@@ -88,7 +97,7 @@ class SimulatorStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._connection().executescript(SCHEMA)
+        self._connection().executescript(SCHEMA + day2.SCHEMA)
 
     def _connection(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -124,6 +133,10 @@ class SimulatorStore:
     def settle(self, db: sqlite3.Connection, now: float) -> None:
         """Apply every finished task's effect (inside a write transaction)."""
         for task in db.execute("SELECT * FROM tasks WHERE applied = 0 AND ready_at <= ? ORDER BY ready_at", (now,)):
+            if task["action"] in day2.ACTIONS:
+                day2.apply_effect(db, task)
+                db.execute("UPDATE tasks SET applied = 1 WHERE ref = ?", (task["ref"],))
+                continue
             effect = EFFECT[task["action"]]
             if effect is None:
                 db.execute("DELETE FROM guests WHERE backend_id = ?", (task["backend_id"],))
@@ -149,6 +162,13 @@ class SimulatorStore:
                 (backend_id, name, idempotency_key, power_state, time.time()),
             )
         return backend_id
+
+    def set_load(self, backend_id: str, cpu: float | None) -> None:
+        """Pin a guest's reported CPU load (0..1); None lets it move again."""
+        with self.write() as db:
+            db.execute("DELETE FROM loads WHERE backend_id = ?", (backend_id,))
+            if cpu is not None:
+                db.execute("INSERT INTO loads (backend_id, cpu) VALUES (?, ?)", (backend_id, cpu))
 
     def create_counts(self) -> dict[str, int]:
         rows = self.read().execute("SELECT idempotency_key, COUNT(*) AS n FROM create_log GROUP BY idempotency_key")
@@ -176,8 +196,11 @@ def store_for(path: str | Path) -> SimulatorStore:
 
 
 @register("simulator")
-class SimulatorDriver(Driver):
+class SimulatorDriver(day2.SimulatorDay2, Driver):
     """A hypervisor that lives in a SQLite file."""
+
+    capabilities = frozenset({Capability.METRICS, Capability.SNAPSHOTS, Capability.RESIZE, Capability.REBUILD})
+    resize_live = frozenset({"disk"})  # vCPU / memory changes restart a running guest
 
     def __init__(self, config):
         super().__init__(config)
@@ -243,7 +266,7 @@ class SimulatorDriver(Driver):
             "SELECT * FROM tasks WHERE backend_id = ? AND applied = 0 ORDER BY started_at DESC LIMIT 1", (backend_id,)
         ).fetchone()
 
-    def _submit(self, db: sqlite3.Connection, backend_id: str, action: str) -> DriverTask:
+    def _submit(self, db: sqlite3.Connection, backend_id: str, action: str, params: dict | None = None) -> DriverTask:
         now = time.time()
         ref = f"simtask-{uuid.uuid4().hex[:16]}"
         latency = self._latency(action)
@@ -251,6 +274,8 @@ class SimulatorDriver(Driver):
             "INSERT INTO tasks (ref, backend_id, action, started_at, ready_at) VALUES (?, ?, ?, ?, ?)",
             (ref, backend_id, action, now, now + latency),
         )
+        if params is not None:
+            db.execute("INSERT INTO task_params (ref, params) VALUES (?, ?)", (ref, json.dumps(params)))
         if latency <= 0:  # a zero-latency hypervisor finishes while we wait for the answer
             self.store.settle(db, now)
         return DriverTask(ref=ref, backend_id=backend_id, done=latency <= 0, data={"action": action})
@@ -353,7 +378,8 @@ class SimulatorDriver(Driver):
                 raise PermanentDriverError(f"Task {task.ref} is unknown to {self.config.name}.", code="unknown_task")
             if row["applied"]:
                 guest = self._guest(db, row["backend_id"])
-                return TaskStatus(done=True, progress=100, vm=self._vm(guest) if guest else None)
+                vm = self._vm(guest) if guest else None
+                return TaskStatus(done=True, progress=100, vm=vm, result=day2.task_result(db, row))
             total = max(row["ready_at"] - row["started_at"], 1e-6)
             progress = int(min(99, max(0, (now - row["started_at"]) / total * 100)))
             return TaskStatus(
@@ -385,6 +411,34 @@ class SimulatorDriver(Driver):
             self.store.settle(db, time.time())
             rows = list(db.execute("SELECT * FROM guests"))
         return [self._vm(row) for row in rows]
+
+    def metrics(self) -> list[VMMetrics]:
+        """Every guest's reading from one read of the store; counters restart at each boot."""
+        self._maybe_fail("metrics")
+        now = time.time()
+        with self.store.write() as db:
+            self._count(db, "metrics")
+            self.store.settle(db, now)
+            rows = list(
+                db.execute(
+                    "SELECT g.backend_id, g.power_state, g.vcpus, g.memory_mib, g.created_at, l.cpu AS load,"
+                    " (SELECT MAX(t.ready_at) FROM tasks t WHERE t.backend_id = g.backend_id AND t.applied = 1"
+                    "  AND t.action IN ('create', 'start', 'reboot')) AS booted"
+                    " FROM guests g LEFT JOIN loads l ON l.backend_id = g.backend_id"
+                )
+            )
+        return [
+            reading(
+                backend_id=row["backend_id"],
+                power_state=row["power_state"],
+                vcpus=row["vcpus"] or 1,
+                memory_mib=row["memory_mib"] or 512,
+                booted=row["booted"] or row["created_at"],
+                now=now,
+                load=row["load"],
+            )
+            for row in rows
+        ]
 
     def close(self) -> None:
         self.store.close()

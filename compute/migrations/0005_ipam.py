@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('compute', '0001_initial'),
+        ('compute', '0004_day2_snapshots_plan_timeline'),
     ]
 
     operations = [
