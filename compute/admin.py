@@ -10,7 +10,7 @@ from django.utils.html import format_html
 
 from audit.admin_mixins import AuditedAdminMixin
 from audit.choices import Action as AuditAction
-from compute import dispatch, services
+from compute import admin_ipam, dispatch, services  # noqa: F401 - admin_ipam registers the IPAM admin
 from compute.models import (
     Hypervisor,
     Image,

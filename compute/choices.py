@@ -135,6 +135,12 @@ POLL_ERROR_LIMIT = 5
 DEFAULT_POLL_SECONDS = 2.0
 
 
+class AllocationState(models.TextChoices):
+    ASSIGNED = "assigned", "Assigned"  # in use by a VM (or an operator's assignment to one)
+    RESERVED = "reserved", "Reserved"  # held by an operator; never handed out
+    COOLING = "cooling", "Cooling down"  # its VM is deleted; free again after cool_until
+
+
 class AlertKind(models.TextChoices):
     CPU = "cpu", "CPU above a percentage for a while"  # threshold in %, over duration_minutes
     TRANSFER = "transfer", "Monthly transfer above a share of the plan's"  # threshold in % of included transfer

@@ -9,6 +9,7 @@ from django.db.models import Q
 from .choices import (
     ACTIVE_OPERATION_STATES,
     Action,
+    AllocationState,
     GuestType,
     HypervisorKind,
     OperationState,
@@ -310,6 +311,69 @@ class Operation(models.Model):
     @property
     def is_active(self) -> bool:
         return self.state in ACTIVE_OPERATION_STATES
+
+
+class IPPool(models.Model):
+    """Addresses handed to VMs of one hypervisor (optionally one bridge/VLAN on it).
+
+    Prefixes are stored as text and handled with ``ipaddress``; addresses are never
+    enumerated: an allocation is an ``offset`` from the prefix's network address, and the
+    next free one is found by walking the (few) taken offsets. See compute/services/ipam.py.
+    """
+
+    name = models.CharField(max_length=63, unique=True, validators=[name_validator])
+    hypervisor = models.ForeignKey(Hypervisor, on_delete=models.PROTECT, related_name="ip_pools")
+    network = models.CharField(max_length=63, blank=True, help_text="Bridge / VLAN / network name on the hypervisor.")
+    ipv4_prefix = models.CharField(max_length=18, blank=True, help_text="e.g. 203.0.113.0/24")
+    ipv4_gateway = models.CharField(max_length=15, blank=True)
+    ipv6_prefix = models.CharField(max_length=43, blank=True, help_text="e.g. 2001:db8:10::/48")
+    ipv6_gateway = models.CharField(max_length=39, blank=True)
+    dns_servers = models.JSONField(default=list, blank=True, help_text="Resolvers given to guests.")
+    excluded_ranges = models.JSONField(
+        default=list, blank=True, help_text='Never handed out: ["203.0.113.1-203.0.113.9", ...].'
+    )
+    cooldown_seconds = models.PositiveIntegerField(
+        default=86400, help_text="A deleted VM's address is handed out again only after this long."
+    )
+    active = models.BooleanField(default=True, help_text="New VMs take addresses from it.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["hypervisor", "name"]
+
+    def __str__(self):
+        return self.name
+
+
+class IPAllocation(models.Model):
+    """One address of a pool in use, reserved, or cooling down. Free addresses have no row.
+
+    The unique constraint on (pool, family, offset) is what keeps two VMs from ever
+    getting the same address, whatever the callers do.
+    """
+
+    pool = models.ForeignKey(IPPool, on_delete=models.PROTECT, related_name="allocations")
+    family = models.PositiveSmallIntegerField(choices=[(4, "IPv4"), (6, "IPv6")])
+    offset = models.BigIntegerField(help_text="Distance from the prefix's network address.")
+    address = models.CharField(max_length=39)
+    vm = models.ForeignKey(
+        VirtualMachine, null=True, blank=True, on_delete=models.SET_NULL, related_name="ip_allocations"
+    )
+    state = models.CharField(max_length=16, choices=AllocationState.choices, default=AllocationState.ASSIGNED)
+    note = models.CharField(max_length=200, blank=True)
+    cool_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pool", "family", "offset"]
+        constraints = [
+            models.UniqueConstraint(fields=["pool", "family", "offset"], name="ip_allocation_unique"),
+            models.UniqueConstraint(fields=["pool", "address"], name="ip_allocation_address_unique"),
+        ]
+        indexes = [models.Index(fields=["vm", "state"])]
+
+    def __str__(self):
+        return self.address
 
 
 class Snapshot(models.Model):

@@ -7,10 +7,12 @@ from django.utils import timezone
 from accounts.models import Project, User
 from controlplane.errors import NotFound
 
+from . import ipam
 from .choices import (
     ACTIVE_OPERATION_STATES,
     VM_LIVE_STATUSES,
     Action,
+    AllocationState,
     OperationState,
     RequestStatus,
     SnapshotState,
@@ -20,6 +22,8 @@ from .models import (
     Hypervisor,
     Image,
     ImageReference,
+    IPAllocation,
+    IPPool,
     Operation,
     Plan,
     ProjectQuota,
@@ -35,10 +39,20 @@ def hypervisor_queues(*, include_disabled: bool = False) -> list[str]:
     return sorted(set(hypervisors.values_list("queue", flat=True)))
 
 
+def assigned_addresses_prefetch() -> Prefetch:
+    """``vm.assigned_addresses``: the pool addresses a VM holds (IPv4 first), in one query per list."""
+    return Prefetch(
+        "ip_allocations",
+        queryset=IPAllocation.objects.filter(state=AllocationState.ASSIGNED).order_by("family", "offset"),
+        to_attr="assigned_addresses",
+    )
+
+
 def vm_list_for_user(*, user: User) -> QuerySet[VirtualMachine]:
     return (
         VirtualMachine.objects.filter(project__memberships__user=user)
         .select_related("plan", "image", "hypervisor", "project")
+        .prefetch_related(assigned_addresses_prefetch())
         .distinct()
     )
 
@@ -73,7 +87,12 @@ def vm_list_for_project(*, project, include_deleted: bool = False) -> QuerySet[V
 
 def vm_get_for_project(*, project, pk: int) -> VirtualMachine:
     """A VM of this project; any other VM (another project's, or none) is a 404."""
-    vm = VirtualMachine.objects.filter(project=project, pk=pk).select_related("plan", "image", "hypervisor").first()
+    vm = (
+        VirtualMachine.objects.filter(project=project, pk=pk)
+        .select_related("plan", "image", "hypervisor")
+        .prefetch_related(assigned_addresses_prefetch())
+        .first()
+    )
     if vm is None:
         raise NotFound("No such virtual machine.")
     return vm
@@ -323,3 +342,47 @@ def hypervisor_get(*, pk: int) -> Hypervisor:
 
 def vm_get_with_hypervisor(*, pk: int) -> VirtualMachine | None:
     return VirtualMachine.objects.select_related("hypervisor").filter(pk=pk).first()
+
+
+# -- IP address management ---------------------------------------------------------------------
+
+
+def ip_allocation_list_for_vm(*, vm: VirtualMachine) -> list[IPAllocation]:
+    return list(vm.ip_allocations.filter(state=AllocationState.ASSIGNED).select_related("pool").order_by("family"))
+
+
+def vm_network_config(*, vm: VirtualMachine) -> dict:
+    """Static addressing for the guest (VMSpec.network); {} when no pool gave it addresses."""
+    allocations = ip_allocation_list_for_vm(vm=vm)
+    if not allocations:
+        return {}
+    pool = allocations[0].pool
+    config: dict = {"dns": list(pool.dns_servers), "network": pool.network}
+    for allocation in allocations:
+        prefix = pool.ipv4_prefix if allocation.family == 4 else pool.ipv6_prefix
+        gateway = pool.ipv4_gateway if allocation.family == 4 else pool.ipv6_gateway
+        config[f"ipv{allocation.family}"] = {
+            "address": allocation.address,
+            "prefix_length": int(prefix.rsplit("/", 1)[1]),
+            "gateway": gateway,
+        }
+    return config
+
+
+def ip_pool_usage(*, pool: IPPool) -> dict:
+    """Per family: capacity (never enumerated), used (assigned), reserved, cooling."""
+    counts = {
+        (row["family"], row["state"]): row["n"]
+        for row in pool.allocations.values("family", "state").annotate(n=Count("id")).order_by()
+    }
+    usage = {}
+    for layout in ipam.pool_layouts(pool):
+        used = {state: counts.get((layout.family, state), 0) for state in AllocationState.values}
+        capacity = layout.capacity()
+        taken = sum(used.values())
+        usage[layout.family] = used | {
+            "capacity": capacity,
+            "free": max(capacity - taken, 0),
+            "percent": (100 * taken / capacity) if capacity else 100.0,
+        }
+    return usage

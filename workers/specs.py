@@ -37,6 +37,7 @@ def vm_spec(
         ssh_public_key=vm.ssh_public_key if ssh_public_key is None else ssh_public_key,
         user_data=vm.user_data if user_data is None else user_data,
         tenant=binding.data if binding else {},
+        network=selectors.vm_network_config(vm=vm),
         extra={
             "hard_stop_after_seconds": vm.plan.hard_stop_after_seconds,
             "plan": vm.plan.name,

@@ -124,7 +124,9 @@ class VirtualMachineViewSet(VMDay2Mixin, viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         user = self.request.user
         if user.is_staff:
-            return VirtualMachine.objects.select_related("project", "plan", "image", "hypervisor").all()
+            return VirtualMachine.objects.select_related("project", "plan", "image", "hypervisor").prefetch_related(
+                selectors.assigned_addresses_prefetch()
+            )
         return selectors.vm_list_for_user(user=user)
 
     def accepted(self, request, operation) -> Response:

@@ -20,6 +20,7 @@ from django.utils import timezone
 from compute.choices import ACTION_RESULT_STATUS, STATUS_KEEPING_ACTIONS, Action, PowerState, VMStatus
 from compute.models import Operation, VirtualMachine, VMStatusEvent
 
+from .ipam import ipam_release_for_vm
 from .quotas import quota_release
 
 # The stable status a reported power state proves; any other power state proves nothing.
@@ -136,3 +137,4 @@ def vm_record_status(
         )
     if status == VMStatus.DELETED:
         vm_quota_release(vm=vm)
+        ipam_release_for_vm(vm=vm)

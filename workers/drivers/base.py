@@ -102,6 +102,9 @@ class VMSpec:
     user_data: str = ""  # cloud-init user data
     tenant: dict[str, Any] = field(default_factory=dict)  # per-project ids from tenant provisioning
     extra: dict[str, Any] = field(default_factory=dict)  # plan/image options the driver understands
+    # Static addressing from the control plane's IP pools; empty = the hypervisor's own (DHCP, cloud).
+    # {"ipv4": {"address", "prefix_length", "gateway"}, "ipv6": {...}, "dns": [...], "network": "vmbr1"}
+    network: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

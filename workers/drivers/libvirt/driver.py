@@ -274,6 +274,7 @@ class LibvirtDriver(LibvirtSnapshots, Driver):
                     hostname=spec.name,
                     ssh_public_key=spec.ssh_public_key,
                     user_data=spec.user_data,
+                    network=spec.network,
                 )
                 self.storage.upload_volume(conn, pool, seed, build_iso(files))
                 created.append(seed)

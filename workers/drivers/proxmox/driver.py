@@ -274,6 +274,10 @@ class ProxmoxDriver(ProxmoxSnapshots, Driver):
             "memory_mib": spec.memory_mib,
             "disk_gib": spec.disk_gib,
             "ssh_public_key": spec.ssh_public_key.strip(),
+            # static addressing from the control plane's IP pool (else the hypervisor's ipconfig setting)
+            "ipconfig": guests.static_ipconfig(spec.network),
+            "nameserver": " ".join(spec.network.get("dns", [])),
+            "bridge": spec.network.get("network", ""),
         }
 
     def _choose_node(self) -> str:

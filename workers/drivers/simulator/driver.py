@@ -255,7 +255,7 @@ class SimulatorDriver(day2.SimulatorDay2, Driver):
             name=row["name"],
             power_state=row["power_state"],
             idempotency_key=row["idempotency_key"],
-            ip_addresses=(row["ip"],) if row["ip"] else (),
+            ip_addresses=tuple((row["ip"] or "").split()),  # static addresses from spec.network, else a DHCP-like one
         )
 
     def _guest(self, db: sqlite3.Connection, backend_id: str) -> sqlite3.Row | None:
@@ -303,7 +303,8 @@ class SimulatorDriver(day2.SimulatorDay2, Driver):
                 raise PermanentDriverError("No image reference given for this hypervisor.", code="no_image")
             backend_id = f"sim-{uuid.uuid4().hex[:12]}"
             n = int(uuid.UUID(int=random.getrandbits(128)).int % 65000) + 2
-            ip = f"10.{(n >> 8) % 256}.{n % 256}.{(n * 7) % 250 + 2}"
+            static = [spec.network[f]["address"] for f in ("ipv4", "ipv6") if f in spec.network]
+            ip = " ".join(static) or f"10.{(n >> 8) % 256}.{n % 256}.{(n * 7) % 250 + 2}"
             now = time.time()
             db.execute(
                 "INSERT INTO guests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
