@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.models import Project
@@ -31,10 +32,21 @@ class PreferenceSerializer(serializers.Serializer):
     email = serializers.BooleanField()
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "properties": {event_type: {"type": "boolean"} for event_type in EventType.values},
+        "additionalProperties": False,
+    }
+)
+class EventTypeFlagsField(serializers.DictField):
+    """``{event type: bool}``; the schema names every event type, so others are rejected up front."""
+
+    child = serializers.BooleanField()
+
+
 class PreferencesUpdateSerializer(serializers.Serializer):
-    email = serializers.DictField(
-        child=serializers.BooleanField(), help_text='Event type → email on/off, e.g. {"vm.ready": false}.'
-    )
+    email = EventTypeFlagsField(help_text='Event type → email on/off, e.g. {"vm.ready": false}.')
 
 
 class WebhookEndpointSerializer(serializers.ModelSerializer):
