@@ -44,9 +44,16 @@ class EventTypeFlagsField(serializers.DictField):
 
     child = serializers.BooleanField()
 
+    def to_internal_value(self, data):
+        if isinstance(data, dict) and not all(isinstance(on, bool) for on in data.values()):
+            raise serializers.ValidationError("Each event type takes true or false.")
+        return super().to_internal_value(data)
+
 
 class PreferencesUpdateSerializer(serializers.Serializer):
-    email = EventTypeFlagsField(help_text='Event type → email on/off, e.g. {"vm.ready": false}.')
+    email = EventTypeFlagsField(
+        required=False, default=dict, help_text='Event type → email on/off, e.g. {"vm.ready": false}; others unchanged.'
+    )
 
 
 class WebhookEndpointSerializer(serializers.ModelSerializer):
@@ -57,7 +64,7 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
         allow_null=True,
         help_text="The project's slug; empty for a global endpoint (operators only).",
     )
-    event_types = serializers.ListField(child=serializers.ChoiceField(choices=EventType.choices), allow_empty=False)
+    event_types = serializers.ListField(child=serializers.ChoiceField(choices=EventType.choices), min_length=1)
     created_by = serializers.EmailField(source="created_by.email", read_only=True, default=None)
 
     class Meta:
