@@ -36,7 +36,7 @@ schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
 CALLERS = ("member", "viewer", "read_only", "anonymous")
 # Fields whose rules a JSON Schema cannot state (a parsable OpenSSH key): schema-valid
 # cases send one of these; invalid ones are tests/compute's business.
-SEMANTIC = {"ssh_public_key": ["", SSH_KEY]}
+SEMANTIC = {"ssh_public_key": ["", SSH_KEY], "public_key": [SSH_KEY]}
 _BOUNDED = {"deadline": None, "derandomize": True, "database": None, "suppress_health_check": list(HealthCheck)}
 EXAMPLES = settings(max_examples=10, **_BOUNDED)  # per operation, each sent as the four callers
 SCENARIOS = settings(max_examples=15, stateful_step_count=6, **_BOUNDED)  # per caller
