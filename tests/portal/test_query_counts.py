@@ -13,7 +13,10 @@ PROJECT_PAGES = [
     ("/projects/{slug}/vms/?status=active", 10),
     ("/projects/{slug}/vms/?page=2", 10),
     ("/projects/{slug}/vms/{building}/", 11),
-    ("/projects/{slug}/vms/{error}/", 12),  # + the snapshots tab (one query, any number of snapshots)
+    (
+        "/projects/{slug}/vms/{error}/",
+        13,
+    ),  # + the snapshots tab, + its IP addresses (one query each, any number of rows)
     ("/projects/{slug}/requests/", 10),
     ("/projects/{slug}/requests/new/", 15),
     ("/billing/{slug}/", 20),  # + payment settings, burn rate (VMs, prices), payments, refunds, trial, transfer
