@@ -30,7 +30,11 @@ SLUG_PATTERN = "[-a-zA-Z0-9_]+"
 
 
 def error_body(code: str, message: str, fields: dict | None = None) -> dict:
-    return {"error": {"code": code, "message": message, "fields": fields or {}}}
+    """The one error shape; each field's problems are a list of messages (a service may name one)."""
+    fields = {
+        name: [problems] if isinstance(problems, str) else list(problems) for name, problems in (fields or {}).items()
+    }
+    return {"error": {"code": code, "message": message, "fields": fields}}
 
 
 def _flatten(detail) -> dict:

@@ -144,7 +144,10 @@ class VMRequestSerializer(JSONTypesMixin, serializers.ModelSerializer):
     ssh_key = serializers.IntegerField(
         write_only=True,
         required=False,
-        help_text="Id of a saved SSH key (yours or the project's, /api/v1/ssh-keys/) instead of ssh_public_key.",
+        help_text=(
+            "Id of a saved SSH key (yours or the project's, /api/v1/ssh-keys/) instead of "
+            "ssh_public_key: one or the other, not both."
+        ),
     )
 
     class Meta:

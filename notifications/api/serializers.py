@@ -56,7 +56,15 @@ class PreferencesUpdateSerializer(serializers.Serializer):
     )
 
 
+@extend_schema_field({"type": "string", "format": "uri", "maxLength": 500})
+class WebhookURLField(serializers.CharField):
+    """The endpoint's URL. Checked by the service (``endpoint_fields_clean``) after the caller's
+    role, so a caller who may not add webhooks hears 403 whatever the URL, and the rules
+    (http/https, https in production, public targets, length) live in one place."""
+
+
 class WebhookEndpointSerializer(serializers.ModelSerializer):
+    url = WebhookURLField(max_length=500)
     project = serializers.SlugRelatedField(
         slug_field="slug",
         queryset=Project.objects.all(),
