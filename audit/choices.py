@@ -26,6 +26,8 @@ class Action(models.TextChoices):
     VM_DELETE_REQUESTED = "vm.delete.requested", "VM delete requested"  # a delete operation was queued
     VM_DELETE_SUCCEEDED = "vm.delete.succeeded", "VM delete succeeded"  # the VM is gone from the hypervisor
     VM_DELETE_FAILED = "vm.delete.failed", "VM delete failed"  # the delete gave up
+    CONSOLE_OPENED = "console.opened", "Console opened"  # the console proxy connected a browser (IP, protocol)
+    CONSOLE_CLOSED = "console.closed", "Console closed"  # the console session ended (duration in details)
     # Operations (the engine's unit of work)
     OPERATION_STATE_CHANGED = "operation.state_changed", "Operation state changed"  # from/to state, task ref
     OPERATION_RETRIED = "operation.retried", "Operation retried"  # a transient error, attempt number in details

@@ -87,3 +87,8 @@ DEFAULT_MAX_ATTEMPTS = {
     Action.DELETE: 8,
     Action.PROVISION: 5,
 }
+
+
+class ConsoleProtocol(models.TextChoices):
+    VNC = "vnc", "Screen (VNC)"  # the guest's graphical screen, shown with noVNC
+    SERIAL = "serial", "Serial console"  # a text console (serial port, container terminal), shown with xterm.js

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import console_views, views
 
 app_name = "compute"
 urlpatterns = [
@@ -8,6 +8,11 @@ urlpatterns = [
     path("projects/<slug:slug>/vms/<int:pk>/", views.vm_detail, name="vm_detail"),
     path("projects/<slug:slug>/vms/<int:pk>/power/", views.vm_power, name="vm_power"),
     path("projects/<slug:slug>/vms/<int:pk>/delete/", views.vm_delete, name="vm_delete"),
+    path("projects/<slug:slug>/vms/<int:pk>/console/", console_views.vm_console, name="vm_console"),
+    path("projects/<slug:slug>/vms/<int:pk>/console/token/", console_views.vm_console_token, name="vm_console_token"),
+    path("console/", console_views.console_link, name="console_link"),
+    path("console/vm/<int:pk>/", console_views.operator_console, name="operator_console"),
+    path("console/vm/<int:pk>/token/", console_views.operator_console_token, name="operator_console_token"),
     path("projects/<slug:slug>/operations/<int:pk>/retry/", views.operation_retry, name="operation_retry"),
     path("projects/<slug:slug>/operations/<int:pk>/cancel/", views.operation_cancel, name="operation_cancel"),
     path("projects/<slug:slug>/requests/", views.request_list, name="request_list"),

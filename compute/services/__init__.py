@@ -1,5 +1,6 @@
 """All writes of the compute domain. Import from here: ``from compute import services``."""
 
+from .console import console_session_close, console_session_consume, console_session_open  # noqa: F401
 from .operations import (  # noqa: F401
     Claim,
     operation_cancel,

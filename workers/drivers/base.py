@@ -143,6 +143,34 @@ class TaskStatus:
     message: str = ""  # human-readable step description ("cloning", "starting")
 
 
+class ConsoleProtocol:
+    VNC = "vnc"  # RFB bytes: a graphical screen (noVNC in the browser)
+    SERIAL = "serial"  # a text stream: serial port or container terminal (xterm.js in the browser)
+
+    ALL = (VNC, SERIAL)
+
+
+@dataclass(frozen=True)
+class ConsoleTarget:
+    """Where the console proxy connects for one guest's console (``Capability.CONSOLE``).
+
+    Exactly one way to reach it: ``host``/``port`` (a raw TCP stream), ``websocket_url``
+    (the hypervisor's own WebSocket, e.g. Proxmox ``vncwebsocket``, opened with
+    ``headers``), or ``browser_url`` (the hypervisor runs its own console proxy, e.g.
+    nova's noVNC: the browser is sent there and nothing is proxied). ``password`` is the
+    VNC password / ticket the proxy answers with server side; it never reaches the browser.
+    """
+
+    protocol: str  # one of ConsoleProtocol
+    host: str = ""
+    port: int = 0
+    websocket_url: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    password: str = ""
+    browser_url: str = ""
+    verify_tls: bool = True  # for websocket_url
+
+
 @dataclass(frozen=True)
 class TenantSpec:
     """Per-project isolation to provision on a hypervisor (OpenStack: project, network...)."""
@@ -214,6 +242,10 @@ class Driver(abc.ABC):
         raise PermanentDriverError(f"{self.kind} hypervisors have no tenant provisioning.")
 
     # -- capabilities (optional): each method belongs to a ``Capability`` the driver declares --
+    def console(self, backend_id: str, *, protocol: str = ConsoleProtocol.VNC) -> ConsoleTarget:
+        """``Capability.CONSOLE``: where to reach the guest's console. Raise
+        ``PermanentDriverError`` when the guest has none (off, or no such protocol)."""
+        raise PermanentDriverError(f"{self.kind} hypervisors offer no console.", code="no_console")
 
     def close(self) -> None:
         """Release connections (called when the cached driver is replaced)."""

@@ -28,6 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from ..base import (
+    Capability,
+    ConsoleProtocol,
+    ConsoleTarget,
     Driver,
     DriverTask,
     HypervisorVM,
@@ -38,6 +41,7 @@ from ..base import (
     VMSpec,
     register,
 )
+from . import console
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS guests (
@@ -157,6 +161,13 @@ class SimulatorStore:
     def call_counts(self) -> dict[str, int]:
         return {row["kind"]: row["count"] for row in self.read().execute("SELECT kind, count FROM calls")}
 
+    def power_state(self, backend_id: str) -> str | None:
+        """The guest's power state now (None: no such guest), without counting a call."""
+        with self.write() as db:
+            self.settle(db, time.time())
+            row = db.execute("SELECT power_state FROM guests WHERE backend_id = ?", (backend_id,)).fetchone()
+        return row["power_state"] if row else None
+
     def guests(self) -> list[sqlite3.Row]:
         with self.write() as db:
             self.settle(db, time.time())
@@ -178,6 +189,8 @@ def store_for(path: str | Path) -> SimulatorStore:
 @register("simulator")
 class SimulatorDriver(Driver):
     """A hypervisor that lives in a SQLite file."""
+
+    capabilities = frozenset({Capability.CONSOLE})
 
     def __init__(self, config):
         super().__init__(config)
@@ -384,6 +397,27 @@ class SimulatorDriver(Driver):
             self.store.settle(db, time.time())
             rows = list(db.execute("SELECT * FROM guests"))
         return [self._vm(row) for row in rows]
+
+    def console(self, backend_id: str, *, protocol: str = ConsoleProtocol.VNC) -> ConsoleTarget:
+        """A screen (VNC) or serial console the simulator draws itself (simulator/console.py)."""
+        if protocol not in ConsoleProtocol.ALL:
+            raise PermanentDriverError(f"No {protocol!r} console on the simulator.", code="no_console")
+        with self.store.write() as db:
+            self._count(db, "console")
+            self.store.settle(db, time.time())
+            guest = self._guest(db, backend_id)
+        if guest is None:
+            raise PermanentDriverError(f"Guest {backend_id} does not exist.", code="not_found")
+        if guest["power_state"] != PowerState.RUNNING:
+            raise PermanentDriverError(f"{guest['name']} is not running: start it to use its console.", code="off")
+        store = self.store
+        port = console.SERVERS.port_for(
+            backend_id=backend_id,
+            protocol=protocol,
+            title=f"{guest['name']} ({backend_id}) on simulator {self.config.name}",
+            running=lambda: store.power_state(backend_id) == PowerState.RUNNING,
+        )
+        return ConsoleTarget(protocol=protocol, host=console.SERVERS.host, port=port)
 
     def close(self) -> None:
         self.store.close()
