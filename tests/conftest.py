@@ -17,6 +17,7 @@ pytest_plugins = [
     "tests.fixtures.openstack",
     "tests.fixtures.portal",
     "tests.fixtures.browser",
+    "tests.fixtures.console",
 ]
 
 

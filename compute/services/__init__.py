@@ -1,6 +1,12 @@
 """All writes of the compute domain. Import from here: ``from compute import services``."""
 
-from .console import console_session_close, console_session_consume, console_session_open  # noqa: F401
+from .console import (  # noqa: F401
+    console_session_close,
+    console_session_consume,
+    console_session_open,
+    console_session_refuse,
+    console_session_start,
+)
 from .operations import (  # noqa: F401
     Claim,
     operation_cancel,

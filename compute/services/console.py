@@ -96,8 +96,9 @@ def console_session_consume(*, token: str, request, origin: str) -> ConsoleSessi
     """Use up a console token for the connection described by ``request`` (an object
     with ``META``: REMOTE_ADDR, X-Forwarded-For) coming from page ``origin``.
 
-    Returns the session (VM, hypervisor and user loaded) or raises ``Forbidden``.
-    Records ``console.opened``.
+    Returns the session (VM, hypervisor and user loaded) or raises ``Forbidden``. The
+    caller then asks the hypervisor and calls ``console_session_start`` or
+    ``console_session_refuse``.
     """
     if not token or len(token) > MAX_TOKEN_LENGTH:
         raise Forbidden("No console token: open the console from the VM's page.", code="console_token_missing")
@@ -112,21 +113,33 @@ def console_session_consume(*, token: str, request, origin: str) -> ConsoleSessi
             "This console link is not valid any more (used, expired or unknown): open the console again.",
             code="console_token_invalid",
         )
-    session = ConsoleSession.objects.select_related("vm__hypervisor", "vm__project", "user").get(token_hash=token_hash)
-    ip = client_ip(request)
-    problem = _binding_problem(session, ip=ip, origin=origin)
-    with transaction.atomic():
-        if problem:
-            ConsoleSession.objects.filter(pk=session.pk).update(closed_at=now, outcome=f"refused: {problem}"[:200])
-            raise Forbidden(problem, code="console_refused")
-        audit.record(
-            actor=session.user,
-            action=AuditAction.CONSOLE_OPENED,
-            target=session.vm,
-            details={"session": session.pk, "protocol": session.protocol, "ip": ip},
-            request=request,
-        )
+    session = ConsoleSession.objects.select_related("vm__hypervisor", "vm__project", "vm__plan", "user").get(
+        token_hash=token_hash
+    )
+    problem = _binding_problem(session, ip=client_ip(request), origin=origin)
+    if problem:
+        console_session_refuse(session=session, reason=problem)
+        raise Forbidden(problem, code="console_refused")
     return session
+
+
+def console_session_refuse(*, session: ConsoleSession, reason: str) -> None:
+    """A consumed token that opened nothing (bindings, rights, or the hypervisor said no)."""
+    ConsoleSession.objects.filter(pk=session.pk, closed_at__isnull=True).update(
+        closed_at=timezone.now(), outcome=f"refused: {reason}"[:200]
+    )
+
+
+@transaction.atomic
+def console_session_start(*, session: ConsoleSession, request) -> None:
+    """The proxy reached the console: record ``console.opened`` (who, VM, client address)."""
+    audit.record(
+        actor=session.user,
+        action=AuditAction.CONSOLE_OPENED,
+        target=session.vm,
+        details={"session": session.pk, "protocol": session.protocol, "ip": client_ip(request)},
+        request=request,
+    )
 
 
 @transaction.atomic
