@@ -41,6 +41,7 @@ test: deps-dev libvirt
 	bash .ci/services.sh
 	bash .ci/system-packages.sh
 	bash .ci/nova-setup.sh
+	bash .ci/vendor-js.sh --check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
@@ -55,6 +56,11 @@ format: deps-dev
 
 services:
 	bash .ci/services.sh
+
+## Refresh noVNC / xterm.js in static/vendor/ from the npm pins in .ci/js/ (commit the result).
+.PHONY: vendor-js
+vendor-js:
+	bash .ci/vendor-js.sh
 
 ## Benchmarks and the chaos run, each on a private PostgreSQL + Redis (docs/BENCHMARKS.md).
 ## BENCH_ARGS=--quick / CHAOS_ARGS=--quick for CI-sized counts.
