@@ -32,6 +32,9 @@ from typing import Any
 import libvirt
 
 from ..base import (
+    Capability,
+    ConsoleProtocol,
+    ConsoleTarget,
     Driver,
     DriverError,
     DriverTask,
@@ -43,6 +46,7 @@ from ..base import (
     register,
 )
 from .client import LibvirtClient, code_of
+from .console import connect_host, vnc_endpoint
 from .domain import NS_URI, Instance, domain_name, domain_xml, wants_seed
 from .options import ImageRef, LibvirtSettings
 from .seed import build_iso, nocloud_files
@@ -75,6 +79,8 @@ def _version(number: int) -> str:
 
 @register("libvirt")
 class LibvirtDriver(Driver):
+    capabilities = frozenset({Capability.CONSOLE})
+
     def __init__(self, config):
         super().__init__(config)
         self.settings = LibvirtSettings.from_config(config.settings)
@@ -416,6 +422,17 @@ class LibvirtDriver(Driver):
         with self.client.errors("list domains"):
             stats = conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_STATE, 0)
         return [self._vm(dom, state=values.get("state.state", libvirt.VIR_DOMAIN_NOSTATE)) for dom, values in stats]
+
+    def console(self, backend_id: str, *, protocol: str = ConsoleProtocol.VNC) -> ConsoleTarget:
+        """The domain's VNC screen (``vnc_listen``, port from its live XML)."""
+        if protocol != ConsoleProtocol.VNC:
+            raise PermanentDriverError("libvirt guests offer their screen (vnc) here.", code="no_console")
+        dom = self._require(backend_id)
+        if self._state(dom) in OFF_STATES:
+            raise PermanentDriverError(f"{dom.name()} is not running: start it to see its screen.", code="off")
+        with self.client.errors(f"read the screen of {dom.name()}"):
+            listen, port = vnc_endpoint(dom.XMLDesc(0))
+        return ConsoleTarget(protocol=protocol, host=connect_host(self.settings, listen), port=port)
 
     def close(self) -> None:
         self.client.close()

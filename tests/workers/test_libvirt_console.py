@@ -1,0 +1,88 @@
+"""libvirt real tier: a real QEMU guest's screen through the running console proxy.
+
+The guest boots with ``console=tty0`` as well, so the kernel writes its log on the VGA
+screen. A test client completes the RFB handshake through the proxy and reads a
+framebuffer with the guest's text on it; Chromium opens the console page and noVNC draws
+the same screen (``SAVE_SCREENSHOTS=1``: docs/screenshots/console-libvirt-desktop.png)."""
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from compute.models import Hypervisor, VirtualMachine
+from tests.browser.test_console import CANVAS_COLOURS
+from tests.browser.test_pages import browser_as, save_screenshot, shots_dir
+from tests.fixtures.browser import PageErrors
+from tests.fixtures.console import RFBClient, distinct_colours, ws_connect
+from tests.workers.contract import wait_done
+from tests.workers.libvirt_support import REAL_SETTINGS, libvirt_driver, real_host, spec_factory, wait_serial
+from workers.drivers.libvirt.domain import domain_name
+
+SCREEN_IMAGE_REF = (
+    "cptest-base.qcow2?kernel=cptest-vmlinuz&initrd=cptest-initrd.img&cmdline=console=tty0+console=ttyS0+panic=-1"
+)
+
+
+@pytest.fixture(scope="module")
+def host():
+    yield from real_host()
+
+
+@pytest.fixture(scope="module")
+def guest(host):
+    """One booted guest for the module: (spec, backend id)."""
+    driver = libvirt_driver("libvirt-console", REAL_SETTINGS)
+    spec = spec_factory(SCREEN_IMAGE_REF)()
+    task = driver.create(spec)
+    status = wait_done(driver, task, 120)
+    backend_id = (status.vm.backend_id if status.vm else None) or task.backend_id
+    wait_serial(domain_name(spec), "GUEST-READY", timeout=120)
+    yield spec, backend_id
+    wait_done(driver, driver.delete(backend_id), 60)
+
+
+@pytest.fixture
+def vm(transactional_db, guest, user, project, plan, image, console_proxy, settings):
+    settings.CONSOLE_PROXY_URL = console_proxy.url
+    spec, backend_id = guest
+    hypervisor = Hypervisor.objects.create(
+        name="libvirt-console", kind="libvirt", queue="libvirt-console", connection=REAL_SETTINGS
+    )
+    return VirtualMachine.objects.create(
+        project=project,
+        owner=user,
+        name="real-guest",
+        plan=plan,
+        image=image,
+        hypervisor=hypervisor,
+        backend_id=backend_id,
+        status="active",
+        power_state="running",
+        power_state_at=timezone.now(),
+    )
+
+
+def test_an_rfb_client_through_the_proxy_reads_the_guests_screen(api, vm, guest, console_proxy):
+    link = api.post(f"/api/v1/virtual-machines/{vm.pk}/console/", {}, format="json").json()
+    rfb = RFBClient(ws_connect(console_proxy.url, token=link["websocket_url"].split("token=", 1)[1]))
+    width, height, name = rfb.handshake()
+    assert domain_name(guest[0]) in name  # QEMU names the desktop after the domain
+    screen = rfb.framebuffer()
+    assert width >= 640 and height >= 400
+    lit = sum(1 for i in range(0, len(screen), 4) if any(screen[i : i + 3]))
+    assert distinct_colours(screen) >= 2 and lit > 1000, f"{lit} lit pixels"
+    rfb.ws.close()
+
+
+@pytest.mark.browser
+def test_chromium_shows_the_real_guests_screen(
+    new_page, client, live_server, user, project, vm, console_proxy, tmp_path, settings
+):
+    settings.CONSOLE_PROXY_URL = console_proxy.url
+    page = browser_as(new_page, client, live_server, user, None)
+    page.errors = PageErrors(page).errors
+    page.goto(f"/projects/{project.slug}/vms/{vm.pk}/console/")
+    expect(page.locator("#console-status")).to_contain_text("Connected", timeout=30_000)
+    page.wait_for_function(f"({CANVAS_COLOURS})() >= 2", timeout=30_000)
+    save_screenshot(page, shots_dir(tmp_path) / "console-libvirt-desktop.png", full_page=False)
+    assert page.errors == []
