@@ -9,7 +9,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils.html import format_html
 
-from compute import dispatch, services
+from compute import console_admin, dispatch, services  # noqa: F401  (console_admin registers its model)
 from compute.choices import VMStatus
 from compute.models import (
     Hypervisor,

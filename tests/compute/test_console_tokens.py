@@ -126,3 +126,13 @@ def test_a_non_operator_cannot_use_the_operator_console(client, user, vm):
 
 def test_the_link_page_needs_no_login(client):
     assert client.get("/console/?protocol=serial").status_code == 200
+
+
+def test_operators_see_console_sessions_in_admin_without_the_hash(client, admin_user, api, vm):
+    api.post(url(vm), {}, format="json")
+    login_operator(client, admin_user)
+    page = client.get("/admin/compute/consolesession/")
+    assert page.status_code == 200 and vm.name in page.content.decode()
+    session = ConsoleSession.objects.get()
+    detail = client.get(f"/admin/compute/consolesession/{session.pk}/change/").content.decode()
+    assert session.token_hash not in detail
