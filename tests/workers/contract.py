@@ -14,6 +14,7 @@ import uuid
 
 import pytest
 
+from workers.console.upstream import WebSocketClient
 from workers.drivers.base import (
     Capability,
     ConsoleProtocol,
@@ -115,7 +116,11 @@ class DriverContract:
             return
         target = driver.console(vm.backend_id, protocol=ConsoleProtocol.VNC)
         assert target.protocol == ConsoleProtocol.VNC
-        if target.host:
+        if target.websocket_url:
+            upstream = WebSocketClient(headers=target.headers, verify=target.verify).open(target.websocket_url)
+            assert upstream.receive().startswith(b"RFB 003.")
+            upstream.close()
+        else:
             with socket.create_connection((target.host, target.port), timeout=10) as conn:
                 assert conn.recv(12).startswith(b"RFB 003.")
         wait_done(driver, driver.stop(vm.backend_id, force=True), self.poll_timeout)

@@ -6,10 +6,9 @@ framebuffer with the guest's text on it; Chromium opens the console page and noV
 the same screen (``SAVE_SCREENSHOTS=1``: docs/screenshots/console-libvirt-desktop.png)."""
 
 import pytest
-from django.utils import timezone
 from playwright.sync_api import expect
 
-from compute.models import Hypervisor, VirtualMachine
+from compute.models import Hypervisor
 from tests.browser.test_console import CANVAS_COLOURS
 from tests.browser.test_pages import browser_as, save_screenshot, shots_dir
 from tests.fixtures.browser import PageErrors
@@ -42,24 +41,13 @@ def guest(host):
 
 
 @pytest.fixture
-def vm(transactional_db, guest, user, project, plan, image, console_proxy, settings):
+def vm(transactional_db, guest, make_active_vm, console_proxy, settings):
     settings.CONSOLE_PROXY_URL = console_proxy.url
     spec, backend_id = guest
     hypervisor = Hypervisor.objects.create(
         name="libvirt-console", kind="libvirt", queue="libvirt-console", connection=REAL_SETTINGS
     )
-    return VirtualMachine.objects.create(
-        project=project,
-        owner=user,
-        name="real-guest",
-        plan=plan,
-        image=image,
-        hypervisor=hypervisor,
-        backend_id=backend_id,
-        status="active",
-        power_state="running",
-        power_state_at=timezone.now(),
-    )
+    return make_active_vm(hypervisor=hypervisor, backend_id=backend_id, name="real-guest")
 
 
 def test_an_rfb_client_through_the_proxy_reads_the_guests_screen(api, vm, guest, console_proxy):

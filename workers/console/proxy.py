@@ -16,6 +16,7 @@ thread per connection. For each WebSocket upgrade request:
 from __future__ import annotations
 
 import logging
+import select
 import socket
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -32,8 +33,17 @@ from compute import services
 from compute.models import ConsoleSession
 from controlplane.errors import ServiceError
 
-from ..drivers.base import Capability, ConsoleTarget, DriverError, driver_class
+from ..drivers.base import Capability, ConsoleProtocol, ConsoleTarget, DriverError, driver_class
 from ..engine import driver_for
+from .upstream import (
+    Reader,
+    UpstreamError,
+    WebSocketClient,
+    pve_terminal_hello,
+    pve_terminal_input,
+    rfb_greet_browser,
+    rfb_login_upstream,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +82,7 @@ def console_target(session: ConsoleSession) -> ConsoleTarget:
         target = driver_for(hypervisor).console(session.vm.backend_id, protocol=session.protocol)
     except DriverError as exc:
         raise ConsoleRefused(HTTPStatus.BAD_GATEWAY, exc.message) from exc
-    if not (target.host and target.port):
+    if not (target.websocket_url or (target.host and target.port)):
         raise ConsoleRefused(HTTPStatus.NOT_IMPLEMENTED, "This hypervisor's console is not reached through us.")
     return target
 
@@ -110,6 +120,9 @@ class ConsoleRequestHandler(ProxyRequestHandler):
         services.console_session_start(session=self.session, request=self.meta)
 
     def new_websocket_client(self):
+        if self.target.websocket_url:
+            self._relay_websocket()
+            return
         outcome = "ended"
         try:
             target = socket.create_connection(
@@ -132,6 +145,78 @@ class ConsoleRequestHandler(ProxyRequestHandler):
         finally:
             target.close()
             self._close(outcome)
+
+    # -- a console that is itself a WebSocket (Proxmox), see upstream.py ----------------------
+    def _browser_receive(self) -> bytes | None:
+        while True:
+            bufs, closed = self.recv_frames()  # blocks until a frame arrives
+            if bufs:
+                return b"".join(bufs)
+            if closed:
+                return None
+
+    def _browser_send(self, data: bytes) -> None:
+        pending = self.send_frames([data])
+        while pending:
+            select.select([], [self.request], [], 1)
+            pending = self.send_frames()
+
+    def _relay_websocket(self) -> None:
+        target, outcome = self.target, "ended"
+        try:
+            upstream = WebSocketClient(headers=target.headers, verify=target.verify).open(
+                target.websocket_url, timeout=settings.CONSOLE_CONNECT_TIMEOUT_SECONDS
+            )
+        except Exception as exc:
+            self._close(f"could not reach the console: {exc}")
+            raise self.CClose(1011, "The console could not be reached.") from exc
+        try:
+            upstream.socket.settimeout(None)
+            send_up = self._log_in(upstream)
+            while True:
+                ready = select.select([self.request, upstream.socket], [], [], 1)[0]
+                if self.request in ready or self.request.pending():
+                    bufs, closed = self.recv_frames()
+                    for buf in bufs:
+                        send_up(buf)
+                    if closed:
+                        outcome = "the browser closed it"
+                        raise self.CClose(closed["code"], closed["reason"])
+                if upstream.readable():
+                    data = upstream.receive()
+                    if data is None:
+                        outcome = "the console ended"
+                        raise self.CClose(1000, "Target closed")
+                    self._browser_send(data)
+        except UpstreamError as exc:
+            outcome = f"the console refused the proxy: {exc}"
+            raise self.CClose(1011, "The console refused the connection.") from exc
+        finally:
+            upstream.close()
+            self._close(outcome)
+
+    def _log_in(self, upstream: WebSocketClient):
+        """The console's own login, done by the proxy; returns how to send the browser's bytes up."""
+        target, up = self.target, Reader(upstream.receive)
+        if target.protocol == ConsoleProtocol.VNC:
+            browser = Reader(self._browser_receive)
+            rfb_login_upstream(up, upstream.sendmsg, target.password)
+            rfb_greet_browser(browser, self._browser_send)
+            send_up = upstream.sendmsg
+        else:
+            upstream.send_text(pve_terminal_hello(target.username, target.password))
+            if up.read(2) != b"OK":
+                raise UpstreamError("the terminal did not accept the ticket")
+            browser = Reader(self._browser_receive)
+
+            def send_up(data: bytes) -> None:
+                upstream.send_text(pve_terminal_input(data))
+
+        if up.buffer:
+            self._browser_send(up.rest())
+        if browser.buffer:
+            send_up(browser.rest())
+        return send_up
 
     def _close(self, outcome: str) -> None:
         services.console_session_close(session=self.session, outcome=outcome, request=self.meta)

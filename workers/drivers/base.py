@@ -154,11 +154,11 @@ class ConsoleProtocol:
 class ConsoleTarget:
     """Where the console proxy connects for one guest's console (``Capability.CONSOLE``).
 
-    Exactly one way to reach it: ``host``/``port`` (a raw TCP stream), ``websocket_url``
-    (the hypervisor's own WebSocket, e.g. Proxmox ``vncwebsocket``, opened with
-    ``headers``), or ``browser_url`` (the hypervisor runs its own console proxy, e.g.
-    nova's noVNC: the browser is sent there and nothing is proxied). ``password`` is the
-    VNC password / ticket the proxy answers with server side; it never reaches the browser.
+    One way to reach it: ``host``/``port`` (a raw TCP stream), or ``websocket_url`` (the
+    hypervisor's own WebSocket, e.g. Proxmox ``vncwebsocket``, opened with ``headers`` and
+    TLS ``verify``). ``password`` (and ``username``) are what the proxy answers the
+    console's own login with, server side (a VNC password, a Proxmox ticket); they never
+    reach the browser.
     """
 
     protocol: str  # one of ConsoleProtocol
@@ -166,9 +166,9 @@ class ConsoleTarget:
     port: int = 0
     websocket_url: str = ""
     headers: dict[str, str] = field(default_factory=dict)
+    verify: bool | str = True  # TLS for websocket_url: True, False, or a CA bundle path
+    username: str = ""
     password: str = ""
-    browser_url: str = ""
-    verify_tls: bool = True  # for websocket_url
 
 
 @dataclass(frozen=True)

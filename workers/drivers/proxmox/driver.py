@@ -32,6 +32,9 @@ import time
 from typing import Any
 
 from ..base import (
+    Capability,
+    ConsoleProtocol,
+    ConsoleTarget,
     Driver,
     DriverError,
     DriverTask,
@@ -45,6 +48,7 @@ from ..base import (
 )
 from . import guests, steps
 from .client import Code, ProxmoxClient, classify
+from .console import console_target
 from .guests import Guest
 from .settings import ProxmoxSettings
 
@@ -71,6 +75,8 @@ STEP_MESSAGES = {
 class ProxmoxDriver(Driver):
     """Settings: see ``ProxmoxSettings`` and ``ProxmoxClient``. Credentials: token_id
     (user@realm!tokenid) + token_secret, or user + password."""
+
+    capabilities = frozenset({Capability.CONSOLE})
 
     def __init__(self, config):
         super().__init__(config)
@@ -446,6 +452,9 @@ class ProxmoxDriver(Driver):
             return self._progress(dataclasses.replace(task, data=data), poll_after=delay, handover=True)
         suffix = f" after {retries + 1} tries" if transient else ""
         raise PermanentDriverError(f"Proxmox {STEP_MESSAGES.get(step, step)} failed{suffix}: {message}", code=code)
+
+    def console(self, backend_id: str, *, protocol: str = ConsoleProtocol.VNC) -> ConsoleTarget:
+        return console_target(self.client, self.config.credentials, self._existing(backend_id), protocol)
 
     def close(self) -> None:
         self.client.close()
