@@ -48,9 +48,39 @@ function ended(message) {
   session = null;
 }
 
+// The proxy's first message is either console data (binary) or, for a hypervisor with its
+// own console page (OpenStack: nova's noVNC), one text message {"redirect": url}.
+function openChannel(url, onConsole) {
+  const socket = new WebSocket(url, ["binary"]);
+  socket.binaryType = "arraybuffer";
+  socket.onmessage = (first) => {
+    if (typeof first.data === "string") {
+      const redirect = JSON.parse(first.data).redirect;
+      socket.onclose = null;
+      say("Opening the hypervisor's console…");
+      location.assign(redirect);
+      return;
+    }
+    onConsole(socket);
+    socket.onmessage(first); // the console's handler takes the first message too
+  };
+  socket.onclose = () => ended("The connection to the console was lost or refused.");
+  return socket;
+}
+
 function openVnc(url) {
   screen.replaceChildren();
-  const rfb = new RFB(screen, url, { shared: true });
+  let rfb = null;
+  const socket = openChannel(url, (channel) => { rfb = vncClient(channel); });
+  return {
+    sendText(text) { if (rfb) rfb.sendText(text); },
+    ctrlAltDel() { if (rfb) rfb.ctrlAltDel(); },
+    close() { if (rfb) rfb.close(); else socket.close(); },
+  };
+}
+
+function vncClient(channel) {
+  const rfb = new RFB(screen, channel, { shared: true });
   rfb.scaleViewport = true;
   rfb.focusOnClick = true;
   rfb.addEventListener("connect", () => { say("Connected. Click the screen to type.", "ok"); rfb.focus(); });
@@ -83,14 +113,15 @@ function openSerial(url) {
   term.open(screen);
   fit.fit();
   window.addEventListener("resize", () => fit.fit());
-  const socket = new WebSocket(url, ["binary"]);
-  socket.binaryType = "arraybuffer";
   const encoder = new TextEncoder();
-  socket.onopen = () => { say("Connected. Type in the terminal.", "ok"); term.focus(); };
-  socket.onmessage = (event) => term.write(new Uint8Array(event.data));
-  socket.onclose = (event) => ended(event.wasClean && event.code === 1000
-    ? "The console session ended (the VM stopped, or the session was closed)."
-    : "The connection to the console was lost or refused.");
+  const socket = openChannel(url, (channel) => {
+    say("Connected. Type in the terminal.", "ok");
+    term.focus();
+    channel.onmessage = (event) => term.write(new Uint8Array(event.data));
+    channel.onclose = (event) => ended(event.wasClean && event.code === 1000
+      ? "The console session ended (the VM stopped, or the session was closed)."
+      : "The connection to the console was lost or refused.");
+  });
   term.onData((data) => { if (socket.readyState === WebSocket.OPEN) socket.send(encoder.encode(data)); });
   return {
     sendText(text) { if (socket.readyState === WebSocket.OPEN) socket.send(encoder.encode(text.replace(/\n/g, "\r"))); },

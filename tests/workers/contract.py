@@ -116,7 +116,9 @@ class DriverContract:
             return
         target = driver.console(vm.backend_id, protocol=ConsoleProtocol.VNC)
         assert target.protocol == ConsoleProtocol.VNC
-        if target.websocket_url:
+        if target.browser_url:  # the hypervisor's own console page
+            assert target.browser_url.startswith(("http://", "https://"))
+        elif target.websocket_url:
             upstream = WebSocketClient(headers=target.headers, verify=target.verify).open(target.websocket_url)
             assert upstream.receive().startswith(b"RFB 003.")
             upstream.close()

@@ -15,6 +15,7 @@ thread per connection. For each WebSocket upgrade request:
 
 from __future__ import annotations
 
+import json
 import logging
 import select
 import socket
@@ -82,7 +83,7 @@ def console_target(session: ConsoleSession) -> ConsoleTarget:
         target = driver_for(hypervisor).console(session.vm.backend_id, protocol=session.protocol)
     except DriverError as exc:
         raise ConsoleRefused(HTTPStatus.BAD_GATEWAY, exc.message) from exc
-    if not (target.websocket_url or (target.host and target.port)):
+    if not (target.browser_url or target.websocket_url or (target.host and target.port)):
         raise ConsoleRefused(HTTPStatus.NOT_IMPLEMENTED, "This hypervisor's console is not reached through us.")
     return target
 
@@ -120,6 +121,12 @@ class ConsoleRequestHandler(ProxyRequestHandler):
         services.console_session_start(session=self.session, request=self.meta)
 
     def new_websocket_client(self):
+        if self.target.browser_url:
+            # The hypervisor's own console page (nova's noVNC): one text message sends the
+            # page there (static/console/console.js); consoles otherwise only send binary.
+            self.request._sendmsg(0x1, json.dumps({"redirect": self.target.browser_url}).encode())
+            self._close("sent to the hypervisor's own console")
+            raise self.CClose(1000, "redirected")
         if self.target.websocket_url:
             self._relay_websocket()
             return

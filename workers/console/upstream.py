@@ -67,6 +67,12 @@ class WebSocketClient(WebSocket):
             self.send_header(name, value)
         super().end_headers()
 
+    def _decode_hybi(self, buf):
+        frame = super()._decode_hybi(buf)
+        if frame is not None and frame["opcode"] == 0x1:
+            frame["opcode"] = 0x2  # a text message is read as its UTF-8 bytes (websockify would close)
+        return frame
+
     def send_text(self, data: bytes) -> None:
         self._sendmsg(0x1, data)
 
@@ -79,10 +85,9 @@ class WebSocketClient(WebSocket):
         """The next message's bytes (text as UTF-8), or None when the peer closed."""
         while True:
             try:
-                message = self.recvmsg()
+                return self.recvmsg()
             except WebSocketWantReadError:
                 continue
-            return message.encode() if isinstance(message, str) else message
 
 
 class Reader:

@@ -154,11 +154,12 @@ class ConsoleProtocol:
 class ConsoleTarget:
     """Where the console proxy connects for one guest's console (``Capability.CONSOLE``).
 
-    One way to reach it: ``host``/``port`` (a raw TCP stream), or ``websocket_url`` (the
+    One way to reach it: ``host``/``port`` (a raw TCP stream), ``websocket_url`` (the
     hypervisor's own WebSocket, e.g. Proxmox ``vncwebsocket``, opened with ``headers`` and
-    TLS ``verify``). ``password`` (and ``username``) are what the proxy answers the
-    console's own login with, server side (a VNC password, a Proxmox ticket); they never
-    reach the browser.
+    TLS ``verify``), or ``browser_url`` (the hypervisor runs its own console proxy, e.g.
+    nova's noVNC: the browser is sent there and nothing is relayed). ``password`` (and
+    ``username``) are what the proxy answers the console's own login with, server side (a
+    VNC password, a Proxmox ticket); they never reach the browser.
     """
 
     protocol: str  # one of ConsoleProtocol
@@ -169,6 +170,7 @@ class ConsoleTarget:
     verify: bool | str = True  # TLS for websocket_url: True, False, or a CA bundle path
     username: str = ""
     password: str = ""
+    browser_url: str = ""
 
 
 @dataclass(frozen=True)
