@@ -5,6 +5,9 @@ screen. A test client completes the RFB handshake through the proxy and reads a
 framebuffer with the guest's text on it; Chromium opens the console page and noVNC draws
 the same screen (``SAVE_SCREENSHOTS=1``: docs/screenshots/console-libvirt-desktop.png)."""
 
+import time
+import uuid
+
 import pytest
 from playwright.sync_api import expect
 
@@ -14,7 +17,14 @@ from tests.browser.test_pages import browser_as, save_screenshot, shots_dir
 from tests.fixtures.browser import PageErrors
 from tests.fixtures.console import RFBClient, distinct_colours, ws_connect
 from tests.workers.contract import wait_done
-from tests.workers.libvirt_support import REAL_SETTINGS, libvirt_driver, real_host, spec_factory, wait_serial
+from tests.workers.libvirt_support import (
+    GUEST_IMAGE_REF,
+    REAL_SETTINGS,
+    libvirt_driver,
+    real_host,
+    spec_factory,
+    wait_serial,
+)
 from workers.drivers.libvirt.domain import domain_name
 
 SCREEN_IMAGE_REF = (
@@ -74,3 +84,39 @@ def test_chromium_shows_the_real_guests_screen(
     page.wait_for_function(f"({CANVAS_COLOURS})() >= 2", timeout=30_000)
     save_screenshot(page, shots_dir(tmp_path) / "console-libvirt-desktop.png", full_page=False)
     assert page.errors == []
+
+
+PTY_SETTINGS = {**REAL_SETTINGS, "serial_log_dir": ""}  # a pty serial port: its console can be opened
+
+
+@pytest.fixture(scope="module")
+def pty_guest(host):
+    driver = libvirt_driver("libvirt-console-pty", PTY_SETTINGS)
+    task = driver.create(spec_factory(GUEST_IMAGE_REF)())
+    status = wait_done(driver, task, 120)
+    backend_id = (status.vm.backend_id if status.vm else None) or task.backend_id
+    yield backend_id
+    wait_done(driver, driver.delete(backend_id), 60)
+
+
+def test_the_serial_console_through_the_proxy_reaches_the_guests_tty(
+    transactional_db, api, pty_guest, make_active_vm, console_proxy
+):
+    hypervisor = Hypervisor.objects.create(
+        name="libvirt-pty", kind="libvirt", queue="libvirt-pty", connection=PTY_SETTINGS
+    )
+    vm = make_active_vm(hypervisor=hypervisor, backend_id=pty_guest, name="pty-guest")
+    link = api.post(f"/api/v1/virtual-machines/{vm.pk}/console/", {"protocol": "serial"}, format="json").json()
+    ws = ws_connect(console_proxy.url, token=link["websocket_url"].split("token=", 1)[1])
+    ws.socket.settimeout(2)
+    # The guest's tty echoes what it receives once it has booted: keep typing until it does.
+    seen, marker, deadline = b"", f"cp-{uuid.uuid4().hex[:8]}", time.monotonic() + 120
+    while marker.encode() not in seen:
+        assert time.monotonic() < deadline, f"no echo of {marker} from the guest: {seen[-500:]!r}"
+        ws.sendmsg(f"{marker}\n".encode())
+        try:
+            while chunk := ws.receive():
+                seen += chunk
+        except TimeoutError:
+            pass
+    ws.close()

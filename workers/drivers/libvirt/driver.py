@@ -45,6 +45,8 @@ from ..base import (
     VMSpec,
     register,
 )
+from ..loopback import SERVERS
+from . import serial
 from .client import LibvirtClient, code_of
 from .console import connect_host, vnc_endpoint
 from .domain import NS_URI, Instance, domain_name, domain_xml, wants_seed
@@ -424,14 +426,19 @@ class LibvirtDriver(Driver):
         return [self._vm(dom, state=values.get("state.state", libvirt.VIR_DOMAIN_NOSTATE)) for dom, values in stats]
 
     def console(self, backend_id: str, *, protocol: str = ConsoleProtocol.VNC) -> ConsoleTarget:
-        """The domain's VNC screen (``vnc_listen``, port from its live XML)."""
-        if protocol != ConsoleProtocol.VNC:
-            raise PermanentDriverError("libvirt guests offer their screen (vnc) here.", code="no_console")
+        """The domain's VNC screen (``vnc_listen``, port from its live XML), or its serial
+        console through a loopback port in this process (libvirt/serial.py)."""
         dom = self._require(backend_id)
         if self._state(dom) in OFF_STATES:
-            raise PermanentDriverError(f"{dom.name()} is not running: start it to see its screen.", code="off")
-        with self.client.errors(f"read the screen of {dom.name()}"):
-            listen, port = vnc_endpoint(dom.XMLDesc(0))
+            raise PermanentDriverError(f"{dom.name()} is not running: start it to use its console.", code="off")
+        with self.client.errors(f"read the consoles of {dom.name()}"):
+            xml = dom.XMLDesc(0)
+        if protocol == ConsoleProtocol.SERIAL:
+            serial.require_pty_console(xml)
+            key = ("libvirt", id(self), backend_id)  # a replaced driver (new settings) gets new ports
+            port = SERVERS.port_for(key, lambda sock: serial.serve(sock, self._conn, backend_id))
+            return ConsoleTarget(protocol=protocol, host=SERVERS.host, port=port)
+        listen, port = vnc_endpoint(xml)
         return ConsoleTarget(protocol=protocol, host=connect_host(self.settings, listen), port=port)
 
     def close(self) -> None:

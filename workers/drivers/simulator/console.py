@@ -6,18 +6,16 @@ RFB framebuffer updates (RFB 3.3/3.7/3.8, security type None, any true-colour pi
 format the client asks for). The serial console is the same dialogue as plain text.
 Ctrl-Alt-Del on the screen "reboots" it (clears it and says so).
 
-Servers listen on loopback, one port per guest and protocol, in the process that
-asked for them (the console proxy). A connection ends when the guest stops being
+Servers listen on loopback (workers/drivers/loopback.py), one port per guest and protocol,
+in the process that asked for them (the console proxy). A connection ends when the guest stops being
 ``running`` in the simulator store, so the browser sees the session end.
 """
 
 from __future__ import annotations
 
-import logging
 import select
 import socket
 import struct
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,8 +24,6 @@ import numpy
 from PIL import Image, ImageDraw, ImageFont
 
 from ..base import ConsoleProtocol
-
-logger = logging.getLogger(__name__)
 
 COLUMNS, ROWS = 80, 25
 CELL_W, CELL_H = 8, 16
@@ -245,45 +241,9 @@ def serve_serial(sock: socket.socket, title: str, running: Callable[[], bool]) -
                 sock.sendall(char.encode())
 
 
-class ConsoleServers:
-    """Loopback console servers of one process, one listening port per guest and protocol."""
-
-    def __init__(self, host: str = "127.0.0.1"):
-        self.host = host
-        self._ports: dict[tuple[str, str], int] = {}
-        self._lock = threading.Lock()
-
-    def port_for(self, *, backend_id: str, protocol: str, title: str, running: Callable[[], bool]) -> int:
-        with self._lock:
-            key = (backend_id, protocol)
-            if key not in self._ports:
-                listener = socket.create_server((self.host, 0))
-                self._ports[key] = listener.getsockname()[1]
-                thread = threading.Thread(
-                    target=self._accept,
-                    args=(listener, protocol, title, running),
-                    name=f"sim-console-{backend_id}-{protocol}",
-                    daemon=True,
-                )
-                thread.start()
-            return self._ports[key]
-
-    def _accept(self, listener: socket.socket, protocol: str, title: str, running: Callable[[], bool]) -> None:
-        while True:
-            sock, _ = listener.accept()
-            threading.Thread(target=self._serve, args=(sock, protocol, title, running), daemon=True).start()
-
-    @staticmethod
-    def _serve(sock: socket.socket, protocol: str, title: str, running: Callable[[], bool]) -> None:
-        try:
-            if protocol == ConsoleProtocol.VNC:
-                RFBSession(sock, title, running).serve()
-            else:
-                serve_serial(sock, title, running)
-        except (ConnectionError, OSError) as exc:
-            logger.debug("simulator console connection ended: %s", exc)
-        finally:
-            sock.close()
-
-
-SERVERS = ConsoleServers()
+def serve(sock: socket.socket, protocol: str, title: str, running: Callable[[], bool]) -> None:
+    """One console connection: the screen (RFB) or the serial dialogue."""
+    if protocol == ConsoleProtocol.VNC:
+        RFBSession(sock, title, running).serve()
+    else:
+        serve_serial(sock, title, running)

@@ -41,6 +41,7 @@ from ..base import (
     VMSpec,
     register,
 )
+from ..loopback import SERVERS
 from . import console
 
 SCHEMA = """
@@ -410,14 +411,15 @@ class SimulatorDriver(Driver):
             raise PermanentDriverError(f"Guest {backend_id} does not exist.", code="not_found")
         if guest["power_state"] != PowerState.RUNNING:
             raise PermanentDriverError(f"{guest['name']} is not running: start it to use its console.", code="off")
-        store = self.store
-        port = console.SERVERS.port_for(
-            backend_id=backend_id,
-            protocol=protocol,
-            title=f"{guest['name']} ({backend_id}) on simulator {self.config.name}",
-            running=lambda: store.power_state(backend_id) == PowerState.RUNNING,
+        store, title = self.store, f"{guest['name']} ({backend_id}) on simulator {self.config.name}"
+
+        def running() -> bool:
+            return store.power_state(backend_id) == PowerState.RUNNING
+
+        port = SERVERS.port_for(
+            ("simulator", backend_id, protocol), lambda sock: console.serve(sock, protocol, title, running)
         )
-        return ConsoleTarget(protocol=protocol, host=console.SERVERS.host, port=port)
+        return ConsoleTarget(protocol=protocol, host=SERVERS.host, port=port)
 
     def close(self) -> None:
         self.store.close()
