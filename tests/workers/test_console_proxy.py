@@ -91,6 +91,7 @@ def test_a_token_works_once(api, vm, console_proxy):
     ws_connect(console_proxy.url, token=token).close()
     assert refusal(console_proxy.url, token=token).startswith("403")
     assert console_calls(vm) == 1
+    assert token not in console_proxy.log()
 
 
 def test_two_concurrent_connects_with_one_token_open_one_console(api, vm, console_proxy):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import select
 import socket
 from dataclasses import dataclass, field
@@ -88,11 +89,18 @@ def console_target(session: ConsoleSession) -> ConsoleTarget:
     return target
 
 
+TOKEN_IN_PATH = re.compile(r"token=[^&'\s]*")
+
+
 class ConsoleRequestHandler(ProxyRequestHandler):
     """websockify's proxy handler, with our token check and target lookup per connection."""
 
     session: ConsoleSession | None = None
     target: ConsoleTarget | None = None
+
+    def log_message(self, format, *args):
+        """websockify logs request paths: never the token in them."""
+        super().log_message(format, *(TOKEN_IN_PATH.sub("token=…", a) if isinstance(a, str) else a for a in args))
 
     def handle_upgrade(self):
         try:

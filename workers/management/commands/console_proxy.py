@@ -18,7 +18,8 @@ class Command(BaseCommand):
         parser.add_argument("--verbose", action="store_true", help="Log every connection's details.")
 
     def handle(self, *args, listen, verbose, **options):
-        logging.getLogger("websockify").setLevel(logging.INFO if verbose else logging.WARNING)
+        # websockify logs through "websocket.<class>" loggers: one line per connection only with --verbose.
+        logging.getLogger("websocket").setLevel(logging.INFO if verbose else logging.WARNING)
         self.stdout.write(f"Console proxy listening on {listen}")
         self.stdout.flush()
         serve(listen, verbose=verbose)
