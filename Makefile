@@ -32,7 +32,8 @@ up: deps
 	@echo "  Control plane:  http://$(BIND)/        (operators: http://$(BIND)/admin/)"
 	@echo "  API:            http://$(BIND)/api/v1/"
 	@echo "  Health:         http://$(BIND)/readyz"
-	@echo "  Ctrl-C stops web, worker and scheduler."
+	@echo "  Consoles:       the proxy listens on 127.0.0.1:6080 (Console button on a VM's page)"
+	@echo "  Ctrl-C stops web, worker, scheduler and console proxy."
 	@echo ""
 	BIND=$(BIND) $(VENV)/bin/honcho start -f Procfile
 
