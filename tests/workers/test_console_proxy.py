@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from accounts.choices import Role
 from accounts.models import Membership
@@ -161,8 +162,6 @@ def test_rights_lost_after_issue_are_checked_at_connect(api, vm, project, consol
     # a member whose role drops to viewer, and one removed from the project, in the token's minute
     member = UserFactory()
     membership = Membership.objects.create(project=project, user=member, role=Role.MEMBER)
-    from rest_framework.test import APIClient
-
     client = APIClient()
     client.force_login(member)
     demoted, removed = issue(client, vm), issue(client, vm)
