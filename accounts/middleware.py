@@ -10,6 +10,7 @@ from controlplane.api import error_body
 
 from .security import otp_confirm_url
 from .selectors import two_factor_state
+from .services.sessions import SESSION_TOUCHED_AT, session_touch
 
 # Pages a half-logged-in user may still reach (besides views marked two_factor_exempt).
 EXEMPT_URL_NAMES = {"account_logout", "healthz", "readyz"}
@@ -72,8 +73,6 @@ class SessionActivityMiddleware:
     def __call__(self, request):
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated and request.session.session_key:
-            from .services.sessions import SESSION_TOUCHED_AT, session_touch
-
             if time.time() - request.session.get(SESSION_TOUCHED_AT, 0) > settings.SESSION_TOUCH_SECONDS:
                 session_touch(user=user, request=request)
         return self.get_response(request)

@@ -1,6 +1,7 @@
 import hmac
 from dataclasses import dataclass
 
+from django.contrib.sessions.models import Session
 from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -9,7 +10,7 @@ from controlplane.errors import Forbidden, NotFound
 
 from .choices import Role, role_at_least
 from .hashing import sha256, token_split
-from .models import AccessToken, Invitation, Membership, Project, User
+from .models import AccessToken, Invitation, Membership, Project, User, UserSession
 
 
 def project_list_for_user(*, user: User) -> QuerySet[Project]:
@@ -22,15 +23,6 @@ def project_list_with_roles(*, user: User) -> QuerySet[Project]:
     return Project.objects.filter(memberships__user=user).annotate(
         role=Subquery(role), member_count=Count("memberships", distinct=True)
     )
-
-
-def project_get_for_user(*, user: User, slug: str | None = None, pk: int | None = None) -> Project:
-    """A project the user is a member of; any other project is a 404."""
-    lookup = {"slug": slug} if slug is not None else {"pk": pk}
-    project = Project.objects.filter(memberships__user=user, **lookup).first() if user.is_authenticated else None
-    if project is None:
-        raise NotFound("No such project.")
-    return project
 
 
 def membership_get(*, user: User, project: Project) -> Membership | None:
@@ -74,14 +66,9 @@ def two_factor_state(*, user: User) -> TwoFactorState:
     return TwoFactorState(has_device=row["has_device"], required_by=row["required_by"])
 
 
-def project_require_role(*, user: User, project: Project, role: str = Role.VIEWER) -> str:
-    """Return the user's role in the project or raise.
-
-    Not being a member at all is a 404 (the project's existence is not
-    revealed); being a member with too weak a role is a 403, and so is lacking
-    2FA in a project that requires it (code ``two_factor_required``).
-    """
-    actual = project_role(user=user, project=project)
+def _access_check(*, user: User, project: Project, actual: str | None, role: str, staff_override: bool) -> str | None:
+    if staff_override and user.is_staff:
+        return actual
     if actual is None:
         raise NotFound("No such project.")
     if not role_at_least(actual, role):
@@ -93,6 +80,38 @@ def project_require_role(*, user: User, project: Project, role: str = Role.VIEWE
             code="two_factor_required",
         )
     return actual
+
+
+def project_require_role(
+    *, user: User, project: Project, role: str = Role.VIEWER, staff_override: bool = False
+) -> str | None:
+    """Return the user's role in the project (None: an operator let in by ``staff_override``) or raise.
+
+    Not being a member at all is a 404 (the project's existence is not
+    revealed); being a member with too weak a role is a 403, and so is lacking
+    2FA in a project that requires it (code ``two_factor_required``). With
+    ``staff_override`` operators (``is_staff``) pass whatever their membership.
+    """
+    actual = project_role(user=user, project=project)
+    return _access_check(user=user, project=project, actual=actual, role=role, staff_override=staff_override)
+
+
+def project_for_user(*, user: User, slug: str, role: str = Role.VIEWER, staff_override: bool = False) -> Project:
+    """The project ``slug`` if ``user`` holds ``role`` in it, with ``project.role`` set to theirs (one query).
+
+    The access rule of every project-scoped page and API endpoint
+    (accounts.views.common.with_project, controlplane.api.ProjectScopedMixin);
+    the errors are those of ``project_require_role``: no such project or not a
+    member is NotFound (404), too weak a role or missing 2FA is Forbidden (403).
+    """
+    if not user.is_authenticated:
+        raise NotFound("No such project.")
+    theirs = Membership.objects.filter(project=OuterRef("pk"), user=user).values("role")[:1]
+    project = Project.objects.filter(slug=slug).annotate(role=Subquery(theirs)).first()
+    if project is None:
+        raise NotFound("No such project.")
+    _access_check(user=user, project=project, actual=project.role, role=role, staff_override=staff_override)
+    return project
 
 
 def membership_list(*, project: Project) -> QuerySet[Membership]:
@@ -158,10 +177,6 @@ def access_token_find(*, raw: str) -> AccessToken | None:
 
 def session_list_for_user(*, user: User) -> list:
     """The user's sessions that still exist in the session store, most recent first (two queries)."""
-    from django.contrib.sessions.models import Session
-
-    from .models import UserSession
-
     sessions = list(UserSession.objects.filter(user=user)[:50])
     alive = set(
         Session.objects.filter(

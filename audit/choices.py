@@ -72,6 +72,8 @@ class Action(models.TextChoices):
     BILLING_PROFILE_UPDATED = "billing.profile_updated", "Billing profile updated"  # a project's invoice address/GSTIN
     # Infrastructure and operators
     HYPERVISOR_CHANGED = "hypervisor.changed", "Hypervisor changed"  # registry entry added, edited or disabled
+    HYPERVISOR_MAINTENANCE_ENTERED = "hypervisor.maintenance.entered", "Maintenance entered"  # its operations wait
+    HYPERVISOR_MAINTENANCE_LEFT = "hypervisor.maintenance.left", "Maintenance left"  # its operations run again
     DRIFT_DETECTED = "drift.detected", "Drift detected"  # reconciler found the hypervisor disagreeing
     ADMIN_ACTION = "admin.action", "Admin action"  # something done through Django admin
     AUDIT_RETENTION = "audit.retention", "Audit retention"  # old events archived and removed (checkpoint)

@@ -1,11 +1,19 @@
+"""The one request-id middleware (first in ``MIDDLEWARE``)."""
+
+from controlplane.logging import bind
+
 from . import request_meta
 
 
 class RequestIDMiddleware:
-    """Give every request an id: ``request.request_id`` and the ``X-Request-ID`` response header.
+    """Give every request one id, the same everywhere it shows.
 
-    A trusted proxy's id (nginx ``$request_id``) is kept so logs on both sides
-    match; otherwise a new one is made. ``audit.record(request=...)`` stores it.
+    ``request.request_id`` (``audit.record(request=...)`` stores it), the log
+    context (every line logged while the request runs, and tasks it publishes:
+    controlplane/logging.py) and the ``X-Request-ID`` response header. A
+    trusted proxy's well-formed id (nginx ``$request_id``) is kept so logs on
+    both sides match; anyone else's is replaced by a new one
+    (``request_meta.incoming_request_id``).
     """
 
     def __init__(self, get_response):
@@ -13,6 +21,7 @@ class RequestIDMiddleware:
 
     def __call__(self, request):
         request.request_id = request_meta.incoming_request_id(request) or request_meta.new_request_id()
-        response = self.get_response(request)
+        with bind(request_id=request.request_id):
+            response = self.get_response(request)
         response[request_meta.REQUEST_ID_HEADER] = request.request_id
         return response

@@ -1,8 +1,11 @@
 """Who is on the other end of a request: client address, user agent, request id.
 
 ``X-Forwarded-For`` and an incoming ``X-Request-ID`` are believed only when the
-connection comes from a proxy listed in ``AUDIT_TRUSTED_PROXIES`` (CIDRs);
-anyone else could write anything in them.
+connection comes from a proxy listed in ``AUDIT_TRUSTED_PROXIES`` (CIDRs;
+loopback by default when ``TRUSTED_PROXY_COUNT`` declares a proxy in front);
+anyone else could write anything in them. This is the one trust rule for the
+request id: ``audit.middleware.RequestIDMiddleware`` applies it, and logs,
+audit events and the response carry what it decided.
 """
 
 import ipaddress
@@ -76,7 +79,8 @@ def new_request_id() -> str:
 
 
 def incoming_request_id(request) -> str | None:
-    """The proxy's X-Request-ID, when a trusted proxy sent a well-formed one."""
+    """The proxy's X-Request-ID, when a trusted proxy sent a well-formed one
+    (at most 64 characters, the width of ``AuditEvent.request_id``)."""
     value = request.META.get("HTTP_X_REQUEST_ID", "")
     if value and _REQUEST_ID_RE.match(value) and from_trusted_proxy(request):
         return value

@@ -1,13 +1,8 @@
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 
 from accounts.choices import Role
-from accounts.models import Project
-from accounts.selectors import project_require_role
-from controlplane.errors import Forbidden, NotFound
+from accounts.views.common import with_project
 
 from . import selectors
 from .choices import Action
@@ -15,21 +10,9 @@ from .choices import Action
 PAGE_SIZE = 50
 
 
-def _project_for_admin(request, slug: str) -> Project:
-    project = get_object_or_404(Project, slug=slug)
-    try:
-        project_require_role(user=request.user, project=project, role=Role.ADMIN)
-    except NotFound as exc:
-        raise Http404(exc.message)
-    except Forbidden as exc:
-        raise PermissionDenied(exc.message)
-    return project
-
-
-@login_required
-def project_events(request, slug: str):
+@with_project(Role.ADMIN)
+def project_events(request, project):
     """The project's audit log, newest first, for its admins and owners."""
-    project = _project_for_admin(request, slug)
     action = request.GET.get("action", "")
     if action not in Action.values:
         action = ""

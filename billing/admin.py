@@ -7,6 +7,7 @@ from datetime import date
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
@@ -14,7 +15,8 @@ from django.utils.html import format_html
 
 from controlplane.errors import ServiceError
 
-from . import services
+from . import selectors, services
+from .api.views import pdf_response
 from .documents import einvoice, exports, pdf
 from .models import (
     BillingProfile,
@@ -118,7 +120,7 @@ class BillingSettingsAdmin(admin.ModelAdmin):
         return False
 
     def changelist_view(self, request, extra_context=None):
-        settings = services.billing_settings_get()
+        settings = selectors.billing_settings_get()
         return HttpResponseRedirect(reverse("admin:billing_billingsettings_change", args=[settings.pk]))
 
     def save_model(self, request, obj, form, change):
@@ -200,8 +202,6 @@ class WalletAdmin(ReadOnlyAdmin):
 
     def _wallet(self, request, pk):
         if not request.user.has_perm("billing.change_wallet"):
-            from django.core.exceptions import PermissionDenied
-
             raise PermissionDenied
         return get_object_or_404(Wallet.objects.select_related("project"), pk=pk)
 
@@ -309,8 +309,6 @@ class DocumentAdmin(ReadOnlyAdmin):
         ]
 
     def pdf_view(self, request, pk):
-        from .api.views import pdf_response
-
         doc = get_object_or_404(self.model, pk=pk)
         return pdf_response(type(self).renderer(doc), doc.number)
 
@@ -354,8 +352,6 @@ class InvoiceAdmin(DocumentAdmin):
     def credit_view(self, request, pk):
         invoice = get_object_or_404(Invoice, pk=pk)
         if not request.user.has_perm("billing.add_creditnote"):
-            from django.core.exceptions import PermissionDenied
-
             raise PermissionDenied
 
         def run(data):

@@ -1,25 +1,62 @@
-"""Reads of the billing domain: balances, ledger, usage, documents, prices."""
+"""Reads of the billing domain: settings, balances, ledger, usage, documents,
+prices, and the "who is due" queries of the periodic jobs. Nothing here
+imports ``billing.services``: services read through selectors, never back."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, Min, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
-from accounts.models import Project
+from accounts.choices import Role
+from accounts.models import Membership, Project
+from compute.choices import VMStatus
 from controlplane.errors import NotFound
 
 from .choices import Regime
-from .gst import Heads, tax_heads
-from .models import BillingProfile, CreditNote, Invoice, LedgerEntry, ReceiptVoucher, UsageRecord, Wallet
+from .gst import Customer, Heads, Treatment, tax_heads, treatment
+from .models import (
+    BillingProfile,
+    BillingSettings,
+    CreditNote,
+    CreditNoteLine,
+    Invoice,
+    LedgerEntry,
+    MeterCursor,
+    ReceiptVoucher,
+    UsageCharge,
+    UsageRecord,
+    Wallet,
+)
 from .money import ZERO, paise
-from .periods import billing_tz, month_start, next_month
-from .services.config import billing_settings_get, treatment_for
+from .periods import billing_tz, month_of, month_start, next_month
 
 HOURS = Decimal("0.01")
+
+
+def billing_settings_get() -> BillingSettings:
+    """The supplier settings (one row, created with defaults on first use)."""
+    settings, _ = BillingSettings.objects.get_or_create(pk=1)
+    return settings
+
+
+def customer_of(profile: BillingProfile | None) -> Customer:
+    if profile is None:
+        return Customer()
+    return Customer(country=profile.country, state_code=profile.state_code, gstin=profile.gstin, is_sez=profile.is_sez)
+
+
+def treatment_for(*, settings: BillingSettings, profile: BillingProfile | None) -> Treatment:
+    """The GST treatment (place of supply, regime, endorsement) of a customer now."""
+    return treatment(
+        supplier_state=settings.state_code,
+        customer=customer_of(profile),
+        lut=settings.lut_enabled,
+        lut_for_sez=settings.lut_for_sez,
+    )
 
 
 def wallet_get(*, project: Project) -> Wallet:
@@ -202,3 +239,89 @@ def ledger_problems(*, project_ids: list[int] | None = None) -> list[str]:
                 )
                 break
     return problems
+
+
+def wallet_balance(*, project: Project) -> Decimal:
+    """The cached balance (zero for a project that never had a wallet)."""
+    return Wallet.objects.filter(project=project).values_list("balance", flat=True).first() or ZERO
+
+
+def billing_recipients(*, project: Project) -> list[str]:
+    """Who hears about the project's money: owners, admins and the profile's billing email."""
+    recipients = set(
+        Membership.objects.filter(project=project, role__in=[Role.OWNER, Role.ADMIN]).values_list(
+            "user__email", flat=True
+        )
+    )
+    profile = profile_get(project=project)
+    if profile and profile.billing_email:
+        recipients.add(profile.billing_email)
+    return sorted(recipients)
+
+
+def suspension_due_project_ids(*, negative_before: datetime) -> list[int]:
+    """Projects to suspend (below zero since before ``negative_before`` and not
+    suspended by billing yet) and projects billing suspended that still have
+    active VMs (stragglers to stop), in project order."""
+    due = Wallet.objects.filter(negative_since__lte=negative_before, suspended_by_billing=False).values_list(
+        "project_id", flat=True
+    )
+    suspended_with_vms = Wallet.objects.filter(
+        suspended_by_billing=True, project__vms__status=VMStatus.ACTIVE
+    ).values_list("project_id", flat=True)
+    return sorted({*due, *suspended_with_vms})
+
+
+def usage_uncharged_project_ids() -> list[int]:
+    """Projects with metered usage not yet debited, in project order."""
+    return list(
+        UsageRecord.objects.filter(charge__isnull=True)
+        .order_by("project_id")
+        .values_list("project_id", flat=True)
+        .distinct()
+    )
+
+
+def invoice_due_projects(*, cutoff: datetime) -> QuerySet[Project]:
+    """Projects with usage before ``cutoff`` (a month's start) still to invoice,
+    leaving out those whose metering has not reached ``cutoff`` yet."""
+    pending = {
+        *UsageCharge.objects.filter(invoice__isnull=True, period__lt=month_of(cutoff)).values_list(
+            "project_id", flat=True
+        ),
+        *UsageRecord.objects.filter(charge__isnull=True, hour_start__lt=cutoff).values_list("project_id", flat=True),
+    }
+    behind = set(
+        MeterCursor.objects.filter(project_id__in=pending, closed=False, metered_until__lt=cutoff).values_list(
+            "project_id", flat=True
+        )
+    )
+    return Project.objects.filter(pk__in=pending - behind).order_by("pk")
+
+
+def invoice_creditable(*, invoice: Invoice) -> dict[Decimal, tuple[Decimal, str]]:
+    """Taxable value of ``invoice`` still creditable per GST rate, with the rate's SAC."""
+    issued = {
+        rate: (taxable, sac)
+        for rate, taxable, sac in invoice.lines.values("gst_rate")
+        .annotate(taxable=Sum("taxable"), sac=Min("sac_code"))
+        .values_list("gst_rate", "taxable", "sac")
+    }
+    credited = dict(
+        CreditNoteLine.objects.filter(credit_note__invoice=invoice)
+        .values("gst_rate")
+        .annotate(taxable=Sum("taxable"))
+        .values_list("gst_rate", "taxable")
+    )
+    return {rate: (taxable - credited.get(rate, ZERO), sac) for rate, (taxable, sac) in issued.items()}
+
+
+def ledger_debits_since(*, since: datetime) -> list[dict]:
+    """Negative ledger entries created since ``since``, by kind: ``kind``,
+    ``n`` (count) and ``total`` (a negative sum). Uses the created_at index."""
+    return list(
+        LedgerEntry.objects.filter(created_at__gte=since, amount__lt=0)
+        .values("kind")
+        .annotate(n=Count("id"), total=Sum("amount"))
+        .order_by("kind")
+    )

@@ -1,48 +1,26 @@
 """Portal pages: wallet and ledger, usage, GST documents, billing profile.
 Plain templates (a portal helper styles them later)."""
 
-from functools import wraps
-
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
 
 from accounts.choices import Role
-from controlplane.errors import Forbidden, NotFound
+from accounts.selectors import project_require_role
+from accounts.views.common import with_project
 
 from . import selectors
-from .access import project_for
 from .api.views import pdf_response
 from .documents import charts, pdf
 from .forms import BillingProfileForm
 from .periods import month_of, next_month, parse_month, previous_month
 
-
-def with_project(role: str = Role.VIEWER):
-    """Resolve ``slug`` to a project the user may see with ``role``."""
-
-    def decorator(view):
-        @login_required
-        @wraps(view)
-        def wrapper(request, slug, **kwargs):
-            try:
-                project = project_for(user=request.user, slug=slug, role=role)
-            except NotFound as exc:
-                raise Http404(exc.message) from exc
-            except Forbidden as exc:
-                raise PermissionDenied(exc.message) from exc
-            return view(request, project, **kwargs)
-
-        return wrapper
-
-    return decorator
+# Billing pages: members with any role, and operators whatever their membership.
+billing_page = with_project(Role.VIEWER, staff_override=True)
 
 
-@with_project()
+@billing_page
 def wallet(request, project):
     entries = Paginator(selectors.ledger_list(project=project), 50).get_page(request.GET.get("page"))
     context = {
@@ -54,7 +32,7 @@ def wallet(request, project):
     return render(request, "billing/wallet.html", context)
 
 
-@with_project()
+@billing_page
 def usage(request, project):
     month = parse_month(request.GET.get("month"), month_of(timezone.now()))
     days = selectors.usage_by_day(project=project, month=month)
@@ -72,7 +50,7 @@ def usage(request, project):
     return render(request, "billing/usage.html", context)
 
 
-@with_project()
+@billing_page
 def documents(request, project):
     context = {
         "project": project,
@@ -83,12 +61,9 @@ def documents(request, project):
 
 
 def _pdf_view(getter, renderer):
-    @with_project()
+    @billing_page
     def view(request, project, pk):
-        try:
-            doc = getter(project=project, pk=pk)
-        except NotFound as exc:
-            raise Http404(exc.message) from exc
+        doc = getter(project=project, pk=pk)
         return pdf_response(renderer(doc), doc.number)
 
     return view
@@ -99,16 +74,13 @@ credit_note_pdf = _pdf_view(selectors.credit_note_get, pdf.credit_note_pdf)
 receipt_pdf = _pdf_view(selectors.receipt_get, pdf.receipt_pdf)
 
 
-@with_project()
+@billing_page
 def profile(request, project):
     current = selectors.profile_get(project=project)
     initial = {name: getattr(current, name) for name in BillingProfileForm.base_fields} if current else {}
     form = BillingProfileForm(request.POST or None, initial=initial)
     if request.method == "POST":
-        try:
-            project_for(user=request.user, slug=project.slug, role=Role.ADMIN)
-        except Forbidden as exc:
-            raise PermissionDenied(exc.message) from exc
+        project_require_role(user=request.user, project=project, role=Role.ADMIN, staff_override=True)
         if form.is_valid() and form.save(project=project, actor=request.user):
             messages.success(request, "Billing profile saved.")
             return redirect("billing:profile", slug=project.slug)

@@ -57,7 +57,6 @@ class HypervisorForm(forms.ModelForm):
             "queue",
             "connection",
             "enabled",
-            "maintenance",
             "max_concurrent_operations",
             "build_timeout_seconds",
         ]
@@ -89,7 +88,8 @@ class HypervisorAdmin(admin.ModelAdmin):
     ]
     list_filter = ["kind", "enabled", "maintenance"]
     search_fields = ["name", "region", "queue"]
-    readonly_fields = ["last_checked_at", "last_check", "drift", "has_credentials"]
+    # Maintenance changes only through the audited actions below (compute/services/hypervisors.py).
+    readonly_fields = ["maintenance", "last_checked_at", "last_check", "drift", "has_credentials"]
     actions = ["test_connection", "enter_maintenance", "leave_maintenance"]
 
     @admin.display(description="credentials set", boolean=True)
@@ -108,11 +108,20 @@ class HypervisorAdmin(admin.ModelAdmin):
 
     @admin.action(description="Enter maintenance (operations wait)")
     def enter_maintenance(self, request, queryset):
-        queryset.update(maintenance=True)
+        self._set_maintenance(request, queryset, on=True)
 
     @admin.action(description="Leave maintenance")
     def leave_maintenance(self, request, queryset):
-        queryset.update(maintenance=False)
+        self._set_maintenance(request, queryset, on=False)
+
+    def _set_maintenance(self, request, queryset, *, on: bool) -> None:
+        _each(
+            self,
+            request,
+            queryset,
+            "Maintenance on" if on else "Maintenance off",
+            lambda hv: services.hypervisor_set_maintenance(hypervisor=hv, on=on, actor=request.user, request=request),
+        )
 
 
 @admin.register(Plan)

@@ -88,6 +88,17 @@ DEFAULT_MAX_ATTEMPTS = {
     Action.PROVISION: 5,
 }
 
+# -- the operation engine's constants (timings that deployments tune are settings.ENGINE) --
+
+# Seconds before a claim refused for hypervisor maintenance looks again.
+MAINTENANCE_RECHECK_SECONDS = 60
+# Seconds before a claim refused for the hypervisor's concurrency limit looks again.
+CAPACITY_RECHECK_SECONDS = 2
+# Consecutive transient poll errors tolerated before the attempt is given back.
+POLL_ERROR_LIMIT = 5
+# Seconds to the first poll after a submit when the driver gives no hint.
+DEFAULT_POLL_SECONDS = 2.0
+
 
 class ConsoleProtocol(models.TextChoices):
     VNC = "vnc", "Screen (VNC)"  # the guest's graphical screen, shown with noVNC

@@ -5,15 +5,12 @@ POST to the token view) every time it connects; see compute/services/console.py.
 
 from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
-from django.contrib.auth.decorators import login_required
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from accounts.choices import Role
-from accounts.selectors import project_get_for_user, project_require_role
-from accounts.views.common import portal_errors
+from accounts.views.common import with_project
 from controlplane.api import error_body
 from controlplane.errors import ServiceError
 
@@ -71,16 +68,9 @@ def _issue(request, vm) -> JsonResponse:
     )
 
 
-def _project_vm(request, slug, pk):
-    project = project_get_for_user(user=request.user, slug=slug)
-    project.role = project_require_role(user=request.user, project=project, role=Role.VIEWER)
-    return project, selectors.vm_get_for_project(project=project, pk=pk)
-
-
-@login_required
-@portal_errors
-def vm_console(request, slug, pk):
-    project, vm = _project_vm(request, slug, pk)
+@with_project()
+def vm_console(request, project, pk):
+    vm = selectors.vm_get_for_project(project=project, pk=pk)
     return _page(
         request,
         vm,
@@ -91,11 +81,9 @@ def vm_console(request, slug, pk):
 
 
 @require_POST
-@login_required
-@portal_errors
-def vm_console_token(request, slug, pk):
-    _, vm = _project_vm(request, slug, pk)
-    return _issue(request, vm)
+@with_project()
+def vm_console_token(request, project, pk):
+    return _issue(request, selectors.vm_get_for_project(project=project, pk=pk))
 
 
 @staff_member_required

@@ -9,6 +9,8 @@ import logging
 
 from django.db import transaction
 
+from controlplane.celery import app
+
 logger = logging.getLogger(__name__)
 
 EXECUTE = "execute_operation"
@@ -18,8 +20,6 @@ CHECK = "check_hypervisor"
 
 
 def _send(name: str, args: list, queue: str, countdown: float | None = None) -> bool:
-    from controlplane.celery import app
-
     try:
         app.send_task(name, args=args, queue=queue, countdown=countdown, retry=False)
         return True

@@ -1,18 +1,29 @@
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Min, Prefetch, Q, QuerySet, Sum
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import Project, User
 from controlplane.errors import NotFound
 
-from .choices import ACTIVE_OPERATION_STATES, VM_LIVE_STATUSES, OperationState, RequestStatus, VMStatus
-from .models import Hypervisor, Image, ImageReference, Operation, Plan, ProjectQuota, VirtualMachine, VMRequest
+from .choices import ACTIVE_OPERATION_STATES, VM_LIVE_STATUSES, Action, OperationState, RequestStatus, VMStatus
+from .models import (
+    Hypervisor,
+    Image,
+    ImageReference,
+    Operation,
+    Plan,
+    ProjectQuota,
+    TenantBinding,
+    VirtualMachine,
+    VMRequest,
+)
 
 
-def hypervisor_queues() -> list[str]:
-    return sorted(set(Hypervisor.objects.filter(enabled=True).values_list("queue", flat=True)))
+def hypervisor_queues(*, include_disabled: bool = False) -> list[str]:
+    hypervisors = Hypervisor.objects.all() if include_disabled else Hypervisor.objects.filter(enabled=True)
+    return sorted(set(hypervisors.values_list("queue", flat=True)))
 
 
 def vm_list_for_user(*, user: User) -> QuerySet[VirtualMachine]:
@@ -152,8 +163,6 @@ def attention_summary(*, failed_within: timedelta = timedelta(days=7), show: int
     """Pending requests (oldest first), operations that failed recently and were
     not retried, VMs the reconciler found missing or lost, suspended projects,
     hypervisors in maintenance. A bounded number of queries."""
-    from accounts.models import Project
-
     pending = VMRequest.objects.filter(status=RequestStatus.PENDING).select_related("project", "requester", "plan")
     failed = Operation.objects.filter(
         state=OperationState.FAILED, finished_at__gte=timezone.now() - failed_within
@@ -177,3 +186,105 @@ def attention_summary(*, failed_within: timedelta = timedelta(days=7), show: int
         maintenance_hypervisors=[h for h in hypervisors if h.maintenance],
         unknown_guests=sum(len(h.drift.get("unknown", [])) for h in hypervisors),
     )
+
+
+# --- Reads for /metrics (controlplane/metrics.py) ---------------------------
+
+
+def operation_stats(*, finished_since: datetime, created_since: datetime, latency_bounds: tuple) -> list[dict]:
+    """Per action and state: every pending and running operation, and those
+    finished since ``finished_since`` among those created since
+    ``created_since`` (both bounds keep the query on the state and created_at
+    indexes; nothing scans the whole table). Each row: ``action``, ``state``,
+    ``total``, ``retried`` (more than one attempt), ``extra`` (attempts beyond
+    the first, summed; None when none), ``timed`` (with started_at and
+    finished_at), ``seconds`` (their summed run time, a timedelta) and ``le``
+    (how many timed ones ran at most each of ``latency_bounds`` seconds)."""
+    timed = Q(started_at__isnull=False, finished_at__isnull=False)
+    duration = ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
+    buckets = {
+        f"le_{i}": Count("id", filter=timed & Q(duration__lte=timedelta(seconds=bound)))
+        for i, bound in enumerate(latency_bounds)
+    }
+    recent = Q(finished_at__gte=finished_since, created_at__gte=created_since)
+    rows = (
+        Operation.objects.filter(Q(state__in=ACTIVE_OPERATION_STATES) | recent)
+        .annotate(duration=duration)
+        .values("action", "state")
+        .annotate(
+            total=Count("id"),
+            retried=Count("id", filter=Q(attempts__gt=1)),
+            extra=Sum(F("attempts") - 1, filter=Q(attempts__gt=1)),
+            timed=Count("id", filter=timed),
+            seconds=Sum("duration", filter=timed),
+            **buckets,
+        )
+        .order_by("action", "state")
+    )
+    return [
+        {**{k: v for k, v in row.items() if not k.startswith("le_")}, "le": [row[k] for k in buckets]} for row in rows
+    ]
+
+
+def operation_oldest() -> dict[str, datetime | None]:
+    """When the oldest pending operation was created and the oldest running one started."""
+    fields = {OperationState.PENDING: "created_at", OperationState.RUNNING: "started_at"}
+    return {
+        state: Operation.objects.filter(state=state).aggregate(at=Min(field))["at"] for state, field in fields.items()
+    }
+
+
+def operation_lease_expired_count(*, now: datetime) -> int:
+    """Running operations whose worker lease passed before ``now``."""
+    return Operation.objects.filter(state=OperationState.RUNNING, lease_until__lt=now).count()
+
+
+def vm_counts_by_hypervisor() -> list[dict]:
+    """Per hypervisor name and VM status: ``total``, ``missing`` (the reconciler
+    did not find them, still in grace) and ``lost``."""
+    return list(
+        VirtualMachine.objects.values("hypervisor__name", "status")
+        .annotate(
+            total=Count("id"),
+            missing=Count("id", filter=Q(missing_since__isnull=False, lost_at__isnull=True)),
+            lost=Count("id", filter=Q(lost_at__isnull=False)),
+        )
+        .order_by()
+    )
+
+
+# -- the engine (workers/engine.py) ----------------------------------------------------
+
+
+def operation_get_claimed(*, operation_id: int, token: str) -> Operation | None:
+    """The running operation this claim token still holds; None when it ended or was reclaimed."""
+    return (
+        Operation.objects.select_related("vm", "hypervisor", "project")
+        .filter(pk=operation_id, state=OperationState.RUNNING, claim_token=token)
+        .first()
+    )
+
+
+def operation_latest_create(*, vm: VirtualMachine) -> Operation | None:
+    return vm.operations.filter(action=Action.CREATE).order_by("-created_at").first()
+
+
+def image_reference_for_vm(*, vm: VirtualMachine) -> ImageReference | None:
+    """How the VM's hypervisor names the VM's image (None: it does not have it)."""
+    return ImageReference.objects.filter(image=vm.image_id, hypervisor=vm.hypervisor_id).first()
+
+
+def tenant_binding_ready_for_vm(*, vm: VirtualMachine) -> TenantBinding | None:
+    return TenantBinding.objects.filter(project=vm.project_id, hypervisor=vm.hypervisor_id, ready=True).first()
+
+
+def hypervisor_list_to_reconcile() -> QuerySet[Hypervisor]:
+    return Hypervisor.objects.filter(enabled=True, maintenance=False)
+
+
+def hypervisor_get(*, pk: int) -> Hypervisor:
+    return Hypervisor.objects.get(pk=pk)
+
+
+def vm_get_with_hypervisor(*, pk: int) -> VirtualMachine | None:
+    return VirtualMachine.objects.select_related("hypervisor").filter(pk=pk).first()

@@ -1,22 +1,21 @@
 """Portal pages of the compute domain: VMs (list, detail with live operations,
 power actions, delete), requests (list, cancel), operation retry / cancel.
 
-Every page is scoped to a project the user is a member of: another project's
-VM or request is a 404. Writes go through services; their errors become
-messages (accounts.views.common.portal_errors), never a 500. Pages poll with
+Every page is scoped to a project the user is a member of
+(accounts.views.common.with_project; viewers look, members act): another
+project's VM or request is a 404. Writes go through services; their errors
+become messages (accounts.views.common.portal_errors), never a 500. Pages poll with
 htmx only while something is in progress (see templates/compute/_vm_live.html).
 """
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.choices import Role, role_at_least
 from accounts.security import require_recent_otp
-from accounts.selectors import project_get_for_user, project_require_role
-from accounts.views.common import portal_errors
+from accounts.views.common import with_project
 from controlplane.errors import InvalidInput, NotFound
 
 from . import selectors, services
@@ -26,12 +25,6 @@ PAGE_SIZE = 50
 POWER_ACTIONS = (Action.START, Action.STOP, Action.REBOOT)
 
 
-def _project(request, slug, role=Role.VIEWER):
-    project = project_get_for_user(user=request.user, slug=slug)
-    project.role = project_require_role(user=request.user, project=project, role=role)
-    return project
-
-
 def _live_signature(vm, operations) -> str:
     """What the live region last announced; a change is read out to screen readers."""
     active = next((op for op in operations if op.is_active), None)
@@ -39,10 +32,8 @@ def _live_signature(vm, operations) -> str:
     return f"{vm.status}:{vm.task_state or ''}:{progress}"
 
 
-@login_required
-@portal_errors
-def vm_list(request, slug):
-    project = _project(request, slug)
+@with_project()
+def vm_list(request, project):
     status = request.GET.get("status", "")
     vms = selectors.vm_list_for_project(project=project, include_deleted=status == VMStatus.DELETED)
     if status in VMStatus.values:
@@ -60,10 +51,8 @@ def vm_list(request, slug):
     return render(request, template, context)
 
 
-@login_required
-@portal_errors
-def vm_detail(request, slug, pk):
-    project = _project(request, slug)
+@with_project()
+def vm_detail(request, project, pk):
     vm = selectors.vm_get_for_project(project=project, pk=pk)
     operations = selectors.operation_list_for_vm(vm=vm)
     signature = _live_signature(vm, operations)
@@ -88,11 +77,9 @@ def _after_action(request, project, vm):
 
 
 @require_POST
-@login_required
-@portal_errors
-def vm_power(request, slug, pk):
+@with_project(Role.MEMBER)
+def vm_power(request, project, pk):
     """Start, stop or reboot (the confirmation is on the page, before this POST)."""
-    project = _project(request, slug)
     vm = selectors.vm_get_for_project(project=project, pk=pk)
     action = request.POST.get("action", "")
     if action not in POWER_ACTIONS:
@@ -103,12 +90,10 @@ def vm_power(request, slug, pk):
 
 
 @require_POST
-@login_required
+@with_project(Role.MEMBER)
 @require_recent_otp
-@portal_errors
-def vm_delete(request, slug, pk):
+def vm_delete(request, project, pk):
     """Delete asks for a fresh two-factor code (require_recent_otp) and the VM's name."""
-    project = _project(request, slug)
     vm = selectors.vm_get_for_project(project=project, pk=pk)
     if request.POST.get("confirm_name", "").strip() != vm.name:
         raise InvalidInput(f"Type the VM's name ({vm.name}) to confirm the deletion.")
@@ -117,38 +102,33 @@ def vm_delete(request, slug, pk):
     return _after_action(request, project, vm)
 
 
-def _operation(request, slug, pk):
-    project = _project(request, slug, role=Role.MEMBER)
+def _operation(request, project, pk):
     operation = selectors.operation_list_for_user(user=request.user).filter(project=project, pk=pk).first()
     if operation is None or operation.vm is None:
         raise NotFound("No such operation.")
-    return project, operation
+    return operation
 
 
 @require_POST
-@login_required
-@portal_errors
-def operation_retry(request, slug, pk):
-    project, operation = _operation(request, slug, pk)
+@with_project(Role.MEMBER)
+def operation_retry(request, project, pk):
+    operation = _operation(request, project, pk)
     services.operation_retry(operation=operation, actor=request.user)
     messages.success(request, f"{operation.get_action_display()} of {operation.vm.name} will run again.")
     return _after_action(request, project, operation.vm)
 
 
 @require_POST
-@login_required
-@portal_errors
-def operation_cancel(request, slug, pk):
-    project, operation = _operation(request, slug, pk)
+@with_project(Role.MEMBER)
+def operation_cancel(request, project, pk):
+    operation = _operation(request, project, pk)
     services.operation_cancel(operation=operation, actor=request.user)
     messages.success(request, f"{operation.get_action_display()} of {operation.vm.name} cancelled.")
     return _after_action(request, project, operation.vm)
 
 
-@login_required
-@portal_errors
-def request_list(request, slug):
-    project = _project(request, slug)
+@with_project()
+def request_list(request, project):
     page = Paginator(selectors.vm_request_list_for_project(project=project), PAGE_SIZE).get_page(
         request.GET.get("page")
     )
@@ -163,10 +143,8 @@ def request_list(request, slug):
 
 
 @require_POST
-@login_required
-@portal_errors
-def request_cancel(request, slug, pk):
-    project = _project(request, slug)
+@with_project(Role.MEMBER)
+def request_cancel(request, project, pk):
     vm_request = selectors.vm_request_get_for_project(project=project, pk=pk)
     services.vm_request_cancel(vm_request=vm_request, user=request.user, request=request)
     messages.success(request, f"Request for {vm_request.name} cancelled; its quota is free again.")

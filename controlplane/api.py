@@ -1,16 +1,25 @@
-"""API conventions shared by every app: the error body and its handler.
+"""API conventions shared by every app: the error body and its handler, the
+common error responses in the schema, and project-scoped views.
 
 Every error answers ``{"error": {"code": ..., "message": ..., "fields": {...}}}``.
 """
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
-from rest_framework import exceptions, status
+from django.http import Http404, JsonResponse
+from django.views.defaults import page_not_found, server_error
+from drf_spectacular.openapi import AutoSchema as _AutoSchema
+from drf_spectacular.utils import inline_serializer
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from accounts.choices import Role
+from accounts.selectors import project_for_user
 from controlplane.errors import ServiceError
+
+# What a project's slug looks like in API routes: /api/v1/projects/{slug}/... (Django's <slug:> converter).
+SLUG_PATTERN = "[-a-zA-Z0-9_]+"
 
 
 def error_body(code: str, message: str, fields: dict | None = None) -> dict:
@@ -58,10 +67,6 @@ def exception_handler(exc, context):
 
 # -- OpenAPI: every operation documents the common error body ---------------------------------
 
-from drf_spectacular.openapi import AutoSchema as _AutoSchema  # noqa: E402
-from drf_spectacular.utils import inline_serializer  # noqa: E402
-from rest_framework import serializers  # noqa: E402
-
 ErrorSerializer = inline_serializer(
     name="Error",
     fields={
@@ -91,7 +96,16 @@ WRITE_ERRORS = {
 
 
 class AutoSchema(_AutoSchema):
-    """drf-spectacular schema that adds the common error responses to every operation."""
+    """drf-spectacular schema that adds the common error responses to every
+    operation and describes the project ``slug`` in paths."""
+
+    def _resolve_path_parameters(self, variables):
+        parameters = super()._resolve_path_parameters(variables)
+        if self.path.startswith("/api/v1/projects/{slug}/"):
+            for parameter in parameters:
+                if parameter["name"] == "slug":
+                    parameter["description"] = "The project's slug (as listed by GET /api/v1/projects/)."
+        return parameters
 
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
@@ -109,6 +123,32 @@ class AutoSchema(_AutoSchema):
         return responses
 
 
+# -- Views under /api/v1/projects/{slug}/ ------------------------------------------------------
+
+
+class ProjectScopedMixin:
+    """For API views under ``/api/v1/projects/{slug}/``: before the handler runs,
+    ``self.project`` is resolved by ``accounts.selectors.project_for_user`` for a
+    caller holding ``project_role`` (``project_role_needed()`` may ask more of
+    some methods), so another project is a 404 and too weak a role a 403.
+    ``staff_override`` lets operators in whatever their membership."""
+
+    project_role = Role.VIEWER
+    staff_override = False
+
+    def project_role_needed(self) -> str:
+        return self.project_role
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        self.project = project_for_user(
+            user=request.user,
+            slug=self.kwargs["slug"],
+            role=self.project_role_needed(),
+            staff_override=self.staff_override,
+        )
+
+
 # -- JSON for /api/ paths that no view matched (and for server errors there) ---------------
 
 
@@ -117,18 +157,12 @@ def _wants_json(request) -> bool:
 
 
 def handler404(request, exception=None):
-    from django.http import JsonResponse
-    from django.views.defaults import page_not_found
-
     if _wants_json(request):
         return JsonResponse(error_body("not_found", f"No API endpoint at {request.path}."), status=404)
     return page_not_found(request, exception)
 
 
 def handler500(request):
-    from django.http import JsonResponse
-    from django.views.defaults import server_error
-
     if _wants_json(request):
         return JsonResponse(
             error_body("server_error", "Something went wrong on our side; it has been logged."), status=500

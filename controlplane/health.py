@@ -7,6 +7,9 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from controlplane.celery import app
+from workers.selectors import worker_list_alive
+
 
 @never_cache
 @require_GET
@@ -22,8 +25,6 @@ def _check_database() -> dict:
 
 
 def _check_broker() -> dict:
-    from controlplane.celery import app
-
     started = time.monotonic()
     with app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
@@ -31,8 +32,6 @@ def _check_broker() -> dict:
 
 
 def _check_workers() -> dict:
-    from workers.selectors import worker_list_alive
-
     alive = list(worker_list_alive().values("hostname", "queues", "last_seen"))
     return {"ok": bool(alive), "alive": len(alive), "workers": [w["hostname"] for w in alive]}
 

@@ -3,8 +3,12 @@
 Every log line can carry the request id and the operation id it belongs to.
 Both live in context variables:
 
-- ``RequestIdMiddleware`` binds ``request_id`` for a web request (taken from a
-  sane ``X-Request-ID`` header set by nginx, or generated) and echoes it back.
+- ``audit.middleware.RequestIDMiddleware`` (first in ``MIDDLEWARE``) binds
+  ``request_id`` for a web request: the id it also puts on ``request`` (which
+  ``audit.record`` stores) and in the ``X-Request-ID`` response header. The
+  trust rule for an incoming id is in ``audit/request_meta.py``. Django's own
+  "Bad Request"/"Not Found" lines are logged after the middleware returned;
+  ``ContextFilter`` takes the id from the record's request for those.
 - Tasks published during a request carry it in a message header; the worker
   binds it again around the task, with ``task_id`` and the task's
   ``operation_id`` / ``vm_id`` argument when it has one (by name or position).
@@ -21,9 +25,7 @@ import functools
 import inspect
 import json
 import logging
-import re
 import traceback
-import uuid
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -31,11 +33,6 @@ from celery.signals import before_task_publish, task_postrun, task_prerun
 
 CONTEXT_FIELDS = ("request_id", "operation_id", "task_id", "vm_id", "hypervisor")
 _vars = {name: contextvars.ContextVar(name, default=None) for name in CONTEXT_FIELDS}
-
-# An incoming X-Request-ID is trusted only when it looks like an id (nginx's
-# $request_id is 32 hex digits); anything else is replaced, never logged raw.
-_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-REQUEST_ID_HEADER = "X-Request-ID"
 TASK_HEADER = "request_id"
 
 
@@ -59,17 +56,22 @@ def bind(**fields):
             var.reset(token)
 
 
-def new_request_id() -> str:
-    return uuid.uuid4().hex
-
-
 class ContextFilter(logging.Filter):
-    """Copies the bound context onto every record (``%(request_id)s`` works in formats)."""
+    """Copies the bound context onto every record (``%(request_id)s`` works in formats).
+
+    A record logged with ``extra={"request": ...}`` after the request's context
+    was unbound (Django's ``log_response`` for a 4xx a view returned) takes the
+    id from that request.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         for name, value in context().items():
             if getattr(record, name, None) is None:
                 setattr(record, name, value)
+        if getattr(record, "request_id", None) is None:
+            request_id = getattr(getattr(record, "request", None), "request_id", None)
+            if request_id is not None:
+                record.request_id = request_id
         return True
 
 
@@ -114,33 +116,19 @@ def _gunicorn_access_fields(atoms: dict) -> dict:
 
 
 class PlainFormatter(logging.Formatter):
-    """The classic one-line format, with the bound context appended as key=value."""
+    """The classic one-line format, with the context appended as key=value
+    (the bound fields, and those ``ContextFilter`` put on the record)."""
 
     def __init__(self, fmt="%(asctime)s %(levelname)s %(name)s %(message)s", **kwargs):
         super().__init__(fmt, **kwargs)
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
-        bound = context()
+        on_record = {name: getattr(record, name, None) for name in CONTEXT_FIELDS}
+        bound = {name: value for name, value in on_record.items() if value is not None} | context()
         if not bound:
             return line
         return line + " " + " ".join(f"{key}={value}" for key, value in bound.items())
-
-
-class RequestIdMiddleware:
-    """Binds a request id for the whole request and returns it in ``X-Request-ID``."""
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        incoming = request.headers.get(REQUEST_ID_HEADER, "")
-        request_id = incoming if _REQUEST_ID_RE.match(incoming) else new_request_id()
-        request.request_id = request_id
-        with bind(request_id=request_id):
-            response = self.get_response(request)
-        response[REQUEST_ID_HEADER] = request_id
-        return response
 
 
 # --- Celery: carry the request id into tasks and bind task context ------------

@@ -18,7 +18,6 @@ from collections import defaultdict
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Min, Q, Sum
 from django.http import HttpResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -26,6 +25,12 @@ from django.views.decorators.http import require_GET
 from kombu.exceptions import ChannelError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily
+
+from billing import selectors as billing_selectors
+from compute import selectors as compute_selectors
+from compute.choices import ACTIVE_OPERATION_STATES, VMStatus
+from controlplane.celery import app
+from workers import selectors as workers_selectors
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +50,6 @@ def _operations(now):
     (an operation finished in the window but created longer ago than that is
     left out; operations take minutes).
     """
-    from compute.choices import ACTIVE_OPERATION_STATES, OperationState
-    from compute.models import Operation
-
     window = settings.METRICS_LATENCY_WINDOW_SECONDS
     since = now - timedelta(seconds=window)
     by_state = GaugeMetricFamily(
@@ -70,26 +72,8 @@ def _operations(now):
         f"Run time (finished - started) of operations finished in the last {window} s.",
         labels=["action", "state"],
     )
-    timed = Q(started_at__isnull=False, finished_at__isnull=False)
-    duration = ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
-    buckets = {
-        f"le_{i}": Count("id", filter=timed & Q(duration__lte=timedelta(seconds=bound)))
-        for i, bound in enumerate(LATENCY_BUCKETS)
-    }
-    recent = Q(finished_at__gte=since, created_at__gte=since - OPERATION_MAX_AGE)
-    rows = (
-        Operation.objects.filter(Q(state__in=ACTIVE_OPERATION_STATES) | recent)
-        .annotate(duration=duration)
-        .values("action", "state")
-        .annotate(
-            total=Count("id"),
-            retried=Count("id", filter=Q(attempts__gt=1)),
-            extra=Sum(F("attempts") - 1, filter=Q(attempts__gt=1)),
-            timed=Count("id", filter=timed),
-            seconds=Sum("duration", filter=timed),
-            **buckets,
-        )
-        .order_by("action", "state")
+    rows = compute_selectors.operation_stats(
+        finished_since=since, created_since=since - OPERATION_MAX_AGE, latency_bounds=LATENCY_BUCKETS
     )
     for row in rows:
         labels = [row["action"], row["state"]]
@@ -97,7 +81,7 @@ def _operations(now):
         retried.add_metric(labels, row["retried"])
         attempts.add_metric(labels, row["extra"] or 0)
         if row["timed"] and row["state"] not in ACTIVE_OPERATION_STATES:
-            pairs = [(_le(b), row[f"le_{i}"]) for i, b in enumerate(LATENCY_BUCKETS)] + [("+Inf", row["timed"])]
+            pairs = [(_le(b), n) for b, n in zip(LATENCY_BUCKETS, row["le"], strict=True)] + [("+Inf", row["timed"])]
             latency.add_metric(labels, pairs, row["seconds"].total_seconds())
 
     oldest = GaugeMetricFamily(
@@ -105,14 +89,13 @@ def _operations(now):
         "Age of the oldest pending operation (since created) and running one (since started).",
         labels=["state"],
     )
-    for state, field in ((OperationState.PENDING, "created_at"), (OperationState.RUNNING, "started_at")):
-        oldest_at = Operation.objects.filter(state=state).aggregate(at=Min(field))["at"]
+    for state, oldest_at in compute_selectors.operation_oldest().items():
         oldest.add_metric([state], (now - oldest_at).total_seconds() if oldest_at else 0)
     expired = GaugeMetricFamily(
         f"{PREFIX}_operations_lease_expired",
         "Running operations whose worker lease passed (the reaper should hand them back).",
     )
-    expired.add_metric([], Operation.objects.filter(state=OperationState.RUNNING, lease_until__lt=now).count())
+    expired.add_metric([], compute_selectors.operation_lease_expired_count(now=now))
     return [by_state, retried, attempts, latency, oldest, expired]
 
 
@@ -121,24 +104,13 @@ def _le(bound) -> str:
 
 
 def _vms(now):
-    from compute.choices import VMStatus
-    from compute.models import VirtualMachine
-
     by_status = GaugeMetricFamily(f"{PREFIX}_vms", "VMs by hypervisor and status.", labels=["hypervisor", "status"])
     drifted = GaugeMetricFamily(
         f"{PREFIX}_vms_drifted",
         "Live VMs the reconciler did not find on their hypervisor: missing (in grace) or lost.",
         labels=["hypervisor", "kind"],
     )
-    rows = (
-        VirtualMachine.objects.values("hypervisor__name", "status")
-        .annotate(
-            total=Count("id"),
-            missing=Count("id", filter=Q(missing_since__isnull=False, lost_at__isnull=True)),
-            lost=Count("id", filter=Q(lost_at__isnull=False)),
-        )
-        .order_by()
-    )
+    rows = compute_selectors.vm_counts_by_hypervisor()
     drift = defaultdict(lambda: {"missing": 0, "lost": 0})
     for row in rows:
         hypervisor = row["hypervisor__name"]
@@ -153,9 +125,6 @@ def _vms(now):
 
 
 def _workers(now):
-    from compute.models import Hypervisor
-    from workers.models import WorkerHeartbeat
-
     stale_after = settings.ENGINE["WORKER_STALE_SECONDS"]
     age = GaugeMetricFamily(
         f"{PREFIX}_worker_heartbeat_age_seconds",
@@ -169,11 +138,9 @@ def _workers(now):
         labels=["queue"],
     )
     serving = {settings.CELERY_DEFAULT_QUEUE: 0}
-    serving.update({queue: 0 for queue in Hypervisor.objects.values_list("queue", flat=True).distinct()})
+    serving.update({queue: 0 for queue in compute_selectors.hypervisor_queues(include_disabled=True)})
     count = 0
-    for hostname, queues, last_seen in WorkerHeartbeat.objects.filter(stopped_at__isnull=True).values_list(
-        "hostname", "queues", "last_seen"
-    ):
+    for hostname, queues, last_seen in workers_selectors.worker_heartbeats_running():
         seconds = max((now - last_seen).total_seconds(), 0.0)
         age.add_metric([hostname, ",".join(queues)], seconds)
         if seconds <= stale_after:
@@ -187,15 +154,11 @@ def _workers(now):
 
 
 def known_queues() -> list[str]:
-    from compute.models import Hypervisor
-
-    queues = set(Hypervisor.objects.values_list("queue", flat=True))
+    queues = set(compute_selectors.hypervisor_queues(include_disabled=True))
     return [settings.CELERY_DEFAULT_QUEUE, *sorted(queues - {settings.CELERY_DEFAULT_QUEUE})]
 
 
 def _queues(now):
-    from controlplane.celery import app
-
     depth = GaugeMetricFamily(
         f"{PREFIX}_queue_depth",
         "Messages waiting in each broker queue (control + every hypervisor queue).",
@@ -230,8 +193,6 @@ def _queues(now):
 
 def _billing(now):
     """Wallet debits (negative ledger entries) in the window, by kind; the created_at index."""
-    from billing.models import LedgerEntry
-
     window = settings.METRICS_LATENCY_WINDOW_SECONDS
     count = GaugeMetricFamily(
         f"{PREFIX}_wallet_debits", f"Wallet debits in the last {window} s, by kind.", labels=["kind"]
@@ -239,13 +200,7 @@ def _billing(now):
     amount = GaugeMetricFamily(
         f"{PREFIX}_wallet_debited_inr", f"Rupees debited from wallets in the last {window} s, by kind.", labels=["kind"]
     )
-    rows = (
-        LedgerEntry.objects.filter(created_at__gte=now - timedelta(seconds=window), amount__lt=0)
-        .values("kind")
-        .annotate(n=Count("id"), total=Sum("amount"))
-        .order_by("kind")
-    )
-    for row in rows:
+    for row in billing_selectors.ledger_debits_since(since=now - timedelta(seconds=window)):
         count.add_metric([row["kind"]], row["n"])
         amount.add_metric([row["kind"]], float(-row["total"]))
     return [count, amount]

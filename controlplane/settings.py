@@ -62,8 +62,16 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "" if PRODUCTION else "localhost,127.0
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000")
 
+# Optional pieces, switched on by their variables (plain `if` blocks below).
+# Google sign-in only when both variables are set.
+GOOGLE_CLIENT_ID = os.environ.get("GOOGLE_CLIENT_ID", "")
+GOOGLE_CLIENT_SECRET = os.environ.get("GOOGLE_CLIENT_SECRET", "")
+_google_sign_in = bool(GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET)
+
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Operators' admin requires a verified OTP device: every admin.site.register()
+    # lands on accounts.admin_site.AdminSite through this AdminConfig.
+    "accounts.apps.OTPAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -81,20 +89,52 @@ INSTALLED_APPS = [
     "compute",
     "billing",
     "workers",
+    # Sign-up and login (django-allauth), 2FA (django-otp), lockout (django-axes): docs/SECURITY.md
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "axes",
 ]
+if _google_sign_in:
+    INSTALLED_APPS += ["allauth.socialaccount.providers.google"]
 
+# Requests pass down this list and responses back up it.
 MIDDLEWARE = [
-    "audit.middleware.RequestIDMiddleware",  # first, so every response carries X-Request-ID
+    # First: one request id (audit/request_meta.py trust rule) on the response, every log line and audit event.
+    "audit.middleware.RequestIDMiddleware",
+    # HTTPS redirect, HSTS and nosniff before anything does work.
     "django.middleware.security.SecurityMiddleware",
+    # Static files answered right after the security headers, before sessions and auth (WhiteNoise's rule).
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # The session, which everything below it reads (auth, messages, OTP, allauth).
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Host check and APPEND_SLASH redirects before CSRF and views.
     "django.middleware.common.CommonMiddleware",
+    # CSRF before any middleware or view that acts on a POST.
     "django.middleware.csrf.CsrfViewMiddleware",
+    # request.user from the session.
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified() (django-otp): needs the user.
+    "django_otp.middleware.OTPMiddleware",
+    # allauth's login flow state: needs the user and the session.
+    "allauth.account.middleware.AccountMiddleware",
+    # 2FA enforcement for session users: needs is_verified() from OTPMiddleware.
+    "accounts.middleware.TwoFactorMiddleware",
+    # Flash messages stored in the session.
     "django.contrib.messages.middleware.MessageMiddleware",
+    # X-Frame-Options: DENY on every response.
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # request.htmx for the portal's partial pages.
     "django_htmx.middleware.HtmxMiddleware",
+    # Idempotency-Key replay for API writes: keys are per user, so after authentication.
     "controlplane.idempotency.IdempotencyMiddleware",
+    # Notes the session's last use for the security page's session list (after auth, below 2FA).
+    "accounts.middleware.SessionActivityMiddleware",
+    # Last, as django-axes requires (it reads the outcome of the login views above).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "controlplane.urls"
@@ -110,6 +150,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                # The portal's navigation (docs/PORTAL.md).
+                "controlplane.portal.context.portal_nav",
             ],
         },
     },
@@ -161,6 +203,12 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+# Pages load the portal's CSS and scripts with {% static %}. Hashed names need `collectstatic`
+# (make up and deploy's install run it); before it has run (a fresh checkout, a test's
+# subprocess) pages use the plain names and WhiteNoise serves the files from the apps.
+if not PRODUCTION and not (STATIC_ROOT / "staticfiles.json").exists():
+    STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
+    WHITENOISE_USE_FINDERS = True
 
 # --- Email ----------------------------------------------------------------
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
@@ -195,9 +243,13 @@ if PRODUCTION:
 # --- REST framework -------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.TokenAuthentication",  # Authorization: Bearer <token>
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "accounts.permissions.ReadOnlyTokenPermission",
+    ],
     "DEFAULT_SCHEMA_CLASS": "controlplane.api.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
@@ -269,34 +321,21 @@ ENGINE = {
     "WORKER_STALE_SECONDS": env_int("WORKER_STALE_SECONDS", 60),
 }
 
-# --- Audit log (docs/AUDIT.md) -----------------------------------------------
-# Proxies whose X-Forwarded-For / X-Request-ID are believed (comma-separated CIDRs).
-AUDIT_TRUSTED_PROXIES = env_list("AUDIT_TRUSTED_PROXIES")
+# --- Reverse proxies and the audit log (docs/AUDIT.md, docs/SECURITY.md) ---------
+# TRUSTED_PROXY_COUNT: how many reverse proxies are in front (allauth's rate limits
+# and django-axes take the client address from X-Forwarded-For by it).
+ALLAUTH_TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+# The proxies' own addresses (comma-separated CIDRs): only a connection from one of them
+# sets the client address of audit events and the request id of the response, the logs
+# and audit events (audit/request_meta.py). Default: loopback (nginx on this machine,
+# as deploy/ installs it) once a proxy is declared, else nobody.
+AUDIT_TRUSTED_PROXIES = env_list("AUDIT_TRUSTED_PROXIES", "127.0.0.0/8,::1/128" if ALLAUTH_TRUSTED_PROXY_COUNT else "")
 AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 365)
 AUDIT_ARCHIVE_DIR = Path(os.environ.get("AUDIT_ARCHIVE_DIR", VAR_DIR / "audit-archive"))
 
 # --- Accounts and security (docs/SECURITY.md) --------------------------------
 # Sign-up and login (django-allauth), 2FA (django-otp), lockout (django-axes),
-# API tokens. Kept in one block; list edits say where they insert.
-# Operators' admin requires a verified OTP device: every admin.site.register()
-# lands on accounts.admin_site.AdminSite through this AdminConfig.
-INSTALLED_APPS[INSTALLED_APPS.index("django.contrib.admin")] = "accounts.apps.OTPAdminConfig"
-INSTALLED_APPS += [
-    "allauth",
-    "allauth.account",
-    "allauth.socialaccount",
-    "django_otp",
-    "django_otp.plugins.otp_totp",
-    "django_otp.plugins.otp_static",
-    "axes",
-]
-_after_auth = MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1
-MIDDLEWARE[_after_auth:_after_auth] = [
-    "django_otp.middleware.OTPMiddleware",
-    "allauth.account.middleware.AccountMiddleware",
-    "accounts.middleware.TwoFactorMiddleware",
-]
-MIDDLEWARE.append("axes.middleware.AxesMiddleware")  # last, as axes requires
+# API tokens; their apps and middleware are in the lists above.
 AUTHENTICATION_BACKENDS = [
     "accounts.backends.LockoutBackend",  # django-axes: refuses locked-out logins first
     "allauth.account.auth_backends.AuthenticationBackend",
@@ -331,8 +370,6 @@ ACCOUNT_EMAIL_NOTIFICATIONS = True  # mail the user when the password or email c
 ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Control Plane] "
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
-# Per-IP limits need the real client address: the number of proxies in front.
-ALLAUTH_TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 # allauth's rate limits (see docs/SECURITY.md); failed logins per account+IP are
 # django-axes' job, these catch spraying from one address and slow attacks on one account.
 ACCOUNT_RATE_LIMITS = {
@@ -343,12 +380,8 @@ ACCOUNT_RATE_LIMITS = {
     "create_token": os.environ.get("RATE_LIMIT_CREATE_TOKEN", "10/h/user"),
 }
 
-# Google sign-in only when both variables are set.
-GOOGLE_CLIENT_ID = os.environ.get("GOOGLE_CLIENT_ID", "")
-GOOGLE_CLIENT_SECRET = os.environ.get("GOOGLE_CLIENT_SECRET", "")
 SOCIALACCOUNT_PROVIDERS: dict = {}
-if GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET:
-    INSTALLED_APPS.append("allauth.socialaccount.providers.google")
+if _google_sign_in:
     SOCIALACCOUNT_PROVIDERS["google"] = {
         "APPS": [{"client_id": GOOGLE_CLIENT_ID, "secret": GOOGLE_CLIENT_SECRET, "key": ""}],
         "SCOPE": ["profile", "email"],
@@ -372,59 +405,45 @@ AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
 
 INVITATION_TTL_DAYS = env_int("INVITATION_TTL_DAYS", 7)
 
-REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
-    "accounts.authentication.TokenAuthentication",  # Authorization: Bearer <token>
-    *REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"],
-]
-REST_FRAMEWORK["DEFAULT_PERMISSION_CLASSES"] = [
-    *REST_FRAMEWORK["DEFAULT_PERMISSION_CLASSES"],
-    "accounts.permissions.ReadOnlyTokenPermission",
-]
-
 # --- Billing (billing/) ---------------------------------------------------------
 # Supplier details and policy (thresholds, grace period, pre-check, LUT) are edited
 # in Django admin (Billing settings); only the schedule of the jobs lives here.
 BILLING_CHARGE_INTERVAL_SECONDS = env_int("BILLING_CHARGE_INTERVAL_SECONDS", 600)
 BILLING_INVOICE_INTERVAL_SECONDS = env_int("BILLING_INVOICE_INTERVAL_SECONDS", 3600)
 EXTRA_BEAT_SCHEDULE = {
-    **globals().get("EXTRA_BEAT_SCHEDULE", {}),
     "billing-charge-usage": {"task": "charge_usage", "schedule": float(BILLING_CHARGE_INTERVAL_SECONDS)},
     "billing-issue-invoices": {"task": "issue_monthly_invoices", "schedule": float(BILLING_INVOICE_INTERVAL_SECONDS)},
 }
 
 # --- Portal (docs/PORTAL.md) -------------------------------------------------------
-TEMPLATES[0]["OPTIONS"]["context_processors"].append("controlplane.portal.context.portal_nav")
 # The security page lists the user's sessions; each is noted at most this often.
-MIDDLEWARE.insert(MIDDLEWARE.index("axes.middleware.AxesMiddleware"), "accounts.middleware.SessionActivityMiddleware")
 SESSION_TOUCH_SECONDS = env_int("SESSION_TOUCH_SECONDS", 300)
-# Pages load the portal's CSS and scripts with {% static %}. Hashed names need `collectstatic`
-# (make up and deploy's install run it); before it has run (a fresh checkout, a test's
-# subprocess) pages use the plain names and WhiteNoise serves the files from the apps.
-if not PRODUCTION and not (STATIC_ROOT / "staticfiles.json").exists():
-    STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
-    WHITENOISE_USE_FINDERS = True
 
-# --- Logging --------------------------------------------------------------
+# --- Logging (docs/DEPLOYMENT.md) --------------------------------------------
+# LOG_FORMAT=json: one JSON object per line; every line carries the request id
+# and operation id where known (controlplane/logging.py).
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "controlplane.logging.ContextFilter"}},
+    "formatters": {
+        "plain": {"()": "controlplane.logging.PlainFormatter"},
+        "json": {"()": "controlplane.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
 
-# --- Deployment: log format, request ids, metrics (docs/DEPLOYMENT.md) ------
-# LOG_FORMAT=json: one JSON object per line; every line carries the request id
-# and operation id where known (controlplane/logging.py).
-LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain")
-LOGGING["filters"] = {"context": {"()": "controlplane.logging.ContextFilter"}}
-LOGGING["formatters"]["plain"] = {"()": "controlplane.logging.PlainFormatter"}
-LOGGING["formatters"]["json"] = {"()": "controlplane.logging.JsonFormatter"}
-LOGGING["handlers"]["console"]["filters"] = ["context"]
-LOGGING["handlers"]["console"]["formatter"] = "json" if LOG_FORMAT == "json" else "plain"
-MIDDLEWARE.insert(0, "controlplane.logging.RequestIdMiddleware")
+# --- Metrics and the beat lock (docs/DEPLOYMENT.md) ---------------------------
 # /metrics answers only requests with "Authorization: Bearer <METRICS_TOKEN>" when set.
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 # The latency histogram covers operations finished within this window.

@@ -1,10 +1,11 @@
 """The operation engine's worker side: claim, submit, poll, write back.
 
 Tasks (workers/tasks.py) call these functions with ids; these call drivers
-(pure, no Django) and compute services (all database writes, guarded by the
-claim token). No function here sleeps on a hypervisor: after submitting, the
-next look is a separate ``poll_operation`` task scheduled with a countdown,
-so a worker slot is free while a clone takes minutes.
+(pure, no Django), compute selectors (reads) and compute services (all database
+writes, guarded by the claim token); whether to retry is compute/retry.py's call.
+No function here sleeps on a hypervisor: after submitting, the next look is a
+separate ``poll_operation`` task scheduled with a countdown, so a worker slot is
+free while a clone takes minutes.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import logging
 from django.conf import settings
 from django.utils import timezone
 
-from compute import dispatch, services
-from compute.choices import Action, OperationState
-from compute.models import Hypervisor, ImageReference, Operation, TenantBinding, VirtualMachine
+from compute import dispatch, selectors, services
+from compute.choices import DEFAULT_POLL_SECONDS, POLL_ERROR_LIMIT, Action
+from compute.models import Hypervisor, Operation
+from compute.retry import Verdict, backoff_seconds, build_timeout_message, operation_is_overdue, retry_verdict
 
 from .drivers.base import (
     Driver,
@@ -33,7 +35,6 @@ from .drivers.base import (
 )
 
 logger = logging.getLogger(__name__)
-DEFAULT_POLL_SECONDS = 2.0
 
 
 def hypervisor_config(hypervisor: Hypervisor) -> HypervisorConfig:
@@ -63,10 +64,10 @@ def observed_dict(vm: HypervisorVM | None) -> dict | None:
 
 def vm_spec(operation: Operation) -> VMSpec:
     vm = operation.vm
-    reference = ImageReference.objects.filter(image=vm.image_id, hypervisor=vm.hypervisor_id).first()
+    reference = selectors.image_reference_for_vm(vm=vm)
     if reference is None:
         raise PermanentDriverError(f"Image {vm.image} has no reference on {vm.hypervisor}.", code="no_image")
-    binding = TenantBinding.objects.filter(project=vm.project_id, hypervisor=vm.hypervisor_id, ready=True).first()
+    binding = selectors.tenant_binding_ready_for_vm(vm=vm)
     return VMSpec(
         name=vm.name,
         idempotency_key=str(operation.idempotency_key),
@@ -144,10 +145,13 @@ def _fail(operation: Operation, token: str, driver: Driver | None, code: str, me
 def _transient(operation: Operation, token: str, driver: Driver, exc: Exception) -> None:
     code = getattr(exc, "code", type(exc).__name__)
     message = getattr(exc, "message", str(exc)) or type(exc).__name__
-    if operation.attempts >= operation.max_attempts:
-        _fail(operation, token, driver, code, f"Gave up after {operation.attempts} attempts: {message}")
-    else:
+    verdict = retry_verdict(operation=operation)
+    if verdict == Verdict.RETRY:
         services.operation_retry_later(operation=operation, token=token, code=code, message=message)
+    elif verdict == Verdict.OVERDUE:
+        _fail(operation, token, driver, "build_timeout", build_timeout_message(operation))
+    else:
+        _fail(operation, token, driver, code, f"Gave up after {operation.attempts} attempts: {message}")
 
 
 def _schedule_poll(operation: Operation, token: str, after: float | None) -> None:
@@ -195,11 +199,7 @@ def execute_operation(operation_id: int, *, worker: str) -> str:
 
 
 def poll_operation(operation_id: int, token: str) -> str:
-    operation = (
-        Operation.objects.select_related("vm", "hypervisor", "project")
-        .filter(pk=operation_id, state=OperationState.RUNNING, claim_token=token)
-        .first()
-    )
+    operation = selectors.operation_get_claimed(operation_id=operation_id, token=token)
     if operation is None:
         return "stale"
     try:
@@ -211,9 +211,8 @@ def poll_operation(operation_id: int, token: str) -> str:
 
 
 def _poll_step(operation: Operation, token: str, driver: Driver) -> str:
-    if services.operation_is_overdue(operation=operation):
-        limit = operation.hypervisor.build_timeout_seconds
-        _fail(operation, token, driver, "build_timeout", f"The build did not finish within {limit} seconds.")
+    if operation_is_overdue(operation=operation):
+        _fail(operation, token, driver, "build_timeout", build_timeout_message(operation))
         return "failed"
     handle = DriverTask.from_dict(operation.task_data)
     try:
@@ -228,10 +227,10 @@ def _poll_step(operation: Operation, token: str, driver: Driver) -> str:
         errors = services.operation_record_poll_error(operation=operation, token=token, message=message)
         if errors is None:
             return "lost-claim"
-        if errors >= services.operations.POLL_ERROR_LIMIT:
+        if errors >= POLL_ERROR_LIMIT:
             _transient(operation, token, driver, exc)
             return "retry"
-        _schedule_poll(operation, token, services.operations.backoff_seconds(errors))
+        _schedule_poll(operation, token, backoff_seconds(errors))
         return "poll-error"
     if status.done:
         observed = observed_dict(status.vm)
@@ -256,33 +255,35 @@ def _poll_step(operation: Operation, token: str, driver: Driver) -> str:
 
 
 def reap_expired_operations() -> dict:
-    """Expired leases go back to pending (resumed by the next claim); creates past
-    their build timeout and operations out of attempts fail with a clear reason."""
+    """Expired leases go back to pending (resumed by the next claim) unless the retry
+    rule (compute/retry.py) says give up: then they fail with a clear reason."""
     requeued = failed = 0
     for operation in services.operation_list_expired():
-        if operation.attempts >= operation.max_attempts or services.operation_is_overdue(operation=operation):
-            try:
-                driver = driver_for(operation.hypervisor)
-            except DriverError:
-                driver = None
-            observed, known = _observe(operation, driver) if driver and operation.vm_id else (None, False)
-            reason = (
-                f"The build did not finish within {operation.hypervisor.build_timeout_seconds} seconds."
-                if services.operation_is_overdue(operation=operation)
-                else f"Its worker was lost {operation.attempts} times; giving up."
-            )
-            if services.operation_fail(
-                operation=operation,
-                token=str(operation.claim_token),
-                code="worker_lost",
-                message=reason,
-                observed=observed,
-                observed_known=known,
-                actor="reaper",
-            ):
-                failed += 1
-        elif services.operation_requeue_expired(operation=operation):
-            requeued += 1
+        verdict = retry_verdict(operation=operation)
+        if verdict == Verdict.RETRY:
+            if services.operation_requeue_expired(operation=operation):
+                requeued += 1
+            continue
+        try:
+            driver = driver_for(operation.hypervisor)
+        except DriverError:
+            driver = None
+        observed, known = _observe(operation, driver) if driver and operation.vm_id else (None, False)
+        reason = (
+            build_timeout_message(operation)
+            if verdict == Verdict.OVERDUE
+            else f"Its worker was lost {operation.attempts} times; giving up."
+        )
+        if services.operation_fail(
+            operation=operation,
+            token=str(operation.claim_token),
+            code="worker_lost",
+            message=reason,
+            observed=observed,
+            observed_known=known,
+            actor="reaper",
+        ):
+            failed += 1
     return {"requeued": requeued, "failed": failed}
 
 
@@ -306,19 +307,19 @@ def reconcile_hypervisor(hypervisor: Hypervisor) -> dict:
 
 
 def reconcile_all() -> list[dict]:
-    return [reconcile_hypervisor(hv) for hv in Hypervisor.objects.filter(enabled=True, maintenance=False)]
+    return [reconcile_hypervisor(hv) for hv in selectors.hypervisor_list_to_reconcile()]
 
 
 def resync_vm(vm_id: int) -> str:
     """Read one VM's real state from its hypervisor and write it back (operators' resync)."""
-    vm = VirtualMachine.objects.select_related("hypervisor").filter(pk=vm_id).first()
+    vm = selectors.vm_get_with_hypervisor(pk=vm_id)
     if vm is None:
         return "gone"
     driver = driver_for(vm.hypervisor)
     if vm.backend_id:
         observed = observed_dict(driver.get(vm.backend_id))
     else:
-        create = vm.operations.filter(action=Action.CREATE).order_by("-created_at").first()
+        create = selectors.operation_latest_create(vm=vm)
         observed = observed_dict(driver.find_by_key(str(create.idempotency_key))) if create else None
     services.vm_apply_observation(vm_id=vm.pk, observed=observed, source="operator")
     return "resynced"
@@ -326,7 +327,7 @@ def resync_vm(vm_id: int) -> str:
 
 def check_hypervisor(hypervisor_id: int) -> dict:
     """Test a hypervisor's connection; the answer is stored for the admin to show."""
-    hypervisor = Hypervisor.objects.get(pk=hypervisor_id)
+    hypervisor = selectors.hypervisor_get(pk=hypervisor_id)
     at = timezone.now().isoformat()
     try:
         result = {"ok": True, "at": at, **driver_for(hypervisor).check()}

@@ -11,13 +11,13 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from .models import WorkerHeartbeat
+
 logger = logging.getLogger(__name__)
 _stop = threading.Event()
 
 
 def beat_once(hostname: str, queues: list[str], started_at) -> None:
-    from .models import WorkerHeartbeat
-
     WorkerHeartbeat.objects.update_or_create(
         hostname=hostname,
         defaults={
@@ -58,8 +58,6 @@ def _start(sender=None, **kwargs):
 def _shutdown(sender=None, **kwargs):
     _stop.set()
     try:
-        from .models import WorkerHeartbeat
-
         WorkerHeartbeat.objects.filter(hostname=sender.hostname).update(stopped_at=timezone.now())
     except Exception:
         logger.warning("could not mark worker stopped", exc_info=True)

@@ -1,13 +1,14 @@
-"""/api/v1/ for accounts: projects, members, invitations, API tokens.
+"""/api/v1/ for accounts: projects (addressed by slug), members, invitations, API tokens.
 
 Querysets are scoped to the caller's memberships, so another project is a
-404; roles are checked by the services (403)."""
+404; roles are checked by controlplane.api.ProjectScopedMixin and the services (403)."""
 
-from django.utils.functional import cached_property
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.exceptions import PermissionDenied, Throttled
 from rest_framework.response import Response
+
+from controlplane.api import SLUG_PATTERN, ProjectScopedMixin
 
 from .. import selectors, services
 from ..choices import Role
@@ -28,6 +29,8 @@ class ProjectViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
 ):
     serializer_class = ProjectSerializer
+    lookup_field = "slug"
+    lookup_value_regex = SLUG_PATTERN
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation
@@ -39,7 +42,7 @@ class ProjectViewSet(
         serializer.instance = self.get_queryset().get(pk=project.pk)
 
     @extend_schema(request=ProjectUpdateSerializer, responses={200: ProjectSerializer})
-    def partial_update(self, request, pk=None):
+    def partial_update(self, request, slug=None):
         project = self.get_object()
         body = ProjectUpdateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -47,34 +50,27 @@ class ProjectViewSet(
         return Response(self.get_serializer(self.get_queryset().get(pk=project.pk)).data)
 
     @extend_schema(responses={204: None})
-    def destroy(self, request, pk=None):
+    def destroy(self, request, slug=None):
         project = self.get_object()
         check_recent_otp(request)
         services.project_delete(project=project, actor=request.user, request=request)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-@extend_schema(parameters=[OpenApiParameter("project_pk", int, OpenApiParameter.PATH, description="Project id.")])
-class _ProjectChildViewSet(viewsets.GenericViewSet):
-    """Routes under /projects/{project_pk}/: the project must be the caller's."""
+class MemberViewSet(ProjectScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Any member sees the members; changing roles and removing others are for
+    admins (owners for owners), and anyone may remove themselves (leave)."""
 
-    @cached_property
-    def project(self):
-        return selectors.project_get_for_user(user=self.request.user, pk=self.kwargs["project_pk"])
-
-
-class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _ProjectChildViewSet):
     serializer_class = MemberSerializer
     pagination_class = None
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Membership.objects.none()
-        selectors.project_require_role(user=self.request.user, project=self.project)
         return selectors.membership_list(project=self.project)
 
     @extend_schema(request=RoleSerializer, responses={200: MemberSerializer})
-    def partial_update(self, request, project_pk=None, pk=None):
+    def partial_update(self, request, slug=None, pk=None):
         membership = self.get_object()
         body = RoleSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -84,19 +80,21 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _ProjectCh
         return Response(self.get_serializer(self.get_queryset().get(pk=membership.pk)).data)
 
     @extend_schema(responses={204: None})
-    def destroy(self, request, project_pk=None, pk=None):
+    def destroy(self, request, slug=None, pk=None):
         services.membership_remove(membership=self.get_object(), actor=request.user, request=request)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class InvitationViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, _ProjectChildViewSet):
+class InvitationViewSet(ProjectScopedMixin, mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
+    """Open invitations: project admins list, send and withdraw them (inviting an owner needs an owner)."""
+
     serializer_class = InvitationSerializer
     pagination_class = None
+    project_role = Role.ADMIN
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Invitation.objects.none()
-        selectors.project_require_role(user=self.request.user, project=self.project, role=Role.ADMIN)
         return selectors.invitation_list_open(project=self.project)
 
     def perform_create(self, serializer):
@@ -110,7 +108,7 @@ class InvitationViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, _Project
         serializer.instance = invitation
 
     @extend_schema(responses={204: None})
-    def destroy(self, request, project_pk=None, pk=None):
+    def destroy(self, request, slug=None, pk=None):
         invitation = selectors.invitation_get_in_project(project=self.project, pk=pk)
         services.invitation_revoke(invitation=invitation, actor=request.user, request=request)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,6 +1,7 @@
 from functools import wraps
 
 from django.contrib import messages
+from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import redirect
@@ -8,7 +9,9 @@ from django.urls import reverse
 
 from controlplane.errors import Forbidden, NotFound, ServiceError
 
+from ..choices import Role
 from ..security import safe_next
+from ..selectors import project_for_user
 
 
 def portal_errors(view_func):
@@ -32,6 +35,26 @@ def portal_errors(view_func):
             return redirect(safe_next(request, request.META.get("HTTP_REFERER"), default=default))
 
     return wrapper
+
+
+def with_project(role: str = Role.VIEWER, *, staff_override: bool = False):
+    """Portal pages under a project's ``slug``: log-in required, the slug resolved
+    by ``accounts.selectors.project_for_user`` for a user holding ``role`` (its
+    404 / 403 / 2FA answers through ``portal_errors``, which also covers the
+    view), and the view called as ``view(request, project, **kwargs)`` with
+    ``project.role`` set to the user's role."""
+
+    def decorator(view):
+        @login_required
+        @wraps(view)
+        @portal_errors
+        def wrapper(request, slug, **kwargs):
+            project = project_for_user(user=request.user, slug=slug, role=role, staff_override=staff_override)
+            return view(request, project, **kwargs)
+
+        return wrapper
+
+    return decorator
 
 
 def form_errors(request, form) -> None:

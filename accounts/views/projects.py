@@ -11,15 +11,11 @@ from .. import selectors, services
 from ..choices import Role, role_at_least
 from ..forms import InvitationForm, ProjectCreateForm, ProjectSettingsForm, RoleForm
 from ..security import require_recent_otp
-from .common import form_errors, portal_errors
+from .common import form_errors, portal_errors, with_project
 
 
-def _project(request, slug):
-    return selectors.project_get_for_user(user=request.user, slug=slug)
-
-
-def _back(slug):
-    return redirect("accounts:project_detail", slug=slug)
+def _back(project):
+    return redirect("accounts:project_detail", slug=project.slug)
 
 
 @login_required
@@ -41,11 +37,9 @@ def project_create(request):
     return redirect("accounts:project_detail", slug=project.slug)
 
 
-@login_required
-@portal_errors
-def project_detail(request, slug):
-    project = _project(request, slug)
-    role = selectors.project_require_role(user=request.user, project=project)
+@with_project()
+def project_detail(request, project):
+    role = project.role
     can_manage = role_at_least(role, Role.ADMIN)
     context = {
         "project": project,
@@ -62,74 +56,63 @@ def project_detail(request, slug):
 
 
 @require_POST
-@login_required
-@portal_errors
-def project_settings(request, slug):
-    project = _project(request, slug)
+@with_project(Role.ADMIN)
+def project_settings(request, project):
     form = ProjectSettingsForm(request.POST)
     if not form.is_valid():
         form_errors(request, form)
-        return _back(slug)
-    role = selectors.project_require_role(user=request.user, project=project, role=Role.ADMIN)
-    require_2fa = form.cleaned_data["require_2fa"] if role == Role.OWNER else None
+        return _back(project)
+    require_2fa = form.cleaned_data["require_2fa"] if project.role == Role.OWNER else None
     project = services.project_update(
         project=project, actor=request.user, name=form.cleaned_data["name"], require_2fa=require_2fa, request=request
     )
     messages.success(request, "Project settings saved.")
-    return _back(project.slug)
+    return _back(project)
 
 
 @require_POST
-@login_required
+@with_project(Role.OWNER)
 @require_recent_otp
-@portal_errors
-def project_delete(request, slug):
-    project = _project(request, slug)
+def project_delete(request, project):
     services.project_delete(project=project, actor=request.user, request=request)
     messages.success(request, f"Project {project.name} deleted.")
     return redirect("accounts:project_list")
 
 
 @require_POST
-@login_required
-@portal_errors
-def member_role(request, slug, pk):
-    project = _project(request, slug)
+@with_project(Role.ADMIN)
+def member_role(request, project, pk):
     membership = selectors.membership_get_in_project(project=project, pk=pk)
     form = RoleForm(request.POST)
     if not form.is_valid():
         form_errors(request, form)
-        return _back(slug)
+        return _back(project)
     services.membership_role_change(
         membership=membership, actor=request.user, role=form.cleaned_data["role"], request=request
     )
     messages.success(request, f"{membership.user.email} is now {form.cleaned_data['role']}.")
-    return _back(slug)
+    return _back(project)
 
 
 @require_POST
-@login_required
-@portal_errors
-def member_remove(request, slug, pk):
-    project = _project(request, slug)
+@with_project()
+def member_remove(request, project, pk):
     membership = selectors.membership_get_in_project(project=project, pk=pk)
     services.membership_remove(membership=membership, actor=request.user, request=request)
     if membership.user_id == request.user.pk:
         messages.success(request, f"You left {project.name}.")
         return redirect("accounts:project_list")
     messages.success(request, f"{membership.user.email} removed from {project.name}.")
-    return _back(slug)
+    return _back(project)
 
 
 @require_POST
-@login_required
-@portal_errors
-def invitation_create(request, slug):
-    project = _project(request, slug)
+@with_project(Role.ADMIN)
+def invitation_create(request, project):
     form = InvitationForm(request.POST)
     if not form.is_valid():
         form_errors(request, form)
-        return _back(slug)
+        return _back(project)
     invitation, _ = services.invitation_create(
         project=project,
         actor=request.user,
@@ -138,18 +121,16 @@ def invitation_create(request, slug):
         request=request,
     )
     messages.success(request, f"Invitation sent to {invitation.email}.")
-    return _back(slug)
+    return _back(project)
 
 
 @require_POST
-@login_required
-@portal_errors
-def invitation_revoke(request, slug, pk):
-    project = _project(request, slug)
+@with_project(Role.ADMIN)
+def invitation_revoke(request, project, pk):
     invitation = selectors.invitation_get_in_project(project=project, pk=pk)
     services.invitation_revoke(invitation=invitation, actor=request.user, request=request)
     messages.success(request, f"Invitation to {invitation.email} withdrawn.")
-    return _back(slug)
+    return _back(project)
 
 
 @portal_errors

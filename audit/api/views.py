@@ -1,13 +1,11 @@
-from django.shortcuts import get_object_or_404
 from rest_framework import generics
 from rest_framework.pagination import CursorPagination
 
 from accounts.choices import Role
-from accounts.models import Project
-from accounts.selectors import project_require_role
 from audit import selectors
 from audit.choices import Action
 from audit.models import AuditEvent
+from controlplane.api import ProjectScopedMixin
 
 from .serializers import AuditEventSerializer
 
@@ -19,16 +17,15 @@ class AuditEventPagination(CursorPagination):
     page_size_query_param = "page_size"
 
 
-class ProjectAuditEventListApi(generics.ListAPIView):
+class ProjectAuditEventListApi(ProjectScopedMixin, generics.ListAPIView):
     """A project's audit events, newest first; needs the admin (or owner) role. ``?action=`` filters."""
 
     serializer_class = AuditEventSerializer
     pagination_class = AuditEventPagination
+    project_role = Role.ADMIN
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation
             return AuditEvent.objects.none()
-        project = get_object_or_404(Project, slug=self.kwargs["slug"])
-        project_require_role(user=self.request.user, project=project, role=Role.ADMIN)
         action = self.request.query_params.get("action", "")
-        return selectors.event_list_for_project(project=project, action=action if action in Action.values else "")
+        return selectors.event_list_for_project(project=self.project, action=action if action in Action.values else "")

@@ -1,3 +1,4 @@
+from django.urls import reverse
 from rest_framework import serializers
 
 from ..gst import STATES
@@ -116,8 +117,6 @@ class DocumentSerializer(serializers.ModelSerializer):
     pdf_route = ""
 
     def get_pdf_url(self, doc) -> str:
-        from django.urls import reverse
-
         url = reverse(self.pdf_route, kwargs={"slug": doc.project.slug, "pk": doc.pk})
         request = self.context.get("request")
         return request.build_absolute_uri(url) if request else url

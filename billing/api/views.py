@@ -11,9 +11,9 @@ from rest_framework.views import APIView
 
 from accounts.choices import Role
 from compute.models import Plan
+from controlplane.api import ProjectScopedMixin
 
 from .. import selectors, services
-from ..access import project_for
 from ..documents import pdf
 from ..periods import month_of, parse_month
 from .serializers import (
@@ -29,26 +29,25 @@ from .serializers import (
 )
 
 
-class ProjectMixin:
-    role = Role.VIEWER
+class BillingApi(ProjectScopedMixin):
+    """Members read with any role; operators see every project."""
 
-    def project(self, role: str | None = None):
-        return project_for(user=self.request.user, slug=self.kwargs["slug"], role=role or self.role)
+    staff_override = True
 
 
-class ProjectListApi(ProjectMixin, generics.ListAPIView):
+class ProjectListApi(BillingApi, generics.ListAPIView):
     """A paginated list of one project's rows: ``rows(project)`` gives them."""
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation
             return self.serializer_class.Meta.model.objects.none()
-        return self.rows(self.project())
+        return self.rows(self.project)
 
 
-class ProjectWalletApi(ProjectMixin, APIView):
+class ProjectWalletApi(BillingApi, APIView):
     @extend_schema(responses=WalletSerializer)
     def get(self, request, slug):
-        return Response(WalletSerializer(selectors.wallet_get(project=self.project())).data)
+        return Response(WalletSerializer(selectors.wallet_get(project=self.project)).data)
 
 
 class ProjectLedgerApi(ProjectListApi):
@@ -61,10 +60,10 @@ class ProjectLedgerApi(ProjectListApi):
 MONTH = OpenApiParameter("month", str, description="YYYY-MM in the billing time zone; default: this month.")
 
 
-class ProjectUsageApi(ProjectMixin, APIView):
+class ProjectUsageApi(BillingApi, APIView):
     @extend_schema(parameters=[MONTH], responses=UsageSerializer)
     def get(self, request, slug):
-        project = self.project()
+        project = self.project
         month = parse_month(request.query_params.get("month"), month_of(timezone.now()))
         body = {
             "month": f"{month:%Y-%m}",
@@ -81,10 +80,10 @@ class ProjectInvoiceListApi(ProjectListApi):
         return selectors.invoice_list(project=project).select_related("project")
 
 
-class ProjectInvoiceDetailApi(ProjectMixin, APIView):
+class ProjectInvoiceDetailApi(BillingApi, APIView):
     @extend_schema(responses=InvoiceDetailSerializer)
     def get(self, request, slug, pk):
-        invoice = selectors.invoice_get(project=self.project(), pk=pk)
+        invoice = selectors.invoice_get(project=self.project, pk=pk)
         return Response(InvoiceDetailSerializer(invoice, context={"request": request}).data)
 
 
@@ -108,7 +107,7 @@ def pdf_response(data: bytes, number: str) -> HttpResponse:
     return response
 
 
-class DocumentPdfApi(ProjectMixin, APIView):
+class DocumentPdfApi(BillingApi, APIView):
     """The document as a PDF (application/pdf)."""
 
     getter = staticmethod(selectors.invoice_get)
@@ -116,7 +115,7 @@ class DocumentPdfApi(ProjectMixin, APIView):
 
     @extend_schema(responses={(200, "application/pdf"): bytes})
     def get(self, request, slug, pk):
-        doc = self.getter(project=self.project(), pk=pk)
+        doc = self.getter(project=self.project, pk=pk)
         return pdf_response(self.render(doc), doc.number)
 
 
@@ -134,28 +133,30 @@ class ProjectReceiptPdfApi(DocumentPdfApi):
     render = staticmethod(pdf.receipt_pdf)
 
 
-class ProjectBillingProfileApi(ProjectMixin, APIView):
+class ProjectBillingProfileApi(BillingApi, APIView):
     @extend_schema(responses=BillingProfileSerializer)
     def get(self, request, slug):
-        profile = selectors.profile_get(project=self.project())
+        profile = selectors.profile_get(project=self.project)
         return Response(BillingProfileSerializer(profile).data if profile else {})
+
+    def project_role_needed(self) -> str:
+        return Role.ADMIN if self.request.method == "PUT" else Role.VIEWER
 
     @extend_schema(request=BillingProfileSerializer, responses=BillingProfileSerializer)
     def put(self, request, slug):
-        project = self.project(Role.ADMIN)
         serializer = BillingProfileSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        profile = services.billing_profile_update(project=project, actor=request.user, **serializer.validated_data)
+        profile = services.billing_profile_update(project=self.project, actor=request.user, **serializer.validated_data)
         return Response(BillingProfileSerializer(profile).data)
 
 
-class ProjectPlanPricesApi(ProjectMixin, APIView):
+class ProjectPlanPricesApi(BillingApi, APIView):
     """Every active plan's price for this project, with GST, and the balance a
     new VM of it needs (the request wizard shows this before confirming)."""
 
     @extend_schema(responses=PlanPriceSerializer(many=True))
     def get(self, request, slug):
-        project = self.project()
+        project = self.project
         rows = []
         for plan in Plan.objects.filter(active=True):
             price = selectors.plan_price_for_project(plan=plan, project=project)

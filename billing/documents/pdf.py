@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import unicodedata
 
+from django.utils import timezone
 from fpdf import FPDF
 from fpdf.fonts import FontFace
 
@@ -243,8 +244,6 @@ def _output(pdf: DocumentPDF, compress: bool) -> bytes:
 
 
 def invoice_pdf(invoice: Invoice, *, compress: bool = True) -> bytes:
-    from django.utils import timezone
-
     pdf = DocumentPDF(f"Tax invoice {invoice.number}")
     start, end = (timezone.localtime(t) for t in (invoice.period_start, invoice.period_end))
     details = _common_details(invoice, "Invoice no.", "Invoice date")

@@ -1,20 +1,26 @@
-"""All writes of the billing domain. Import from here: ``from billing import services``."""
+"""All writes of the billing domain. Import from here: ``from billing import services``.
+
+Floors, bottom up (a module imports only those below it): ``config`` and
+``documents`` (settings, numbering), ``notifications``, ``ledger`` (lock a
+wallet, post an entry, parse an amount), ``metering``, ``suspension``,
+``wallet`` (top-up, adjust, refund), ``charging``, ``invoices``. Reads are in
+``billing.selectors``, which imports no service.
+"""
 
 from .charging import billing_run_hourly, usage_charge_pending, usage_charge_project  # noqa: F401
 from .config import (  # noqa: F401
     billing_profile_update,
     billing_profile_validate,
-    billing_settings_get,
     billing_settings_update,
     billing_settings_validate,
 )
 from .invoices import credit_note_issue, invoice_issue, invoice_issue_monthly  # noqa: F401
 from .metering import usage_meter  # noqa: F401
+from .notifications import wallet_notify_low_balance  # noqa: F401
 from .suspension import project_suspend, project_unsuspend, suspension_apply, suspension_apply_due  # noqa: F401
 from .wallet import (  # noqa: F401
     wallet_adjust,
     wallet_check_can_afford,
-    wallet_notify_low_balance,
     wallet_refund,
     wallet_topup,
 )

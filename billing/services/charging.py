@@ -26,10 +26,10 @@ from ..gst import tax_heads
 from ..models import BillingSettings, UsageCharge, UsageRecord, Wallet
 from ..money import ZERO, paise
 from ..periods import HOUR, month_of
-from .config import billing_settings_get, treatment_for
+from ..selectors import billing_settings_get, treatment_for, usage_uncharged_project_ids
+from .ledger import entry_post, wallet_lock, wallet_profile
 from .metering import meter_horizon, usage_meter
 from .suspension import suspension_apply_due
-from .wallet import entry_post, wallet_lock, wallet_profile
 
 ACTOR = "system:billing"
 CHARGE_BATCH = 25  # projects per transaction
@@ -145,12 +145,7 @@ def usage_charge_pending(*, deadline: float | None = None, batch: int = CHARGE_B
     bad project (logged) does not hold up the others. Stops at ``deadline``
     (time.monotonic()); returns (charges, more left)."""
     settings = billing_settings_get()
-    project_ids = list(
-        UsageRecord.objects.filter(charge__isnull=True)
-        .order_by("project_id")
-        .values_list("project_id", flat=True)
-        .distinct()
-    )
+    project_ids = usage_uncharged_project_ids()
     count = 0
     for start in range(0, len(project_ids), batch):
         if deadline is not None and time.monotonic() > deadline:

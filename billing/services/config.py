@@ -11,8 +11,9 @@ import audit
 from accounts.models import Project
 from controlplane.errors import InvalidInput
 
-from ..gst import OTHER_COUNTRIES, STATES, Customer, GSTINError, Treatment, state_name, treatment, validate_gstin
+from ..gst import OTHER_COUNTRIES, STATES, GSTINError, state_name, validate_gstin
 from ..models import BillingProfile, BillingSettings
+from ..selectors import billing_settings_get
 
 PROFILE_FIELDS = (
     "legal_name",
@@ -28,11 +29,6 @@ PROFILE_FIELDS = (
 )
 SETTINGS_FIELDS = tuple(f.name for f in BillingSettings._meta.concrete_fields if f.name not in {"id", "updated_at"})
 _INDIAN_PIN = re.compile(r"^[1-9][0-9]{5}$")
-
-
-def billing_settings_get() -> BillingSettings:
-    settings, _ = BillingSettings.objects.get_or_create(pk=1)
-    return settings
 
 
 def _gstin_state_error(gstin: str, state_code: str, what: str) -> str:
@@ -148,21 +144,6 @@ def billing_profile_update(*, project: Project, actor, **values) -> BillingProfi
             actor=actor, action="billing.profile_updated", target=profile, project=project, details={"changed": changed}
         )
     return profile
-
-
-def customer_of(profile: BillingProfile | None) -> Customer:
-    if profile is None:
-        return Customer()
-    return Customer(country=profile.country, state_code=profile.state_code, gstin=profile.gstin, is_sez=profile.is_sez)
-
-
-def treatment_for(*, settings: BillingSettings, profile: BillingProfile | None) -> Treatment:
-    return treatment(
-        supplier_state=settings.state_code,
-        customer=customer_of(profile),
-        lut=settings.lut_enabled,
-        lut_for_sez=settings.lut_for_sez,
-    )
 
 
 def supplier_snapshot(settings: BillingSettings) -> dict:

@@ -17,7 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Min, Sum
+from django.db.models import Sum
 from django.utils import timezone
 
 import audit
@@ -32,17 +32,17 @@ from ..models import (
     CreditNoteLine,
     Invoice,
     InvoiceLine,
-    MeterCursor,
     UsageCharge,
     UsageRecord,
 )
 from ..money import ZERO, format_inr, paise
 from ..periods import month_of, month_start
+from ..selectors import billing_settings_get, invoice_creditable, invoice_due_projects, treatment_for
 from .charging import usage_charge_locked
-from .config import billing_settings_get, treatment_for
 from .documents import numbered, parties, parties_of, totals_fields
+from .ledger import amount_parse, entry_post, wallet_lock, wallet_profile
 from .metering import meter_horizon, usage_meter
-from .wallet import amount_parse, entry_post, wallet_lock, wallet_profile
+from .suspension import suspension_lift_if_paid
 
 logger = logging.getLogger(__name__)
 HOURS = Decimal("0.0001")
@@ -154,6 +154,8 @@ def invoice_issue(
             at=at,
             settings=settings,
         )
+        if difference < 0:  # charged more than the invoice's total: the rest goes back
+            suspension_lift_if_paid(wallet=wallet, actor=actor)
     audit.record(
         actor=actor,
         action="invoice.issued",
@@ -195,19 +197,8 @@ def invoice_issue_monthly(
     now = now or timezone.now()
     cutoff = month_start(month_of(now))
     usage_meter(until=min(meter_horizon(now), cutoff), starts_at=billing_settings_get().metering_starts_at)
-    pending = {
-        *UsageCharge.objects.filter(invoice__isnull=True, period__lt=month_of(now)).values_list(
-            "project_id", flat=True
-        ),
-        *UsageRecord.objects.filter(charge__isnull=True, hour_start__lt=cutoff).values_list("project_id", flat=True),
-    }
-    behind = set(
-        MeterCursor.objects.filter(project_id__in=pending, closed=False, metered_until__lt=cutoff).values_list(
-            "project_id", flat=True
-        )
-    )
     invoices = []
-    for project in Project.objects.filter(pk__in=pending - behind).order_by("pk"):
+    for project in invoice_due_projects(cutoff=cutoff):
         if deadline is not None and time.monotonic() > deadline:
             break
         try:
@@ -218,23 +209,6 @@ def invoice_issue_monthly(
         if invoice is not None:
             invoices.append(invoice)
     return invoices
-
-
-def _creditable(invoice: Invoice) -> dict[Decimal, tuple[Decimal, str]]:
-    """Taxable value still creditable per GST rate, with the rate's SAC."""
-    issued = {
-        rate: (taxable, sac)
-        for rate, taxable, sac in invoice.lines.values("gst_rate")
-        .annotate(taxable=Sum("taxable"), sac=Min("sac_code"))
-        .values_list("gst_rate", "taxable", "sac")
-    }
-    credited = dict(
-        CreditNoteLine.objects.filter(credit_note__invoice=invoice)
-        .values("gst_rate")
-        .annotate(taxable=Sum("taxable"))
-        .values_list("gst_rate", "taxable")
-    )
-    return {rate: (taxable - credited.get(rate, ZERO), sac) for rate, (taxable, sac) in issued.items()}
 
 
 @transaction.atomic
@@ -251,7 +225,7 @@ def credit_note_issue(
     settings = billing_settings_get()
     _require_supplier(settings)
     wallet = wallet_lock(project_id=invoice.project_id)
-    left = _creditable(invoice)
+    left = invoice_creditable(invoice=invoice)
     if amount is None:
         credits = {rate: value for rate, (value, _) in left.items() if value > 0}
     else:
@@ -310,6 +284,7 @@ def credit_note_issue(
             at=at,
             settings=settings,
         )
+        suspension_lift_if_paid(wallet=wallet, actor=actor)
     audit.record(
         actor=actor,
         action="credit_note.issued",

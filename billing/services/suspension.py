@@ -4,8 +4,13 @@ A project whose balance stays below zero for the configured grace period is
 suspended: ``Project.suspended_at`` is set (the compute services then refuse
 new requests and starts), and its active VMs are stopped through ordinary
 Operations (``compute.services.vm_action``). A credit that brings the balance
-back to zero or more lifts it; the VMs billing stopped are started again only
-when the operator configured that.
+back to zero or more lifts it: the crediting service (top-up, adjustment,
+credit note, an invoice's settlement) calls ``suspension_lift_if_paid`` after
+posting; the ledger itself never does. The VMs billing stopped are started
+again only when the operator configured that.
+
+Floors: this module stands on the ledger (``wallet_lock``) and on compute's
+services; the wallet and document services stand on it.
 """
 
 from __future__ import annotations
@@ -18,13 +23,15 @@ from django.utils import timezone
 
 import audit
 from accounts.models import Project
+from compute import services as compute_services
 from compute.choices import Action, VMStatus
 from compute.models import VirtualMachine
 from controlplane.errors import Conflict, InvalidInput, ServiceError
 
 from ..models import Wallet
 from ..money import format_inr
-from .config import billing_settings_get
+from ..selectors import billing_settings_get, suspension_due_project_ids
+from .ledger import wallet_lock
 
 logger = logging.getLogger(__name__)
 ACTOR = "system:billing"
@@ -33,8 +40,6 @@ ACTOR = "system:billing"
 def _vm_action(vm: VirtualMachine, action: str) -> bool:
     """Ask compute for an operation; False when the VM cannot take it now
     (busy, or not in a state that allows it: the next run tries again)."""
-    from compute import services as compute_services
-
     try:
         compute_services.vm_action(vm=vm, action=action, user=None, actor=ACTOR)
     except ServiceError as exc:
@@ -55,8 +60,6 @@ def _stop_active_vms(project_id: int) -> list[int]:
 def suspension_apply(*, project_id: int, now: datetime | None = None) -> bool:
     """Suspend one project if its balance has been negative past the grace
     period; idempotent (a suspended project only gets its stragglers stopped)."""
-    from .wallet import wallet_lock
-
     now = now or timezone.now()
     settings = billing_settings_get()
     wallet = wallet_lock(project_id=project_id)
@@ -95,21 +98,26 @@ def suspension_apply_due(*, now: datetime | None = None) -> int:
     projects already suspended. Each project in its own transaction."""
     now = now or timezone.now()
     grace = timedelta(hours=billing_settings_get().grace_hours)
-    due = Wallet.objects.filter(negative_since__lte=now - grace, suspended_by_billing=False).values_list(
-        "project_id", flat=True
-    )
-    suspended_with_vms = Wallet.objects.filter(
-        suspended_by_billing=True, project__vms__status=VMStatus.ACTIVE
-    ).values_list("project_id", flat=True)
     count = 0
-    for project_id in sorted({*due, *suspended_with_vms}):
+    for project_id in suspension_due_project_ids(negative_before=now - grace):
         count += suspension_apply(project_id=project_id, now=now)
     return count
 
 
+def suspension_lift_if_paid(*, wallet: Wallet, actor) -> bool:
+    """After a credit to ``wallet`` (locked by ``wallet_lock``, in the credit's
+    transaction): lift billing's suspension when the balance is back at zero
+    or more. True when it lifted one."""
+    if not wallet.suspended_by_billing or wallet.balance < 0:
+        return False
+    suspension_lift(wallet=wallet, actor=actor)
+    return True
+
+
 def suspension_lift(*, wallet: Wallet, actor) -> None:
-    """Lift billing's suspension; runs inside the credit's transaction with
-    the wallet locked (called by ``entry_post``)."""
+    """Lift billing's suspension of a locked wallet's project: clear the
+    project's suspension, start the VMs billing stopped when the operator
+    configured that, and audit."""
     project = Project.objects.select_for_update().get(pk=wallet.project_id)
     Project.objects.filter(pk=project.pk).update(suspended_at=None, suspended_reason="")
     started = []
@@ -156,8 +164,6 @@ def project_suspend(*, project: Project, actor, reason: str, request=None) -> li
 def project_unsuspend(*, project: Project, actor, request=None) -> None:
     """Lift a suspension. Billing's own (wallet below zero) lifts only once the
     balance is back at zero or more: top up or adjust the wallet instead."""
-    from .wallet import wallet_lock
-
     wallet = wallet_lock(project_id=project.pk)
     project = Project.objects.select_for_update().get(pk=project.pk)
     if not project.is_suspended:

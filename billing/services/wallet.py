@@ -1,152 +1,31 @@
-"""The wallet: an append-only ledger with a cached balance.
+"""Money in and out of a wallet by people: top-ups (with their receipt
+voucher), operators' adjustments and refunds; and the wallet pre-check that
+admits VM requests.
 
-Every movement goes through ``entry_post`` on a wallet locked with
-``wallet_lock`` (SELECT ... FOR UPDATE) in the same transaction, so the cached
-balance always equals the sum of the entries. Lock order, everywhere: wallet,
-then document series, then the audit chain.
+Each posts through the ledger (``ledger.wallet_lock`` + ``ledger.entry_post``)
+and audits; a credit then calls ``suspension.suspension_lift_if_paid``
+explicitly. Floors: ledger, then suspension, then this module.
 """
 
 from __future__ import annotations
 
-import logging
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
-from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
 import audit
-from accounts.choices import Role
-from accounts.models import Membership, Project
+from accounts.models import Project
 from controlplane.errors import Conflict, InvalidInput, PaymentRequired
 
 from ..choices import DocumentKind, EntryKind
 from ..gst import Totals, tax_heads
-from ..models import BillingProfile, LedgerEntry, ReceiptVoucher, Wallet
+from ..models import LedgerEntry, ReceiptVoucher, Wallet
 from ..money import ZERO, format_inr, paise
-from .config import billing_settings_get, treatment_for
-from .documents import actor_name, numbered, parties, totals_fields
-
-logger = logging.getLogger(__name__)
-MAX_AMOUNT = Decimal("100000000.00")
-
-
-def amount_parse(value, *, field: str = "amount") -> Decimal:
-    try:
-        amount = Decimal(str(value))
-    except (InvalidOperation, TypeError, ValueError):
-        raise InvalidInput("Enter an amount in rupees, such as 500 or 499.50.", fields={field: "Not a number."})
-    if amount != paise(amount) or not amount.is_finite():
-        raise InvalidInput("Amounts have at most two decimals (paise).", fields={field: "At most two decimals."})
-    if abs(amount) > MAX_AMOUNT:
-        raise InvalidInput(f"At most ₹{format_inr(MAX_AMOUNT)} at a time.", fields={field: "Too large."})
-    return amount
-
-
-def wallet_lock(*, project_id: int) -> Wallet:
-    """The project's wallet, created if needed, locked until the transaction ends."""
-    locked = Wallet.objects.select_for_update(of=("self",)).select_related("project", "project__billing_profile")
-    wallet = locked.filter(project_id=project_id).first()
-    if wallet is None:
-        Wallet.objects.get_or_create(project_id=project_id)
-        wallet = locked.get(project_id=project_id)
-    return wallet
-
-
-def wallet_profile(wallet: Wallet) -> BillingProfile | None:
-    """The billing profile loaded with a wallet from ``wallet_lock`` (no query)."""
-    try:
-        return wallet.project.billing_profile
-    except BillingProfile.DoesNotExist:
-        return None
-
-
-def entry_post(
-    *,
-    wallet: Wallet,
-    kind: str,
-    amount: Decimal,
-    description: str,
-    actor,
-    reason: str = "",
-    reference: str = "",
-    invoice=None,
-    credit_note=None,
-    at=None,
-    settings=None,
-) -> LedgerEntry:
-    """Append one entry to a wallet locked by ``wallet_lock`` and update the
-    cached balance; then the low-balance, grace and suspension bookkeeping."""
-    before = wallet.balance
-    wallet.balance = before + amount
-    entry = LedgerEntry.objects.create(
-        project_id=wallet.project_id,
-        kind=kind,
-        amount=amount,
-        balance_after=wallet.balance,
-        description=description[:255],
-        reason=reason,
-        reference=reference,
-        actor=actor_name(actor),
-        actor_user=None if actor is None or isinstance(actor, str) else actor,
-        invoice=invoice,
-        credit_note=credit_note,
-        created_at=at or timezone.now(),
-    )
-    now = at or timezone.now()
-    if wallet.balance < 0 and wallet.negative_since is None:
-        wallet.negative_since = now
-    elif wallet.balance >= 0:
-        wallet.negative_since = None
-    _low_balance_bookkeeping(wallet, settings or billing_settings_get())
-    wallet.save(update_fields=["balance", "negative_since", "notified_threshold", "updated_at"])
-    if amount > 0 and wallet.balance >= 0 and wallet.suspended_by_billing:
-        from .suspension import suspension_lift
-
-        suspension_lift(wallet=wallet, actor=actor)
-    return entry
-
-
-def _low_balance_bookkeeping(wallet: Wallet, settings) -> None:
-    """Email once per threshold crossed downwards; re-arm as the balance rises."""
-    thresholds = sorted({*settings.thresholds, ZERO})
-    due = next((t for t in thresholds if wallet.balance < t), None)
-    notified = wallet.notified_threshold
-    if due is not None and (notified is None or due < notified):
-        project_id, balance = wallet.project_id, wallet.balance
-        transaction.on_commit(lambda: wallet_notify_low_balance(project_id=project_id, balance=balance, threshold=due))
-    wallet.notified_threshold = due
-
-
-def wallet_notify_low_balance(*, project_id: int, balance: Decimal, threshold: Decimal) -> int:
-    """Email the project's owners and admins (and its billing email). Runs
-    after commit; a mail failure is logged, never raised into billing."""
-    project = Project.objects.get(pk=project_id)
-    recipients = set(
-        Membership.objects.filter(project=project, role__in=[Role.OWNER, Role.ADMIN]).values_list(
-            "user__email", flat=True
-        )
-    )
-    profile = BillingProfile.objects.filter(project=project).first()
-    if profile and profile.billing_email:
-        recipients.add(profile.billing_email)
-    if threshold <= 0:
-        grace = billing_settings_get().grace_hours
-        subject = f"[{project.name}] Wallet balance below zero"
-        body = (
-            f"The wallet of project {project.name} is at ₹{format_inr(balance)}. Top up within {grace} hours: "
-            "after that the project is suspended and its virtual machines are stopped."
-        )
-    else:
-        subject = f"[{project.name}] Wallet balance below ₹{format_inr(threshold)}"
-        body = (
-            f"The wallet of project {project.name} is at ₹{format_inr(balance)}. Top up to keep your machines running."
-        )
-    try:
-        return send_mail(subject, body, None, sorted(recipients))
-    except Exception:  # noqa: BLE001 - a mail server problem must not undo billing
-        logger.exception("low-balance email for project %s failed", project_id)
-        return 0
+from ..selectors import billing_settings_get, plan_price_for_project, treatment_for, wallet_balance
+from .documents import numbered, parties, totals_fields
+from .ledger import amount_parse, entry_post, wallet_lock, wallet_profile
+from .suspension import suspension_lift_if_paid
 
 
 def _receipt_issue(*, wallet: Wallet, entry: LedgerEntry, number: dict, amount: Decimal, payment_mode: str):
@@ -183,8 +62,7 @@ def wallet_topup(
     reference = reference.strip()
     if reference and LedgerEntry.objects.filter(project=project, kind=EntryKind.TOPUP, reference=reference).exists():
         raise Conflict(f"A top-up with reference {reference} is already recorded for {project.name}.")
-    # The receipt's number first: crediting may lift a suspension, which audits
-    # (lock order: wallet, series, audit chain).
+    # The receipt's number first: lifting a suspension audits (lock order: wallet, series, audit chain).
     number = numbered(kind=DocumentKind.RECEIPT, prefix=billing_settings_get().receipt_prefix, at=at, actor=actor)
     entry = entry_post(
         wallet=wallet,
@@ -196,6 +74,7 @@ def wallet_topup(
         reference=reference,
         at=at,
     )
+    suspension_lift_if_paid(wallet=wallet, actor=actor)
     receipt = _receipt_issue(wallet=wallet, entry=entry, number=number, amount=amount, payment_mode=payment_mode)
     audit.record(
         actor=actor,
@@ -219,6 +98,8 @@ def wallet_adjust(*, project: Project, amount, actor, reason: str) -> LedgerEntr
     entry = entry_post(
         wallet=wallet, kind=EntryKind.ADJUSTMENT, amount=amount, description="Adjustment", actor=actor, reason=reason
     )
+    if amount > 0:
+        suspension_lift_if_paid(wallet=wallet, actor=actor)
     audit.record(
         actor=actor,
         action="wallet.adjusted",
@@ -262,16 +143,15 @@ def wallet_refund(*, project: Project, amount, actor, reason: str, reference: st
 def wallet_check_can_afford(*, project: Project, plan, hours: int | None = None) -> None:
     """Raise PaymentRequired when the project is suspended or its wallet cannot
     pay ``hours`` (default: the configured pre-check hours) of ``plan`` with GST.
-    Called by the VM request service before a request is accepted."""
-    from ..selectors import plan_price_for_project
-
+    Registered as a compute admission check (billing.apps), so the VM request
+    service runs it before a request is accepted."""
     if project.is_suspended:
         raise PaymentRequired(
             f"Project {project.name} is suspended ({project.suspended_reason or 'by an operator'}); "
             "top up the wallet to lift it before requesting machines."
         )
     price = plan_price_for_project(plan=plan, project=project, hours=hours)
-    balance = Wallet.objects.filter(project=project).values_list("balance", flat=True).first() or ZERO
+    balance = wallet_balance(project=project)
     if balance < price.period_total:
         raise PaymentRequired(
             f"A {plan.name} machine needs ₹{format_inr(price.period_total)} for its first {price.hours} hours "

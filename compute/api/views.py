@@ -7,7 +7,9 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from accounts.choices import Role
 from accounts.security import check_recent_otp
+from accounts.selectors import project_require_role
 from compute import selectors, services
 from compute.choices import Action
 from compute.models import Hypervisor, Image, ImageReference, Operation, Plan, VirtualMachine, VMRequest
@@ -157,10 +159,7 @@ class OperationViewSet(viewsets.ReadOnlyModelViewSet):
         return selectors.operation_list_for_user(user=user)
 
     def _check_member(self, operation):
-        if not self.request.user.is_staff:
-            from accounts.selectors import project_require_role
-
-            project_require_role(user=self.request.user, project=operation.project, role="member")
+        project_require_role(user=self.request.user, project=operation.project, role=Role.MEMBER, staff_override=True)
 
     @extend_schema(request=None, responses={202: ActionAcceptedSerializer})
     @action(detail=True, methods=["post"])

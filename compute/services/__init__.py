@@ -1,4 +1,9 @@
-"""All writes of the compute domain. Import from here: ``from compute import services``."""
+"""All writes of the compute domain. Import from here: ``from compute import services``.
+
+operations.py is the engine's lifecycle (claim, progress, succeed, fail, relay, reaper),
+writeback.py the one place a VM's confirmed state is written, operator.py an operator's
+retry / cancel; the engine's retry rule is compute/retry.py.
+"""
 
 from .console import (  # noqa: F401
     console_session_close,
@@ -7,24 +12,22 @@ from .console import (  # noqa: F401
     console_session_refuse,
     console_session_start,
 )
+from .hypervisors import hypervisor_set_maintenance  # noqa: F401
 from .operations import (  # noqa: F401
     Claim,
-    operation_cancel,
     operation_claim,
     operation_create,
     operation_fail,
-    operation_is_overdue,
     operation_list_expired,
-    operation_list_overdue,
     operation_record_poll_error,
     operation_record_progress,
     operation_record_submitted,
     operation_relay_pending,
     operation_requeue_expired,
-    operation_retry,
     operation_retry_later,
     operation_succeed,
 )
+from .operator import operation_cancel, operation_retry  # noqa: F401
 from .quotas import quota_release, quota_reserve  # noqa: F401
 from .reconcile import ReconcileReport, hypervisor_reconcile, hypervisor_record_check  # noqa: F401
 from .requests import (  # noqa: F401
@@ -35,4 +38,5 @@ from .requests import (  # noqa: F401
     vm_request_reject,
 )
 from .tenants import tenant_gate, tenant_quotas, tenant_wake_waiting  # noqa: F401
-from .vms import vm_action, vm_apply_observation, vm_record_status, vm_resync_request  # noqa: F401
+from .vms import vm_action, vm_apply_observation, vm_resync_request  # noqa: F401
+from .writeback import vm_record_status  # noqa: F401

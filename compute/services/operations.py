@@ -10,37 +10,30 @@ Workers call these services; they never write operation rows themselves.
 
 from __future__ import annotations
 
-import random
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 import audit
 from compute import dispatch
 from compute.choices import (
-    ACTION_RESULT_STATUS,
+    CAPACITY_RECHECK_SECONDS,
     DEFAULT_MAX_ATTEMPTS,
+    MAINTENANCE_RECHECK_SECONDS,
     Action,
     OperationState,
-    PowerState,
-    VMStatus,
 )
 from compute.models import Hypervisor, Operation, TenantBinding, VirtualMachine
+from compute.retry import backoff_seconds
 from controlplane.errors import Conflict
 
-from .quotas import quota_release
-from .vms import vm_record_status
-
-MAINTENANCE_RECHECK_SECONDS = 60
-CAPACITY_RECHECK_SECONDS = 2
-# Consecutive transient poll errors tolerated before the attempt is given back.
-POLL_ERROR_LIMIT = 5
+from .writeback import status_after_failure, status_after_success, vm_quota_release, vm_record_status
 
 
 def _engine(name: str):
@@ -57,12 +50,6 @@ def _audit_state(op: Operation, actor: str, state: str, **details) -> None:
         }.get(state, "operation.state_changed")
     details = {"operation": op.pk, "action": op.action, "state": state, "task_ref": op.task_ref, **details}
     audit.record(actor=actor, action=action, target=op.vm if op.vm_id else op, project=op.project_id, details=details)
-
-
-def backoff_seconds(attempt: int) -> float:
-    """Exponential backoff with jitter: base·2^(n-1), capped, ×[0.5, 1.5)."""
-    delay = min(_engine("RETRY_MAX_SECONDS"), _engine("RETRY_BASE_SECONDS") * (2 ** max(0, attempt - 1)))
-    return delay * (0.5 + random.random())
 
 
 # -- creation -------------------------------------------------------------------
@@ -223,7 +210,7 @@ def operation_retry_later(*, operation: Operation, token: str, code: str, messag
     """Give a running operation back to ``pending`` after a transient error.
 
     Returns the delay before the next attempt, or None if the claim was lost.
-    The caller checks ``attempts < max_attempts`` first (else it fails).
+    The caller asks ``compute.retry.retry_verdict`` first (and fails it unless RETRY).
     """
     delay = backoff_seconds(operation.attempts)
     next_at = timezone.now() + timedelta(seconds=delay)
@@ -247,10 +234,6 @@ def operation_retry_later(*, operation: Operation, token: str, code: str, messag
 
 
 # -- completion -------------------------------------------------------------------------
-
-
-def _status_from_power(power_state: str | None) -> str | None:
-    return {PowerState.RUNNING: VMStatus.ACTIVE, PowerState.STOPPED: VMStatus.STOPPED}.get(power_state)
 
 
 @transaction.atomic
@@ -282,13 +265,8 @@ def operation_succeed(*, operation: Operation, token: str, observed: dict | None
         )
     else:
         vm = VirtualMachine.objects.select_for_update(no_key=True, of=("self",)).get(pk=operation.vm_id)
-        status = ACTION_RESULT_STATUS[operation.action]
-        if observed and operation.action != Action.DELETE:
-            status = _status_from_power(observed.get("power_state")) or status
+        status = status_after_success(action=operation.action, observed=observed)
         vm_record_status(vm=vm, status=status, observed=observed, operation=operation, source="worker")
-        if operation.action == Action.DELETE and vm.quota_held:
-            quota_release(project=vm.project, plan=vm.plan)
-            VirtualMachine.objects.filter(pk=vm.pk).update(quota_held=False)
     _audit_state(operation, f"worker:{operation.worker}", OperationState.SUCCEEDED, observed=observed)
     return True
 
@@ -330,21 +308,16 @@ def operation_fail(
     operation.state = OperationState.FAILED
     if operation.vm_id:
         vm = VirtualMachine.objects.select_for_update(no_key=True, of=("self",)).get(pk=operation.vm_id)
-        nothing_submitted = not operation.task_ref
-        if operation.action == Action.CREATE:
-            status = VMStatus.ERROR
-        elif observed_known and observed is None:
-            status = VMStatus.DELETED if operation.action == Action.DELETE else VMStatus.ERROR
-        elif observed_known:
-            status = _status_from_power(observed.get("power_state")) or VMStatus.ERROR
-        elif nothing_submitted:
-            status = operation.previous_status or VMStatus.ERROR
-        else:
-            status = VMStatus.ERROR
+        status = status_after_failure(
+            action=operation.action,
+            observed=observed,
+            observed_known=observed_known,
+            submitted=bool(operation.task_ref),
+            previous_status=operation.previous_status,
+        )
         vm_record_status(vm=vm, status=status, observed=observed, operation=operation, source="worker")
-        if vm.quota_held and status in (VMStatus.DELETED,) or (operation.action == Action.CREATE and vm.quota_held):
-            quota_release(project=vm.project, plan=vm.plan)
-            VirtualMachine.objects.filter(pk=vm.pk).update(quota_held=False)
+        if operation.action == Action.CREATE:
+            vm_quota_release(vm=vm)  # a failed create holds nothing; an operator's retry reserves again
     elif operation.action == Action.PROVISION:
         TenantBinding.objects.filter(project_id=operation.project_id, hypervisor_id=operation.hypervisor_id).update(
             ready=False
@@ -408,115 +381,3 @@ def operation_requeue_expired(*, operation: Operation) -> bool:
         _audit_state(operation, "reaper", OperationState.PENDING, reason="lease expired", worker=operation.worker)
         dispatch.publish_execute(operation_id=operation.pk, queue=operation.hypervisor.queue)
     return bool(updated)
-
-
-# -- operators ----------------------------------------------------------------------------------
-
-
-@transaction.atomic
-def operation_cancel(*, operation: Operation, actor) -> Operation:
-    """Cancel a pending operation the hypervisor never got (a running one belongs to a
-    worker, and a pending one with a handle is being resumed: wait or let it fail)."""
-    updated = Operation.objects.filter(pk=operation.pk, state=OperationState.PENDING, task_ref="").update(
-        state=OperationState.CANCELLED, finished_at=timezone.now(), claim_token=None, progress_message=""
-    )
-    if not updated:
-        operation.refresh_from_db()
-        if operation.state == OperationState.PENDING:
-            raise Conflict("The hypervisor already has this operation and it is being resumed; wait for it to end.")
-        raise Conflict(
-            f"Only a pending operation can be cancelled; this one is {operation.get_state_display().lower()}."
-        )
-    operation.refresh_from_db()
-    if operation.vm_id:
-        vm = VirtualMachine.objects.select_for_update(no_key=True, of=("self",)).get(pk=operation.vm_id)
-        if operation.action == Action.CREATE:
-            vm_record_status(vm=vm, status=VMStatus.DELETED, observed=None, operation=operation, source="operator")
-            if vm.quota_held:
-                quota_release(project=vm.project, plan=vm.plan)
-                VirtualMachine.objects.filter(pk=vm.pk).update(quota_held=False)
-        else:
-            VirtualMachine.objects.filter(pk=vm.pk).update(task_state=None)
-    audit.record(
-        actor=actor,
-        action="operation.cancelled",
-        target=operation.vm or operation,
-        project=operation.project_id,
-        details={"operation": operation.pk, "action": operation.action},
-    )
-    return operation
-
-
-@transaction.atomic
-def operation_retry(*, operation: Operation, actor) -> Operation:
-    """Run a failed operation again, from scratch, with the same idempotency key
-    (so a half-built guest from the failed create is found, not duplicated)."""
-    operation = (
-        Operation.objects.select_for_update(no_key=True, of=("self",))
-        .select_related("hypervisor", "vm")
-        .get(pk=operation.pk)
-    )
-    if operation.state != OperationState.FAILED:
-        raise Conflict(f"Only a failed operation can be retried; this one is {operation.get_state_display().lower()}.")
-    if operation.vm_id:
-        vm = VirtualMachine.objects.select_for_update(no_key=True, of=("self",)).get(pk=operation.vm_id)
-        if vm.status == VMStatus.DELETED:
-            raise Conflict("The VM is deleted; nothing to retry.")
-        if operation.action == Action.CREATE and not vm.quota_held:
-            from .quotas import quota_reserve
-
-            quota_reserve(project=vm.project, plan=vm.plan)
-            VirtualMachine.objects.filter(pk=vm.pk).update(quota_held=True)
-    now = timezone.now()
-    try:
-        with transaction.atomic():
-            updated = Operation.objects.filter(pk=operation.pk, state=OperationState.FAILED).update(
-                state=OperationState.PENDING,
-                attempts=0,
-                poll_errors=0,
-                next_attempt_at=now,
-                published_at=now,
-                finished_at=None,
-                claim_token=None,
-                task_ref="",
-                task_data={},
-                progress=None,
-                progress_message="Retried by an operator.",
-                error_code="",
-                error_message="",
-            )
-    except IntegrityError:
-        raise Conflict("Another operation is in progress on this VM; retry after it finishes.") from None
-    if not updated:
-        raise Conflict("The operation changed meanwhile; reload and try again.")
-    if operation.vm_id:
-        fields = {"task_state": operation.action}
-        if operation.action == Action.CREATE:
-            fields["status"] = VMStatus.BUILDING
-        VirtualMachine.objects.filter(pk=operation.vm_id).update(**fields)
-    operation.refresh_from_db()
-    audit.record(
-        actor=actor,
-        action="operation.retried",
-        target=operation.vm or operation,
-        project=operation.project_id,
-        details={"operation": operation.pk, "action": operation.action},
-    )
-    dispatch.publish_execute(operation_id=operation.pk, queue=operation.hypervisor.queue)
-    return operation
-
-
-def operation_is_overdue(*, operation: Operation) -> bool:
-    """A create running past its hypervisor's build timeout."""
-    if operation.action != Action.CREATE or not operation.started_at:
-        return False
-    limit = timedelta(seconds=operation.hypervisor.build_timeout_seconds)
-    return timezone.now() - operation.started_at > limit
-
-
-def operation_list_overdue(*, limit: int = 200) -> list[Operation]:
-    now = timezone.now()
-    candidates = Operation.objects.filter(
-        Q(state=OperationState.RUNNING) & Q(action=Action.CREATE) & Q(started_at__isnull=False)
-    ).select_related("vm", "hypervisor")[:limit]
-    return [op for op in candidates if now - op.started_at > timedelta(seconds=op.hypervisor.build_timeout_seconds)]

@@ -19,9 +19,9 @@ from django.utils import timezone
 
 import audit
 from compute.choices import ACTIVE_OPERATION_STATES, Action, PowerState, VMStatus
-from compute.models import Hypervisor, Operation, VirtualMachine, VMStatusEvent
+from compute.models import Hypervisor, Operation, VirtualMachine
 
-POWER_TO_STATUS = {PowerState.RUNNING: VMStatus.ACTIVE, PowerState.STOPPED: VMStatus.STOPPED}
+from .writeback import status_for_power, vm_timeline_append
 
 
 @dataclass
@@ -63,7 +63,7 @@ def _drift(vm: VirtualMachine, kind: str, **details) -> None:
 
 def _apply_seen(vm: VirtualMachine, seen: dict, listed_at: datetime, report: ReconcileReport) -> None:
     power = seen.get("power_state") or PowerState.UNKNOWN
-    status = POWER_TO_STATUS.get(power, vm.status)
+    status = status_for_power(power, vm.status)
     if vm.status == VMStatus.ERROR and not vm.lost_at:
         status = VMStatus.ERROR  # an operation failure needs an operator's resync, not a silent fix
     fields = {"power_state": power, "power_state_at": listed_at, "missing_since": None, "lost_at": None}
@@ -77,7 +77,7 @@ def _apply_seen(vm: VirtualMachine, seen: dict, listed_at: datetime, report: Rec
     with transaction.atomic():
         if _guard(vm, listed_at).update(**fields):
             report.updated.append(vm.pk)
-            VMStatusEvent.objects.create(vm=vm, status=status, power_state=power, at=listed_at, source="reconciler")
+            vm_timeline_append(vm=vm, status=status, power_state=power, at=listed_at, source="reconciler")
             _drift(
                 vm,
                 "state_changed",
@@ -106,7 +106,7 @@ def _mark_lost(vm: VirtualMachine, listed_at: datetime, report: ReconcileReport)
     )
     if updated:
         report.lost.append(vm.pk)
-        VMStatusEvent.objects.create(
+        vm_timeline_append(
             vm=vm, status=VMStatus.ERROR, power_state=PowerState.MISSING, at=listed_at, source="reconciler"
         )
         _drift(vm, "lost", missing_since=vm.missing_since.isoformat())

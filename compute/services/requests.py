@@ -9,12 +9,14 @@ import audit
 from accounts.choices import Role
 from accounts.selectors import project_require_role
 from compute.choices import Action, GuestType, RequestStatus, VMStatus
-from compute.models import Hypervisor, Image, ImageReference, Plan, VirtualMachine, VMRequest, VMStatusEvent
+from compute.models import Hypervisor, Image, ImageReference, Plan, VirtualMachine, VMRequest
 from compute.notifications import notify_request_decided
 from controlplane.errors import Conflict, Forbidden, InvalidInput
 
+from .. import admission
 from .operations import operation_create
 from .quotas import quota_release, quota_reserve
+from .writeback import vm_timeline_append
 
 MAX_USER_DATA_BYTES = 16 * 1024
 SSH_KEY_PREFIXES = ("ssh-rsa ", "ssh-ed25519 ", "ecdsa-sha2-", "sk-ssh-ed25519@", "sk-ecdsa-sha2-")
@@ -76,7 +78,7 @@ def vm_request_create(
             code="project_suspended",
         )
     _validate(plan=plan, image=image, hypervisor=hypervisor, ssh_public_key=ssh_public_key, user_data=user_data)
-    _check_affordable(project=project, plan=plan)
+    admission.run_checks(project=project, plan=plan)
     _check_name_free(project, name)
     quota_reserve(project=project, plan=plan)
     try:
@@ -105,15 +107,6 @@ def vm_request_create(
         vm_request_approve(vm_request=vm_request, actor="system:auto-approve", auto=True)
         vm_request.refresh_from_db()
     return vm_request
-
-
-def _check_affordable(*, project, plan) -> None:
-    """The wallet must cover the configured hours of the plan (billing decides)."""
-    try:
-        from billing.services import wallet_check_can_afford
-    except ImportError:  # billing not installed
-        return
-    wallet_check_can_afford(project=project, plan=plan)
 
 
 def _locked_pending(vm_request: VMRequest) -> VMRequest:
@@ -154,7 +147,7 @@ def vm_request_approve(*, vm_request: VMRequest, actor, auto: bool = False, requ
             )
     except IntegrityError:
         raise Conflict(f"A VM named {vm_request.name!r} already exists in the project.", code="name_taken") from None
-    VMStatusEvent.objects.create(vm=vm, status=VMStatus.BUILDING, power_state=vm.power_state, at=now, source="approval")
+    vm_timeline_append(vm=vm, status=VMStatus.BUILDING, power_state=vm.power_state, at=now, source="approval")
     operation_create(vm=vm, action=Action.CREATE, requested_by=vm_request.requester)
     audit.record(
         actor=actor,

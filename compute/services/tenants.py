@@ -25,9 +25,10 @@ import audit
 from compute import dispatch
 from compute.choices import ACTIVE_OPERATION_STATES, Action, OperationState
 from compute.models import Operation, ProjectQuota, TenantBinding
+from compute.retry import operation_is_overdue
 from controlplane.errors import Conflict
 
-from .operations import operation_create, operation_fail, operation_is_overdue
+from .operations import operation_create, operation_fail
 
 READY, WAITING, FAILED = "ready", "waiting-tenant", "failed"
 PARAM = "tenant_provision"  # the create's params: the provision operation it waits for

@@ -7,8 +7,8 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from accounts.choices import Role, role_at_least
-from accounts.selectors import project_get_for_user, project_list_for_user, project_require_role
-from accounts.views.common import portal_errors
+from accounts.selectors import project_list_for_user
+from accounts.views.common import with_project
 from billing import selectors as billing_selectors
 from billing.periods import month_of
 from billing.services import wallet_check_can_afford
@@ -29,12 +29,6 @@ SECTION_URLS = {
     "members": "accounts:project_detail",
     "audit": "audit:project_events",
 }
-
-
-def _project(request, slug, role=Role.VIEWER):
-    project = project_get_for_user(user=request.user, slug=slug)
-    project.role = project_require_role(user=request.user, project=project, role=role)
-    return project
 
 
 @login_required
@@ -64,10 +58,8 @@ def switch(request):
     return redirect(url)
 
 
-@login_required
-@portal_errors
-def dashboard(request, slug):
-    project = _project(request, slug)
+@with_project()
+def dashboard(request, project):
     operations = compute_selectors.operation_recent_for_project(project=project, limit=8)
     busy = any(op.is_active for op in operations)
     if request.htmx:  # the polled "recent operations" part only
@@ -104,12 +96,10 @@ def _review(project, data) -> dict:
     return {"price": price, "problems": problems}
 
 
-@login_required
-@portal_errors
-def request_new(request, slug):
+@with_project(Role.MEMBER)
+def request_new(request, project):
     """Choose (plan, image, region, name, key) → review (price with GST, quota,
     balance) → confirm. Plain forms; JavaScript only filters the image list."""
-    project = _project(request, slug, role=Role.MEMBER)
     step = request.POST.get("step", "") if request.method == "POST" else ""
     initial = {"plan": request.GET.get("plan")} if request.GET.get("plan") else None
     form = wizard_form(request.POST if step in ("review", "confirm") else None, initial=initial)

@@ -19,18 +19,18 @@ PORTAL_WRITES = [
     ("post", lambda w: f"/projects/{w.project.slug}/invitations/{w.invitation.pk}/revoke/", {}),
 ]
 API_READS = [
-    ("get", lambda w: f"/api/v1/projects/{w.project.pk}/", None),
-    ("get", lambda w: f"/api/v1/projects/{w.project.pk}/members/", None),
-    ("get", lambda w: f"/api/v1/projects/{w.project.pk}/members/{w.member_ms.pk}/", None),
+    ("get", lambda w: f"/api/v1/projects/{w.project.slug}/", None),
+    ("get", lambda w: f"/api/v1/projects/{w.project.slug}/members/", None),
+    ("get", lambda w: f"/api/v1/projects/{w.project.slug}/members/{w.member_ms.pk}/", None),
 ]
 API_WRITES = [
-    ("patch", lambda w: f"/api/v1/projects/{w.project.pk}/", {"name": "Taken over"}),
-    ("delete", lambda w: f"/api/v1/projects/{w.project.pk}/", None),
-    ("patch", lambda w: f"/api/v1/projects/{w.project.pk}/members/{w.member_ms.pk}/", {"role": "owner"}),
-    ("delete", lambda w: f"/api/v1/projects/{w.project.pk}/members/{w.member_ms.pk}/", None),
-    ("get", lambda w: f"/api/v1/projects/{w.project.pk}/invitations/", None),  # admins only
-    ("post", lambda w: f"/api/v1/projects/{w.project.pk}/invitations/", {"email": "evil@example.com"}),
-    ("delete", lambda w: f"/api/v1/projects/{w.project.pk}/invitations/{w.invitation.pk}/", None),
+    ("patch", lambda w: f"/api/v1/projects/{w.project.slug}/", {"name": "Taken over"}),
+    ("delete", lambda w: f"/api/v1/projects/{w.project.slug}/", None),
+    ("patch", lambda w: f"/api/v1/projects/{w.project.slug}/members/{w.member_ms.pk}/", {"role": "owner"}),
+    ("delete", lambda w: f"/api/v1/projects/{w.project.slug}/members/{w.member_ms.pk}/", None),
+    ("get", lambda w: f"/api/v1/projects/{w.project.slug}/invitations/", None),  # admins only
+    ("post", lambda w: f"/api/v1/projects/{w.project.slug}/invitations/", {"email": "evil@example.com"}),
+    ("delete", lambda w: f"/api/v1/projects/{w.project.slug}/invitations/{w.invitation.pk}/", None),
 ]
 # Another user's token: nobody but its owner sees it (404 for everyone, viewer or not).
 TOKEN_CASES = [

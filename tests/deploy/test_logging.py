@@ -5,8 +5,10 @@ import logging
 
 import pytest
 from django.http import HttpResponse
+from django.test import override_settings
 
-from controlplane.logging import ContextFilter, JsonFormatter, PlainFormatter, RequestIdMiddleware, bind, context
+from audit.middleware import RequestIDMiddleware
+from controlplane.logging import ContextFilter, JsonFormatter, PlainFormatter, bind, context
 from tests.deploy.conftest import wait_until
 
 
@@ -60,23 +62,26 @@ def test_plain_format_appends_the_context():
     assert line.endswith("probe hello operation_id=7")
 
 
+@override_settings(AUDIT_TRUSTED_PROXIES=["127.0.0.0/8"])
 def test_the_request_id_comes_from_the_proxy_or_is_made_and_every_line_carries_it(rf, json_lines):
     def view(request):
         logging.getLogger("probe").info("inside the view")
         return HttpResponse("ok")
 
-    middleware = RequestIdMiddleware(view)
-    # Given nginx's request id: it is bound while the view runs and echoed back
+    middleware = RequestIDMiddleware(view)
+    # Given nginx's request id (nginx on this machine, a trusted proxy): bound while the view runs, echoed back
     assert middleware(rf.get("/", HTTP_X_REQUEST_ID="0123abcd"))["X-Request-ID"] == "0123abcd"
-    # Given a malformed one, or none: a fresh id replaces it
+    # Given a malformed one, or none, or one from an address that is no proxy: a fresh id replaces it
     bad = middleware(rf.get("/", HTTP_X_REQUEST_ID="evil\tvalue with spaces"))["X-Request-ID"]
     made = middleware(rf.get("/"))["X-Request-ID"]
-    assert len(bad) == len(made) == 32 and bad != made
-    assert [line["request_id"] for line in json_lines()] == ["0123abcd", bad, made]
+    direct = middleware(rf.get("/", HTTP_X_REQUEST_ID="chosen", REMOTE_ADDR="203.0.113.9"))["X-Request-ID"]
+    assert len(bad) == len(made) == len(direct) == 32 and len({bad, made, direct}) == 3
+    assert [line["request_id"] for line in json_lines()] == ["0123abcd", bad, made, direct]
     assert context() == {}
 
 
 @pytest.mark.django_db
+@override_settings(AUDIT_TRUSTED_PROXIES=["127.0.0.0/8"])
 def test_the_middleware_is_installed(client):
     assert client.get("/healthz", HTTP_X_REQUEST_ID="from-nginx")["X-Request-ID"] == "from-nginx"
 

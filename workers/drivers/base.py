@@ -30,6 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from . import load_builtin_drivers
+
 
 class DriverError(Exception):
     """Base class. ``message`` is shown to users; keep it readable."""
@@ -271,8 +273,6 @@ def register(kind: str) -> Callable[[type[Driver]], type[Driver]]:
 
 
 def driver_class(kind: str) -> type[Driver]:
-    from . import load_builtin_drivers
-
     load_builtin_drivers()
     try:
         return _REGISTRY[kind]

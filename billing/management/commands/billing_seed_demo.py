@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand
 
 from accounts.models import Project
-from billing import services
+from billing import selectors, services
 from billing.models import LedgerEntry
 
 DEMO_SUPPLIER = {
@@ -26,7 +26,7 @@ class Command(BaseCommand):
         parser.add_argument("--amount", default="5000.00")
 
     def handle(self, *args, email=None, amount="5000.00", **options):
-        if not services.billing_settings_get().legal_name:
+        if not selectors.billing_settings_get().legal_name:
             services.billing_settings_update(actor="system:seed", **DEMO_SUPPLIER)
         for project in Project.objects.filter(memberships__user__email__in=email or ["demo@example.com"]).distinct():
             if not LedgerEntry.objects.filter(project=project, reference="demo-seed").exists():

@@ -44,9 +44,11 @@ def test_worker_killed_mid_create_still_ends_with_exactly_one_vm(
     worker.kill()
     assert Operation.objects.get(pk=op.pk).state == OperationState.RUNNING
 
-    # And a new worker comes up and the reaper finds the expired lease
-    worker.start()
+    # And the reaper finds the expired lease (beat runs it whether a worker is up or not; were it
+    # to wait for a slow restart, the dead worker's poll message, redelivered after the visibility
+    # timeout, could resume the operation with its still-valid claim first), and a new worker comes up
     wait_for(lambda: engine.reap_expired_operations()["requeued"], timeout=90, interval=0.5, message="reaped")
+    worker.start()
 
     # Then the operation still ends, and exactly one VM exists on the simulator
     done = wait_operation(op.pk, timeout=30)
