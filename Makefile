@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 BIND ?= 127.0.0.1:8000
 
-.PHONY: up test venv deps deps-dev migrate seed lint format services bench clean libvirt deps-libvirt
+.PHONY: up processes test venv deps deps-dev migrate seed lint format services bench clean libvirt deps-libvirt
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,14 @@ $(VENV)/.deps-dev: requirements.txt requirements-dev.txt | $(VENV)/bin/python
 deps: $(VENV)/.deps
 deps-dev: $(VENV)/.deps-dev
 
+# Ctrl-C: honcho sends SIGTERM, then SIGKILL after a grace period it fixes at 5 s
+# (honcho.manager.KILL_WAIT, no option). A worker's warm shutdown (finish running tasks,
+# hand reserved messages back) can take longer on a busy machine, so `make up` gives it
+# STOP_GRACE seconds. The Procfile's worker uses the threads pool: honcho signals the whole
+# process group, and prefork children would die of that SIGTERM mid-task.
+STOP_GRACE ?= 20
+export HONCHO_WITH_GRACE = import sys, honcho.command, honcho.manager; honcho.manager.KILL_WAIT = $(STOP_GRACE); honcho.command.main(sys.argv[1:])
+
 ## Bring the whole product up on the embedded default (SQLite, filesystem broker, simulator).
 up: deps
 	$(PY) manage.py migrate --noinput
@@ -35,7 +43,11 @@ up: deps
 	@echo "  Consoles:       the proxy listens on 127.0.0.1:6080 (Console button on a VM's page)"
 	@echo "  Ctrl-C stops web, worker, scheduler and console proxy."
 	@echo ""
-	BIND=$(BIND) $(VENV)/bin/honcho start -f Procfile
+	@$(MAKE) --no-print-directory processes
+
+## Only web + worker + beat from the Procfile (the end of `make up`); Ctrl-C stops them warm.
+processes:
+	BIND=$(BIND) $(PY) -c "$$HONCHO_WITH_GRACE" start -f Procfile
 
 ## Run the whole test suite on PostgreSQL + Redis (started if down), with lint.
 test: deps-dev libvirt

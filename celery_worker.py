@@ -32,6 +32,7 @@ def parse_args(argv):
 
 
 def resolve_queues(spec: str) -> list[str]:
+    # Django and the apps are imported only after main() has run django.setup().
     from django.conf import settings
 
     if spec != "auto":
@@ -44,15 +45,19 @@ def resolve_queues(spec: str) -> list[str]:
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
-    import django
+    import django  # settings module chosen above, then set up before any app import
 
     django.setup()
-    from controlplane.celery import app
+    from celery.bin.celery import celery
 
     queues = resolve_queues(args.queues)
     hostname = args.hostname or f"{'+'.join(queues)[:60]}@{socket.gethostname()}"
-    app.worker_main(
-        [
+    # celery's own command, returning its status: app.worker_main() drops it, so a worker stopped by an
+    # error ("Unrecoverable error", e.g. after a Redis restart) would exit 0 and look like a clean stop.
+    return celery.main(
+        args=[
+            "--app",
+            "controlplane.celery:app",
             "worker",
             "--queues",
             ",".join(queues),
@@ -66,9 +71,10 @@ def main(argv=None):
             args.loglevel,
             "--without-mingle",
             "--without-gossip",
-        ]
+        ],
+        standalone_mode=False,
     )
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,6 +1,10 @@
 """Audit log. ``audit.record(...)`` is the single entry point (see audit.services.record).
 
 Action names live in audit/choices.py; docs/AUDIT.md describes the log.
+
+The two functions import ``audit.services`` when called, not at module level: Django
+imports this package (it is in INSTALLED_APPS) before the app registry is ready, and
+``services`` imports models. Not a cycle: a load-order rule.
 """
 
 

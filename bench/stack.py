@@ -33,6 +33,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import redis
+
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
 # Settings a caller's environment may carry (a test run's) that must not leak into the stack.
@@ -160,12 +162,15 @@ class PrivatePostgres:
 
 
 class PrivateRedis:
-    """``redis-server`` on a free port, keeping nothing on disk (a restart empties it)."""
+    """``redis-server`` on a free port, keeping nothing on disk (a restart empties it).
 
-    def __init__(self, directory: Path, port: int | None = None):
+    ``replica_of``: the port of a PrivateRedis this one replicates (for Sentinel)."""
+
+    def __init__(self, directory: Path, port: int | None = None, *, replica_of: int | None = None):
         self.dir = directory
         self.port = port or free_port()
         self.log = directory / "redis.log"
+        self.replica_of = replica_of
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -187,6 +192,7 @@ class PrivateRedis:
                 str(self.dir),
                 "--logfile",
                 str(self.log),
+                *(["--replicaof", HOST, str(self.replica_of)] if self.replica_of else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -203,11 +209,53 @@ class PrivateRedis:
                 self.proc.kill()
                 self.proc.wait(5)
 
+    def kill(self) -> None:
+        """SIGKILL: a crash, nothing flushed or handed over."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
     def url(self, db: int = 0) -> str:
         return f"redis://{HOST}:{self.port}/{db}"
 
     def version(self) -> str:
         return subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.strip()
+
+
+class PrivateSentinel(PrivateRedis):
+    """``redis-server --sentinel`` watching the master ``name`` at ``master_port``, alone (quorum 1)
+    and quick to act: the master is declared down after ``down_after_ms`` without answers."""
+
+    def __init__(self, directory: Path, *, name: str, master_port: int, down_after_ms: int = 1000):
+        super().__init__(directory)
+        self.log = directory / "sentinel.log"
+        self.name, self.master_port, self.down_after_ms = name, master_port, down_after_ms
+
+    def start(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        config = self.dir / "sentinel.conf"  # Sentinel rewrites its configuration file as it learns
+        config.write_text(
+            f"port {self.port}\nbind {HOST}\ndaemonize no\ndir {self.dir}\nlogfile {self.log}\n"
+            f"sentinel monitor {self.name} {HOST} {self.master_port} 1\n"
+            f"sentinel down-after-milliseconds {self.name} {self.down_after_ms}\n"
+            f"sentinel failover-timeout {self.name} 10000\n"
+        )
+        self.proc = subprocess.Popen(
+            ["redis-server", str(config), "--sentinel"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        wait_until(lambda: _port_open(self.port), 30, f"sentinel on port {self.port}")
+
+    def master_port_now(self) -> int:
+        host, port = redis.Redis(host=HOST, port=self.port).execute_command(
+            "SENTINEL", "get-master-addr-by-name", self.name
+        )
+        return int(port)
+
+    def url(self, db: int = 0) -> str:
+        return f"sentinel://{HOST}:{self.port}/{db}"
 
 
 @dataclass

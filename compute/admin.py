@@ -271,7 +271,7 @@ class VirtualMachineAdmin(admin.ModelAdmin):
     @admin.display(description="drift")
     def drift(self, obj):
         if obj.lost_at:
-            return format_html('<strong style="color:#b00">lost</strong>')
+            return format_html('<strong style="color:#b00">{}</strong>', "lost")
         if obj.missing_since:
             return "missing"
         return ""

@@ -5,7 +5,8 @@ the holder of the scheduler lock sends periodic tasks, the others stand by::
 
     celery -A controlplane beat -S controlplane.beat:SingletonScheduler
 
-- On Redis (the broker, or ``BEAT_LOCK_URL``) the lock is a key with a TTL
+- On Redis (the broker, or ``BEAT_LOCK_URL``; a ``sentinel://`` URL follows the
+  master Sentinel names, controlplane/sentinel.py) the lock is a key with a TTL
   (``BEAT_LOCK_TTL_SECONDS``, 30 by default) that the leader renews every
   third of it. A leader that dies stops renewing; a standby takes over within
   about 1.3 TTL. A leader that cannot renew (Redis unreachable, or it was
@@ -34,6 +35,8 @@ from celery.utils.time import maybe_make_aware
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from controlplane import sentinel
+
 logger = logging.getLogger(__name__)
 
 
@@ -46,7 +49,12 @@ class RedisLeaderLock:
 
     def __init__(self, url: str, key: str, ttl: float):
         self.key, self.ttl = key, ttl
-        self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        if sentinel.is_sentinel_url(url):
+            self.client = sentinel.master_client(
+                url, master_name=settings.REDIS_SENTINEL_MASTER, sentinel_password=settings.REDIS_SENTINEL_PASSWORD
+            )
+        else:
+            self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
         self.lock = self.client.lock(f"{key}:leader", timeout=ttl, thread_local=False)
         self.runs_key = f"{key}:last-run"
 
@@ -137,7 +145,7 @@ class FileLeaderLock:
 
 def leader_lock() -> RedisLeaderLock | FileLeaderLock:
     url = settings.BEAT_LOCK_URL or settings.CELERY_BROKER_URL
-    if url.startswith(("redis://", "rediss://", "unix://")):
+    if url.startswith(("redis://", "rediss://", "unix://", sentinel.SCHEME)):
         return RedisLeaderLock(url, settings.BEAT_LOCK_KEY, settings.BEAT_LOCK_TTL_SECONDS)
     if url.startswith("filesystem://"):
         return FileLeaderLock(settings.VAR_DIR / "beat.lock")

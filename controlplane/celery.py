@@ -15,6 +15,8 @@ import os
 from celery import Celery
 from django.conf import settings
 
+from controlplane import sentinel
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
 
 app = Celery("controlplane")
@@ -31,7 +33,14 @@ def _transport_options(broker_url: str) -> dict:
             "processed_folder": str(folder / "processed"),
             "store_processed": False,
         }
-    return {"visibility_timeout": settings.CELERY_VISIBILITY_TIMEOUT}
+    options = {"visibility_timeout": settings.CELERY_VISIBILITY_TIMEOUT}
+    if sentinel.is_sentinel_url(broker_url):  # Redis Sentinel: ask it which server is the master
+        options.update(
+            sentinel.broker_transport_options(
+                master_name=settings.REDIS_SENTINEL_MASTER, sentinel_password=settings.REDIS_SENTINEL_PASSWORD
+            )
+        )
+    return options
 
 
 def configure(celery_app: Celery) -> None:

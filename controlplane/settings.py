@@ -341,12 +341,13 @@ AUTHENTICATION_BACKENDS = [
     "allauth.account.auth_backends.AuthenticationBackend",
 ]
 
-# Cache shared by every process (rate limits, API throttles, idempotency keys): Redis with CACHE_URL,
-# else a file cache under var/ (one machine).
+# Cache shared by every process (rate limits, API throttles, idempotency keys): Redis with CACHE_URL
+# (redis:// or sentinel://; fails open while Redis is down, controlplane/cache.py), else a file cache
+# under var/ (one machine).
 CACHE_URL = os.environ.get("CACHE_URL", "")
 if CACHE_URL:
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL, "KEY_PREFIX": "cp"}
+        "default": {"BACKEND": "controlplane.cache.FailOpenRedisCache", "LOCATION": CACHE_URL, "KEY_PREFIX": "cp"}
     }
 else:
     CACHES = {
@@ -452,6 +453,14 @@ METRICS_LATENCY_WINDOW_SECONDS = env_int("METRICS_LATENCY_WINDOW_SECONDS", 3600)
 BEAT_LOCK_URL = os.environ.get("BEAT_LOCK_URL", "")
 BEAT_LOCK_KEY = os.environ.get("BEAT_LOCK_KEY", "controlplane:beat")
 BEAT_LOCK_TTL_SECONDS = float(os.environ.get("BEAT_LOCK_TTL_SECONDS", "30"))
+
+# --- Redis availability (issue 17; docs/DEPLOYMENT.md "Redis Sentinel") ---------
+# CELERY_BROKER_URL, CACHE_URL and BEAT_LOCK_URL may be Sentinel URLs
+# (sentinel://host:26379/DB;sentinel://host2:26379): the master is the one named here.
+REDIS_SENTINEL_MASTER = os.environ.get("REDIS_SENTINEL_MASTER", "mymaster")
+REDIS_SENTINEL_PASSWORD = os.environ.get("REDIS_SENTINEL_PASSWORD", "")
+# The longest a web request waits on an unreachable cache per call before answering without it.
+CACHE_REDIS_TIMEOUT_SECONDS = float(os.environ.get("CACHE_REDIS_TIMEOUT_SECONDS", "1"))
 
 # Browser consoles (docs/CONSOLE.md): the console proxy (manage.py console_proxy) and its one-time tokens.
 CONSOLE_PROXY_URL = os.environ.get("CONSOLE_PROXY_URL", "ws://127.0.0.1:6080/")  # a path: same host as the page

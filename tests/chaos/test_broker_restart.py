@@ -10,14 +10,6 @@ from bench.stack import Stack, wait_until
 
 pytestmark = pytest.mark.worker
 
-KNOWN_BUG = (
-    "celery_worker.py loses the worker's exit status: app.worker_main() -> app.start() runs celery's click command "
-    "with standalone_mode=False and ignores the code it returns, so a worker that celery/kombu 5.7 stops with "
-    "'Unrecoverable error' after a Redis restart exits 0, and systemd's Restart=on-failure leaves it down. Fix: "
-    "sys.exit(celery.bin.celery.celery.main(args=['worker', ...], standalone_mode=False)) (after setting "
-    "celery.params[0].default = app, as app.start() does), or Restart=always in the worker unit."
-)
-
 
 def test_worker_survives_redis_restart_or_exits_non_zero(tmp_path, monkeypatch):
     monkeypatch.delenv("CELERY_BROKER_URL", raising=False)  # Celery lets it override the broker given below
@@ -40,6 +32,6 @@ def test_worker_survives_redis_restart_or_exits_non_zero(tmp_path, monkeypatch):
         if worker.alive():
             client.send_task("ping", args=["after"], queue="control")
             wait_until(lambda: b"'value': 'after'" in worker.log.read_bytes(), 60, "a task after the restart")
-        elif worker.proc.returncode == 0:
-            pytest.xfail(KNOWN_BUG)
+        else:
+            assert worker.proc.returncode != 0, "the worker died of an error but exited 0:\n" + worker.tail()
         client.close()

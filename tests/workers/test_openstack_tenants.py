@@ -5,7 +5,7 @@ on it in test_openstack_nova.py."""
 
 import pytest
 
-from tests.fixtures.openstack import QUIET_SDK
+from tests.fixtures.openstack import IDENTITY, QUIET_SDK
 from workers.drivers.base import PermanentDriverError, TenantSpec
 from workers.drivers.openstack.client import Code
 
@@ -178,3 +178,15 @@ def test_a_shared_project_creates_no_project_and_pushes_no_quotas(fake_cloud, op
     assert not fake_cloud.store["projects"] and not fake_cloud.quota_sets
     # each project still gets its own network, router and security group in the shared project
     assert fake_cloud.store["networks"]["network-2"]["project_id"] == fake_cloud.fixture.project_id
+
+
+def test_keystone_refusing_the_credentials_during_provisioning_is_a_permanent_auth_error(fake_cloud, openstack_driver):
+    # Given Keystone refusing our password (rotated, account disabled)
+    fake_cloud.mock.post(
+        f"{IDENTITY}/v3/auth/tokens", status_code=401, json={"error": {"code": 401, "message": "bad password"}}
+    )
+
+    # When a project is provisioned, then it fails at once with the reason, as check() says it
+    with pytest.raises(PermanentDriverError) as raised:
+        provision(openstack_driver())
+    assert raised.value.code == Code.AUTH and "refused the credentials" in raised.value.message

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import threading
 from collections.abc import Iterator
 
@@ -40,6 +41,14 @@ TRANSIENT_CODES = {
 # Errors raised by the client's transport (socket refused, ssh, TLS, connection reset),
 # whatever their code: the daemon or the host is unreachable for now.
 TRANSPORT_DOMAINS = {libvirt.VIR_FROM_RPC, libvirt.VIR_FROM_REMOTE}
+# Transport errors that are our configuration, not an outage: a misspelt URI transport
+# ("qemu+sssh://", libvirt's VIR_ERR_INVALID_ARG), TLS files missing or unusable.
+MISCONFIGURED_TRANSPORT = re.compile(
+    r"transport in URL not recognised|Cannot read (CA certificate|certificate|private key|CA revocation list) '"
+    r"|Unable to (set x509 CA certificate|import CA certificate)|certificate \S+ (has expired|is not yet active)"
+    r"|Unable to verify server certificate",
+    re.IGNORECASE,
+)
 PERMANENT_CODES = {
     libvirt.VIR_ERR_XML_ERROR: "invalid_xml",
     libvirt.VIR_ERR_XML_DETAIL: "invalid_xml",
@@ -57,6 +66,10 @@ def translate(exc: libvirt.libvirtError, doing: str) -> DriverError:
     """A libvirt error as the engine's transient (retry) or permanent (fail now) error."""
     code, domain = exc.get_error_code(), exc.get_error_domain()
     message = f"Could not {doing}: {exc.get_error_message() or exc}"
+    if domain in TRANSPORT_DOMAINS and (
+        code == libvirt.VIR_ERR_INVALID_ARG or MISCONFIGURED_TRANSPORT.search(exc.get_error_message() or "")
+    ):
+        return PermanentDriverError(f"{message} (check the hypervisor's uri and TLS files)", code="misconfigured")
     if code in TRANSIENT_CODES:
         return TransientDriverError(message, code=TRANSIENT_CODES[code])
     if code == libvirt.VIR_ERR_OPERATION_FAILED and "lock" in (exc.get_error_message() or "").lower():

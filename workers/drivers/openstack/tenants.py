@@ -54,6 +54,12 @@ class TenantProvisioner:
         self.conn = client.conn
 
     def run(self) -> dict[str, Any]:
+        # Reaching a service's proxy (conn.identity, conn.network) logs in and discovers its
+        # endpoint: Keystone refusing us there must be typed too, as check() types it.
+        with translate("provisioning the project"):
+            return self._run()
+
+    def _run(self) -> dict[str, Any]:
         project_id, project_name = self._project()
         data: dict[str, Any] = {"project_id": project_id, "project_name": project_name}
         data["quotas"] = self._quotas(project_id)

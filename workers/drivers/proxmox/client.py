@@ -47,6 +47,16 @@ class Code:
     TASK_FAILED = "task_failed"  # a task ended with an error we have no better name for
 
 
+# HTTP 500 answers that mean "this request can never work" (PVE's own wording).
+INVALID_CONFIGURATION = (
+    r"linked clone feature is not supported|not allowed for linked clones",
+    r"can't clone|cannot clone|can't start a vm if it's a template|is a template|not a template",
+    r"storage '[^']*' (does not exist|is disabled|is not available on node|does not (support|allow))",
+    r"bridge '[^']*' does not exist|pool '[^']*' does not exist",
+    r"no such (cluster )?node|hostname lookup '[^']*' failed",
+    r"unable to parse|parameter '[^']*' not allowed|only root can",
+)
+
 # Proxmox's wording, first match wins; (pattern, code, transient).
 MESSAGE_RULES: tuple[tuple[re.Pattern, str, bool], ...] = tuple(
     (re.compile(pattern, re.IGNORECASE), code, transient)
@@ -60,6 +70,9 @@ MESSAGE_RULES: tuple[tuple[re.Pattern, str, bool], ...] = tuple(
         (r"\bis locked\b", Code.LOCKED, True),
         (r"got timeout|timed out|timeout", Code.TIMEOUT, True),
         (r"no route to host|connection refused|connection reset|temporarily unavailable", Code.UNREACHABLE, True),
+        # Validation Proxmox does with `die` in the API handler (HTTP 500, not 400): our settings or
+        # the image are wrong, and asking again gives the same answer.
+        *((pattern, Code.INVALID, False) for pattern in INVALID_CONFIGURATION),
     )
 )
 

@@ -18,6 +18,9 @@ in ``TaskStatus.task``; synchronous steps (LXC config) run on in the same poll.
   off); with hard_stop_after 0 a timed-out shutdown fails instead.
 - reboot: reboot → if a QEMU guest ignored it, stop → start.
 - delete: stop (if running) → destroy (purge, unreferenced disks).
+- HA-managed guests: a start/stop/shutdown answers with an ``hastart``/``hastop``
+  task that only queues the request; the step then waits in ``cluster/resources``
+  until the guest is really running/stopped (ha.py).
 
 A task that ends with a transient error (config lock timeout, lost quorum)
 is resubmitted after a backoff, up to ``STEP_RETRIES`` times, without the
@@ -46,7 +49,7 @@ from ..base import (
     VMSpec,
     register,
 )
-from . import guests, steps
+from . import guests, ha, steps
 from .client import Code, ProxmoxClient, classify
 from .console import console_target
 from .guests import Guest
@@ -68,6 +71,7 @@ STEP_MESSAGES = {
     "stop": "powering off",
     "reboot": "rebooting",
     "destroy": "deleting",
+    ha.WAIT_STEP: "waiting for Proxmox HA",
 }
 
 
@@ -235,6 +239,12 @@ class ProxmoxDriver(Driver):
         template = self._locate(ref, resources) if ref.isdigit() else None
         if template is None:
             raise PermanentDriverError(f"Template {ref!r} does not exist on {self.config.name}.", code=Code.NOT_FOUND)
+        if not template.template:
+            raise PermanentDriverError(
+                f"Image {ref} on {self.config.name} is the guest {template.name!r}, not a template: convert it "
+                f"(qm template {ref} / pct template {ref}) or point the image at a template's VMID.",
+                code=Code.INVALID,
+            )
         if template.kind != kind:
             raise PermanentDriverError(
                 f"Template {ref} is a {template.kind} guest but the plan wants a {spec.guest_type}.", code=Code.INVALID
@@ -375,12 +385,20 @@ class ProxmoxDriver(Driver):
             if guest is None:
                 raise PermanentDriverError(f"Guest {task.backend_id} vanished while it was being built.")
             return self._progress(task) if guest.lock in guests.BUILD_LOCKS else self._after(task)
+        if data["steps"][0] == ha.WAIT_STEP:
+            guest = self._locate(task.backend_id)
+            done = ha.reached(guest, data, vmid=task.backend_id, now=time.time())
+            return self._after(task) if done else self._progress(task)
         node = task.ref.split(":")[1]
         status = self.client.get(f"nodes/{node}/tasks/{task.ref}/status") or {}
         if status.get("status") == "running":
             return self._progress(task)
         exit_status = str(status.get("exitstatus") or "")
         if exit_status == "OK" or exit_status.startswith("WARNINGS"):
+            want = ha.requested_status(task.ref)
+            if want:  # HA only queued the request: follow the guest until it is there
+                data = ha.follow(data, want, self.settings.ha_timeout_seconds)
+                return self._progress(dataclasses.replace(task, data=data), handover=True)
             return self._after(task)
         return self._task_failed(task, exit_status or "the task ended without an exit status")
 

@@ -64,6 +64,7 @@ class Guest:
     tags: str
     lock: str
     template: bool
+    hastate: str = ""  # the HA service state ("started", "stopped", "error", ...); "" when not under HA
 
     @classmethod
     def from_resource(cls, item: dict[str, Any]) -> Guest:
@@ -76,6 +77,7 @@ class Guest:
             tags=str(item.get("tags") or ""),
             lock=str(item.get("lock") or ""),
             template=bool(int(item.get("template") or 0)),
+            hastate=str(item.get("hastate") or ""),
         )
 
     @property

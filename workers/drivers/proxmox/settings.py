@@ -26,6 +26,7 @@ class ProxmoxSettings:
     shutdown_timeout_seconds: int = 300  # how long a shutdown may take when nothing forces it
     poll_seconds: float = 2.0  # hint to the engine between polls
     step_retry_seconds: float = 2.0  # first backoff before resubmitting a step whose task failed transiently
+    ha_timeout_seconds: float = 300.0  # how long an HA-managed guest may take to reach the requested state
 
     @classmethod
     def from_config(cls, name: str, values: dict[str, Any]) -> ProxmoxSettings:
@@ -42,6 +43,7 @@ class ProxmoxSettings:
                 shutdown_timeout_seconds=int(values.get("shutdown_timeout_seconds", 300)),
                 poll_seconds=float(values.get("poll_seconds", 2)),
                 step_retry_seconds=float(values.get("step_retry_seconds", 2)),
+                ha_timeout_seconds=float(values.get("ha_timeout_seconds", 300)),
             )
         except (TypeError, ValueError) as exc:
             raise PermanentDriverError(f"{name}: invalid setting ({exc}).", code=Code.MISCONFIGURED) from exc
