@@ -21,6 +21,7 @@ class AccountAdapter(DefaultAccountAdapter):
         confirmed = super().confirm_email(request, email_address)
         if confirmed:
             services.invitation_accept_for_email(user=email_address.user, email=email_address.email, request=request)
+            services.user_email_verified(user=email_address.user, email=email_address.email, request=request)
         return confirmed
 
 
@@ -45,4 +46,5 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
         sociallogin.save(request)
         for address in EmailAddress.objects.filter(user=user, verified=True):
             services.invitation_accept_for_email(user=user, email=address.email, request=request)
+            services.user_email_verified(user=user, email=address.email, request=request)
         return user

@@ -5,7 +5,7 @@ from django.db.models import Count, Exists, OuterRef
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from . import services
-from .models import AccessToken, Invitation, Membership, Project, User
+from .models import AccessToken, Invitation, Membership, Project, SSHKey, User
 
 
 class UserCreationForm(auth_forms.AdminUserCreationForm):
@@ -143,3 +143,20 @@ class AccessTokenAdmin(admin.ModelAdmin):
         for token in queryset.filter(revoked_at__isnull=True):
             services.token_revoke(token=token, actor=request.user, request=request)
         self.message_user(request, "Tokens revoked.", messages.SUCCESS)
+
+
+@admin.register(SSHKey)
+class SSHKeyAdmin(admin.ModelAdmin):
+    """Read-only: users manage their keys in the portal (deleting one changes no VM)."""
+
+    list_display = ("name", "user", "project", "key_type", "bits", "fingerprint", "created_at")
+    list_filter = ("key_type", ("project", admin.EmptyFieldListFilter))
+    search_fields = ("name", "fingerprint", "comment", "user__email", "project__slug")
+    list_select_related = ("user", "project")
+    readonly_fields = [f.name for f in SSHKey._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

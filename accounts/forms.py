@@ -4,6 +4,7 @@ from django import forms
 from django.utils import timezone
 
 from .choices import Role
+from .sshkeys import InvalidSSHKey, ssh_key_parse
 
 TOKEN_LIFETIMES = [("", "Never expires"), ("7", "7 days"), ("30", "30 days"), ("90", "90 days"), ("365", "1 year")]
 
@@ -50,3 +51,30 @@ class TokenCreateForm(forms.Form):
     def expires_at(self):
         days = self.cleaned_data.get("lifetime")
         return timezone.now() + timedelta(days=int(days)) if days else None
+
+
+class SSHKeyForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="E.g. 'laptop' or 'deploy key'.")
+    public_key = forms.CharField(
+        label="Public key",
+        help_text="One line from ~/.ssh/id_ed25519.pub (ssh-ed25519, ssh-rsa of 2048 bits or more, ecdsa).",
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+    )
+    project = forms.ModelChoiceField(
+        queryset=None,
+        required=False,
+        empty_label="Only me (personal)",
+        label="Shared with",
+        help_text="A project's key is offered to every member building a VM there.",
+    )
+
+    def __init__(self, *args, projects, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["project"].queryset = projects
+        self.fields["project"].to_field_name = "slug"
+
+    def clean_public_key(self):
+        try:
+            return ssh_key_parse(self.cleaned_data["public_key"]).line
+        except InvalidSSHKey as exc:
+            raise forms.ValidationError(str(exc)) from None

@@ -197,3 +197,40 @@ class UserSession(models.Model):
 
     def __str__(self):
         return f"{self.user} from {self.ip_address or 'unknown'}"
+
+
+class SSHKey(models.Model):
+    """A saved OpenSSH public key: personal (``project`` empty: only its owner sees it)
+    or shared with a project's members. VMs keep their own copy of the key text,
+    so deleting a saved key changes no VM. Parsed fields come from accounts.sshkeys."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="ssh_keys", help_text="Who saved it.")
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.CASCADE, related_name="ssh_keys")
+    name = models.CharField(max_length=100)
+    public_key = models.TextField()
+    key_type = models.CharField(max_length=40)
+    bits = models.PositiveIntegerField()
+    fingerprint = models.CharField(max_length=60, help_text="SHA256 fingerprint, as ssh-keygen -l shows it.")
+    comment = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "pk"]
+        verbose_name = "SSH key"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "name"], condition=Q(project__isnull=True), name="sshkey_personal_name_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["user", "fingerprint"], condition=Q(project__isnull=True), name="sshkey_personal_key_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["project", "name"], condition=Q(project__isnull=False), name="sshkey_project_name_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["project", "fingerprint"], condition=Q(project__isnull=False), name="sshkey_project_key_unique"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.fingerprint})"

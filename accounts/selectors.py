@@ -2,7 +2,7 @@ import hmac
 from dataclasses import dataclass
 
 from django.contrib.sessions.models import Session
-from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -10,7 +10,7 @@ from controlplane.errors import Forbidden, NotFound
 
 from .choices import Role, role_at_least
 from .hashing import sha256, token_split
-from .models import AccessToken, Invitation, Membership, Project, User, UserSession
+from .models import AccessToken, Invitation, Membership, Project, SSHKey, User, UserSession
 
 
 def project_list_for_user(*, user: User) -> QuerySet[Project]:
@@ -184,3 +184,30 @@ def session_list_for_user(*, user: User) -> list:
         ).values_list("session_key", flat=True)
     )
     return [s for s in sessions if s.session_key in alive]
+
+
+def ssh_key_list_for_user(*, user: User) -> QuerySet[SSHKey]:
+    """Every saved key the user may use: their personal keys and those of their projects."""
+    mine = Q(user=user, project__isnull=True)
+    shared = Q(project__in=Project.objects.filter(memberships__user=user))
+    return SSHKey.objects.filter(mine | shared).select_related("project", "user")
+
+
+def ssh_key_list_available(*, user: User, project: Project) -> QuerySet[SSHKey]:
+    """Keys offered when a VM is built (or rebuilt) in ``project``: the user's personal
+    keys and the project's. The caller has checked the user is a member."""
+    return SSHKey.objects.filter(Q(user=user, project__isnull=True) | Q(project=project)).select_related("project")
+
+
+def ssh_key_get_for_user(*, user: User, pk) -> SSHKey:
+    key = ssh_key_list_for_user(user=user).filter(pk=pk).first()
+    if key is None:
+        raise NotFound("No such SSH key.")
+    return key
+
+
+def ssh_key_get_available(*, user: User, project: Project, pk) -> SSHKey:
+    key = ssh_key_list_available(user=user, project=project).filter(pk=pk).first()
+    if key is None:
+        raise NotFound("No such SSH key in your library or this project.")
+    return key

@@ -52,6 +52,14 @@ class Action(models.TextChoices):
     MEMBER_REMOVED = "member.removed", "Member removed"  # someone left or was removed
     MEMBER_ROLE_CHANGED = "member.role_changed", "Member role changed"  # from/to role in details
     MEMBER_INVITATION_REVOKED = "member.invitation_revoked", "Invitation withdrawn"  # an open invitation was cancelled
+    # SSH key library
+    SSH_KEY_ADDED = "ssh_key.added", "SSH key added"  # a public key was saved (fingerprint in details)
+    SSH_KEY_REMOVED = "ssh_key.removed", "SSH key removed"  # a saved key was deleted (VMs keep their copy)
+    # Outbound webhooks (notifications app)
+    WEBHOOK_CREATED = "webhook.created", "Webhook created"  # an endpoint was added (URL and event types)
+    WEBHOOK_UPDATED = "webhook.updated", "Webhook updated"  # URL, event types, enabled or secret changed
+    WEBHOOK_DELETED = "webhook.deleted", "Webhook deleted"  # an endpoint was removed
+    WEBHOOK_DISABLED = "webhook.disabled", "Webhook disabled"  # turned off after repeated delivery failures
     # Users
     USER_CREATED = "user.created", "User created"  # a person got an account
     USER_DEACTIVATED = "user.deactivated", "User deactivated"  # the account can no longer log in
@@ -70,6 +78,16 @@ class Action(models.TextChoices):
     CREDIT_NOTE_ISSUED = "credit_note.issued", "Credit note issued"  # a GST credit note got its number
     BILLING_SETTINGS_UPDATED = "billing.settings_updated", "Billing settings updated"  # supplier/policy (diff)
     BILLING_PROFILE_UPDATED = "billing.profile_updated", "Billing profile updated"  # a project's invoice address/GSTIN
+    # Payments in and refunds out (billing/payments/)
+    PAYMENT_RECEIVED = "payment.received", "Payment received"  # gateway or bank payment credited, once; receipt
+    PAYMENT_IGNORED = "payment.ignored", "Payment message ignored"  # webhook/callback crediting nothing (why)
+    PAYMENT_TRANSFER_REPORTED = "payment.transfer_reported", "Transfer reported"  # a customer gave a UTR
+    PAYMENT_TRANSFER_REJECTED = "payment.transfer_rejected", "Transfer rejected"  # operator found no such money
+    REFUND_ISSUED = "refund.issued", "Refund issued"  # balance paid back; refund voucher issued
+    REFUND_PROCESSED = "refund.processed", "Refund processed"  # the gateway confirmed the payout
+    TRIAL_GRANTED = "trial.granted", "Trial credit granted"  # sign-up credit for a verified email
+    TRIAL_EXPIRED = "trial.expired", "Trial credit expired"  # unused trial credit taken back
+    PAYMENT_SETTINGS_UPDATED = "billing.payment_settings_updated", "Payment settings updated"  # no secrets in details
     # Infrastructure and operators
     HYPERVISOR_CHANGED = "hypervisor.changed", "Hypervisor changed"  # registry entry added, edited or disabled
     HYPERVISOR_MAINTENANCE_ENTERED = "hypervisor.maintenance.entered", "Maintenance entered"  # its operations wait

@@ -9,14 +9,16 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from accounts.models import Project
 from controlplane.errors import ServiceError
 
 from . import selectors, services
-from .api.views import pdf_response
+from .admin_base import DocumentAdmin, ReadOnlyAdmin, ReadOnlyInline, service_form_view
+from .admin_forms import refund_form_for
 from .documents import einvoice, exports, pdf
 from .models import (
     BillingProfile,
@@ -33,47 +35,7 @@ from .models import (
     UsageRecord,
     Wallet,
 )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
-def _service_form_view(request, *, title, form_class, target, run, back, initial=None):
-    """A small form whose valid submit calls ``run(form.cleaned_data)``; service
-    errors are shown on the form."""
-    form = form_class(request.POST or None, initial=initial)
-    if request.method == "POST" and form.is_valid():
-        try:
-            message = run(form.cleaned_data)
-        except ServiceError as exc:
-            for field, error in exc.fields.items():
-                form.add_error(field if field in form.fields else None, error)
-            if not exc.fields:
-                form.add_error(None, exc.message)
-        else:
-            messages.success(request, message)
-            return HttpResponseRedirect(back)
-    context = {**admin.site.each_context(request), "title": title, "form": form, "target": target, "back": back}
-    return render(request, "admin/billing/service_form.html", context)
+from .payments import refunds
 
 
 class SettingsForm(forms.ModelForm):
@@ -162,9 +124,15 @@ class MoneyForm(forms.Form):
 
 
 class TopUpForm(MoneyForm):
-    reason = forms.CharField(max_length=500, required=False, help_text="Optional note.")
+    reason = forms.CharField(max_length=500, required=False, help_text="Why, when there is no payment reference.")
     payment_mode = forms.CharField(max_length=50, required=False, help_text="NEFT, UPI, card...")
     reference = forms.CharField(max_length=100, required=False, help_text="Bank / gateway reference (recorded once).")
+
+    def clean(self):
+        data = super().clean()
+        if not (data.get("reason", "").strip() or data.get("reference", "").strip()):
+            self.add_error("reason", "Give the payment reference or say why the money is credited.")
+        return data
 
 
 class AdjustForm(MoneyForm):
@@ -201,9 +169,11 @@ class WalletAdmin(ReadOnlyAdmin):
         ]
 
     def _wallet(self, request, pk):
+        """The wallet of project ``pk`` (a wallet's pk is its project's), opened on first use."""
         if not request.user.has_perm("billing.change_wallet"):
             raise PermissionDenied
-        return get_object_or_404(Wallet.objects.select_related("project"), pk=pk)
+        wallet = services.wallet_open(project=get_object_or_404(Project, pk=pk))
+        return Wallet.objects.select_related("project").get(pk=wallet.pk)
 
     def _back(self):
         return reverse("admin:billing_wallet_changelist")
@@ -222,7 +192,7 @@ class WalletAdmin(ReadOnlyAdmin):
             )
             return f"Credited ₹{receipt.total} to {wallet.project}; receipt {receipt.number}."
 
-        return _service_form_view(
+        return service_form_view(
             request, title="Top up", form_class=TopUpForm, target=wallet, run=run, back=self._back()
         )
 
@@ -235,21 +205,28 @@ class WalletAdmin(ReadOnlyAdmin):
             )
             return f"Adjusted {wallet.project} by ₹{entry.amount}; balance ₹{entry.balance_after}."
 
-        return _service_form_view(
+        return service_form_view(
             request, title="Adjust balance", form_class=AdjustForm, target=wallet, run=run, back=self._back()
         )
 
     def refund_view(self, request, pk):
         wallet = self._wallet(request, pk)
+        form_class = refund_form_for(wallet.project)
 
         def run(data):
-            entry = services.wallet_refund(
-                project=wallet.project, amount=data["amount"], actor=request.user, reason=data["reason"]
+            refund = refunds.refund_issue(
+                receipt=data["receipt"],
+                amount=data["amount"],
+                actor=request.user,
+                reason=data["reason"],
+                manual=data["manual"],
+                reference=data["reference"],
+                request=request,
             )
-            return f"Refunded ₹{-entry.amount} from {wallet.project}; balance ₹{entry.balance_after}."
+            return f"Refunded ₹{refund.amount} from {wallet.project}; refund voucher {refund.voucher.number}."
 
-        return _service_form_view(
-            request, title="Refund", form_class=MoneyForm, target=wallet, run=run, back=self._back()
+        return service_form_view(
+            request, title="Refund", form_class=form_class, target=wallet, run=run, back=self._back()
         )
 
     def invoice_view(self, request, pk):
@@ -261,7 +238,7 @@ class WalletAdmin(ReadOnlyAdmin):
                 return f"{wallet.project} has no uninvoiced usage."
             return f"Issued invoice {invoice.number} for ₹{invoice.total}."
 
-        return _service_form_view(
+        return service_form_view(
             request, title="Issue invoice now", form_class=InvoiceNowForm, target=wallet, run=run, back=self._back()
         )
 
@@ -286,31 +263,6 @@ class CreditNoteForm(forms.Form):
     )
     gst_rate = forms.DecimalField(max_digits=5, decimal_places=2, required=False, help_text="When several rates.")
     reason = forms.CharField(max_length=500)
-
-
-class DocumentAdmin(ReadOnlyAdmin):
-    list_display = ["number", "date", "project", "supply_type", "place_of_supply", "taxable_total", "total", "pdf"]
-    list_filter = ["financial_year", "supply_type", "regime"]
-    search_fields = ["number", "project__name", "project__slug"]
-    list_select_related = ["project"]
-    date_hierarchy = "date"
-    renderer = None
-
-    @admin.display(description="PDF")
-    def pdf(self, doc):
-        name = f"admin:billing_{doc._meta.model_name}_pdf"
-        return format_html('<a href="{}">PDF</a>', reverse(name, args=[doc.pk]))
-
-    def get_urls(self):
-        name = f"billing_{self.model._meta.model_name}"
-        return [
-            path("<int:pk>/pdf/", self.admin_site.admin_view(self.pdf_view), name=f"{name}_pdf"),
-            *super().get_urls(),
-        ]
-
-    def pdf_view(self, request, pk):
-        doc = get_object_or_404(self.model, pk=pk)
-        return pdf_response(type(self).renderer(doc), doc.number)
 
 
 @admin.register(Invoice)
@@ -364,7 +316,7 @@ class InvoiceAdmin(DocumentAdmin):
             )
             return f"Issued credit note {note.number} for ₹{note.total} against {invoice.number}."
 
-        return _service_form_view(
+        return service_form_view(
             request,
             title=f"Credit note against {invoice.number}",
             form_class=CreditNoteForm,
@@ -442,4 +394,4 @@ class DocumentSeriesAdmin(ReadOnlyAdmin):
     list_display = ["prefix", "financial_year", "kind", "last_number"]
 
 
-from . import admin_projects  # noqa: E402,F401  (suspend / unsuspend on the projects list)
+from . import admin_payments, admin_projects  # noqa: E402,F401  (payments; projects list actions)

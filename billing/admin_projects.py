@@ -1,4 +1,4 @@
-"""Suspend / unsuspend actions on the projects list of the operators' admin.
+"""Suspend / unsuspend and wallet actions on the projects list of the operators' admin.
 
 accounts registers the Project admin; billing (which owns suspension) adds
 its actions by re-registering a subclass, so accounts does not depend on billing.
@@ -7,6 +7,8 @@ its actions by re-registering a subclass, so accounts does not depend on billing
 from django import forms
 from django.contrib import admin, messages
 from django.shortcuts import render
+from django.urls import reverse
+from django.utils.html import format_html
 
 from accounts.admin import ProjectAdmin
 from accounts.models import Project
@@ -21,9 +23,51 @@ class SuspendForm(forms.Form):
     )
 
 
+class AdjustForm(forms.Form):
+    amount = forms.DecimalField(max_digits=14, decimal_places=2, help_text="Rupees, for each project; negative debits.")
+    reason = forms.CharField(
+        max_length=500, widget=forms.Textarea(attrs={"rows": 2}), help_text="Recorded and audited."
+    )
+
+
 class SuspendableProjectAdmin(ProjectAdmin):
-    actions = [*(ProjectAdmin.actions or []), "suspend", "unsuspend"]
-    list_display = [*ProjectAdmin.list_display, "suspended_reason"]
+    actions = [*(ProjectAdmin.actions or []), "suspend", "unsuspend", "adjust"]
+    list_display = [*ProjectAdmin.list_display, "suspended_reason", "wallet_tools"]
+
+    @admin.display(description="Wallet")
+    def wallet_tools(self, project):
+        """Top up / adjust links for every project (its wallet opens on first use)."""
+        links = [("topup", "Top up"), ("adjust", "Adjust"), ("refund", "Refund")]
+        return format_html(
+            " · ".join(f'<a href="{{}}">{label}</a>' for _, label in links),
+            *(reverse(f"admin:billing_wallet_{name}", args=[project.pk]) for name, _ in links),
+        )
+
+    @admin.action(description="Adjust the wallet balance (asks for the amount and a reason)")
+    def adjust(self, request, queryset):
+        form = AdjustForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            amount, reason = form.cleaned_data["amount"], form.cleaned_data["reason"]
+            self._each(
+                request,
+                queryset,
+                "Adjusted",
+                lambda p: services.wallet_adjust(project=p, amount=amount, actor=request.user, reason=reason),
+            )
+            return None
+        return self._ask(request, queryset, form, "Adjust wallets", "adjust")
+
+    def _ask(self, request, queryset, form, title, action):
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "projects": queryset,
+            "opts": self.model._meta,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "title": title,
+            "action": action,
+        }
+        return render(request, "admin/accounts/suspend_projects.html", context)
 
     def _each(self, request, queryset, label, call):
         done = 0
@@ -48,15 +92,7 @@ class SuspendableProjectAdmin(ProjectAdmin):
                 lambda p: services.project_suspend(project=p, actor=request.user, reason=reason, request=request),
             )
             return None
-        context = {
-            **self.admin_site.each_context(request),
-            "form": form,
-            "projects": queryset,
-            "opts": self.model._meta,
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-            "title": "Suspend projects",
-        }
-        return render(request, "admin/accounts/suspend_projects.html", context)
+        return self._ask(request, queryset, form, "Suspend projects", "suspend")
 
     @admin.action(description="Unsuspend (a negative wallet must be topped up instead)")
     def unsuspend(self, request, queryset):

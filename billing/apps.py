@@ -1,5 +1,6 @@
 from django.apps import AppConfig
 
+from accounts import hooks
 from compute import admission
 
 
@@ -9,7 +10,11 @@ class BillingConfig(AppConfig):
 
     def ready(self):
         # Django imports apps.py before any model: services can be imported only now.
-        from .services import wallet_check_can_afford
+        from .payments.trial import trial_grant
+        from .services import wallet_check_can_afford, wallet_open
 
         # compute asks billing nothing directly: the wallet pre-check joins its admission checks.
         admission.register(wallet_check_can_afford)
+        # Nor does accounts: a new project gets its wallet, a verified address its trial credit.
+        hooks.register("project_created", wallet_open)
+        hooks.register("email_verified", trial_grant)

@@ -9,6 +9,8 @@ class EntryKind(models.TextChoices):
     REFUND = "refund", "Refund"  # balance paid back to the customer
     ADJUSTMENT = "adjustment", "Adjustment"  # an operator's correction, with a reason
     CREDIT_NOTE = "credit_note", "Credit note"  # credit from a credit note against an invoice
+    TRIAL = "trial", "Trial credit"  # the sign-up trial credit (no receipt: nothing was paid)
+    TRIAL_EXPIRY = "trial_expiry", "Trial credit expired"  # unused trial credit taken back at its expiry
 
 
 class Regime(models.TextChoices):
@@ -30,6 +32,28 @@ class DocumentKind(models.TextChoices):
     INVOICE = "invoice", "Tax invoice"  # monthly (or on-demand) invoice for usage
     CREDIT_NOTE = "credit_note", "Credit note"  # against an issued invoice (Rule 53)
     RECEIPT = "receipt", "Receipt voucher"  # for a wallet top-up, an advance (Rule 50)
+    REFUND_VOUCHER = "refund_voucher", "Refund voucher"  # an advance paid back without a supply (Rule 51)
+
+
+class PaymentMethod(models.TextChoices):
+    RAZORPAY = "razorpay", "Razorpay"  # online: UPI, cards, netbanking through Razorpay Checkout
+    BANK_TRANSFER = "bank_transfer", "Bank transfer / UPI"  # paid outside; the customer reports the UTR
+
+
+class PaymentStatus(models.TextChoices):
+    CREATED = "created", "Awaiting payment"  # a Razorpay order exists; nothing captured yet
+    PENDING = "pending", "Pending confirmation"  # a reported transfer waiting for an operator
+    CREDITED = "credited", "Credited"  # the wallet was credited and a receipt voucher issued
+    REJECTED = "rejected", "Rejected"  # an operator found no such transfer (reason in note)
+
+
+# A payment still waiting for money or for an operator.
+OPEN_PAYMENT_STATUSES = (PaymentStatus.CREATED, PaymentStatus.PENDING)
+
+
+class RefundStatus(models.TextChoices):
+    PENDING = "pending", "Sent to the gateway"  # Razorpay accepted it; refund.processed not seen yet
+    PROCESSED = "processed", "Processed"  # the gateway paid it out, or the operator paid it (manual)
 
 
 class MeterStatus(models.TextChoices):
@@ -55,4 +79,13 @@ AUDIT_ACTIONS = (
     "billing.profile_updated",  # a project's billing profile changed
     "project.suspended",  # balance below zero past the grace period
     "project.unsuspended",  # a top-up brought the balance back
+    "payment.received",  # a Razorpay payment or a confirmed transfer was credited (once)
+    "payment.ignored",  # a gateway message or callback that credits nothing (reason in details)
+    "payment.transfer_reported",  # a customer reported a bank/UPI transfer (UTR)
+    "payment.transfer_rejected",  # an operator found no such transfer
+    "refund.issued",  # balance refunded; refund voucher issued
+    "refund.processed",  # the gateway confirmed a refund
+    "trial.granted",  # sign-up trial credit
+    "trial.expired",  # unused trial credit taken back
+    "billing.payment_settings_updated",  # payment methods, limits, trial (secrets never in details)
 )

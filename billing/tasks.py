@@ -9,6 +9,7 @@ from celery import shared_task
 from django.conf import settings
 
 from . import services
+from .payments import trial
 
 
 def _budget() -> float:
@@ -29,3 +30,9 @@ def issue_monthly_invoices():
     """Invoice last month's usage of every project metered past its end."""
     invoices = services.invoice_issue_monthly(deadline=time.monotonic() + _budget())
     return {"invoices": [invoice.number for invoice in invoices]}
+
+
+@shared_task(name="expire_trial_credit")
+def expire_trial_credit():
+    """Take back unused trial credit past its validity (a ledger entry each)."""
+    return {"expired": trial.trial_expire_due()}

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import views
+from .payments import views as payment_views
 
 app_name = "billing"
 urlpatterns = [
@@ -11,4 +12,8 @@ urlpatterns = [
     path("<slug:slug>/credit-notes/<int:pk>/pdf/", views.credit_note_pdf, name="credit-note-pdf"),
     path("<slug:slug>/receipts/<int:pk>/pdf/", views.receipt_pdf, name="receipt-pdf"),
     path("<slug:slug>/profile/", views.profile, name="profile"),
+    path("<slug:slug>/pay/", payment_views.pay, name="pay"),
+    path("<slug:slug>/pay/callback/", payment_views.pay_callback, name="pay-callback"),
+    path("<slug:slug>/transfer/", payment_views.transfer, name="transfer"),
+    path("<slug:slug>/refund-vouchers/<int:pk>/pdf/", payment_views.refund_voucher_pdf, name="refund-voucher-pdf"),
 ]

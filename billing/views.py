@@ -14,6 +14,7 @@ from . import selectors
 from .api.views import pdf_response
 from .documents import charts, pdf
 from .forms import BillingProfileForm
+from .payments.views import wallet_context
 from .periods import month_of, next_month, parse_month, previous_month
 
 # Billing pages: members with any role, and operators whatever their membership.
@@ -28,6 +29,7 @@ def wallet(request, project):
         "wallet": selectors.wallet_get(project=project),
         "entries": entries,
         "receipts": selectors.receipt_list(project=project)[:20],
+        **wallet_context(project=project, amount_text=request.GET.get("amount", "")),
     }
     return render(request, "billing/wallet.html", context)
 

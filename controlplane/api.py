@@ -1,15 +1,22 @@
 """API conventions shared by every app: the error body and its handler, the
-common error responses in the schema, and project-scoped views.
+common error responses in the schema, the JSON parser, id inputs, and
+project-scoped views.
 
-Every error answers ``{"error": {"code": ..., "message": ..., "fields": {...}}}``.
+Every error answers ``{"error": {"code": ..., "message": ..., "fields": {...}}}``,
+also the errors Django answers before a view runs (400, 403, 404, 413, 500).
 """
 
-from django.core.exceptions import PermissionDenied
+import django_filters
+from django import forms
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import RegexValidator
 from django.http import Http404, JsonResponse
-from django.views.defaults import page_not_found, server_error
+from django.views.defaults import bad_request, page_not_found, permission_denied, server_error
 from drf_spectacular.openapi import AutoSchema as _AutoSchema
-from drf_spectacular.utils import inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -91,13 +98,31 @@ COMMON_ERRORS = {
 WRITE_ERRORS = {
     "402": "The project's wallet cannot cover this.",
     "409": "The object's state does not allow this now (busy, already stopped, quota, name taken...).",
+    "413": "The body is larger than the server accepts (DATA_UPLOAD_MAX_MEMORY_SIZE).",
+    "415": "The body is not JSON (send Content-Type: application/json).",
     "422": "The Idempotency-Key was used with a different request.",
 }
 
 
 class AutoSchema(_AutoSchema):
     """drf-spectacular schema that adds the common error responses to every
-    operation and describes the project ``slug`` in paths."""
+    operation, describes the project ``slug`` in paths, and says that a
+    required text field needs a non-blank character (DRF trims whitespace and
+    then refuses an empty value, which ``minLength`` alone does not say)."""
+
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        plain_text = schema.get("type") == "string" and not {"format", "pattern", "enum"} & set(schema)
+        if (
+            direction == "request"
+            and plain_text
+            and isinstance(field, serializers.CharField)
+            and field.trim_whitespace
+            and not field.allow_blank
+            and not any(isinstance(validator, RegexValidator) for validator in field.validators)
+        ):
+            schema["pattern"] = r"\S"
+        return schema
 
     def _resolve_path_parameters(self, variables):
         parameters = super()._resolve_path_parameters(variables)
@@ -121,6 +146,73 @@ class AutoSchema(_AutoSchema):
                     "description": description,
                 }
         return responses
+
+
+# -- Input: ids (JSON bodies: controlplane.api_input) -----------------------------------------
+
+
+class IdField(serializers.PrimaryKeyRelatedField):
+    """A related object by its integer id. DRF's own field casts: 1.5 picked
+    object 1, and ``true`` object 1 too; here anything but a JSON integer is refused."""
+
+    default_error_messages = {"not_an_id": "Must be a whole number: the id of the object."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("not_an_id")
+        return super().to_internal_value(data)
+
+
+# What JSON type each kind of field takes, as the schema says (DRF itself casts:
+# "name": 0 became "0", "read_only": 1 became true, "count": "7" became 7).
+_JSON_TYPES = (
+    (serializers.BooleanField, (bool,), "Must be true or false."),
+    (serializers.IntegerField, (int,), "Must be a whole number."),
+    (serializers.FloatField, (int, float), "Must be a number."),
+    (serializers.ListField, (list,), "Must be a list."),
+    (serializers.DictField, (dict,), "Must be an object."),
+    (serializers.JSONField, None, ""),
+    (serializers.ManyRelatedField, (list,), "Must be a list."),
+    (serializers.ListSerializer, (list,), "Must be a list."),
+    (serializers.BaseSerializer, (dict,), "Must be an object."),
+    (IdField, None, ""),  # IdField says it itself
+    (serializers.Field, (str,), "Must be a string."),  # text, choices, dates, decimals, slugs
+)
+
+
+class JSONTypesMixin:
+    """For API serializers that take input: each field gets the JSON type the
+    schema gives it, or a 400 naming the field."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            errors = {}
+            for field in self._writable_fields:
+                value = data.get(field.field_name)
+                if value is None:  # absent, or null: DRF's own required / allow_null rules
+                    continue
+                types, message = next((t, m) for kind, t, m in _JSON_TYPES if isinstance(field, kind))
+                if types and (isinstance(value, bool) and bool not in types or not isinstance(value, types)):
+                    errors[field.field_name] = [message]
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class IdFilter(django_filters.NumberFilter):
+    """``?vm=<id>``-style filters: a whole number, matched as is, so another
+    tenant's id and an id that does not exist both give an empty list (a
+    ModelChoiceFilter answers 400 for the second: an existence leak)."""
+
+    field_class = forms.IntegerField
+
+
+@extend_schema_field({"type": "string", "pattern": f"^{SLUG_PATTERN}$"})
+class SlugFilter(django_filters.CharFilter):
+    """``?project__slug=<slug>``-style filters: a slug or a 400 (not any text)."""
+
+    field_class = forms.SlugField
 
 
 # -- Views under /api/v1/projects/{slug}/ ------------------------------------------------------
@@ -154,6 +246,21 @@ class ProjectScopedMixin:
 
 def _wants_json(request) -> bool:
     return request.path.startswith("/api/")
+
+
+def handler400(request, exception=None):
+    if not _wants_json(request):
+        return bad_request(request, exception)
+    if isinstance(exception, RequestDataTooBig):
+        message = f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
+        return JsonResponse(error_body("request_too_large", message), status=413)
+    return JsonResponse(error_body("bad_request", "The request could not be understood."), status=400)
+
+
+def handler403(request, exception=None):
+    if _wants_json(request):
+        return JsonResponse(error_body("permission_denied", "You may not do this."), status=403)
+    return permission_denied(request, exception)
 
 
 def handler404(request, exception=None):

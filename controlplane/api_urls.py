@@ -7,4 +7,5 @@ urlpatterns = [
     path("", include("accounts.api.urls")),
     path("", include("audit.api.urls")),
     path("", include("billing.api.urls")),
+    path("", include("notifications.api.urls")),
 ]

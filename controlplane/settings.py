@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "compute",
     "billing",
     "workers",
+    "notifications",  # reads every app above, nothing imports it (docs/ARCHITECTURE.md)
     # Sign-up and login (django-allauth), 2FA (django-otp), lockout (django-axes): docs/SECURITY.md
     "allauth",
     "allauth.account",
@@ -152,6 +153,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 # The portal's navigation (docs/PORTAL.md).
                 "controlplane.portal.context.portal_nav",
+                # The bell's unread count (docs/NOTIFICATIONS.md).
+                "notifications.context.notification_bell",
             ],
         },
     },
@@ -250,6 +253,13 @@ REST_FRAMEWORK = {
         "rest_framework.permissions.IsAuthenticated",
         "accounts.permissions.ReadOnlyTokenPermission",
     ],
+    # JSON in, JSON out; the browsable HTML API only for a developer (DEBUG, not production).
+    "DEFAULT_PARSER_CLASSES": ["controlplane.api_input.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        *(["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG and not PRODUCTION else []),
+    ],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DEFAULT_SCHEMA_CLASS": "controlplane.api.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
@@ -263,7 +273,7 @@ REST_FRAMEWORK = {
         "user": os.environ.get("API_THROTTLE_USER", "1200/min"),
     },
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
+        "controlplane.api_input.FilterBackend",  # django-filter's, refusing ?filter= with no value
         "rest_framework.filters.OrderingFilter",
     ],
 }
@@ -281,8 +291,12 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ActionEnum": "compute.choices.Action",
         "VMStatusEnum": "compute.choices.VMStatus",
+        # Without it VMRequest's status enum is named VMStatusEnum too (COMPONENT_SPLIT_REQUEST cuts
+        # "Request" off the component name) and one of the two choice sets silently wins.
+        "VMRequestStatusEnum": "compute.choices.RequestStatus",
         "PowerStateEnum": "compute.choices.PowerState",
         "OperationStateEnum": "compute.choices.OperationState",
+        "EventTypeEnum": "notifications.choices.EventType",
     },
 }
 IDEMPOTENCY_TTL_SECONDS = env_int("IDEMPOTENCY_TTL_SECONDS", 24 * 3600)
@@ -411,10 +425,23 @@ INVITATION_TTL_DAYS = env_int("INVITATION_TTL_DAYS", 7)
 # in Django admin (Billing settings); only the schedule of the jobs lives here.
 BILLING_CHARGE_INTERVAL_SECONDS = env_int("BILLING_CHARGE_INTERVAL_SECONDS", 600)
 BILLING_INVOICE_INTERVAL_SECONDS = env_int("BILLING_INVOICE_INTERVAL_SECONDS", 3600)
+BILLING_TRIAL_EXPIRY_INTERVAL_SECONDS = env_int("BILLING_TRIAL_EXPIRY_INTERVAL_SECONDS", 3600)
+NOTIFY_RELAY_INTERVAL_SECONDS = float(os.environ.get("NOTIFY_RELAY_INTERVAL_SECONDS", "5"))
 EXTRA_BEAT_SCHEDULE = {
     "billing-charge-usage": {"task": "charge_usage", "schedule": float(BILLING_CHARGE_INTERVAL_SECONDS)},
     "billing-issue-invoices": {"task": "issue_monthly_invoices", "schedule": float(BILLING_INVOICE_INTERVAL_SECONDS)},
+    "billing-expire-trials": {"task": "expire_trial_credit", "schedule": float(BILLING_TRIAL_EXPIRY_INTERVAL_SECONDS)},
+    # Notifications and webhooks (docs/NOTIFICATIONS.md): the audit-event relay, and a daily purge.
+    "notifications-relay": {"task": "relay_audit_events", "schedule": NOTIFY_RELAY_INTERVAL_SECONDS},
+    "notifications-purge": {"task": "purge_notifications", "schedule": 24 * 3600.0},
 }
+# Razorpay (docs/BILLING.md "Getting paid"): keys are normally entered in admin (Payment settings,
+# encrypted at rest); each variable set here wins over the stored value. RAZORPAY_API_URL points
+# the SDK elsewhere (the tests' local fake); leave it empty in production.
+RAZORPAY_KEY_ID = os.environ.get("RAZORPAY_KEY_ID", "")
+RAZORPAY_KEY_SECRET = os.environ.get("RAZORPAY_KEY_SECRET", "")
+RAZORPAY_WEBHOOK_SECRET = os.environ.get("RAZORPAY_WEBHOOK_SECRET", "")
+RAZORPAY_API_URL = os.environ.get("RAZORPAY_API_URL", "")
 
 # --- Portal (docs/PORTAL.md) -------------------------------------------------------
 # The security page lists the user's sessions; each is noted at most this often.
@@ -461,6 +488,29 @@ REDIS_SENTINEL_MASTER = os.environ.get("REDIS_SENTINEL_MASTER", "mymaster")
 REDIS_SENTINEL_PASSWORD = os.environ.get("REDIS_SENTINEL_PASSWORD", "")
 # The longest a web request waits on an unreachable cache per call before answering without it.
 CACHE_REDIS_TIMEOUT_SECONDS = float(os.environ.get("CACHE_REDIS_TIMEOUT_SECONDS", "1"))
+
+# --- Notifications and webhooks (docs/NOTIFICATIONS.md) ------------------------
+# The operator's name on emails (subject prefix, header, signature) and webhook User-Agent.
+OPERATOR_NAME = os.environ.get("OPERATOR_NAME", "Control Plane")
+# Queue of email and webhook tasks: the control queue unless slow receivers should get their own workers.
+NOTIFY_QUEUE = os.environ.get("NOTIFY_QUEUE", CELERY_DEFAULT_QUEUE)
+# Finished webhook deliveries and read notifications are removed after this many days (daily job).
+NOTIFY_RETENTION_DAYS = env_int("NOTIFY_RETENTION_DAYS", 90)
+WEBHOOKS = {
+    "TIMEOUT_SECONDS": float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10")),
+    # Attempts per delivery, with exponential backoff (base·2^(n-1), capped, with jitter) between them.
+    "MAX_ATTEMPTS": env_int("WEBHOOK_MAX_ATTEMPTS", 10),
+    "RETRY_BASE_SECONDS": float(os.environ.get("WEBHOOK_RETRY_BASE_SECONDS", "10")),
+    "RETRY_MAX_SECONDS": float(os.environ.get("WEBHOOK_RETRY_MAX_SECONDS", "3600")),
+    # A retry this soon is scheduled as a countdown task; a later one is re-published by the relay.
+    "COUNTDOWN_MAX": min(300.0, CELERY_VISIBILITY_TIMEOUT / 2),
+    "REPUBLISH_AFTER_SECONDS": env_int("WEBHOOK_REPUBLISH_AFTER_SECONDS", 30),
+    # An endpoint is disabled (and its owner emailed) after this many failed attempts in a row.
+    "DISABLE_AFTER_FAILURES": env_int("WEBHOOK_DISABLE_AFTER_FAILURES", 50),
+    # Project webhooks may not call private/loopback addresses unless this is on (operators' global ones may).
+    "ALLOW_PRIVATE_TARGETS": env_bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", False),
+    "REQUIRE_HTTPS": env_bool("WEBHOOK_REQUIRE_HTTPS", PRODUCTION),
+}
 
 # Browser consoles (docs/CONSOLE.md): the console proxy (manage.py console_proxy) and its one-time tokens.
 CONSOLE_PROXY_URL = os.environ.get("CONSOLE_PROXY_URL", "ws://127.0.0.1:6080/")  # a path: same host as the page

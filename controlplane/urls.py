@@ -19,7 +19,10 @@ urlpatterns = [
     path("billing/", include("billing.urls")),
     path("", include("controlplane.portal.urls")),
     path("", include("compute.urls")),
+    path("", include("notifications.urls")),
 ]
 
+handler400 = "controlplane.api.handler400"
+handler403 = "controlplane.api.handler403"
 handler404 = "controlplane.api.handler404"
 handler500 = "controlplane.api.handler500"

@@ -13,11 +13,13 @@ pytest_plugins = [
     "tests.fixtures.proxmox",
     "tests.fixtures.accounts",
     "tests.fixtures.billing",
+    "tests.fixtures.payments",
     # OpenStack (issue #6): requests-mock cloud and nova's functional-test stack
     "tests.fixtures.openstack",
     "tests.fixtures.portal",
     "tests.fixtures.browser",
     "tests.fixtures.console",
+    "tests.fixtures.notifications",
 ]
 
 

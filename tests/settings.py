@@ -22,6 +22,12 @@ os.environ.setdefault("ENGINE_RETRY_BASE_SECONDS", "0.2")
 os.environ.setdefault("ENGINE_RETRY_MAX_SECONDS", "2")
 os.environ.setdefault("WORKER_HEARTBEAT_SECONDS", "1")
 os.environ.setdefault("ENGINE_MISSING_GRACE_SECONDS", "2")
+os.environ.setdefault("WEBHOOK_RETRY_BASE_SECONDS", "0.2")
+os.environ.setdefault("WEBHOOK_RETRY_MAX_SECONDS", "1")
+os.environ.setdefault("WEBHOOK_MAX_ATTEMPTS", "4")
+os.environ.setdefault("WEBHOOK_DISABLE_AFTER_FAILURES", "6")
+os.environ.setdefault("WEBHOOK_TIMEOUT_SECONDS", "5")
+os.environ.setdefault("WEBHOOK_ALLOW_PRIVATE_TARGETS", "1")  # the receivers in tests listen on loopback
 
 from controlplane.settings import *  # noqa: E402,F403
 

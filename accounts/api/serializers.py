@@ -1,10 +1,12 @@
 from rest_framework import serializers
 
+from controlplane.api import JSONTypesMixin
+
 from ..choices import Role
 from ..models import AccessToken, Invitation, Membership, Project
 
 
-class ProjectSerializer(serializers.ModelSerializer):
+class ProjectSerializer(JSONTypesMixin, serializers.ModelSerializer):
     role = serializers.CharField(read_only=True, help_text="Your role in the project.")
     member_count = serializers.IntegerField(read_only=True)
     suspended = serializers.BooleanField(source="is_suspended", read_only=True)
@@ -12,10 +14,11 @@ class ProjectSerializer(serializers.ModelSerializer):
     class Meta:
         model = Project
         fields = ["id", "name", "slug", "kind", "require_2fa", "suspended", "role", "member_count", "created_at"]
-        read_only_fields = ["slug", "kind", "created_at"]
+        # require_2fa is changed with PATCH (owners), not set at creation
+        read_only_fields = ["slug", "kind", "require_2fa", "created_at"]
 
 
-class ProjectUpdateSerializer(serializers.Serializer):
+class ProjectUpdateSerializer(JSONTypesMixin, serializers.Serializer):
     name = serializers.CharField(max_length=100, required=False)
     require_2fa = serializers.BooleanField(required=False, help_text="Owners only.")
 
@@ -31,12 +34,12 @@ class MemberSerializer(serializers.ModelSerializer):
         read_only_fields = ["created_at"]
 
 
-class RoleSerializer(serializers.Serializer):
+class RoleSerializer(JSONTypesMixin, serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices)
 
 
-class InvitationSerializer(serializers.ModelSerializer):
-    invited_by = serializers.EmailField(source="invited_by.email", read_only=True, default=None)
+class InvitationSerializer(JSONTypesMixin, serializers.ModelSerializer):
+    invited_by = serializers.EmailField(source="invited_by.email", read_only=True, default=None, allow_null=True)
     role = serializers.ChoiceField(choices=Role.choices, default=Role.MEMBER)
 
     class Meta:
@@ -45,7 +48,7 @@ class InvitationSerializer(serializers.ModelSerializer):
         read_only_fields = ["created_at", "expires_at"]
 
 
-class AccessTokenSerializer(serializers.ModelSerializer):
+class AccessTokenSerializer(JSONTypesMixin, serializers.ModelSerializer):
     class Meta:
         model = AccessToken
         fields = ["id", "name", "prefix", "read_only", "created_at", "expires_at", "last_used_at", "revoked_at"]

@@ -72,11 +72,12 @@ class MemberViewSet(ProjectScopedMixin, mixins.ListModelMixin, mixins.RetrieveMo
     @extend_schema(request=RoleSerializer, responses={200: MemberSerializer})
     def partial_update(self, request, slug=None, pk=None):
         membership = self.get_object()
-        body = RoleSerializer(data=request.data)
+        body = RoleSerializer(data=request.data, partial=True)
         body.is_valid(raise_exception=True)
-        services.membership_role_change(
-            membership=membership, actor=request.user, role=body.validated_data["role"], request=request
-        )
+        if "role" in body.validated_data:
+            services.membership_role_change(
+                membership=membership, actor=request.user, role=body.validated_data["role"], request=request
+            )
         return Response(self.get_serializer(self.get_queryset().get(pk=membership.pk)).data)
 
     @extend_schema(responses={204: None})
@@ -91,6 +92,7 @@ class InvitationViewSet(ProjectScopedMixin, mixins.ListModelMixin, mixins.Create
     serializer_class = InvitationSerializer
     pagination_class = None
     project_role = Role.ADMIN
+    lookup_value_regex = r"\d+"  # /invitations/abc/ is a 404, not a 500 from the selector
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):

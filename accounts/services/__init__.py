@@ -13,9 +13,10 @@ from .projects import (
     project_update,
 )
 from .sessions import session_revoke, session_touch
+from .ssh_keys import ssh_key_create, ssh_key_delete
 from .tokens import token_create, token_revoke, token_touch
 from .two_factor import backup_codes_regenerate, totp_device_confirm, two_factor_disable
-from .users import user_create, user_deactivate, user_reactivate, user_register
+from .users import user_create, user_deactivate, user_email_verified, user_reactivate, user_register
 
 __all__ = [
     "backup_codes_regenerate",
@@ -34,6 +35,8 @@ __all__ = [
     "project_update",
     "session_revoke",
     "session_touch",
+    "ssh_key_create",
+    "ssh_key_delete",
     "token_create",
     "token_revoke",
     "token_touch",
@@ -41,6 +44,7 @@ __all__ = [
     "two_factor_disable",
     "user_create",
     "user_deactivate",
+    "user_email_verified",
     "user_reactivate",
     "user_register",
 ]

@@ -5,6 +5,7 @@ from django.utils.text import slugify
 import audit
 from controlplane.errors import Conflict, InvalidInput, NotFound
 
+from .. import hooks
 from ..choices import ProjectKind, Role
 from ..models import Membership, Project, User
 from ..selectors import project_require_role, user_has_2fa
@@ -34,6 +35,7 @@ def project_create(*, name: str, owner: User, kind: str = ProjectKind.TEAM) -> P
     project = Project.objects.create(name=name, slug=_unique_slug(name), kind=kind)
     Membership.objects.create(project=project, user=owner, role=Role.OWNER)
     audit.record(actor=owner, action="project.created", target=project, project=project, details={"name": name})
+    hooks.run("project_created", project=project)  # billing opens the wallet
     return project
 
 

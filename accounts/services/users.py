@@ -5,6 +5,7 @@ from django.utils import timezone
 
 import audit
 
+from .. import hooks
 from ..choices import ProjectKind
 from ..models import AccessToken, User
 from .projects import project_create
@@ -36,6 +37,7 @@ def user_create(
     user = create(email=email, password=password, full_name=full_name, is_staff=is_staff)
     EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
     _user_created(user, actor=actor)
+    user_email_verified(user=user, email=user.email)
     return user
 
 
@@ -48,6 +50,14 @@ def user_register(*, user: User, actor=None, request=None) -> User:
     user.save()
     _user_created(user, actor=actor, request=request)
     return user
+
+
+@transaction.atomic
+def user_email_verified(*, user: User, email: str, request=None) -> None:
+    """An address of ``user`` is verified (the confirmation link, a provider
+    that vouches for it, or an operator creating the account): the apps that
+    registered for it act (billing grants the sign-up trial credit)."""
+    hooks.run("email_verified", user=user, email=email.lower(), request=request)
 
 
 @transaction.atomic

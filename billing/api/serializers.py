@@ -1,6 +1,8 @@
 from django.urls import reverse
 from rest_framework import serializers
 
+from controlplane.api import JSONTypesMixin
+
 from ..gst import STATES
 from ..models import BillingProfile, CreditNote, Invoice, InvoiceLine, LedgerEntry, ReceiptVoucher, Wallet
 from ..services.config import PROFILE_FIELDS
@@ -25,8 +27,8 @@ class WalletSerializer(serializers.ModelSerializer):
 
 
 class LedgerEntrySerializer(serializers.ModelSerializer):
-    invoice = serializers.SlugRelatedField(slug_field="number", read_only=True)
-    credit_note = serializers.SlugRelatedField(slug_field="number", read_only=True)
+    invoice = serializers.SlugRelatedField(slug_field="number", read_only=True, allow_null=True)
+    credit_note = serializers.SlugRelatedField(slug_field="number", read_only=True, allow_null=True)
     receipt = serializers.SerializerMethodField()
 
     class Meta:
@@ -154,16 +156,18 @@ class ReceiptSerializer(DocumentSerializer):
         fields = DOCUMENT_FIELDS + ["payment_mode", "payment_reference"]
 
 
-class BillingProfileSerializer(serializers.ModelSerializer):
+class BillingProfileSerializer(JSONTypesMixin, serializers.ModelSerializer):
     """Validation is the service's (billing_profile_validate): one set of rules."""
 
     state_code = serializers.ChoiceField(choices=[*STATES, ""], required=False, allow_blank=True)
     gstin = serializers.CharField(required=False, allow_blank=True)
+    updated_at = serializers.DateTimeField(
+        read_only=True, allow_null=True, help_text="null while the project has no billing profile yet."
+    )
 
     class Meta:
         model = BillingProfile
         fields = [*PROFILE_FIELDS, "updated_at"]
-        read_only_fields = ["updated_at"]
         extra_kwargs = {name: {"validators": []} for name in fields}
 
 

@@ -15,6 +15,7 @@ from controlplane.api import ProjectScopedMixin
 
 from .. import selectors, services
 from ..documents import pdf
+from ..models import BillingProfile
 from ..periods import month_of, parse_month
 from .serializers import (
     BillingProfileSerializer,
@@ -134,10 +135,14 @@ class ProjectReceiptPdfApi(DocumentPdfApi):
 
 
 class ProjectBillingProfileApi(BillingApi, APIView):
-    @extend_schema(responses=BillingProfileSerializer)
+    @extend_schema(
+        responses=BillingProfileSerializer,
+        description="The project's billing profile; before one is saved, every field blank (country IN, "
+        "is_sez false) and updated_at null: the same shape either way.",
+    )
     def get(self, request, slug):
-        profile = selectors.profile_get(project=self.project)
-        return Response(BillingProfileSerializer(profile).data if profile else {})
+        profile = selectors.profile_get(project=self.project) or BillingProfile(project=self.project)
+        return Response(BillingProfileSerializer(profile).data)
 
     def project_role_needed(self) -> str:
         return Role.ADMIN if self.request.method == "PUT" else Role.VIEWER

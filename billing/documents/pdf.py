@@ -19,7 +19,7 @@ from fpdf import FPDF
 from fpdf.fonts import FontFace
 
 from ..choices import Regime
-from ..models import CreditNote, Invoice, ReceiptVoucher
+from ..models import CreditNote, Invoice, ReceiptVoucher, RefundVoucher
 from ..money import amount_in_words, format_inr
 
 FONT = "Helvetica"
@@ -282,4 +282,21 @@ def receipt_pdf(receipt: ReceiptVoucher, *, compress: bool = True) -> bytes:
     _totals(pdf, receipt)
     notes = [f"GST at {rate(receipt.gst_rate)} included in the advance, as shown above."]
     _closing(pdf, receipt, notes)
+    return _output(pdf, compress)
+
+
+def refund_voucher_pdf(voucher: RefundVoucher, *, compress: bool = True) -> bytes:
+    pdf = DocumentPDF(f"Refund voucher {voucher.number}")
+    details = _common_details(voucher, "Refund voucher no.", "Date")
+    details.insert(2, ("Against receipt", f"{voucher.receipt_number} dated {voucher.receipt_date:%d/%m/%Y}"))
+    _header(pdf, voucher, "REFUND VOUCHER", details)
+    pdf.text_line(
+        f"Refunded INR {money(voucher.total)} of the advance received on receipt voucher {voucher.receipt_number} "
+        f"for cloud hosting services (SAC {voucher.sac_code}) not supplied.",
+        size=9,
+    )
+    pdf.ln(1)
+    _totals(pdf, voucher)
+    notes = [f"Reason: {voucher.reason}", f"GST at {rate(voucher.gst_rate)} included in the refund, as shown above."]
+    _closing(pdf, voucher, notes)
     return _output(pdf, compress)

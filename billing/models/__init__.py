@@ -7,6 +7,7 @@ from .documents import (
     InvoiceLine,
     ReceiptVoucher,
 )
+from .payments import Payment, PaymentSettings, Refund, RefundVoucher, TrialGrant
 from .usage import MeterCursor, UsageCharge, UsageRecord
 from .wallet import LedgerEntry, Wallet
 
@@ -20,7 +21,12 @@ __all__ = [
     "InvoiceLine",
     "LedgerEntry",
     "MeterCursor",
+    "Payment",
+    "PaymentSettings",
     "ReceiptVoucher",
+    "Refund",
+    "RefundVoucher",
+    "TrialGrant",
     "UsageCharge",
     "UsageRecord",
     "Wallet",

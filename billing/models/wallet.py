@@ -14,7 +14,11 @@ class Wallet(models.Model):
     that appends the entry (billing.services.wallet)."""
 
     project = models.OneToOneField(
-        "accounts.Project", on_delete=models.PROTECT, primary_key=True, related_name="wallet"
+        # An empty wallet goes with its project; ledger entries (PROTECT) keep a project with money history.
+        "accounts.Project",
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="wallet",
     )
     balance = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0.00"))
     negative_since = models.DateTimeField(null=True, blank=True, help_text="When the balance went below zero.")

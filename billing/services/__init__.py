@@ -21,6 +21,7 @@ from .suspension import project_suspend, project_unsuspend, suspension_apply, su
 from .wallet import (  # noqa: F401
     wallet_adjust,
     wallet_check_can_afford,
+    wallet_open,
     wallet_refund,
     wallet_topup,
 )

@@ -28,13 +28,18 @@ from .ledger import amount_parse, entry_post, wallet_lock, wallet_profile
 from .suspension import suspension_lift_if_paid
 
 
+def advance_totals(*, amount: Decimal, gst_rate: Decimal, regime: str) -> Totals:
+    """The GST included in an advance (a receipt, or a refund of one): split so
+    that taxable + tax == amount exactly."""
+    inclusive = paise(amount * 100 / (100 + gst_rate))
+    heads = tax_heads(taxable=inclusive, gst_rate=gst_rate, regime=regime)
+    return Totals(amount - heads.tax, heads.cgst, heads.sgst, heads.igst, round_off=ZERO, total=amount)
+
+
 def _receipt_issue(*, wallet: Wallet, entry: LedgerEntry, number: dict, amount: Decimal, payment_mode: str):
     settings = billing_settings_get()
     treatment = treatment_for(settings=settings, profile=wallet_profile(wallet))
-    # The advance includes GST: split it so that taxable + tax == amount exactly.
-    inclusive = paise(amount * 100 / (100 + settings.gst_rate))
-    heads = tax_heads(taxable=inclusive, gst_rate=settings.gst_rate, regime=treatment.regime)
-    totals = Totals(amount - heads.tax, heads.cgst, heads.sgst, heads.igst, round_off=ZERO, total=amount)
+    totals = advance_totals(amount=amount, gst_rate=settings.gst_rate, regime=treatment.regime)
     return ReceiptVoucher.objects.create(
         **number,
         **parties(settings=settings, project=wallet.project, profile=wallet_profile(wallet), treatment=treatment),
@@ -81,9 +86,22 @@ def wallet_topup(
         action="wallet.topup",
         target=wallet,
         project=project,
-        details={"amount": str(amount), "balance": str(wallet.balance), "receipt": receipt.number, "entry": entry.pk},
+        details={
+            "amount": str(amount),
+            "balance": str(wallet.balance),
+            "receipt": receipt.number,
+            "entry": entry.pk,
+            **({"reason": reason} if reason else {}),
+        },
     )
     return receipt
+
+
+def wallet_open(*, project: Project) -> Wallet:
+    """Give a project its (empty) wallet if it has none. Registered with
+    ``accounts.hooks`` for ``project_created`` (billing.apps), so every new
+    project has one; operators' tools call it for older projects."""
+    return Wallet.objects.get_or_create(project_id=project.pk)[0]
 
 
 @transaction.atomic

@@ -1,7 +1,9 @@
 from rest_framework import serializers
 
 from accounts.models import Project
+from accounts.selectors import project_list_for_user
 from compute.models import Hypervisor, Image, Operation, Plan, VirtualMachine, VMRequest
+from controlplane.api import IdField, JSONTypesMixin
 
 
 class PlanSerializer(serializers.ModelSerializer):
@@ -42,8 +44,8 @@ class HypervisorSerializer(serializers.ModelSerializer):
 class OperationSerializer(serializers.ModelSerializer):
     url = serializers.HyperlinkedIdentityField(view_name="operation-detail")
     vm = serializers.PrimaryKeyRelatedField(read_only=True)
-    vm_name = serializers.CharField(source="vm.name", read_only=True, default=None)
-    requested_by = serializers.EmailField(source="requested_by.email", read_only=True, default=None)
+    vm_name = serializers.CharField(source="vm.name", read_only=True, default=None, allow_null=True)
+    requested_by = serializers.EmailField(source="requested_by.email", read_only=True, default=None, allow_null=True)
     hypervisor = serializers.CharField(source="hypervisor.name", read_only=True)
 
     class Meta:
@@ -106,15 +108,25 @@ class VirtualMachineSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class VMRequestSerializer(serializers.ModelSerializer):
+class VMRequestSerializer(JSONTypesMixin, serializers.ModelSerializer):
     url = serializers.HyperlinkedIdentityField(view_name="vmrequest-detail")
-    project = serializers.SlugRelatedField(slug_field="slug", queryset=Project.objects.all())
-    plan = serializers.PrimaryKeyRelatedField(queryset=Plan.objects.filter(active=True))
-    image = serializers.PrimaryKeyRelatedField(queryset=Image.objects.filter(active=True))
-    hypervisor = serializers.PrimaryKeyRelatedField(queryset=Hypervisor.objects.filter(enabled=True))
+    project = serializers.SlugRelatedField(
+        slug_field="slug",
+        queryset=Project.objects.none(),  # the caller's projects: see get_fields
+        error_messages={"does_not_exist": "No such project."},
+        help_text="The project's slug.",
+    )
+    plan = IdField(queryset=Plan.objects.filter(active=True))
+    image = IdField(queryset=Image.objects.filter(active=True))
+    hypervisor = IdField(queryset=Hypervisor.objects.filter(enabled=True))
     requester = serializers.EmailField(source="requester.email", read_only=True)
-    decided_by = serializers.EmailField(source="decided_by.email", read_only=True, default=None)
+    decided_by = serializers.EmailField(source="decided_by.email", read_only=True, default=None, allow_null=True)
     vm = serializers.SerializerMethodField()
+    ssh_key = serializers.IntegerField(
+        write_only=True,
+        required=False,
+        help_text="Id of a saved SSH key (yours or the project's, /api/v1/ssh-keys/) instead of ssh_public_key.",
+    )
 
     class Meta:
         model = VMRequest
@@ -127,6 +139,7 @@ class VMRequestSerializer(serializers.ModelSerializer):
             "hypervisor",
             "name",
             "ssh_public_key",
+            "ssh_key",
             "user_data",
             "status",
             "requester",
@@ -138,19 +151,23 @@ class VMRequestSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["status", "requester", "decided_by", "decided_at", "reason", "created_at"]
         extra_kwargs = {"user_data": {"write_only": True}}
+        validators = []  # a name taken is the service's 409, not the model constraint's 400
+
+    def get_fields(self):
+        """Only the caller's projects can be named, so another tenant's slug and
+        a slug that does not exist get the same answer."""
+        fields = super().get_fields()
+        request = self.context.get("request")
+        if request is not None and request.user.is_authenticated:
+            fields["project"].queryset = project_list_for_user(user=request.user)
+        return fields
 
     def get_vm(self, obj) -> int | None:
         vm = getattr(obj, "vm", None)
         return vm.pk if vm else None
 
-    def validate_project(self, project):
-        user = self.context["request"].user
-        if not project.memberships.filter(user=user).exists():
-            raise serializers.ValidationError("No such project.")
-        return project
 
-
-class RejectSerializer(serializers.Serializer):
+class RejectSerializer(JSONTypesMixin, serializers.Serializer):
     reason = serializers.CharField(max_length=500)
 
 

@@ -1,6 +1,7 @@
 """/api/v1/ for the compute domain. Every queryset is scoped to the caller's
 projects (operators see everything), so another project's object is a 404."""
 
+import django_filters
 from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
@@ -13,6 +14,7 @@ from accounts.selectors import project_require_role
 from compute import selectors, services
 from compute.choices import Action
 from compute.models import Hypervisor, Image, ImageReference, Operation, Plan, VirtualMachine, VMRequest
+from controlplane.api import IdFilter, SlugFilter
 
 from .serializers import (
     ActionAcceptedSerializer,
@@ -74,6 +76,7 @@ class VMRequestViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
             hypervisor=data["hypervisor"],
             name=data["name"],
             ssh_public_key=data.get("ssh_public_key", ""),
+            ssh_key_id=data.get("ssh_key"),
             user_data=data.get("user_data", ""),
             request=self.request,
         )
@@ -103,10 +106,18 @@ class VMRequestViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         return Response(self.get_serializer(vm_request).data)
 
 
+class VirtualMachineFilter(django_filters.FilterSet):
+    project__slug = SlugFilter(field_name="project__slug", help_text="Only this project's VMs.")
+
+    class Meta:
+        model = VirtualMachine
+        fields = ["status", "power_state", "project__slug"]
+
+
 class VirtualMachineViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = VirtualMachineSerializer
     queryset = VirtualMachine.objects.none()
-    filterset_fields = ["status", "power_state", "project__slug"]
+    filterset_class = VirtualMachineFilter
     ordering_fields = ["name", "created_at", "status"]
 
     def get_queryset(self):
@@ -147,10 +158,18 @@ class VirtualMachineViewSet(viewsets.ReadOnlyModelViewSet):
         return accepted(request, operation)
 
 
+class OperationFilter(django_filters.FilterSet):
+    vm = IdFilter(field_name="vm_id", help_text="Only this VM's operations (an unknown id gives an empty list).")
+
+    class Meta:
+        model = Operation
+        fields = ["state", "action", "vm"]
+
+
 class OperationViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = OperationSerializer
     queryset = Operation.objects.none()
-    filterset_fields = ["state", "action", "vm"]
+    filterset_class = OperationFilter
 
     def get_queryset(self):
         user = self.request.user

@@ -7,11 +7,11 @@ from django.utils import timezone
 
 import audit
 from accounts.choices import Role
-from accounts.selectors import project_require_role
+from accounts.selectors import project_require_role, ssh_key_get_available
+from accounts.sshkeys import InvalidSSHKey, ssh_key_parse
 from compute.choices import Action, GuestType, RequestStatus, VMStatus
 from compute.models import Hypervisor, Image, ImageReference, Plan, VirtualMachine, VMRequest
-from compute.notifications import notify_request_decided
-from controlplane.errors import Conflict, Forbidden, InvalidInput
+from controlplane.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 from .. import admission
 from .operations import operation_create
@@ -19,7 +19,6 @@ from .quotas import quota_release, quota_reserve
 from .writeback import vm_timeline_append
 
 MAX_USER_DATA_BYTES = 16 * 1024
-SSH_KEY_PREFIXES = ("ssh-rsa ", "ssh-ed25519 ", "ecdsa-sha2-", "sk-ssh-ed25519@", "sk-ecdsa-sha2-")
 
 
 def _validate(*, plan: Plan, image: Image, hypervisor: Hypervisor, ssh_public_key: str, user_data: str) -> None:
@@ -35,13 +34,28 @@ def _validate(*, plan: Plan, image: Image, hypervisor: Hypervisor, ssh_public_ke
         errors["hypervisor"] = [f"{hypervisor.name} does not take new VMs."]
     elif "image" not in errors and not ImageReference.objects.filter(image=image, hypervisor=hypervisor).exists():
         errors["image"] = [f"Image {image.name} is not available on {hypervisor.name}."]
-    key = ssh_public_key.strip()
-    if key and (not key.startswith(SSH_KEY_PREFIXES) or len(key.split()) < 2 or "\n" in key):
-        errors["ssh_public_key"] = ["Paste one OpenSSH public key (ssh-ed25519 AAAA... or ssh-rsa AAAA...)."]
+    if ssh_public_key.strip():
+        try:
+            ssh_key_parse(ssh_public_key)
+        except InvalidSSHKey as exc:
+            errors["ssh_public_key"] = [str(exc)]
     if len(user_data.encode()) > MAX_USER_DATA_BYTES:
         errors["user_data"] = [f"User data is limited to {MAX_USER_DATA_BYTES // 1024} KiB."]
     if errors:
         raise InvalidInput("; ".join(m for msgs in errors.values() for m in msgs), fields=errors)
+
+
+def _saved_key_text(*, user, project, ssh_key_id: int | None, ssh_public_key: str) -> str:
+    """The key text to install: pasted, or copied from the key library (the VM keeps the copy)."""
+    if ssh_key_id is None:
+        return ssh_public_key
+    if ssh_public_key.strip():
+        message = "Choose a saved key or paste one, not both."
+        raise InvalidInput(message, fields={"ssh_key": [message]})
+    try:
+        return ssh_key_get_available(user=user, project=project, pk=ssh_key_id).public_key
+    except NotFound as exc:
+        raise InvalidInput(exc.message, fields={"ssh_key": [exc.message]}) from None
 
 
 def _check_name_free(project, name: str) -> None:
@@ -66,12 +80,14 @@ def vm_request_create(
     hypervisor: Hypervisor,
     name: str,
     ssh_public_key: str = "",
+    ssh_key_id: int | None = None,
     user_data: str = "",
     request=None,
 ) -> VMRequest:
     """Ask for a VM. Reserves quota at once; approves at once when the plan needs no
-    approval or the user is trusted."""
+    approval or the user is trusted. ``ssh_key_id`` picks a saved key instead of a pasted one."""
     project_require_role(user=user, project=project, role=Role.MEMBER)
+    ssh_public_key = _saved_key_text(user=user, project=project, ssh_key_id=ssh_key_id, ssh_public_key=ssh_public_key)
     if project.is_suspended:
         raise Conflict(
             f"Project {project.name} is suspended: {project.suspended_reason or 'see billing'}.",
@@ -100,7 +116,12 @@ def vm_request_create(
         action="request.created",
         target=vm_request,
         project=project,
-        details={"plan": plan.name, "image": image.name, "hypervisor": hypervisor.name},
+        details={
+            "plan": plan.name,
+            "image": image.name,
+            "hypervisor": hypervisor.name,
+            "needs_approval": plan.requires_approval and not user.is_trusted,
+        },
         request=request,
     )
     if not plan.requires_approval or user.is_trusted:
@@ -164,8 +185,6 @@ def vm_request_approve(*, vm_request: VMRequest, actor, auto: bool = False, requ
         project=vm_request.project,
         details={"request": vm_request.pk},
     )
-    if not auto:
-        notify_request_decided(vm_request)
     return vm
 
 
@@ -195,7 +214,6 @@ def vm_request_reject(*, vm_request: VMRequest, actor, reason: str, request=None
         details={"reason": vm_request.reason},
         request=request,
     )
-    notify_request_decided(vm_request)
     return vm_request
 
 

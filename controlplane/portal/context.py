@@ -19,6 +19,8 @@ SECTIONS = {
     "billing:profile": "billing",
     "accounts:project_detail": "members",
     "audit:project_events": "audit",
+    "notifications:webhooks": "webhooks",
+    "notifications:webhook_detail": "webhooks",
 }
 
 SECURITY_VIEWS = {

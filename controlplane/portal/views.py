@@ -7,7 +7,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from accounts.choices import Role, role_at_least
-from accounts.selectors import project_list_for_user
+from accounts.selectors import project_list_for_user, ssh_key_list_available
 from accounts.views.common import with_project
 from billing import selectors as billing_selectors
 from billing.periods import month_of
@@ -28,6 +28,7 @@ SECTION_URLS = {
     "billing": "billing:wallet",
     "members": "accounts:project_detail",
     "audit": "audit:project_events",
+    "webhooks": "notifications:webhooks",
 }
 
 
@@ -93,7 +94,11 @@ def _review(project, data) -> dict:
         wallet_check_can_afford(project=project, plan=plan)
     except PaymentRequired as exc:
         problems.append(f"Balance: {exc.message}")
-    return {"price": price, "problems": problems}
+    return {
+        "price": price,
+        "problems": problems,
+        "profile_missing": billing_selectors.profile_get(project=project) is None,
+    }
 
 
 @with_project(Role.MEMBER)
@@ -102,9 +107,10 @@ def request_new(request, project):
     balance) → confirm. Plain forms; JavaScript only filters the image list."""
     step = request.POST.get("step", "") if request.method == "POST" else ""
     initial = {"plan": request.GET.get("plan")} if request.GET.get("plan") else None
-    form = wizard_form(request.POST if step in ("review", "confirm") else None, initial=initial)
+    ssh_keys = list(ssh_key_list_available(user=request.user, project=project))
+    form = wizard_form(request.POST if step in ("review", "confirm") else None, initial=initial, ssh_keys=ssh_keys)
     if step == "edit":
-        form = wizard_form(initial=request.POST.dict())
+        form = wizard_form(initial=request.POST.dict(), ssh_keys=ssh_keys)
     context = {"project": project, "form": form}
     if step in ("review", "confirm") and form.is_valid():
         if step == "confirm":

@@ -26,6 +26,7 @@ PAGES = [
     ("/projects/{slug}/requests/", Role.VIEWER, False),
     ("/projects/{slug}/requests/new/", Role.MEMBER, False),
     ("/projects/{slug}/audit/", Role.ADMIN, False),
+    ("/projects/{slug}/webhooks/", Role.ADMIN, False),
     ("/billing/{slug}/", Role.VIEWER, True),
     ("/billing/{slug}/usage/", Role.VIEWER, True),
     ("/billing/{slug}/invoices/", Role.VIEWER, True),

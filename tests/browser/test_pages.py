@@ -16,6 +16,7 @@ from compute.models import Image, ImageReference
 from tests.fixtures.accounts import enrol, login_verified
 from tests.fixtures.browser import DESKTOP, PHONE
 from tests.fixtures.factories import ImageFactory, PlanFactory, UserFactory
+from tests.fixtures.notifications import build_notifications_showcase
 from tests.fixtures.portal import build_showcase
 
 pytestmark = pytest.mark.browser
@@ -35,6 +36,11 @@ PAGES = [
     ("security", "/accounts/2fa/"),
     ("sessions", "/accounts/sessions/"),
     ("audit", "/projects/{slug}/audit/"),
+    ("ssh-keys", "/accounts/ssh-keys/"),
+    ("notifications", "/notifications/"),
+    ("notification-preferences", "/notifications/preferences/"),
+    ("webhooks", "/projects/{slug}/webhooks/"),
+    ("webhook", "/projects/{slug}/webhooks/{webhook}/"),
 ]
 # Saved to docs/screenshots/ (desktop and phone); the others are checked, not kept.
 KEPT = {"dashboard", "vms", "vm-building", "vm-failed", "request-new", "billing-usage", "members", "security"}
@@ -71,7 +77,8 @@ def showcase(transactional_db, simulator, supplier):
     project = build_showcase(user=user, hypervisor=simulator, plans=plans, images={"container": image})
     vms = {vm.name: vm for vm in project.vms.all()}
     assert Image.objects.count() == 1
-    return {"user": user, "device": codes.device, "project": project, "vms": vms}
+    webhook = build_notifications_showcase(user=user, project=project, failed_vm=vms["staging"])
+    return {"user": user, "device": codes.device, "project": project, "vms": vms, "webhook": webhook}
 
 
 def browser_as(new_page, client, live_server, user, device, viewport=DESKTOP, scheme="light"):
@@ -112,6 +119,7 @@ def test_main_pages_render_cleanly(new_page, client, live_server, showcase, view
         "slug": showcase["project"].slug,
         "building": showcase["vms"]["ci-runner"].pk,
         "failed": showcase["vms"]["staging"].pk,
+        "webhook": showcase["webhook"].pk,
     }
     for name, path in PAGES:
         page.goto(path.format(**ids))

@@ -11,6 +11,7 @@ from accounts.models import Membership
 from compute import services
 from compute.models import Hypervisor, Operation, VirtualMachine, VMRequest
 from tests.fixtures.factories import PlanFactory, UserFactory
+from tests.fixtures.notifications import relay_here_and_send_emails
 
 
 @pytest.fixture
@@ -48,6 +49,7 @@ def test_a_request_waits_for_approval_and_staff_approve_it(
     vm = VirtualMachine.objects.get(request_id=request_id)
     assert (vm.status, vm.task_state) == ("building", "create")
     assert Operation.objects.get(vm=vm).state == "pending"
+    relay_here_and_send_emails()
     assert mail.outbox[-1].to == [vm.owner.email] and "approved" in mail.outbox[-1].subject
 
 
@@ -62,6 +64,7 @@ def test_reject_needs_a_reason_and_gives_the_quota_back(
     assert response.status_code == 200 and response.json()["reason"] == "No budget"
     project.quota.refresh_from_db()
     assert project.quota.used_vms == 0
+    relay_here_and_send_emails()
     assert "No budget" in mail.outbox[-1].body
 
 

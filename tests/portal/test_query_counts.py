@@ -16,7 +16,7 @@ PROJECT_PAGES = [
     ("/projects/{slug}/vms/{error}/", 11),
     ("/projects/{slug}/requests/", 10),
     ("/projects/{slug}/requests/new/", 15),
-    ("/billing/{slug}/", 11),
+    ("/billing/{slug}/", 19),  # + payment settings, burn rate (VMs, prices), payments, refunds, trial
     ("/billing/{slug}/usage/", 10),
     ("/billing/{slug}/invoices/", 10),
     ("/billing/{slug}/profile/", 9),

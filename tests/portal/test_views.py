@@ -228,12 +228,11 @@ class TestWizard:
 
     def test_service_errors_land_on_the_form(self, member_client, project, plan, image, simulator):
         container = ImageFactory(guest_type="container")
-        response = self.post(
-            member_client, project, step="confirm", **self.data(plan, container, simulator, ssh_public_key="not a key")
-        )
+        response = self.post(member_client, project, step="confirm", **self.data(plan, container, simulator))
         body = response.content.decode()
         assert response.status_code == 200 and "cannot be used with plan" in body
-        assert "Paste one OpenSSH public key" in body
+        bad_key = self.post(member_client, project, **self.data(plan, image, simulator, ssh_public_key="not a key"))
+        assert "Paste one OpenSSH public key" in bad_key.content.decode()
         bad_name = self.post(member_client, project, **self.data(plan, image, simulator, name="Bad Name"))
         assert "Use 1-63 lowercase letters" in bad_name.content.decode()
         assert not VMRequest.objects.filter(project=project).exists()

@@ -64,7 +64,7 @@ def test_vm_lifecycle_on_a_real_libvirt_host(host, libvirt_worker, api, project)
             "image": image.pk,
             "hypervisor": hypervisor.pk,
             "name": f"{PREFIX}e2e",
-            "ssh_public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIe2e e2e@ci",
+            "ssh_public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB8rGKQ1Ryh4cWq0S4Y8o5wJXw6H2m1kR7s8mZ3f2a9b e2e@ci",
         },
         format="json",
     )

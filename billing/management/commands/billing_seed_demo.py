@@ -1,11 +1,29 @@
-"""Demo billing data for the embedded default (called by seed_demo). Idempotent."""
+"""Demo billing data for the embedded default (called by seed_demo). Idempotent.
+
+Besides the supplier and the demo users' money: a trial credit for every new
+sign-up (so a self-service user gets a first VM with no operator step), and
+bank transfer / UPI shown with placeholder details (change them in admin →
+Payment settings). Razorpay stays off until an operator enters keys."""
 
 from django.core.management.base import BaseCommand
 
 from accounts.models import Project
 from billing import selectors, services
 from billing.models import LedgerEntry
+from billing.payments.selectors import payment_settings_get
+from billing.payments.settings import payment_settings_update
 
+DEMO_PAYMENTS = {
+    "trial_amount": "500.00",
+    "trial_validity_days": 30,
+    "bank_transfer_enabled": True,
+    "bank_account_name": "Demo Cloud Private Limited",
+    "bank_account_number": "000000000000",
+    "bank_ifsc": "DEMO0000001",
+    "bank_name": "Demo bank (placeholder: change in Payment settings)",
+    "upi_id": "democloud@upi",
+    "upi_payee_name": "Demo Cloud",
+}
 DEMO_SUPPLIER = {
     "legal_name": "Demo Cloud Private Limited",
     "trade_name": "Demo Cloud",
@@ -28,6 +46,8 @@ class Command(BaseCommand):
     def handle(self, *args, email=None, amount="5000.00", **options):
         if not selectors.billing_settings_get().legal_name:
             services.billing_settings_update(actor="system:seed", **DEMO_SUPPLIER)
+        if not payment_settings_get().trial_amount:
+            payment_settings_update(actor="system:seed", **DEMO_PAYMENTS)
         for project in Project.objects.filter(memberships__user__email__in=email or ["demo@example.com"]).distinct():
             if not LedgerEntry.objects.filter(project=project, reference="demo-seed").exists():
                 services.wallet_topup(
