@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 BIND ?= 127.0.0.1:8000
 
-.PHONY: up processes test venv deps deps-dev migrate seed lint format services bench clean libvirt deps-libvirt
+.PHONY: up processes test venv deps deps-dev migrate seed lint format services bench clean libvirt deps-libvirt vendor
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ $(VENV)/.deps-dev: requirements.txt requirements-dev.txt | $(VENV)/bin/python
 deps: $(VENV)/.deps
 deps-dev: $(VENV)/.deps-dev
 
+## Vendor npm assets into static/ (pinned, digest-checked; never a CDN).
+vendor:
+	bash .ci/vendor-uplot.sh
+
 # Ctrl-C: honcho sends SIGTERM, then SIGKILL after a grace period it fixes at 5 s
 # (honcho.manager.KILL_WAIT, no option). A worker's warm shutdown (finish running tasks,
 # hand reserved messages back) can take longer on a busy machine, so `make up` gives it
@@ -32,7 +36,7 @@ STOP_GRACE ?= 20
 export HONCHO_WITH_GRACE = import sys, honcho.command, honcho.manager; honcho.manager.KILL_WAIT = $(STOP_GRACE); honcho.command.main(sys.argv[1:])
 
 ## Bring the whole product up on the embedded default (SQLite, filesystem broker, simulator).
-up: deps
+up: deps vendor
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py seed_demo

@@ -2,10 +2,11 @@ from django.contrib import admin, messages
 from django.contrib.auth import forms as auth_forms
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Count, Exists, OuterRef
-from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from audit.admin_mixins import AuditedAdminMixin, form_changes
 
 from . import services
-from .models import AccessToken, Invitation, Membership, Project, SSHKey, User
+from .models import AccessToken, Invitation, Membership, Project, SSHKey, TOTPDevice, User
 
 
 class UserCreationForm(auth_forms.AdminUserCreationForm):
@@ -41,8 +42,11 @@ class UserMembershipInline(MembershipInline):
     readonly_fields = fields
 
 
+PRIVILEGE_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions")
+
+
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(AuditedAdminMixin, DjangoUserAdmin):
     form = UserChangeForm
     add_form = UserCreationForm
     list_display = ("email", "full_name", "is_active", "is_staff", "two_factor", "is_trusted", "last_login")
@@ -77,7 +81,15 @@ class UserAdmin(DjangoUserAdmin):
         if change:
             super().save_model(request, obj, form, change)
         else:
+            request._audit_changes = form_changes(form)
             services.user_register(user=obj, actor=request.user, request=request)
+
+    def log_change(self, request, obj, message):
+        entry = super().log_change(request, obj, message)
+        privileges = {k: v for k, v in self.audit_changes(request).items() if k in PRIVILEGE_FIELDS}
+        if privileges:
+            services.user_privileges_record(user=obj, actor=request.user, changes=privileges, request=request)
+        return entry
 
     @admin.action(description="Deactivate: end sessions, revoke tokens, block login")
     def deactivate(self, request, queryset):

@@ -1,5 +1,6 @@
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.authentication import SessionAuthentication as DRFSessionAuthentication
 
 from . import selectors, services
 
@@ -8,7 +9,10 @@ class TokenAuthentication(BaseAuthentication):
     """``Authorization: Bearer cpat_...``: a personal access token.
 
     Sets ``request.auth`` to the AccessToken (``ReadOnlyTokenPermission``
-    reads its scope). A revoked, expired or unknown token is a 401; so is the
+    reads its scope). Only a ``staff`` token of a staff user with 2FA carries
+    staff powers; with any other token a staff user acts as an ordinary user
+    (``User.withhold_staff_powers``), so a leaked everyday token cannot read every
+    tenant or approve requests. A revoked, expired or unknown token is a 401; so is the
     token of a deactivated user. A member of a project that requires 2FA who
     has none gets a 403 until they enrol, as in the portal.
     """
@@ -40,7 +44,24 @@ class TokenAuthentication(BaseAuthentication):
                 f"Project {state.required_by} requires two-factor authentication: set it up in the portal first."
             )
         services.token_touch(token=token)
-        return token.user, token
+        user = token.user
+        if (user.is_staff or user.is_superuser) and not (token.staff and selectors.user_has_2fa(user=user)):
+            user.withhold_staff_powers()
+        return user, token
 
     def authenticate_header(self, request):
         return 'Bearer realm="api"'
+
+
+class SessionAuthentication(DRFSessionAuthentication):
+    """DRF's session authentication, with staff powers only for a session verified
+    with a code (as the admin demands); an unverified staff session acts as an
+    ordinary user."""
+
+    def authenticate(self, request):
+        result = super().authenticate(request)
+        if result is not None:
+            user = result[0]
+            if (user.is_staff or user.is_superuser) and not user.is_verified():
+                user.withhold_staff_powers()
+        return result

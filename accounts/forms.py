@@ -47,6 +47,15 @@ class TokenCreateForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="What uses it, e.g. 'terraform on build host'.")
     lifetime = forms.ChoiceField(choices=TOKEN_LIFETIMES, required=False, label="Expires")
     read_only = forms.BooleanField(required=False, label="Read-only (can only list and view)")
+    staff = forms.BooleanField(
+        required=False,
+        label="Staff powers (operators only: needs your code now; expires within hours, see docs/SECURITY.md)",
+    )
+
+    def __init__(self, *args, staff_user: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not staff_user:
+            del self.fields["staff"]
 
     def expires_at(self):
         days = self.cleaned_data.get("lifetime")

@@ -73,6 +73,17 @@ class User(AbstractBaseUser, PermissionsMixin):
         value = f"{self.password}:{self.session_generation}"
         return salted_hmac("accounts.User.session", value, secret=secret, algorithm="sha256").hexdigest()
 
+    def save(self, *args, **kwargs):
+        if getattr(self, "staff_powers_withheld", False):
+            raise RuntimeError("This user's staff flags were cleared for one API request: reload the user to save.")
+        super().save(*args, **kwargs)
+
+    def withhold_staff_powers(self) -> None:
+        """For this request only, act as an ordinary user (accounts.authentication); never saved."""
+        if self.is_staff or self.is_superuser:
+            self.is_staff = self.is_superuser = False
+            self.staff_powers_withheld = True
+
     def get_session_auth_hash(self):
         return self._session_hash()
 
@@ -159,6 +170,11 @@ class AccessToken(models.Model):
     prefix = models.CharField(max_length=16, unique=True)
     secret_hash = models.CharField(max_length=64)
     read_only = models.BooleanField(default=False, help_text="Only safe (GET, HEAD, OPTIONS) requests.")
+    staff = models.BooleanField(
+        default=False,
+        help_text="Carries its operator's staff powers; made with a current 2FA code, expires within "
+        "STAFF_TOKEN_MAX_HOURS. Any other token of a staff user acts as an ordinary user.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
@@ -234,3 +250,20 @@ class SSHKey(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.fingerprint})"
+
+
+from .devices import BackupCode, BackupCodeDevice, TOTPDevice  # noqa: E402  second-factor devices (encrypted)
+
+__all__ = [
+    "AccessToken",
+    "BackupCode",
+    "BackupCodeDevice",
+    "Invitation",
+    "Membership",
+    "Project",
+    "SSHKey",
+    "TOTPDevice",
+    "User",
+    "UserManager",
+    "UserSession",
+]

@@ -34,3 +34,17 @@ class RecentOTP(BasePermission):
         except ServiceError:
             return False
         return True
+
+
+class StaffPower(BasePermission):
+    """Operators only. Through the API a staff user has staff powers only with a
+    staff-scoped token or an OTP-verified session (accounts.authentication): an
+    ordinary token of a staff user arrives here as an ordinary user."""
+
+    message = (
+        "This needs staff powers: use a staff-scoped API token (created with a current two-factor code) "
+        "or a session verified with a code."
+    )
+
+    def has_permission(self, request, view):
+        return bool(request.user and request.user.is_staff)

@@ -25,11 +25,10 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp import login as otp_login
-from django_otp.plugins.otp_static.models import StaticDevice
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from controlplane.errors import Forbidden
 
+from .models import BackupCodeDevice, TOTPDevice
 from .selectors import user_has_2fa
 
 OTP_VERIFIED_AT_SESSION_KEY = "otp_verified_at"
@@ -65,7 +64,7 @@ def otp_verify(*, user, token: str):
     token = (token or "").replace(" ", "").strip().lower()
     if not token or not user.is_authenticated:
         return None
-    model = TOTPDevice if token.isdigit() and len(token) == 6 else StaticDevice
+    model = TOTPDevice if token.isdigit() and len(token) == 6 else BackupCodeDevice
     with transaction.atomic():
         for device in model.objects.devices_for_user(user, confirmed=True).select_for_update():
             if device.verify_token(token):
@@ -95,6 +94,7 @@ def otp_fresh_enough(request, token: str | None) -> bool:
         device = otp_verify(user=request.user, token=token)
         if device is not None:
             otp_mark_verified(request, device)
+            request.otp_code_verified = True  # a code checked in this very request (staff tokens need one)
         return device is not None
     return otp_is_recent(request)
 
@@ -135,6 +135,15 @@ def require_recent_otp(view_func):
     return wrapper
 
 
+def recent_otp_ok(request) -> bool:
+    """``check_recent_otp`` as a yes/no."""
+    try:
+        check_recent_otp(request)
+    except Forbidden:
+        return False
+    return True
+
+
 def check_recent_otp(request) -> None:
     """API rule: raise Forbidden (code ``otp_required``) unless the caller has
     no 2FA, sends a valid code in ``X-OTP-Token``, or is authenticated by a
@@ -145,6 +154,7 @@ def check_recent_otp(request) -> None:
         return
     token = request.META.get(OTP_HEADER, "")
     if token and otp_verify(user=user, token=token) is not None:
+        request.otp_code_verified = True  # a code checked in this very request (staff tokens need one)
         return
     if not token and request.auth is None and otp_is_recent(request):
         return

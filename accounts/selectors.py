@@ -4,13 +4,12 @@ from dataclasses import dataclass
 from django.contrib.sessions.models import Session
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from controlplane.errors import Forbidden, NotFound
 
 from .choices import Role, role_at_least
 from .hashing import sha256, token_split
-from .models import AccessToken, Invitation, Membership, Project, SSHKey, User, UserSession
+from .models import AccessToken, Invitation, Membership, Project, SSHKey, TOTPDevice, User, UserSession
 
 
 def project_list_for_user(*, user: User) -> QuerySet[Project]:

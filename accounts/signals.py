@@ -4,6 +4,7 @@ login is noticed. Each one only calls a service."""
 
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
+from django_otp.forms import otp_verification_failed
 
 from . import services
 from .security import login_identifier
@@ -23,6 +24,13 @@ def _login_failed(sender, credentials, request=None, **kwargs):
         reason="locked_out" if getattr(request, "login_locked_out", False) else "credentials",
         request=request,
     )
+
+
+@receiver(otp_verification_failed, dispatch_uid="accounts.otp_failed")
+def _otp_failed(sender, user, **kwargs):
+    """A wrong code in the admin's login form (the portal's code page records its own).
+    The signal carries no request: audit.record takes it from the request in progress."""
+    services.login_failure_record(identifier=user.get_username(), reason="otp")
 
 
 @receiver(user_logged_out, dispatch_uid="accounts.logout")

@@ -4,6 +4,9 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 
 from . import export, services
+from .admin_mixins import AuditedAdminMixin, form_changes
+
+__all__ = ["AuditedAdminMixin", "ReadOnlyAdmin", "form_changes"]
 from .choices import Action, SystemActor
 from .models import AuditCheckpoint, AuditEvent
 
@@ -19,38 +22,6 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
-
-
-class AuditedAdminMixin:
-    """Mix into a ModelAdmin to record ``admin.action`` for each add, change and delete it makes.
-
-    ``class HypervisorAdmin(AuditedAdminMixin, admin.ModelAdmin): ...``
-    """
-
-    def _audit(self, request, operation: str, obj, message) -> None:
-        services.record(
-            actor=request.user,
-            action=Action.ADMIN_ACTION,
-            target=obj,
-            details={"operation": operation, "model": obj._meta.label_lower, "message": message},
-            request=request,
-        )
-
-    def log_addition(self, request, obj, message):
-        entry = super().log_addition(request, obj, message)
-        self._audit(request, "add", obj, message)
-        return entry
-
-    def log_change(self, request, obj, message):
-        entry = super().log_change(request, obj, message)
-        self._audit(request, "change", obj, message)
-        return entry
-
-    def log_deletions(self, request, queryset):
-        entries = super().log_deletions(request, queryset)
-        for obj in queryset:
-            self._audit(request, "delete", obj, "")
-        return entries
 
 
 class ActorKindFilter(admin.SimpleListFilter):

@@ -28,6 +28,11 @@ class Action(models.TextChoices):
     VM_DELETE_FAILED = "vm.delete.failed", "VM delete failed"  # the delete gave up
     CONSOLE_OPENED = "console.opened", "Console opened"  # the console proxy connected a browser (IP, protocol)
     CONSOLE_CLOSED = "console.closed", "Console closed"  # the console session ended (duration in details)
+    # VM monitoring (compute/services/alerts.py)
+    ALERT_RULE_CREATED = "alert.rule_created", "Alert rule created"  # a user set a threshold on a VM
+    ALERT_RULE_DELETED = "alert.rule_deleted", "Alert rule deleted"  # a user removed a threshold
+    ALERT_FIRED = "alert.fired", "Alert fired"  # a VM crossed a threshold (value in details)
+    ALERT_RECOVERED = "alert.recovered", "Alert recovered"  # the VM is back below the threshold
     # Operations (the engine's unit of work)
     OPERATION_STATE_CHANGED = "operation.state_changed", "Operation state changed"  # from/to state, task ref
     OPERATION_RETRIED = "operation.retried", "Operation retried"  # a transient error, attempt number in details
@@ -64,6 +69,7 @@ class Action(models.TextChoices):
     USER_CREATED = "user.created", "User created"  # a person got an account
     USER_DEACTIVATED = "user.deactivated", "User deactivated"  # the account can no longer log in
     USER_REACTIVATED = "user.reactivated", "User reactivated"  # the account can log in again
+    USER_PRIVILEGES_CHANGED = "user.privileges_changed", "Privileges changed"  # staff/superuser/groups (from/to)
     # Projects
     PROJECT_CREATED = "project.created", "Project created"  # a tenant was created
     PROJECT_UPDATED = "project.updated", "Project updated"  # renamed or 2FA requirement changed (from/to in details)
@@ -95,6 +101,8 @@ class Action(models.TextChoices):
     DRIFT_DETECTED = "drift.detected", "Drift detected"  # reconciler found the hypervisor disagreeing
     ADMIN_ACTION = "admin.action", "Admin action"  # something done through Django admin
     AUDIT_RETENTION = "audit.retention", "Audit retention"  # old events archived and removed (checkpoint)
+    # Security monitoring (audit/detection.py)
+    SECURITY_ALERT = "security.alert", "Security alert"  # a suspicious pattern (rule, key, counts in details)
 
 
 ACTION_NAMES = frozenset(Action.values)

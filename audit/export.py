@@ -52,6 +52,16 @@ def csv_lines(rows: Iterable[dict]) -> Iterator[str]:
 FORMATS = {"jsonl": jsonl_lines, "csv": csv_lines}
 
 
+def write_lines(lines: Iterable[str], *, output: str | None, stdout, mode: str = "w") -> None:
+    """Write export lines to the file ``output`` (opened with ``mode``) or to a command's stdout."""
+    if output:
+        with open(output, mode, encoding="utf-8", newline="") as fh:
+            fh.writelines(lines)
+    else:
+        for line in lines:
+            stdout.write(line, ending="")
+
+
 def read_archive(path: Path) -> Iterator[dict]:
     """Events of a gzip JSON-lines archive (or a plain .jsonl export), in file order."""
     opener = gzip.open if str(path).endswith(".gz") else open

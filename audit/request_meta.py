@@ -8,9 +8,11 @@ request id: ``audit.middleware.RequestIDMiddleware`` applies it, and logs,
 audit events and the response carry what it decided.
 """
 
+import contextvars
 import ipaddress
 import re
 import uuid
+from contextlib import contextmanager
 from functools import lru_cache
 
 from django.conf import settings
@@ -85,3 +87,21 @@ def incoming_request_id(request) -> str | None:
     if value and _REQUEST_ID_RE.match(value) and from_trusted_proxy(request):
         return value
     return None
+
+
+_current_request = contextvars.ContextVar("audit_current_request", default=None)
+
+
+@contextmanager
+def bind_request(request):
+    """Make ``request`` the one ``audit.record`` falls back to while it is handled."""
+    token = _current_request.set(request)
+    try:
+        yield
+    finally:
+        _current_request.reset(token)
+
+
+def current_request():
+    """The web request being handled in this context (RequestIDMiddleware), or None."""
+    return _current_request.get()

@@ -7,6 +7,7 @@ from accounts.models import Project
 
 from . import chain, export
 from .models import AuditCheckpoint, AuditEvent
+from .severity import Severity, security_filter
 
 
 def event_list_for_project(*, project: Project, action: str = "") -> QuerySet[AuditEvent]:
@@ -72,3 +73,18 @@ def archive_verify(*, path: Path) -> chain.ChainReport:
     elif report.ok and export.file_sha256(path) != checkpoint.archive_sha256:
         report.ok, report.reason = False, f"the file's SHA-256 differs from the one checkpoint {checkpoint.pk} stored"
     return report
+
+
+def security_event_list(
+    *, severity: str = Severity.INFO, action: str = "", actor: str = "", ip: str = ""
+) -> QuerySet[AuditEvent]:
+    """Security events (audit/severity.py), newest first: at least ``severity``, of one
+    ``action``, by an ``actor`` (name contains), from an ``ip`` (address or its beginning)."""
+    events = AuditEvent.objects.filter(security_filter(severity)).order_by("-id")
+    if action:
+        events = events.filter(action=action)
+    if actor:
+        events = events.filter(actor__icontains=actor)
+    if ip:
+        events = events.filter(ip_address__startswith=ip)
+    return events

@@ -20,6 +20,8 @@ from django.db import connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 
+from controlplane.logging import context as log_context
+
 from . import chain, export, request_meta
 from .choices import ACTION_NAMES, WORKER_PREFIX, Action, SystemActor, actor_kind
 from .models import AuditCheckpoint, AuditEvent
@@ -101,10 +103,14 @@ def record(
     id; when omitted it is taken from the target (the project itself, or its
     ``project_id``). ``details``: a JSON-able dict (Decimal, datetime and UUID
     become strings); never put secrets in it. ``request``: when given, the
-    client address, user agent and request id are stored.
+    client address, user agent and request id are stored. Without it, the web
+    request in progress is used (``request_meta.current_request``, bound by
+    RequestIDMiddleware), and outside one the request id bound for logging
+    (a task published by a request carries it: controlplane/logging.py).
     """
     if not isinstance(action, str) or action not in ACTION_NAMES:
         raise ValueError(f"Unknown audit action {action!r}: add it to audit/choices.py first.")
+    request = request if request is not None else request_meta.current_request()
     actor_user_id, actor_name = _actor_fields(actor)
     target_type, target_id, target_repr = _target_fields(target)
     fields = {
@@ -118,7 +124,8 @@ def record(
         "details": chain.normalize_details(details),
         "ip_address": request_meta.client_ip(request) if request is not None else "",
         "user_agent": request_meta.user_agent(request) if request is not None else "",
-        "request_id": getattr(request, "request_id", "") if request is not None else "",
+        "request_id": (getattr(request, "request_id", "") if request is not None else "")
+        or log_context().get("request_id", ""),
     }
     _lock_chain()
     prev_hash = chain_head()

@@ -7,7 +7,7 @@
 Each benchmark runs as its own process, under ``--timeout`` (ten minutes), on a
 private PostgreSQL and Redis (bench/stack.py): the machine's shared services are
 neither used nor disturbed. Benchmarks that take their database from the
-environment (audit, billing, metrics) get a private stack started here; the
+environment (audit, billing, metrics, metrics_ingest) get a private stack started here; the
 others start their own. A benchmark whose script is missing (billing, before
 it lands) is listed as pending.
 
@@ -103,6 +103,17 @@ BENCHMARKS = [
         json=False,
         env="metrics",
         what="The metrics benchmark's own figures (read them with the Metrics scrape section)",
+    ),
+    Bench(
+        "metrics_ingest",
+        "VM metrics: ingesting 10,000 VMs per round, a 30-day chart, storage per VM",
+        "bench/metrics_ingest/run.py",
+        args=["--vms", "10000", "--rounds", "5", "--chart-vms", "200", "--queries", "200"],
+        quick=["--vms", "1000", "--rounds", "3", "--chart-vms", "20", "--queries", "30"],
+        json=False,
+        env="metrics",
+        what="One collection round's wall time and CPU against the 60 s interval, beside a COPY of the same rows; "
+        "30-day chart p50/p99 and bytes beside the bare SELECT; bytes per VM beside one row per metric",
     ),
     Bench(
         "chaos",

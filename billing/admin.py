@@ -70,6 +70,7 @@ class BillingSettingsAdmin(admin.ModelAdmin):
                     "auto_start_after_suspension",
                     "hours_per_month",
                     "metering_starts_at",
+                    "transfer_price_per_gb",
                 ]
             },
         ),

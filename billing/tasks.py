@@ -32,6 +32,12 @@ def issue_monthly_invoices():
     return {"invoices": [invoice.number for invoice in invoices]}
 
 
+@shared_task(name="charge_transfer")
+def charge_transfer():
+    """Meter closed months' transfer over the plans' allowances and debit it."""
+    return {"charges": services.transfer_charge_pending()}
+
+
 @shared_task(name="expire_trial_credit")
 def expire_trial_credit():
     """Take back unused trial credit past its validity (a ledger entry each)."""

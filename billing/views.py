@@ -16,6 +16,7 @@ from .documents import charts, pdf
 from .forms import BillingProfileForm
 from .payments.views import wallet_context
 from .periods import month_of, next_month, parse_month, previous_month
+from .selectors_bandwidth import transfer_by_vm
 
 # Billing pages: members with any role, and operators whatever their membership.
 billing_page = with_project(Role.VIEWER, staff_override=True)
@@ -48,6 +49,9 @@ def usage(request, project):
         "vms": vms,
         "day_chart": charts.usage_by_day_chart(month=month, days=days),
         "vm_chart": charts.spend_by_vm_chart(vms=vms),
+        "transfer_price": (price := selectors.billing_settings_get().transfer_price_per_gb),
+        "transfers": transfer_by_vm(project=project, month=month, price_per_gb=price),
+        "current_month": month == month_of(timezone.now()),
     }
     return render(request, "billing/usage.html", context)
 

@@ -9,6 +9,8 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils.html import format_html
 
+from audit.admin_mixins import AuditedAdminMixin
+from audit.choices import Action as AuditAction
 from compute import console_admin, dispatch, services  # noqa: F401  (console_admin registers its model)
 from compute.choices import VMStatus
 from compute.models import (
@@ -23,6 +25,7 @@ from compute.models import (
     VMRequest,
     VMStatusEvent,
 )
+from controlplane import crypto
 from controlplane.errors import ServiceError
 
 
@@ -73,8 +76,9 @@ class ImageReferenceInline(admin.TabularInline):
 
 
 @admin.register(Hypervisor)
-class HypervisorAdmin(admin.ModelAdmin):
+class HypervisorAdmin(AuditedAdminMixin, admin.ModelAdmin):
     form = HypervisorForm
+    audit_action = AuditAction.HYPERVISOR_CHANGED  # new_credentials recorded as changed, masked
     list_display = [
         "name",
         "kind",
@@ -94,7 +98,7 @@ class HypervisorAdmin(admin.ModelAdmin):
 
     @admin.display(description="credentials set", boolean=True)
     def has_credentials(self, obj):
-        return bool(obj.credentials)
+        return crypto.is_set(obj, "credentials")  # without decrypting
 
     @admin.display(description="unknown guests")
     def unknown_guests(self, obj):
@@ -271,7 +275,7 @@ class VirtualMachineAdmin(admin.ModelAdmin):
     @admin.display(description="drift")
     def drift(self, obj):
         if obj.lost_at:
-            return format_html('<strong style="color:#b00">{}</strong>', "lost")
+            return format_html('<strong class="lost">{}</strong>', "lost")
         if obj.missing_since:
             return "missing"
         return ""

@@ -103,3 +103,13 @@ DEFAULT_POLL_SECONDS = 2.0
 class ConsoleProtocol(models.TextChoices):
     VNC = "vnc", "Screen (VNC)"  # the guest's graphical screen, shown with noVNC
     SERIAL = "serial", "Serial console"  # a text console (serial port, container terminal), shown with xterm.js
+
+
+class AlertKind(models.TextChoices):
+    CPU = "cpu", "CPU above a percentage for a while"  # threshold in %, over duration_minutes
+    TRANSFER = "transfer", "Monthly transfer above a share of the plan's"  # threshold in % of included transfer
+
+
+class AlertState(models.TextChoices):
+    OK = "ok", "OK"  # below the threshold (or not enough data to say otherwise)
+    FIRING = "firing", "Firing"  # above the threshold; an email went out

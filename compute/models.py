@@ -43,6 +43,11 @@ class Hypervisor(models.Model):
     maintenance = models.BooleanField(default=False, help_text="Operations wait (stay pending) while set.")
     max_concurrent_operations = models.PositiveIntegerField(default=50, validators=[MinValueValidator(1)])
     build_timeout_seconds = models.PositiveIntegerField(default=1800, help_text="A create running longer fails.")
+    capacity_vcpus = models.PositiveIntegerField(default=0, help_text="vCPUs plans may allocate here; 0: no limit.")
+    capacity_memory_mib = models.PositiveIntegerField(
+        default=0, help_text="Memory (MiB) plans may allocate; 0: no limit."
+    )
+    capacity_disk_gib = models.PositiveIntegerField(default=0, help_text="Disk (GiB) plans may allocate; 0: no limit.")
     last_checked_at = models.DateTimeField(null=True, blank=True)
     last_check = models.JSONField(default=dict, blank=True)
     drift = models.JSONField(default=dict, blank=True, help_text="Last reconciliation's findings (unknown guests).")
@@ -65,6 +70,9 @@ class Plan(models.Model):
     guest_type = models.CharField(max_length=16, choices=GuestType.choices, default=GuestType.VM)
     price_hourly_running = models.DecimalField(max_digits=12, decimal_places=4, default=Decimal("0"))
     price_hourly_stopped = models.DecimalField(max_digits=12, decimal_places=4, default=Decimal("0"))
+    included_transfer_gb = models.PositiveIntegerField(
+        default=0, help_text="Data transfer (in + out, GB of 10^9 bytes) per month included; 0: none."
+    )
     sac_code = models.CharField(max_length=8, default="998315", help_text="GST service accounting code.")
     gst_rate = models.DecimalField(max_digits=5, decimal_places=2, default=Decimal("18.00"), help_text="Percent.")
     requires_approval = models.BooleanField(default=True)
@@ -323,3 +331,13 @@ class ConsoleSession(models.Model):
 
     def __str__(self):
         return f"console of {self.vm} for {self.user}"
+
+
+from .metrics_models import (  # noqa: E402, F401  (a separate module; registered with the app here)
+    VMAlertEvent,
+    VMAlertRule,
+    VMMetricCursor,
+    VMMetricRollup,
+    VMMetricSample,
+    VMTransfer,
+)

@@ -1,12 +1,20 @@
 from django.urls import path
 
-from . import console_views, views
+from . import console_views, views, views_capacity, views_metrics
 
 app_name = "compute"
 urlpatterns = [
+    path("operators/capacity/", views_capacity.capacity, name="capacity"),
     path("projects/<slug:slug>/vms/", views.vm_list, name="vm_list"),
     path("projects/<slug:slug>/vms/<int:pk>/", views.vm_detail, name="vm_detail"),
     path("projects/<slug:slug>/vms/<int:pk>/power/", views.vm_power, name="vm_power"),
+    path("projects/<slug:slug>/vms/<int:pk>/metrics/", views_metrics.vm_metrics, name="vm_metrics"),
+    path("projects/<slug:slug>/vms/<int:pk>/alerts/", views_metrics.alert_rule_add, name="alert_rule_add"),
+    path(
+        "projects/<slug:slug>/vms/<int:pk>/alerts/<int:rule_pk>/delete/",
+        views_metrics.alert_rule_delete,
+        name="alert_rule_delete",
+    ),
     path("projects/<slug:slug>/vms/<int:pk>/delete/", views.vm_delete, name="vm_delete"),
     path("projects/<slug:slug>/vms/<int:pk>/console/", console_views.vm_console, name="vm_console"),
     path("projects/<slug:slug>/vms/<int:pk>/console/token/", console_views.vm_console_token, name="vm_console_token"),

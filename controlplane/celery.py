@@ -97,4 +97,4 @@ def beat_schedule() -> dict:
 
 
 configure(app)
-app.autodiscover_tasks(["workers", "billing", "notifications"])
+app.autodiscover_tasks(["workers", "billing", "audit", "notifications"])

@@ -32,6 +32,8 @@ from compute.choices import ACTIVE_OPERATION_STATES, VMStatus
 from controlplane.celery import app
 from workers import selectors as workers_selectors
 
+from .metrics_vms import vm_series
+
 logger = logging.getLogger(__name__)
 
 PREFIX = "controlplane"
@@ -212,6 +214,7 @@ COLLECTORS = {
     "workers": _workers,
     "queues": _queues,
     "billing": _billing,
+    "vm_metrics": vm_series,
 }
 
 

@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
+    "csp",
     # Project apps
     "audit",
     "accounts",
@@ -94,9 +95,9 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.socialaccount",
+    # django-otp's devices are accounts.TOTPDevice / BackupCodeDevice (secrets encrypted or hashed),
+    # not its otp_totp / otp_static plugins (accounts/devices.py).
     "django_otp",
-    "django_otp.plugins.otp_totp",
-    "django_otp.plugins.otp_static",
     "axes",
 ]
 if _google_sign_in:
@@ -108,6 +109,8 @@ MIDDLEWARE = [
     "audit.middleware.RequestIDMiddleware",
     # HTTPS redirect, HSTS and nosniff before anything does work.
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy header on every response (CONTENT_SECURITY_POLICY below; django-csp).
+    "csp.middleware.CSPMiddleware",
     # Static files answered right after the security headers, before sessions and auth (WhiteNoise's rule).
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # The session, which everything below it reads (auth, messages, OTP, allauth).
@@ -243,11 +246,31 @@ if PRODUCTION:
     if not ALLOWED_HOSTS:
         raise ImproperlyConfigured("ALLOWED_HOSTS must be set when CONTROLPLANE_ENV=production.")
 
+# Content-Security-Policy (django-csp): the portal, the admin and the consoles load scripts,
+# styles, images and fonts only from this site, never inline (htmx's indicator styles are off:
+# templates/base.html); fetches and websockets (console, live updates) go to this site only
+# ('self' covers ws:/wss: to the same host in CSP Level 3 browsers). The API docs pages
+# loosen it for themselves (controlplane/urls.py). docs/SECURITY.md.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
 # --- REST framework -------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.authentication.TokenAuthentication",  # Authorization: Bearer <token>
-        "rest_framework.authentication.SessionAuthentication",
+        "accounts.authentication.SessionAuthentication",  # staff powers only once verified with a code
     ],
     "DEFAULT_PERMISSION_CLASSES": [
         "rest_framework.permissions.IsAuthenticated",
@@ -419,6 +442,8 @@ AXES_CLIENT_IP_CALLABLE = "accounts.security.client_ip"
 AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
 
 INVITATION_TTL_DAYS = env_int("INVITATION_TTL_DAYS", 7)
+# Longest life of a staff-scoped API token (docs/SECURITY.md "Staff tokens").
+STAFF_TOKEN_MAX_HOURS = env_int("STAFF_TOKEN_MAX_HOURS", 8)
 
 # --- Billing (billing/) ---------------------------------------------------------
 # Supplier details and policy (thresholds, grace period, pre-check, LUT) are edited
@@ -427,6 +452,29 @@ BILLING_CHARGE_INTERVAL_SECONDS = env_int("BILLING_CHARGE_INTERVAL_SECONDS", 600
 BILLING_INVOICE_INTERVAL_SECONDS = env_int("BILLING_INVOICE_INTERVAL_SECONDS", 3600)
 BILLING_TRIAL_EXPIRY_INTERVAL_SECONDS = env_int("BILLING_TRIAL_EXPIRY_INTERVAL_SECONDS", 3600)
 NOTIFY_RELAY_INTERVAL_SECONDS = float(os.environ.get("NOTIFY_RELAY_INTERVAL_SECONDS", "5"))
+# --- VM metrics (docs/MONITORING.md) ---------------------------------------------
+# Collection round length, retention of each tier, a round's time budget on the worker,
+# and how many per-VM series /metrics exposes (0: none).
+VM_METRICS = {
+    "INTERVAL_SECONDS": env_int("METRICS_INTERVAL_SECONDS", 60),
+    "RAW_HOURS": env_int("METRICS_RAW_HOURS", 48),
+    "ROLLUP_5M_DAYS": env_int("METRICS_5M_DAYS", 30),
+    "ROLLUP_1H_DAYS": env_int("METRICS_1H_DAYS", 365),
+    "COLLECT_BUDGET_SECONDS": env_int("METRICS_COLLECT_BUDGET_SECONDS", 30),
+    "PROMETHEUS_MAX_VMS": env_int("METRICS_PROMETHEUS_MAX_VMS", 500),
+    "CAPACITY_WARN_PERCENT": env_int("METRICS_CAPACITY_WARN_PERCENT", 85),
+}
+# --- Security events (docs/SECURITY.md "Security event feed") --------------------
+# Brute-force detection over the audit log's failed logins (audit/detection.py).
+SECURITY_SCAN_INTERVAL_SECONDS = env_int("SECURITY_SCAN_INTERVAL_SECONDS", 60)
+SECURITY_BRUTE_FORCE_WINDOW_SECONDS = env_int("SECURITY_BRUTE_FORCE_WINDOW_SECONDS", 900)
+SECURITY_BRUTE_FORCE_THRESHOLDS = {
+    "address": env_int("SECURITY_BRUTE_FORCE_PER_ADDRESS", 20),  # failures from one address
+    "subnet": env_int("SECURITY_BRUTE_FORCE_PER_SUBNET", 50),  # failures from one /24 or /64
+    "account_addresses": env_int("SECURITY_BRUTE_FORCE_ACCOUNT_ADDRESSES", 5),  # addresses failing one account
+}
+# Alert mail recipients; empty: every active staff user.
+SECURITY_ALERT_EMAILS = env_list("SECURITY_ALERT_EMAILS")
 EXTRA_BEAT_SCHEDULE = {
     "billing-charge-usage": {"task": "charge_usage", "schedule": float(BILLING_CHARGE_INTERVAL_SECONDS)},
     "billing-issue-invoices": {"task": "issue_monthly_invoices", "schedule": float(BILLING_INVOICE_INTERVAL_SECONDS)},
@@ -434,6 +482,14 @@ EXTRA_BEAT_SCHEDULE = {
     # Notifications and webhooks (docs/NOTIFICATIONS.md): the audit-event relay, and a daily purge.
     "notifications-relay": {"task": "relay_audit_events", "schedule": NOTIFY_RELAY_INTERVAL_SECONDS},
     "notifications-purge": {"task": "purge_notifications", "schedule": 24 * 3600.0},
+    # VM metrics (docs/MONITORING.md): collection, rollups, alerts, expiry; transfer over-use billing.
+    "metrics-collect": {"task": "collect_metrics_all", "schedule": float(VM_METRICS["INTERVAL_SECONDS"])},
+    "metrics-rollup": {"task": "rollup_metrics", "schedule": 300.0},
+    "metrics-alerts": {"task": "evaluate_metric_alerts", "schedule": float(VM_METRICS["INTERVAL_SECONDS"])},
+    "metrics-expire": {"task": "expire_metrics", "schedule": 3600.0},
+    "billing-charge-transfer": {"task": "charge_transfer", "schedule": 3600.0},
+    # Brute-force detection over the audit log (docs/SECURITY.md).
+    "security-brute-force-scan": {"task": "detect_brute_force", "schedule": float(SECURITY_SCAN_INTERVAL_SECONDS)},
 }
 # Razorpay (docs/BILLING.md "Getting paid"): keys are normally entered in admin (Payment settings,
 # encrypted at rest); each variable set here wins over the stored value. RAZORPAY_API_URL points
@@ -442,6 +498,7 @@ RAZORPAY_KEY_ID = os.environ.get("RAZORPAY_KEY_ID", "")
 RAZORPAY_KEY_SECRET = os.environ.get("RAZORPAY_KEY_SECRET", "")
 RAZORPAY_WEBHOOK_SECRET = os.environ.get("RAZORPAY_WEBHOOK_SECRET", "")
 RAZORPAY_API_URL = os.environ.get("RAZORPAY_API_URL", "")
+
 
 # --- Portal (docs/PORTAL.md) -------------------------------------------------------
 # The security page lists the user's sessions; each is noted at most this often.
@@ -474,6 +531,13 @@ LOGGING = {
 # --- Metrics and the beat lock (docs/DEPLOYMENT.md) ---------------------------
 # /metrics answers only requests with "Authorization: Bearer <METRICS_TOKEN>" when set.
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# Production never derives the encryption key from SECRET_KEY, nor serves /metrics to anyone.
+if PRODUCTION:
+    for _required in ("FIELD_ENCRYPTION_KEY", "METRICS_TOKEN"):
+        if not os.environ.get(_required, "").strip():
+            raise ImproperlyConfigured(
+                f"{_required} must be set when CONTROLPLANE_ENV=production (deploy/install.sh generates it)."
+            )
 # The latency histogram covers operations finished within this window.
 METRICS_LATENCY_WINDOW_SECONDS = env_int("METRICS_LATENCY_WINDOW_SECONDS", 3600)
 # The beat scheduler lock (controlplane/beat.py): Redis URL (default: the broker's) and timings.

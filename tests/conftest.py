@@ -20,6 +20,7 @@ pytest_plugins = [
     "tests.fixtures.browser",
     "tests.fixtures.console",
     "tests.fixtures.notifications",
+    "tests.fixtures.metrics",
 ]
 
 

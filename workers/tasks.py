@@ -7,8 +7,12 @@ Operation tasks are routed to the hypervisor's queue by the publisher
 import socket
 
 from celery import shared_task
+from django.conf import settings
 
-from . import engine
+from compute.services import alerts
+from compute.services import metrics as metrics_services
+
+from . import engine, metrics
 
 
 def _worker_name(task) -> str:
@@ -54,3 +58,33 @@ def resync_vm(vm_id: int) -> str:
 @shared_task(name="check_hypervisor")
 def check_hypervisor(hypervisor_id: int) -> dict:
     return engine.check_hypervisor(hypervisor_id)
+
+
+@shared_task(name="collect_metrics_all")
+def collect_metrics_all() -> dict:
+    return metrics.collect_metrics_all()
+
+
+@shared_task(
+    name="collect_metrics",
+    soft_time_limit=settings.VM_METRICS["COLLECT_BUDGET_SECONDS"],
+    time_limit=settings.VM_METRICS["COLLECT_BUDGET_SECONDS"] + 10,
+)
+def collect_metrics(hypervisor_id: int) -> dict:
+    """One round; past its budget the round is abandoned (a gap), never left holding a worker slot."""
+    return metrics.collect_metrics(hypervisor_id)
+
+
+@shared_task(name="rollup_metrics")
+def rollup_metrics() -> dict:
+    return metrics_services.metrics_rollup()
+
+
+@shared_task(name="expire_metrics")
+def expire_metrics() -> dict:
+    return metrics_services.metrics_expire()
+
+
+@shared_task(name="evaluate_metric_alerts")
+def evaluate_metric_alerts() -> dict:
+    return alerts.alerts_evaluate()

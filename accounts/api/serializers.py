@@ -51,7 +51,17 @@ class InvitationSerializer(JSONTypesMixin, serializers.ModelSerializer):
 class AccessTokenSerializer(JSONTypesMixin, serializers.ModelSerializer):
     class Meta:
         model = AccessToken
-        fields = ["id", "name", "prefix", "read_only", "created_at", "expires_at", "last_used_at", "revoked_at"]
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "read_only",
+            "staff",
+            "created_at",
+            "expires_at",
+            "last_used_at",
+            "revoked_at",
+        ]
         read_only_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
 
 

@@ -13,7 +13,7 @@ from controlplane.api import SLUG_PATTERN, ProjectScopedMixin
 from .. import selectors, services
 from ..choices import Role
 from ..models import AccessToken, Invitation, Membership, Project
-from ..security import check_recent_otp, token_creation_allowed
+from ..security import check_recent_otp, recent_otp_ok, token_creation_allowed
 from .serializers import (
     AccessTokenCreatedSerializer,
     AccessTokenSerializer,
@@ -46,7 +46,13 @@ class ProjectViewSet(
         project = self.get_object()
         body = ProjectUpdateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        services.project_update(project=project, actor=request.user, request=request, **body.validated_data)
+        services.project_update(
+            project=project,
+            actor=request.user,
+            request=request,
+            second_factor_fresh=recent_otp_ok(request),
+            **body.validated_data,
+        )
         return Response(self.get_serializer(self.get_queryset().get(pk=project.pk)).data)
 
     @extend_schema(responses={204: None})
@@ -136,7 +142,12 @@ class AccessTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         check_recent_otp(request)
         if not token_creation_allowed(request):
             raise Throttled(detail="You have created many tokens in a short time; try again later.")
-        token, raw = services.token_create(user=request.user, request=request, **body.validated_data)
+        token, raw = services.token_create(
+            user=request.user,
+            request=request,
+            code_verified_now=getattr(request, "otp_code_verified", False),
+            **body.validated_data,
+        )
         token.token = raw
         return Response(AccessTokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)
 

@@ -16,7 +16,14 @@ from .sessions import session_revoke, session_touch
 from .ssh_keys import ssh_key_create, ssh_key_delete
 from .tokens import token_create, token_revoke, token_touch
 from .two_factor import backup_codes_regenerate, totp_device_confirm, two_factor_disable
-from .users import user_create, user_deactivate, user_email_verified, user_reactivate, user_register
+from .users import (
+    user_create,
+    user_deactivate,
+    user_email_verified,
+    user_privileges_record,
+    user_reactivate,
+    user_register,
+)
 
 __all__ = [
     "backup_codes_regenerate",
@@ -45,6 +52,7 @@ __all__ = [
     "user_create",
     "user_deactivate",
     "user_email_verified",
+    "user_privileges_record",
     "user_reactivate",
     "user_register",
 ]

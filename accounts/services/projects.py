@@ -3,7 +3,7 @@ from django.db.models import ProtectedError
 from django.utils.text import slugify
 
 import audit
-from controlplane.errors import Conflict, InvalidInput, NotFound
+from controlplane.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 from .. import hooks
 from ..choices import ProjectKind, Role
@@ -41,11 +41,19 @@ def project_create(*, name: str, owner: User, kind: str = ProjectKind.TEAM) -> P
 
 @transaction.atomic
 def project_update(
-    *, project: Project, actor: User, name: str | None = None, require_2fa: bool | None = None, request=None
+    *,
+    project: Project,
+    actor: User,
+    name: str | None = None,
+    require_2fa: bool | None = None,
+    second_factor_fresh: bool = False,
+    request=None,
 ) -> Project:
     """Rename (admin) or change the 2FA requirement (owner).
 
     An owner can only require 2FA after setting it up: the rule applies to them too.
+    Turning the requirement off needs a fresh second factor (``second_factor_fresh``:
+    a code entered now or recently in this session, never a token alone).
     """
     project_require_role(user=actor, project=project, role=Role.OWNER if require_2fa is not None else Role.ADMIN)
     project = Project.objects.select_for_update().get(pk=project.pk)
@@ -56,6 +64,11 @@ def project_update(
     if require_2fa is not None and require_2fa != project.require_2fa:
         if require_2fa and not user_has_2fa(user=actor):
             raise Conflict("Set up two-factor authentication for yourself before requiring it of the project.")
+        if not require_2fa and not second_factor_fresh:
+            raise Forbidden(
+                "Turning off the two-factor requirement needs a current code: send it in the X-OTP-Token header.",
+                code="otp_required",
+            )
         changes["require_2fa"] = [project.require_2fa, require_2fa]
         project.require_2fa = require_2fa
     if changes:

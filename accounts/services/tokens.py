@@ -1,13 +1,15 @@
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 import audit
-from controlplane.errors import Conflict, InvalidInput, NotFound
+from controlplane.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 from ..hashing import sha256, token_generate
 from ..models import AccessToken, User
+from ..selectors import user_has_2fa
 
 MAX_ACTIVE_TOKENS = 50
 TOUCH_EVERY = timedelta(seconds=60)
@@ -15,12 +17,22 @@ TOUCH_EVERY = timedelta(seconds=60)
 
 @transaction.atomic
 def token_create(
-    *, user: User, name: str, read_only: bool = False, expires_at: datetime | None = None, request=None
+    *,
+    user: User,
+    name: str,
+    read_only: bool = False,
+    expires_at: datetime | None = None,
+    staff: bool = False,
+    code_verified_now: bool = False,
+    request=None,
 ) -> tuple[AccessToken, str]:
     """Create a personal access token; returns it and the raw token, which is never shown again.
 
     Only the SHA-256 of the secret is stored; the prefix finds the row
-    (accounts.hashing).
+    (accounts.hashing). A ``staff`` token (the only kind that carries staff
+    powers) needs a staff user with 2FA who entered a code in this very request
+    (``code_verified_now``), and expires within ``STAFF_TOKEN_MAX_HOURS`` (by
+    default exactly then).
     """
     name = (name or "").strip()
     if not name:
@@ -29,6 +41,8 @@ def token_create(
         raise InvalidInput("Use at most 100 characters.", fields={"name": ["Use at most 100 characters."]})
     if expires_at is not None and expires_at <= timezone.now():
         raise InvalidInput("The expiry must be in the future.", fields={"expires_at": ["Must be in the future."]})
+    if staff:
+        expires_at = _staff_token_expiry(user=user, expires_at=expires_at, code_verified_now=code_verified_now)
     active = AccessToken.objects.filter(user=user, revoked_at__isnull=True).count()
     if active >= MAX_ACTIVE_TOKENS:
         raise Conflict(f"You already have {active} tokens; revoke some first.")
@@ -41,6 +55,7 @@ def token_create(
         prefix=prefix,
         secret_hash=sha256(secret),
         read_only=read_only,
+        staff=staff,
         expires_at=expires_at,
     )
     audit.record(
@@ -51,11 +66,31 @@ def token_create(
             "name": name,
             "prefix": prefix,
             "read_only": read_only,
+            "staff": staff,
             "expires_at": expires_at.isoformat() if expires_at else None,
         },
         request=request,
     )
     return token, raw
+
+
+def _staff_token_expiry(*, user: User, expires_at: datetime | None, code_verified_now: bool) -> datetime:
+    if not (user.is_staff or user.is_superuser):
+        raise Forbidden("Only operators (with staff powers in this session) can create staff tokens.")
+    if not user_has_2fa(user=user):
+        raise Forbidden("Staff tokens need two-factor authentication: set it up first.", code="two_factor_required")
+    if not code_verified_now:
+        raise Forbidden(
+            "A staff token needs a current two-factor code with this request (X-OTP-Token header or the form's code).",
+            code="otp_required",
+        )
+    latest = timezone.now() + timedelta(hours=settings.STAFF_TOKEN_MAX_HOURS)
+    if expires_at is not None and expires_at > latest:
+        raise InvalidInput(
+            f"A staff token lives at most {settings.STAFF_TOKEN_MAX_HOURS} hours.",
+            fields={"expires_at": [f"At most {settings.STAFF_TOKEN_MAX_HOURS} hours from now."]},
+        )
+    return expires_at or latest
 
 
 @transaction.atomic

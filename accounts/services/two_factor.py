@@ -2,13 +2,12 @@ import time
 
 from django.db import transaction
 from django_otp.oath import TOTP
-from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 import audit
 from controlplane.errors import Conflict, InvalidInput
 
-from ..models import Project, User
+from ..devices import backup_code_hash, backup_code_random
+from ..models import BackupCode, BackupCodeDevice, Project, TOTPDevice, User
 from ..selectors import user_has_2fa
 
 BACKUP_CODE_COUNT = 10
@@ -17,10 +16,11 @@ BACKUP_DEVICE_NAME = "Backup codes"
 
 
 def _backup_codes_replace(user: User) -> list[str]:
-    device, _ = StaticDevice.objects.get_or_create(user=user, name=BACKUP_DEVICE_NAME, defaults={"confirmed": True})
-    device.token_set.all().delete()
-    codes = [StaticToken.random_token() for _ in range(BACKUP_CODE_COUNT)]
-    StaticToken.objects.bulk_create(StaticToken(device=device, token=code) for code in codes)
+    """New backup codes (only their hashes are stored); the old ones stop working."""
+    device, _ = BackupCodeDevice.objects.get_or_create(user=user, name=BACKUP_DEVICE_NAME, defaults={"confirmed": True})
+    device.codes.all().delete()
+    codes = [backup_code_random() for _ in range(BACKUP_CODE_COUNT)]
+    BackupCode.objects.bulk_create(BackupCode(device=device, code_hash=backup_code_hash(device.pk, c)) for c in codes)
     return codes
 
 
@@ -69,5 +69,5 @@ def two_factor_disable(*, user: User, actor: User | None = None, request=None) -
         if required_by is not None:
             raise Conflict(f"Project {required_by.name} requires two-factor authentication; leave it first.")
     TOTPDevice.objects.filter(user=user).delete()
-    StaticDevice.objects.filter(user=user).delete()
+    BackupCodeDevice.objects.filter(user=user).delete()
     audit.record(actor=actor, action="auth.2fa.disabled", target=user, request=request)

@@ -82,3 +82,9 @@ def user_reactivate(*, user: User, actor, request=None) -> None:
     User.objects.filter(pk=user.pk).update(is_active=True)
     user.refresh_from_db(fields=["is_active"])
     audit.record(actor=actor, action="user.reactivated", target=user, request=request)
+
+
+def user_privileges_record(*, user: User, actor, changes: dict, request=None) -> None:
+    """Note a change of operator privileges (staff, superuser, groups, permissions) made
+    in the admin: ``changes`` is ``{field: [old, new]}``. Critical in the security feed."""
+    audit.record(actor=actor, action="user.privileges_changed", target=user, details=changes, request=request)

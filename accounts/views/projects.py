@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 from .. import selectors, services
 from ..choices import Role, role_at_least
 from ..forms import InvitationForm, ProjectCreateForm, ProjectSettingsForm, RoleForm
-from ..security import require_recent_otp
+from ..security import otp_confirm_url, otp_fresh_enough, require_recent_otp
 from .common import form_errors, portal_errors, with_project
 
 
@@ -63,8 +63,17 @@ def project_settings(request, project):
         form_errors(request, form)
         return _back(project)
     require_2fa = form.cleaned_data["require_2fa"] if project.role == Role.OWNER else None
+    fresh = otp_fresh_enough(request, request.POST.get("otp_token"))
+    if project.require_2fa and require_2fa is False and not fresh:
+        messages.info(request, "Turning off the two-factor requirement needs a current code; then save again.")
+        return redirect(otp_confirm_url(reverse("accounts:project_detail", args=[project.slug])))
     project = services.project_update(
-        project=project, actor=request.user, name=form.cleaned_data["name"], require_2fa=require_2fa, request=request
+        project=project,
+        actor=request.user,
+        name=form.cleaned_data["name"],
+        require_2fa=require_2fa,
+        second_factor_fresh=fresh,
+        request=request,
     )
     messages.success(request, "Project settings saved.")
     return _back(project)

@@ -16,7 +16,7 @@ def token_list(request):
     """Lists the user's tokens; a token just created is shown here once."""
     context = {
         "tokens": selectors.access_token_list_for_user(user=request.user),
-        "form": TokenCreateForm(),
+        "form": TokenCreateForm(staff_user=request.user.is_staff),
         "new_token": request.session.pop(TOKEN_ONCE_SESSION_KEY, None),
         "otp_needed": selectors.user_has_2fa(user=request.user),
     }
@@ -28,7 +28,7 @@ def token_list(request):
 @require_recent_otp
 @portal_errors
 def token_create(request):
-    form = TokenCreateForm(request.POST)
+    form = TokenCreateForm(request.POST, staff_user=request.user.is_staff)
     if not form.is_valid():
         form_errors(request, form)
         return redirect("accounts:token_list")
@@ -40,6 +40,8 @@ def token_create(request):
         name=form.cleaned_data["name"],
         read_only=form.cleaned_data["read_only"],
         expires_at=form.expires_at(),
+        staff=form.cleaned_data.get("staff", False),
+        code_verified_now=getattr(request, "otp_code_verified", False),
         request=request,
     )
     request.session[TOKEN_ONCE_SESSION_KEY] = {"name": token.name, "raw": raw}

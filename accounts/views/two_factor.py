@@ -9,13 +9,12 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
-from django_otp.plugins.otp_static.models import StaticToken
-from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp.util import random_hex
 
 from .. import selectors, services
 from ..forms import OTPCodeForm, TwoFactorDisableForm
 from ..middleware import two_factor_exempt
+from ..models import BackupCode, TOTPDevice
 from ..security import otp_mark_verified, otp_verify, require_recent_otp, safe_next
 from .common import portal_errors
 
@@ -28,7 +27,7 @@ CODES_ONCE_SESSION_KEY = "otp_backup_codes_once"
 def two_factor(request):
     user = request.user
     device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
-    backup_left = StaticToken.objects.filter(device__user=user).count() if device else 0
+    backup_left = BackupCode.objects.filter(device__user=user).count() if device else 0
     return render(request, "accounts/two_factor.html", {"device": device, "backup_left": backup_left})
 
 

@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from audit.models import AuditEvent
+from audit.severity import severity_of
 
 
 class AuditEventSerializer(serializers.ModelSerializer):
@@ -22,3 +23,14 @@ class AuditEventSerializer(serializers.ModelSerializer):
             "hash",
         ]
         read_only_fields = fields
+
+
+class SecurityEventSerializer(AuditEventSerializer):
+    severity = serializers.SerializerMethodField()
+
+    class Meta(AuditEventSerializer.Meta):
+        fields = [*AuditEventSerializer.Meta.fields, "actor_user", "project", "severity"]
+        read_only_fields = fields
+
+    def get_severity(self, event) -> str:
+        return str(severity_of(event.action))

@@ -1,13 +1,16 @@
 from rest_framework import generics
+from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import CursorPagination
 
 from accounts.choices import Role
+from accounts.permissions import ReadOnlyTokenPermission, StaffPower
 from audit import selectors
 from audit.choices import Action
 from audit.models import AuditEvent
+from audit.severity import Severity, severity_of
 from controlplane.api import ProjectScopedMixin
 
-from .serializers import AuditEventSerializer
+from .serializers import AuditEventSerializer, SecurityEventSerializer
 
 
 class AuditEventPagination(CursorPagination):
@@ -29,3 +32,26 @@ class ProjectAuditEventListApi(ProjectScopedMixin, generics.ListAPIView):
             return AuditEvent.objects.none()
         action = self.request.query_params.get("action", "")
         return selectors.event_list_for_project(project=self.project, action=action if action in Action.values else "")
+
+
+class SecurityEventListApi(generics.ListAPIView):
+    """Security events of every project, newest first, for operators (staff power:
+    docs/SECURITY.md). Filters: ``severity`` (minimum), ``action``, ``actor`` (contains),
+    ``ip`` (address or its beginning)."""
+
+    serializer_class = SecurityEventSerializer
+    pagination_class = AuditEventPagination
+    permission_classes = [ReadOnlyTokenPermission, StaffPower]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation
+            return AuditEvent.objects.none()
+        params = self.request.query_params
+        severity, action = params.get("severity", Severity.INFO), params.get("action", "")
+        if severity not in Severity.values:
+            raise ValidationError({"severity": [f"One of {', '.join(Severity.values)}."]})
+        if action and severity_of(action) is None:
+            raise ValidationError({"action": ["Not a security event action."]})
+        return selectors.security_event_list(
+            severity=severity, action=action, actor=params.get("actor", "")[:200], ip=params.get("ip", "")[:45]
+        )

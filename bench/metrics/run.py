@@ -13,6 +13,7 @@ scratch database is dropped unless ``--keep``. Figures: docs/BENCHMARKS.md.
 """
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -43,7 +44,7 @@ FROM (SELECT i, now() - random() * interval '365 days' AS t
 """
 
 
-def _admin(url: str) -> tuple[str, str]:
+def _admin(url: str, suffix: str = "metricsbench") -> tuple[str, str]:
     cfg = dj_database_url.parse(url)
     conninfo = psycopg.conninfo.make_conninfo(
         host=cfg["HOST"] or "127.0.0.1",
@@ -52,7 +53,7 @@ def _admin(url: str) -> tuple[str, str]:
         password=cfg["PASSWORD"] or None,
         dbname="postgres",
     )
-    return conninfo, f"{cfg['NAME']}_metricsbench"
+    return conninfo, f"{cfg['NAME']}_{suffix}"
 
 
 def _setup_django(url: str) -> None:
@@ -64,6 +65,26 @@ def _setup_django(url: str) -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+
+
+@contextlib.contextmanager
+def scratch_database(url: str, *, suffix: str, keep: bool):
+    """A scratch database ``<name>_<suffix>`` beside the one in ``url``, migrated, with Django
+    set up on it; dropped afterwards unless ``keep``."""
+    conninfo, name = _admin(url, suffix)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        _setup_django(url.rsplit("/", 1)[0] + "/" + name)
+        yield
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        if not keep:
+            with psycopg.connect(conninfo, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _seed(vms: int) -> dict:
@@ -151,12 +172,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
     url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/controlplane")
-    conninfo, name = _admin(url)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        _setup_django(url.rsplit("/", 1)[0] + "/" + name)
+    with scratch_database(url, suffix="metricsbench", keep=args.keep):
         ids = _seed(args.vms)
         print(f"{'operations':>12} {'scrape ms':>10} {'queries':>8}  per part (ms)")
         have = 0
@@ -168,13 +184,6 @@ def main() -> None:
             total, parts, queries = _scrape(args.scrapes)
             detail = "  ".join(f"{k}={v * 1000:.1f}" for k, v in parts.items())
             print(f"{size:>12} {total * 1000:>10.1f} {queries:>8}  {detail}   (insert {grown:.0f} s)")
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        if not args.keep:
-            with psycopg.connect(conninfo, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from .documents import (
     ReceiptVoucher,
 )
 from .payments import Payment, PaymentSettings, Refund, RefundVoucher, TrialGrant
+from .transfer import TransferRecord
 from .usage import MeterCursor, UsageCharge, UsageRecord
 from .wallet import LedgerEntry, Wallet
 
@@ -26,6 +27,7 @@ __all__ = [
     "ReceiptVoucher",
     "Refund",
     "RefundVoucher",
+    "TransferRecord",
     "TrialGrant",
     "UsageCharge",
     "UsageRecord",

@@ -57,6 +57,13 @@ class BillingSettings(models.Model):
     auto_start_after_suspension = models.BooleanField(
         default=False, help_text="Start the VMs billing stopped once a top-up lifts the suspension."
     )
+    transfer_price_per_gb = models.DecimalField(
+        max_digits=12,
+        decimal_places=4,
+        default=Decimal("0"),
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="Rupees per GB (10^9 bytes) of monthly transfer over a plan's allowance, before GST; 0: free.",
+    )
     hours_per_month = models.PositiveIntegerField(default=730, help_text="For monthly prices shown to users.")
     metering_starts_at = models.DateTimeField(
         null=True, blank=True, help_text="No usage before this instant is metered (billing added to a running cloud)."

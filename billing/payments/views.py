@@ -5,6 +5,7 @@ what the wallet page shows about paying."""
 from __future__ import annotations
 
 import segno
+from csp.decorators import csp_update
 from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -55,7 +56,16 @@ def wallet_context(*, project, amount_text: str = "") -> dict:
     }
 
 
+# Razorpay Checkout is a script and frames from Razorpay: only this page lets them past the CSP.
+RAZORPAY_CSP = {
+    "script-src": ["https://checkout.razorpay.com"],
+    "frame-src": ["https://api.razorpay.com", "https://checkout.razorpay.com"],
+    "connect-src": ["https://api.razorpay.com", "https://lumberjack.razorpay.com"],
+}
+
+
 @require_POST
+@csp_update(RAZORPAY_CSP)
 @pay_page
 def pay(request, project):
     """Create a Razorpay order and hand the page to Checkout."""

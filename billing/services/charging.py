@@ -36,6 +36,61 @@ CHARGE_BATCH = 25  # projects per transaction
 logger = logging.getLogger(__name__)
 
 
+def month_charge_post(
+    *,
+    wallet: Wallet,
+    settings: BillingSettings,
+    regime: str,
+    period,
+    by_rate: dict[Decimal, Decimal],
+    hour_from: datetime,
+    hour_to: datetime,
+    description: str,
+    kind: str,
+) -> UsageCharge:
+    """Debit one month's amounts (before GST, by GST rate) from a locked wallet as one
+    ``UsageCharge`` with its ledger entry (none when it comes to 0.00), audited."""
+    heads = [tax_heads(taxable=paise(v), gst_rate=r, regime=regime) for r, v in sorted(by_rate.items())]
+    taxable = sum((h.taxable for h in heads), ZERO)
+    tax = sum((h.tax for h in heads), ZERO)
+    entry = None
+    if taxable + tax:
+        entry = entry_post(
+            wallet=wallet,
+            kind=EntryKind.USAGE,
+            amount=-(taxable + tax),
+            description=description,
+            actor=ACTOR,
+            settings=settings,
+        )
+    charge = UsageCharge.objects.create(
+        project_id=wallet.project_id,
+        period=period,
+        hour_from=hour_from,
+        hour_to=hour_to,
+        regime=regime,
+        taxable=taxable,
+        tax=tax,
+        total=taxable + tax,
+        entry=entry,
+    )
+    if entry is not None:
+        audit.record(
+            actor=ACTOR,
+            action="wallet.debited",
+            target=wallet,
+            project=wallet.project_id,
+            details={
+                "kind": kind,
+                "amount": str(entry.amount),
+                "balance": str(wallet.balance),
+                "entry": entry.pk,
+                "charge": charge.pk,
+            },
+        )
+    return charge
+
+
 def usage_charge_locked(
     *, wallet: Wallet, settings: BillingSettings, before: datetime | None = None
 ) -> list[UsageCharge]:
@@ -60,50 +115,23 @@ def usage_charge_locked(
         by_rate: dict[Decimal, Decimal] = defaultdict(Decimal)
         for _, _, running, stopped, price_running, price_stopped, rate in month_rows:
             by_rate[rate] += (running * price_running + stopped * price_stopped) / 3600
-        heads = [tax_heads(taxable=paise(v), gst_rate=r, regime=treatment.regime) for r, v in sorted(by_rate.items())]
-        taxable = sum((h.taxable for h in heads), ZERO)
-        tax = sum((h.tax for h in heads), ZERO)
         hour_from = min(row[1] for row in month_rows)
         hour_to = max(row[1] for row in month_rows) + HOUR
-        entry = None
-        if taxable + tax:
-            entry = entry_post(
-                wallet=wallet,
-                kind=EntryKind.USAGE,
-                amount=-(taxable + tax),
-                description=(
-                    f"Usage {timezone.localtime(hour_from):%d %b %H:%M} to {timezone.localtime(hour_to):%d %b %H:%M}"
-                    f" ({len(month_rows)} VM-hours)"
-                ),
-                actor=ACTOR,
-                settings=settings,
-            )
-        charge = UsageCharge.objects.create(
-            project_id=wallet.project_id,
+        charge = month_charge_post(
+            wallet=wallet,
+            settings=settings,
+            regime=treatment.regime,
             period=period,
+            by_rate=by_rate,
             hour_from=hour_from,
             hour_to=hour_to,
-            regime=treatment.regime,
-            taxable=taxable,
-            tax=tax,
-            total=taxable + tax,
-            entry=entry,
+            description=(
+                f"Usage {timezone.localtime(hour_from):%d %b %H:%M} to {timezone.localtime(hour_to):%d %b %H:%M}"
+                f" ({len(month_rows)} VM-hours)"
+            ),
+            kind=EntryKind.USAGE,
         )
         UsageRecord.objects.filter(id__in=[row[0] for row in month_rows]).update(charge=charge)
-        if entry is not None:
-            audit.record(
-                actor=ACTOR,
-                action="wallet.debited",
-                target=wallet,
-                project=wallet.project_id,
-                details={
-                    "kind": EntryKind.USAGE,
-                    "amount": str(entry.amount),
-                    "balance": str(wallet.balance),
-                    "entry": entry.pk,
-                    "charge": charge.pk,
-                },
-            )
         charges.append(charge)
     return charges
 

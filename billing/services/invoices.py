@@ -38,6 +38,7 @@ from ..models import (
 from ..money import ZERO, format_inr, paise
 from ..periods import month_of, month_start
 from ..selectors import billing_settings_get, invoice_creditable, invoice_due_projects, treatment_for
+from .bandwidth import transfer_charge_locked, transfer_lines
 from .charging import usage_charge_locked
 from .documents import numbered, parties, parties_of, totals_fields
 from .ledger import amount_parse, entry_post, wallet_lock, wallet_profile
@@ -122,6 +123,7 @@ def invoice_issue(
     # The number before anything that audits (lock order: wallet, series, audit chain).
     number = numbered(kind=DocumentKind.INVOICE, prefix=settings.invoice_prefix, at=at, actor=actor)
     usage_charge_locked(wallet=wallet, settings=settings, before=before)
+    transfer_charge_locked(wallet=wallet, settings=settings, now=at)
     rows = list(charges.values_list("id", "total", "hour_from", "hour_to"))
     charge_ids = [row[0] for row in rows]
     charged = sum((row[1] for row in rows), ZERO)
@@ -129,6 +131,7 @@ def invoice_issue(
     profile = wallet_profile(wallet)
     treatment = treatment_for(settings=settings, profile=profile)
     lines = _usage_lines(charge_ids, treatment.regime)
+    lines += transfer_lines(charge_ids, treatment.regime, first_position=len(lines) + 1)
     totals = document_totals(_line_heads(lines))
     invoice = Invoice.objects.create(
         **number,

@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from . import console, views
+from . import console, metrics, views
 
 router = DefaultRouter(trailing_slash=True)
 router.register("plans", views.PlanViewSet, basename="plan")
@@ -10,9 +10,18 @@ router.register("hypervisors", views.HypervisorViewSet, basename="hypervisor")
 router.register("vm-requests", views.VMRequestViewSet, basename="vmrequest")
 router.register("virtual-machines", views.VirtualMachineViewSet, basename="virtualmachine")
 router.register("operations", views.OperationViewSet, basename="operation")
-urlpatterns = [
+urlpatterns = router.urls + [
     path(
         "virtual-machines/<int:pk>/console/", console.VirtualMachineConsoleApi.as_view(), name="virtualmachine-console"
     ),
-    *router.urls,
+    path("virtual-machines/<str:pk>/metrics/", metrics.VMMetricsApi.as_view(), name="virtualmachine-metrics"),
+    path("virtual-machines/<str:pk>/transfer/", metrics.VMTransferApi.as_view(), name="virtualmachine-transfer"),
+    path(
+        "virtual-machines/<str:pk>/alert-rules/", metrics.VMAlertRulesApi.as_view(), name="virtualmachine-alert-rules"
+    ),
+    path(
+        "virtual-machines/<str:pk>/alert-rules/<int:rule_pk>/",
+        metrics.VMAlertRuleApi.as_view(),
+        name="virtualmachine-alert-rule",
+    ),
 ]

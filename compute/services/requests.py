@@ -14,6 +14,7 @@ from compute.models import Hypervisor, Image, ImageReference, Plan, VirtualMachi
 from controlplane.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 from .. import admission
+from .capacity import hypervisor_capacity_check
 from .operations import operation_create
 from .quotas import quota_release, quota_reserve
 from .writeback import vm_timeline_append
@@ -95,6 +96,7 @@ def vm_request_create(
         )
     _validate(plan=plan, image=image, hypervisor=hypervisor, ssh_public_key=ssh_public_key, user_data=user_data)
     admission.run_checks(project=project, plan=plan)
+    hypervisor_capacity_check(hypervisor=hypervisor, plan=plan, lock=True)  # before anything audits
     _check_name_free(project, name)
     quota_reserve(project=project, plan=plan)
     try:
@@ -145,6 +147,7 @@ def _locked_pending(vm_request: VMRequest) -> VMRequest:
 def vm_request_approve(*, vm_request: VMRequest, actor, auto: bool = False, request=None) -> VirtualMachine:
     """Approve: the VM and its create Operation are created in this transaction."""
     vm_request = _locked_pending(vm_request)
+    hypervisor_capacity_check(hypervisor=vm_request.hypervisor, plan=vm_request.plan, lock=True)
     now = timezone.now()
     VMRequest.objects.filter(pk=vm_request.pk).update(
         status=RequestStatus.APPROVED, decided_by=None if isinstance(actor, str) else actor, decided_at=now

@@ -12,7 +12,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('accounts', '0005_ssh_keys'),
+        ('accounts', '0008_ssh_keys'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

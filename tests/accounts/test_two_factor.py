@@ -3,13 +3,12 @@
 import re
 
 import pytest
-from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
-from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.test import APIClient
 
 from accounts import services
 from accounts.choices import Role
-from accounts.models import AccessToken
+from accounts.devices import backup_code_hash
+from accounts.models import AccessToken, BackupCode, BackupCodeDevice, TOTPDevice
 from audit.models import AuditEvent
 from tests.fixtures.accounts import PASSWORD, add_member, enrol, login_verified, totp_code
 from tests.fixtures.factories import UserFactory
@@ -38,9 +37,14 @@ def test_enrolment_shows_a_local_qr_code_and_the_secret_and_needs_a_first_code(c
     # Then 2FA is on, and ten backup codes are shown exactly once
     assert TOTPDevice.objects.get(user=user).confirmed
     codes = re.findall(
-        r"<li><code>([a-z2-7]{8})</code></li>", client.get("/accounts/2fa/backup-codes/").content.decode()
+        r"<li><code>([a-z2-7]{4}(?:-[a-z2-7]{4}){3})</code></li>",
+        client.get("/accounts/2fa/backup-codes/").content.decode(),
     )
-    assert len(codes) == 10 and set(codes) == set(StaticToken.objects.values_list("token", flat=True))
+    # Only hashes are stored
+    device = BackupCodeDevice.objects.get(user=user)
+    stored = set(BackupCode.objects.values_list("code_hash", flat=True))
+    assert len(codes) == 10 and stored == {backup_code_hash(device.pk, code) for code in codes}
+    assert not any(code in str(stored) for code in codes)
     assert client.get("/accounts/2fa/backup-codes/")["Location"] == "/accounts/2fa/"
     assert AuditEvent.objects.filter(action="auth.2fa.enabled", actor_user=user).exists()
     # ...and the session that enrolled counts as verified
@@ -76,7 +80,8 @@ def test_a_backup_code_works_once(client, user_2fa):
     response = client.post("/accounts/2fa/verify/", {"otp_token": "aaaa1111"})
     assert response.status_code == 200
     assert client.get("/projects/").status_code == 302
-    assert list(StaticToken.objects.values_list("token", flat=True)) == ["bbbb2222"]
+    device = BackupCodeDevice.objects.get(user=user_2fa)
+    assert list(BackupCode.objects.values_list("code_hash", flat=True)) == [backup_code_hash(device.pk, "bbbb2222")]
 
 
 @pytest.mark.django_db
@@ -89,7 +94,7 @@ def test_removal_needs_the_password_and_a_code(client, user_2fa):
     response = client.post("/accounts/2fa/remove/", {"password": PASSWORD, "otp_token": user_2fa.codes.next()})
     assert response.status_code == 302
     assert not TOTPDevice.objects.filter(user=user_2fa).exists()
-    assert not StaticDevice.objects.filter(user=user_2fa).exists()
+    assert not BackupCodeDevice.objects.filter(user=user_2fa).exists()
     assert AuditEvent.objects.filter(action="auth.2fa.disabled", actor_user=user_2fa).exists()
 
 

@@ -237,8 +237,9 @@ class TestOperatorTools:
 
 def test_deleting_a_vm_needs_a_fresh_otp_when_the_user_has_2fa(user, project, plan, image, simulator):
     from django_otp.oath import totp
-    from django_otp.plugins.otp_totp.models import TOTPDevice
     from rest_framework.test import APIClient
+
+    from accounts.models import TOTPDevice
 
     request = services.vm_request_create(
         user=user, project=project, plan=plan, image=image, hypervisor=simulator, name="precious"

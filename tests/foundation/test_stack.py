@@ -77,6 +77,8 @@ PRODUCTION_ENV = {
     "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/controlplane",
     "CELERY_BROKER_URL": "redis://127.0.0.1:6379/15",
     "ALLOWED_HOSTS": "cloud.example.com",
+    "FIELD_ENCRYPTION_KEY": "bWFkZS11cC1mZXJuZXQta2V5LWZvci10ZXN0cy0xMjM=",
+    "METRICS_TOKEN": "a-metrics-token-for-tests",
 }
 
 
@@ -92,6 +94,14 @@ def test_production_refuses_to_start_without_secret_key():
     result = _manage(["check"], env)
     assert result.returncode != 0
     assert "SECRET_KEY must be set" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["FIELD_ENCRYPTION_KEY", "METRICS_TOKEN"])
+def test_production_refuses_to_start_without_the_encryption_key_or_metrics_token(name):
+    env = {**PRODUCTION_ENV, name: ""}
+    result = _manage(["check"], env)
+    assert result.returncode != 0
+    assert f"{name} must be set when CONTROLPLANE_ENV=production" in result.stderr
 
 
 def test_a_wrong_database_url_is_a_clear_error():

@@ -128,3 +128,17 @@ class DriverContract:
         wait_done(driver, driver.stop(vm.backend_id, force=True), self.poll_timeout)
         with pytest.raises(PermanentDriverError):
             driver.console(vm.backend_id)
+
+    def test_metrics_read_every_running_guest_in_one_call(self, driver, make_spec):
+        if not driver.supports(Capability.METRICS):
+            with pytest.raises(PermanentDriverError):
+                driver.metrics()
+            return
+        vm, _ = self._create(driver, make_spec)
+        readings = {reading.backend_id: reading for reading in driver.metrics()}
+        reading = readings[vm.backend_id]
+        assert reading.power_state == PowerState.RUNNING
+        assert reading.at > 0
+        assert reading.cpu_time_ns is not None or reading.cpu_fraction is not None
+        assert reading.net_rx_bytes is not None and reading.net_rx_bytes >= 0
+        assert reading.disk_read_bytes is not None and reading.disk_read_bytes >= 0

@@ -185,6 +185,30 @@ class TenantSpec:
     quotas: dict[str, int] = field(default_factory=dict)  # instances, cores, ram_mib, disk_gib
 
 
+@dataclass(frozen=True)
+class VMMetrics:
+    """One guest's reading at one moment (``Capability.METRICS``). Counters are cumulative
+    since the guest (or the hypervisor's counter) started; the collector turns consecutive
+    readings into rates and treats a counter that went down as restarted. ``None``: the
+    hypervisor did not say (shown as a gap, never as zero)."""
+
+    backend_id: str
+    at: float  # unix seconds of the reading
+    power_state: str  # one of PowerState
+    vcpus: int | None = None
+    cpu_time_ns: int | None = None  # counter: CPU time of all vCPUs together
+    cpu_fraction: float | None = None  # gauge 0..1 of all vCPUs, when the hypervisor reports a rate itself
+    memory_used_bytes: int | None = None
+    memory_total_bytes: int | None = None
+    disk_read_bytes: int | None = None  # counters from here on
+    disk_write_bytes: int | None = None
+    disk_read_ops: int | None = None
+    disk_write_ops: int | None = None
+    net_rx_bytes: int | None = None  # received by the guest
+    net_tx_bytes: int | None = None  # sent by the guest
+    uptime_seconds: float | None = None  # smaller than last time: the guest restarted (counters reset)
+
+
 class Driver(abc.ABC):
     """One hypervisor. Instances are cached per process (see ``get_driver``)."""
 
@@ -250,6 +274,11 @@ class Driver(abc.ABC):
         """``Capability.CONSOLE``: where to reach the guest's console. Raise
         ``PermanentDriverError`` when the guest has none (off, or no such protocol)."""
         raise PermanentDriverError(f"{self.kind} hypervisors offer no console.", code="no_console")
+
+    def metrics(self) -> list[VMMetrics]:
+        """``Capability.METRICS``: a reading of every guest that is on, in one round trip to
+        the hypervisor where its API allows. Raises like any read (an error is a gap)."""
+        raise PermanentDriverError(f"{self.kind} hypervisors do not report metrics.", code="unsupported")
 
     def close(self) -> None:
         """Release connections (called when the cached driver is replaced)."""

@@ -40,10 +40,4 @@ class Command(BaseCommand):
             events = events.filter(created_at__gte=since)
         if until:
             events = events.filter(created_at__lt=until)
-        lines = export.FORMATS[format](export.event_rows(events))
-        if output:
-            with open(output, "w", encoding="utf-8", newline="") as fh:
-                fh.writelines(lines)
-        else:
-            for line in lines:
-                self.stdout.write(line, ending="")
+        export.write_lines(export.FORMATS[format](export.event_rows(events)), output=output, stdout=self.stdout)

@@ -1,5 +1,7 @@
 """Seed the embedded default: an admin, a demo user, plans, images and a
-simulator hypervisor. Idempotent: running it again changes nothing."""
+simulator hypervisor. Idempotent: running it again changes nothing, except the
+demo admin's backup codes, which are renewed so they can be printed (only their
+hashes are stored)."""
 
 import base64
 import os
@@ -10,7 +12,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from accounts import services as account_services
-from accounts.models import User
+from accounts.models import TOTPDevice, User
 from compute.models import Hypervisor, Image, ImageReference, Plan
 
 ADMIN_EMAIL = "admin@example.com"
@@ -88,16 +90,9 @@ class Command(BaseCommand):
 
     def _admin_second_factor(self, admin) -> str:
         """Operators cannot use /admin/ without a verified OTP device: give the demo admin a
-        TOTP device (secret printed, for an authenticator app) and backup codes."""
-        from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
-        from django_otp.plugins.otp_totp.models import TOTPDevice
-
+        TOTP device (secret printed, for an authenticator app) and fresh backup codes."""
         totp = TOTPDevice.objects.filter(user=admin, confirmed=True).first()
         if totp is None:
             totp = TOTPDevice.objects.create(user=admin, name="demo authenticator", confirmed=True)
-        static, created = StaticDevice.objects.get_or_create(user=admin, name="backup", defaults={"confirmed": True})
-        if created:
-            for _ in range(5):
-                StaticToken.objects.create(device=static, token=StaticToken.random_token())
-        codes = ", ".join(static.token_set.values_list("token", flat=True)[:5])
-        return f"TOTP secret {_b32(totp.key)}; unused backup codes: {codes or 'none left'}"
+        codes = account_services.backup_codes_regenerate(user=admin)
+        return f"TOTP secret {_b32(totp.key)}; backup codes: {', '.join(codes[:5])}"

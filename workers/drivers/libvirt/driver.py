@@ -42,11 +42,12 @@ from ..base import (
     PermanentDriverError,
     PowerState,
     TaskStatus,
+    VMMetrics,
     VMSpec,
     register,
 )
 from ..loopback import SERVERS
-from . import serial
+from . import metrics, serial
 from .client import LibvirtClient, code_of
 from .console import connect_host, vnc_endpoint
 from .domain import NS_URI, Instance, domain_name, domain_xml, wants_seed
@@ -81,7 +82,7 @@ def _version(number: int) -> str:
 
 @register("libvirt")
 class LibvirtDriver(Driver):
-    capabilities = frozenset({Capability.CONSOLE})
+    capabilities = frozenset({Capability.CONSOLE, Capability.METRICS})
 
     def __init__(self, config):
         super().__init__(config)
@@ -440,6 +441,22 @@ class LibvirtDriver(Driver):
             return ConsoleTarget(protocol=protocol, host=SERVERS.host, port=port)
         listen, port = vnc_endpoint(xml)
         return ConsoleTarget(protocol=protocol, host=connect_host(self.settings, listen), port=port)
+
+    def metrics(self) -> list[VMMetrics]:
+        """One ``getAllDomainStats`` call for every domain on the host."""
+        conn = self._conn()
+        with self.client.errors("read domain statistics"):
+            stats = conn.getAllDomainStats(metrics.STATS, 0)
+            at = time.time()
+            return [
+                metrics.reading(
+                    dom.UUIDString(),
+                    POWER.get(values.get("state.state", libvirt.VIR_DOMAIN_NOSTATE), PowerState.UNKNOWN),
+                    values,
+                    at=at,
+                )
+                for dom, values in stats
+            ]
 
     def close(self) -> None:
         self.client.close()

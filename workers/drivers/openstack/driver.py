@@ -39,10 +39,11 @@ from ..base import (
     TaskStatus,
     TenantSpec,
     TransientDriverError,
+    VMMetrics,
     VMSpec,
     register,
 )
-from . import servers
+from . import metrics, servers
 from .client import Code, OpenStackClient, is_not_found, translate
 from .settings import OpenStackSettings
 from .tenants import TenantProvisioner
@@ -58,7 +59,7 @@ class OpenStackDriver(Driver):
     password (+ username), or application_credential_id + application_credential_secret."""
 
     supports_tenants = True
-    capabilities = frozenset({Capability.CONSOLE})
+    capabilities = frozenset({Capability.CONSOLE, Capability.METRICS})
 
     def __init__(self, config):
         super().__init__(config)
@@ -97,6 +98,24 @@ class OpenStackDriver(Driver):
     def list_all(self) -> list[HypervisorVM]:
         """One paginated listing of every server we built (tagged ``managed_tag``), in all projects."""
         return [servers.to_vm(server) for server in self._list(tags=self.settings.managed_tag)]
+
+    def metrics(self) -> list[VMMetrics]:
+        """One listing, then nova's diagnostics of each running server (nova has no bulk call),
+        until ``metrics_budget_seconds`` (default 20) is spent: later servers get a gap."""
+        deadline = time.monotonic() + float(self.config.settings.get("metrics_budget_seconds", 20))
+        readings = []
+        for server in self._list(tags=self.settings.managed_tag):
+            power = servers.power_state(server)
+            if power != PowerState.RUNNING or time.monotonic() > deadline:
+                continue
+            try:
+                with translate(f"reading diagnostics of server {server.id}"):
+                    diagnostics = self.client.conn.compute.get_server_diagnostics(server.id)
+            except PermanentDriverError as exc:  # gone or not running meanwhile: no reading
+                logger.info("no diagnostics for %s: %s", server.id, exc.message)
+                continue
+            readings.append(metrics.reading(server.id, power, diagnostics, at=time.time()))
+        return readings
 
     def check(self) -> dict[str, Any]:
         conn = self.client.conn

@@ -46,10 +46,11 @@ from ..base import (
     PowerState,
     TaskStatus,
     TransientDriverError,
+    VMMetrics,
     VMSpec,
     register,
 )
-from . import guests, ha, steps
+from . import guests, ha, metrics, steps
 from .client import Code, ProxmoxClient, classify
 from .console import console_target
 from .guests import Guest
@@ -80,7 +81,7 @@ class ProxmoxDriver(Driver):
     """Settings: see ``ProxmoxSettings`` and ``ProxmoxClient``. Credentials: token_id
     (user@realm!tokenid) + token_secret, or user + password."""
 
-    capabilities = frozenset({Capability.CONSOLE})
+    capabilities = frozenset({Capability.CONSOLE, Capability.METRICS})
 
     def __init__(self, config):
         super().__init__(config)
@@ -167,6 +168,10 @@ class ProxmoxDriver(Driver):
 
     def list_all(self) -> list[HypervisorVM]:
         return [guest.vm() for guest in self._resources() if not guest.template]
+
+    def metrics(self) -> list[VMMetrics]:
+        """One ``cluster/resources`` call for the whole cluster."""
+        return metrics.readings(self.client.get("cluster/resources", type="vm") or [], at=time.time())
 
     def check(self) -> dict[str, Any]:
         version = self.client.get("version") or {}

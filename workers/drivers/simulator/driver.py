@@ -38,11 +38,13 @@ from ..base import (
     PowerState,
     TaskStatus,
     TransientDriverError,
+    VMMetrics,
     VMSpec,
     register,
 )
 from ..loopback import SERVERS
 from . import console
+from .metrics import reading
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS guests (
@@ -69,6 +71,10 @@ CREATE TABLE IF NOT EXISTS create_log (
     idempotency_key TEXT,
     backend_id TEXT NOT NULL,
     at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS loads (
+    backend_id TEXT PRIMARY KEY,
+    cpu REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS calls (
     kind TEXT PRIMARY KEY,
@@ -155,6 +161,13 @@ class SimulatorStore:
             )
         return backend_id
 
+    def set_load(self, backend_id: str, cpu: float | None) -> None:
+        """Pin a guest's reported CPU load (0..1); None lets it move again."""
+        with self.write() as db:
+            db.execute("DELETE FROM loads WHERE backend_id = ?", (backend_id,))
+            if cpu is not None:
+                db.execute("INSERT INTO loads (backend_id, cpu) VALUES (?, ?)", (backend_id, cpu))
+
     def create_counts(self) -> dict[str, int]:
         rows = self.read().execute("SELECT idempotency_key, COUNT(*) AS n FROM create_log GROUP BY idempotency_key")
         return {row["idempotency_key"]: row["n"] for row in rows}
@@ -191,7 +204,7 @@ def store_for(path: str | Path) -> SimulatorStore:
 class SimulatorDriver(Driver):
     """A hypervisor that lives in a SQLite file."""
 
-    capabilities = frozenset({Capability.CONSOLE})
+    capabilities = frozenset({Capability.CONSOLE, Capability.METRICS})
 
     def __init__(self, config):
         super().__init__(config)
@@ -420,6 +433,34 @@ class SimulatorDriver(Driver):
             ("simulator", backend_id, protocol), lambda sock: console.serve(sock, protocol, title, running)
         )
         return ConsoleTarget(protocol=protocol, host=SERVERS.host, port=port)
+
+    def metrics(self) -> list[VMMetrics]:
+        """Every guest's reading from one read of the store; counters restart at each boot."""
+        self._maybe_fail("metrics")
+        now = time.time()
+        with self.store.write() as db:
+            self._count(db, "metrics")
+            self.store.settle(db, now)
+            rows = list(
+                db.execute(
+                    "SELECT g.backend_id, g.power_state, g.vcpus, g.memory_mib, g.created_at, l.cpu AS load,"
+                    " (SELECT MAX(t.ready_at) FROM tasks t WHERE t.backend_id = g.backend_id AND t.applied = 1"
+                    "  AND t.action IN ('create', 'start', 'reboot')) AS booted"
+                    " FROM guests g LEFT JOIN loads l ON l.backend_id = g.backend_id"
+                )
+            )
+        return [
+            reading(
+                backend_id=row["backend_id"],
+                power_state=row["power_state"],
+                vcpus=row["vcpus"] or 1,
+                memory_mib=row["memory_mib"] or 512,
+                booted=row["booted"] or row["created_at"],
+                now=now,
+                load=row["load"],
+            )
+            for row in rows
+        ]
 
     def close(self) -> None:
         self.store.close()

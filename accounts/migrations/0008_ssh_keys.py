@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0004_user_sessions'),
+        ('accounts', '0007_staff_tokens'),
     ]
 
     operations = [

@@ -1,0 +1,31 @@
+from django.db import models
+from django.db.models import Q
+
+
+class TransferRecord(models.Model):
+    """A VM's data transfer over its plan's allowance in one closed month, priced per GB.
+    Made once per VM and month (unique); charged like usage (``charge``) and invoiced on
+    its own line. Price, SAC and GST rate are those in force when the month was metered."""
+
+    vm = models.ForeignKey("compute.VirtualMachine", on_delete=models.PROTECT, related_name="transfer_records")
+    project = models.ForeignKey("accounts.Project", on_delete=models.PROTECT, related_name="transfer_records")
+    plan = models.ForeignKey("compute.Plan", on_delete=models.PROTECT, related_name="+")
+    period = models.DateField(help_text="First day of the (billing time zone) month.")
+    transfer_bytes = models.BigIntegerField(help_text="In + out during the month.")
+    included_bytes = models.BigIntegerField()
+    over_gb = models.DecimalField(max_digits=14, decimal_places=3, help_text="GB of 10^9 bytes over the allowance.")
+    price_per_gb = models.DecimalField(max_digits=12, decimal_places=4)
+    sac_code = models.CharField(max_length=8)
+    gst_rate = models.DecimalField(max_digits=5, decimal_places=2)
+    amount = models.DecimalField(max_digits=14, decimal_places=6, help_text="Before GST.")
+    charge = models.ForeignKey(
+        "billing.UsageCharge", null=True, blank=True, on_delete=models.PROTECT, related_name="transfer_records"
+    )
+
+    class Meta:
+        ordering = ["period", "vm_id"]
+        constraints = [models.UniqueConstraint(fields=["vm", "period"], name="transfer_unique_vm_period")]
+        indexes = [models.Index(fields=["project"], condition=Q(charge__isnull=True), name="transfer_uncharged")]
+
+    def __str__(self):
+        return f"{self.vm_id} {self.period:%Y-%m} {self.over_gb} GB over"
