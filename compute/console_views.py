@@ -3,6 +3,10 @@ the page a console URL from the API opens. Each page fetches a fresh one-time to
 POST to the token view) every time it connects; see compute/services/console.py.
 """
 
+from urllib.parse import urlsplit
+
+from csp.constants import NONCE, UNSAFE_INLINE
+from csp.decorators import csp_update
 from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import JsonResponse
@@ -33,6 +37,23 @@ def proxy_url_for(origin: str) -> str:
     return url
 
 
+def console_policy(protocol: str) -> dict:
+    """The console page's additions to the site's Content-Security-Policy (settings
+    CONTENT_SECURITY_POLICY), for this page only: connect-src gets the proxy's WebSocket
+    origin when CONSOLE_PROXY_URL is absolute (a bare path is this site: 'self'); the
+    serial console's xterm.js writes <style> elements, which carry this response's nonce
+    (static/console/console.js), and colours some cells with style attributes, which
+    cannot carry one (style-src-attr). Scripts stay 'self' only."""
+    policy = {}
+    proxy = urlsplit(settings.CONSOLE_PROXY_URL)
+    if proxy.scheme and proxy.netloc:
+        policy["connect-src"] = [f"{proxy.scheme}://{proxy.netloc}"]
+    if protocol == ConsoleProtocol.SERIAL:
+        policy["style-src"] = [NONCE]
+        policy["style-src-attr"] = [UNSAFE_INLINE]
+    return policy
+
+
 def default_protocol(vm: VirtualMachine) -> str:
     return ConsoleProtocol.SERIAL if vm.plan.guest_type == GuestType.CONTAINER else ConsoleProtocol.VNC
 
@@ -53,7 +74,11 @@ def _page(request, vm, *, token_url: str, back_url: str, project=None):
         "back_url": back_url,
         "proxy_url": settings.CONSOLE_PROXY_URL,
     }
-    return render(request, "compute/console.html", context)
+    return _render(request, context)
+
+
+def _render(request, context):
+    return csp_update(console_policy(context["protocol"]))(render)(request, "compute/console.html", context)
 
 
 def _issue(request, vm) -> JsonResponse:
@@ -114,4 +139,4 @@ def console_link(request):
         "back_url": "/",
         "proxy_url": settings.CONSOLE_PROXY_URL,
     }
-    return render(request, "compute/console.html", context)
+    return _render(request, context)

@@ -6,7 +6,7 @@ import RFB from "../vendor/novnc/core/rfb.js";
 const screen = document.getElementById("console-screen");
 const statusLine = document.getElementById("console-status");
 const reconnect = document.getElementById("console-reconnect");
-const { protocol, tokenUrl, proxyUrl, csrf } = screen.dataset;
+const { protocol, tokenUrl, proxyUrl, csrf, styleNonce } = screen.dataset;
 const XK_RETURN = 0xff0d;
 let session = null; // {sendText(text), ctrlAltDel(), close()}
 
@@ -104,6 +104,19 @@ function vncClient(channel) {
     close() { rfb.disconnect(); },
   };
 }
+
+// xterm.js adds <style> elements; the page's Content-Security-Policy admits only those
+// carrying its nonce (compute/console_views.py console_policy), so each gets it.
+function nonceStyles(nonce) {
+  const create = document.createElement.bind(document);
+  document.createElement = (tag, options) => {
+    const element = create(tag, options);
+    if (String(tag).toLowerCase() === "style") element.nonce = nonce;
+    return element;
+  };
+}
+
+if (styleNonce) nonceStyles(styleNonce);
 
 function openSerial(url) {
   screen.replaceChildren();

@@ -136,3 +136,26 @@ def test_operators_see_console_sessions_in_admin_without_the_hash(client, admin_
     session = ConsoleSession.objects.get()
     detail = client.get(f"/admin/compute/consolesession/{session.pk}/change/").content.decode()
     assert session.token_hash not in detail
+
+
+def _policy(response) -> dict[str, list[str]]:
+    header = response["Content-Security-Policy"]
+    return {name: values for name, *values in (part.split() for part in header.split(";") if part.strip())}
+
+
+def test_the_console_page_has_its_own_content_security_policy(client, user, vm, project, settings):
+    settings.CONSOLE_PROXY_URL = "ws://127.0.0.1:6080/"
+    client.force_login(user)
+    vnc = _policy(client.get(f"/projects/{project.slug}/vms/{vm.pk}/console/"))
+    assert vnc["connect-src"] == ["'self'", "ws://127.0.0.1:6080"]
+    assert vnc["style-src"] == ["'self'"] and "style-src-attr" not in vnc
+    page = client.get(f"/projects/{project.slug}/vms/{vm.pk}/console/?protocol=serial")
+    serial = _policy(page)
+    nonce = re.search(r'data-style-nonce="([^"]+)"', page.content.decode())[1]
+    assert serial["style-src"] == ["'self'", f"'nonce-{nonce}'"]
+    assert serial["style-src-attr"] == ["'unsafe-inline'"]
+    assert serial["script-src"] == ["'self'"]
+    # The rest of the site keeps the strict policy; a proxy on this site's own host is 'self'
+    assert _policy(client.get(f"/projects/{project.slug}/vms/{vm.pk}/"))["connect-src"] == ["'self'"]
+    settings.CONSOLE_PROXY_URL = "/console/ws/"
+    assert _policy(client.get(f"/projects/{project.slug}/vms/{vm.pk}/console/"))["connect-src"] == ["'self'"]
