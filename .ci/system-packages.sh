@@ -3,6 +3,7 @@
 #   systemd-analyze (systemd)  verifies deploy/systemd/*.
 #   nginx                      checks deploy/nginx/* with `nginx -t` (never started here).
 #   chromium                   the browser tests (tests/browser/) drive /usr/bin/chromium with Playwright.
+#   fonts-noto-core            Noto Sans + Noto Sans Devanagari, embedded in GST PDFs (billing/documents/pdf.py).
 # Idempotent. Without root or apt the script says what is missing and exits 0: the
 # tests that need a tool then fail with that reason (they never skip).
 set -uo pipefail
@@ -11,6 +12,7 @@ missing=()
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -f /usr/share/fonts/truetype/noto/NotoSansDevanagari-Regular.ttf ] || missing+=(fonts-noto-core)
 [ ${#missing[@]} = 0 ] && exit 0
 
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then

@@ -33,6 +33,51 @@ class Action(models.TextChoices):
     ALERT_RULE_DELETED = "alert.rule_deleted", "Alert rule deleted"  # a user removed a threshold
     ALERT_FIRED = "alert.fired", "Alert fired"  # a VM crossed a threshold (value in details)
     ALERT_RECOVERED = "alert.recovered", "Alert recovered"  # the VM is back below the threshold
+    VM_SNAPSHOT_CREATE_REQUESTED = "vm.snapshot_create.requested", "VM snapshot requested"  # a snapshot was queued
+    VM_SNAPSHOT_CREATE_SUCCEEDED = (
+        "vm.snapshot_create.succeeded",
+        "VM snapshot succeeded",
+    )  # the hypervisor finished a snapshot
+    VM_SNAPSHOT_CREATE_FAILED = (
+        "vm.snapshot_create.failed",
+        "VM snapshot failed",
+    )  # a snapshot gave up (reason in details)
+    VM_SNAPSHOT_REVERT_REQUESTED = (
+        "vm.snapshot_revert.requested",
+        "VM snapshot revert requested",
+    )  # a revert to a snapshot was queued
+    VM_SNAPSHOT_REVERT_SUCCEEDED = (
+        "vm.snapshot_revert.succeeded",
+        "VM snapshot revert succeeded",
+    )  # the hypervisor finished a revert to a snapshot
+    VM_SNAPSHOT_REVERT_FAILED = (
+        "vm.snapshot_revert.failed",
+        "VM snapshot revert failed",
+    )  # a revert to a snapshot gave up (reason in details)
+    VM_SNAPSHOT_DELETE_REQUESTED = (
+        "vm.snapshot_delete.requested",
+        "VM snapshot delete requested",
+    )  # a snapshot's deletion was queued
+    VM_SNAPSHOT_DELETE_SUCCEEDED = (
+        "vm.snapshot_delete.succeeded",
+        "VM snapshot delete succeeded",
+    )  # the hypervisor finished a snapshot's deletion
+    VM_SNAPSHOT_DELETE_FAILED = (
+        "vm.snapshot_delete.failed",
+        "VM snapshot delete failed",
+    )  # a snapshot's deletion gave up (reason in details)
+    VM_RESIZE_REQUESTED = "vm.resize.requested", "VM resize requested"  # a resize to another plan was queued
+    VM_RESIZE_SUCCEEDED = (
+        "vm.resize.succeeded",
+        "VM resize succeeded",
+    )  # the hypervisor finished a resize to another plan
+    VM_RESIZE_FAILED = "vm.resize.failed", "VM resize failed"  # a resize to another plan gave up (reason in details)
+    VM_REBUILD_REQUESTED = "vm.rebuild.requested", "VM rebuild requested"  # a rebuild from an image was queued
+    VM_REBUILD_SUCCEEDED = (
+        "vm.rebuild.succeeded",
+        "VM rebuild succeeded",
+    )  # the hypervisor finished a rebuild from an image
+    VM_REBUILD_FAILED = "vm.rebuild.failed", "VM rebuild failed"  # a rebuild from an image gave up (reason in details)
     # Operations (the engine's unit of work)
     OPERATION_STATE_CHANGED = "operation.state_changed", "Operation state changed"  # from/to state, task ref
     OPERATION_RETRIED = "operation.retried", "Operation retried"  # a transient error, attempt number in details
@@ -81,6 +126,7 @@ class Action(models.TextChoices):
     WALLET_ADJUSTED = "wallet.adjusted", "Wallet adjusted"  # an operator corrected the balance
     WALLET_DEBITED = "wallet.debited", "Wallet debited"  # metered usage was charged
     INVOICE_ISSUED = "invoice.issued", "Invoice issued"  # a GST invoice got its number
+    INVOICE_NOT_ISSUED = "invoice.not_issued", "Invoice not issued"  # the monthly run failed for a project (why)
     CREDIT_NOTE_ISSUED = "credit_note.issued", "Credit note issued"  # a GST credit note got its number
     BILLING_SETTINGS_UPDATED = "billing.settings_updated", "Billing settings updated"  # supplier/policy (diff)
     BILLING_PROFILE_UPDATED = "billing.profile_updated", "Billing profile updated"  # a project's invoice address/GSTIN

@@ -3,7 +3,7 @@ locked, audited): top-ups, adjustments and refunds with a reason, invoices on
 demand, credit notes, the supplier settings. Ledger and documents are
 read-only here as in the database."""
 
-from datetime import date
+from datetime import date, datetime, time
 
 from django import forms
 from django.contrib import admin, messages
@@ -19,7 +19,7 @@ from controlplane.errors import ServiceError
 from . import selectors, services
 from .admin_base import DocumentAdmin, ReadOnlyAdmin, ReadOnlyInline, service_form_view
 from .admin_forms import refund_form_for
-from .documents import einvoice, exports, pdf
+from .documents import einvoice, exports, gstr1, pdf
 from .models import (
     BillingProfile,
     BillingSettings,
@@ -36,6 +36,7 @@ from .models import (
     Wallet,
 )
 from .payments import refunds
+from .periods import billing_tz, parse_month
 
 
 class SettingsForm(forms.ModelForm):
@@ -264,6 +265,10 @@ class CreditNoteForm(forms.Form):
     )
     gst_rate = forms.DecimalField(max_digits=5, decimal_places=2, required=False, help_text="When several rates.")
     reason = forms.CharField(max_length=500)
+    date = forms.DateField(required=False, help_text="Blank: today. Not after 30 November following the invoice's FY.")
+    backdate_reason = forms.CharField(
+        max_length=500, required=False, help_text="Only to date the note before its invoice: why (recorded)."
+    )
 
 
 @admin.register(Invoice)
@@ -288,6 +293,7 @@ class InvoiceAdmin(DocumentAdmin):
             path("<int:pk>/e-invoice/", view(self.einvoice_view), name="billing_invoice_einvoice"),
             path("<int:pk>/credit-note/", view(self.credit_view), name="billing_invoice_credit"),
             path("export-csv/", view(self.export_view), name="billing_invoice_export"),
+            path("gstr1/", view(self.gstr1_view), name="billing_invoice_gstr1"),
             *super().get_urls(),
         ]
 
@@ -314,6 +320,8 @@ class InvoiceAdmin(DocumentAdmin):
                 gst_rate=data["gst_rate"],
                 reason=data["reason"],
                 actor=request.user,
+                at=datetime.combine(data["date"], time(12), tzinfo=billing_tz()) if data["date"] else None,
+                backdate_reason=data["backdate_reason"],
             )
             return f"Issued credit note {note.number} for ₹{note.total} against {invoice.number}."
 
@@ -333,8 +341,22 @@ class InvoiceAdmin(DocumentAdmin):
         response["Content-Disposition"] = f'attachment; filename="gst-documents-{start}-{end}.csv"'
         return response
 
+    def gstr1_view(self, request):
+        month = parse_month(request.GET.get("month"), None)
+        if month is None:
+            messages.error(request, "Choose the month of the GSTR-1 (YYYY-MM).")
+            return HttpResponseRedirect(reverse("admin:billing_invoice_changelist"))
+        report = gstr1.Gstr1(month)
+        response = HttpResponse(report.zip(), content_type="application/zip")
+        response["Content-Disposition"] = f'attachment; filename="gstr1-{report.sections["fp"]}.zip"'
+        return response
+
     def changelist_view(self, request, extra_context=None):
-        extra_context = {**(extra_context or {}), "export_url": reverse("admin:billing_invoice_export")}
+        extra_context = {
+            **(extra_context or {}),
+            "export_url": reverse("admin:billing_invoice_export"),
+            "gstr1_url": reverse("admin:billing_invoice_gstr1"),
+        }
         return super().changelist_view(request, extra_context)
 
 

@@ -30,9 +30,30 @@ class AdjustForm(forms.Form):
     )
 
 
+class BillingProfileFilter(admin.SimpleListFilter):
+    """Projects without a billing profile cannot start paid VMs (nor be
+    invoiced properly): the operator finds them here."""
+
+    title = "billing profile"
+    parameter_name = "billing_profile"
+
+    def lookups(self, request, model_admin):
+        return [("missing", "Missing"), ("present", "Present")]
+
+    def queryset(self, request, queryset):
+        if self.value() in {"missing", "present"}:
+            return queryset.filter(billing_profile__isnull=self.value() == "missing")
+        return queryset
+
+
 class SuspendableProjectAdmin(ProjectAdmin):
     actions = [*(ProjectAdmin.actions or []), "suspend", "unsuspend", "adjust"]
-    list_display = [*ProjectAdmin.list_display, "suspended_reason", "wallet_tools"]
+    list_display = [*ProjectAdmin.list_display, "suspended_reason", "has_billing_profile", "wallet_tools"]
+    list_filter = [*ProjectAdmin.list_filter, BillingProfileFilter]
+
+    @admin.display(description="Billing profile", boolean=True)
+    def has_billing_profile(self, project):
+        return hasattr(project, "billing_profile")
 
     @admin.display(description="Wallet")
     def wallet_tools(self, project):

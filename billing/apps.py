@@ -11,9 +11,10 @@ class BillingConfig(AppConfig):
     def ready(self):
         # Django imports apps.py before any model: services can be imported only now.
         from .payments.trial import trial_grant
-        from .services import wallet_check_can_afford, wallet_open
+        from .services import billing_profile_check, wallet_check_can_afford, wallet_open
 
-        # compute asks billing nothing directly: the wallet pre-check joins its admission checks.
+        # compute asks billing nothing directly: the profile and wallet pre-checks join its admission checks.
+        admission.register(billing_profile_check)
         admission.register(wallet_check_can_afford)
         # Nor does accounts: a new project gets its wallet, a verified address its trial credit.
         hooks.register("project_created", wallet_open)

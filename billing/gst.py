@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 
 from .choices import Regime, SupplyType
@@ -59,8 +60,12 @@ STATES = {
 }
 STATE_CHOICES = [(code, f"{code} - {name}") for code, name in STATES.items()]
 OTHER_COUNTRIES = "96"
-# Union territories without a legislature: the state half of intra-state tax is UTGST.
-UT_WITHOUT_LEGISLATURE = {"04", "26", "31", "35", "38"}
+# Union territories without a legislature (CGST Act s.2(114)): the state half of
+# intra-state tax is UTGST. Chandigarh, Dadra and Nagar Haveli and Daman and Diu,
+# Lakshadweep, Andaman and Nicobar, Ladakh and "Other Territory" (s.2(114)(f)).
+# Delhi 07, Puducherry 34 and Jammu and Kashmir 01 have legislatures (SGST);
+# 25 and 28 are retired codes, 37 is Andhra Pradesh (a state).
+UT_WITHOUT_LEGISLATURE = frozenset({"04", "26", "31", "35", "38", "97"})
 
 ENDORSEMENTS = {
     SupplyType.EXPWOP: "SUPPLY MEANT FOR EXPORT UNDER LETTER OF UNDERTAKING WITHOUT PAYMENT OF INTEGRATED TAX",
@@ -251,7 +256,35 @@ def document_totals(lines: Iterable[Heads]) -> Totals:
     return Totals(taxable, cgst, sgst, igst, round_off=total - exact, total=total)
 
 
+MAX_NUMBER_LENGTH = 16
+SEQUENCE_DIGITS = 6
+
+
+def document_number(prefix: str, fy: str, sequence: int) -> str:
+    """``INV``, ``2025-26``, 123 → ``INV/2526/000123``."""
+    return f"{prefix}/{fy[2:4]}{fy[5:7]}/{sequence:0{SEQUENCE_DIGITS}d}"
+
+
+def prefix_error(prefix: str) -> str:
+    """Why a series prefix cannot make valid numbers ("" when it can): the
+    whole number (prefix, financial year, serial) must fit 16 characters."""
+    longest = document_number(prefix or "", "2099-00", 10**SEQUENCE_DIGITS - 1)
+    if len(longest) > MAX_NUMBER_LENGTH:
+        room = MAX_NUMBER_LENGTH - len(longest) + len(prefix)
+        return (
+            f"Numbers would look like {longest} ({len(longest)} characters); a GST document number has at most "
+            f"{MAX_NUMBER_LENGTH}. Use a prefix of at most {room} characters."
+        )
+    return ""
+
+
 def financial_year(day) -> str:
     """1 April to 31 March, written ``2025-26``."""
     start = day.year if day.month >= 4 else day.year - 1
     return f"{start}-{(start + 1) % 100:02d}"
+
+
+def credit_note_deadline(invoice_financial_year: str) -> date:
+    """The last day a credit note may be issued against an invoice of that
+    year (CGST Act s.34(2)): 30 November after the financial year's end."""
+    return date(int(invoice_financial_year[:4]) + 1, 11, 30)

@@ -69,3 +69,39 @@ def slot_usage(
         if running or stopped:
             slots.append(SlotUsage(start + index * HOUR, running, stopped))
     return slots, current
+
+
+UNCHARGED = ""  # a status that is never charged: masks time outside a plan's segment
+
+
+def plan_slot_usage(
+    *, start: datetime, until: datetime, status: str, plan: int, events: Iterable[tuple[datetime, str, int | None]]
+) -> tuple[list[tuple[int, SlotUsage]], str, int]:
+    """``slot_usage`` split by the plan in force (a resize changes it at a confirmed instant).
+
+    ``events`` are ``(at, status, plan_id)``; a plan of None leaves the plan unchanged. Each
+    plan's segment is charged on its own, so an hour with a resize yields one slot per plan,
+    the old plan's before the instant and the new plan's from it. Returns ``(plan_id, slot)``
+    pairs, the status and the plan in force at ``until``.
+    """
+    events = list(events)
+    segments: list[tuple[datetime, int, str]] = [(start, plan, status)]  # (from, plan, status in force then)
+    current_status, current_plan = status, plan
+    for at, new_status, new_plan in events:
+        if new_plan is not None and new_plan != current_plan:
+            segments.append((at, new_plan, current_status))
+            current_plan = new_plan
+        current_status = new_status
+    result: list[tuple[int, SlotUsage]] = []
+    for index, (begins, segment_plan, status_then) in enumerate(segments):
+        ends = segments[index + 1][0] if index + 1 < len(segments) else until
+        if ends <= begins:
+            continue
+        own = [(at, st) for at, st, _ in events if begins <= at < ends]
+        if begins > start:
+            own.insert(0, (begins, status_then))
+        if ends < until:
+            own.append((ends, UNCHARGED))
+        slots, _ = slot_usage(start=start, until=until, status=status if begins == start else UNCHARGED, events=own)
+        result.extend((segment_plan, slot) for slot in slots)
+    return result, current_status, current_plan

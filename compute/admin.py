@@ -11,7 +11,7 @@ from django.utils.html import format_html
 
 from audit.admin_mixins import AuditedAdminMixin
 from audit.choices import Action as AuditAction
-from compute import console_admin, dispatch, services  # noqa: F401  (console_admin registers its model)
+from compute import admin_ipam, console_admin, dispatch, services  # noqa: F401  (admin_ipam, console_admin register their models)
 from compute.choices import VMStatus
 from compute.models import (
     Hypervisor,
@@ -20,6 +20,7 @@ from compute.models import (
     Operation,
     Plan,
     ProjectQuota,
+    Snapshot,
     TenantBinding,
     VirtualMachine,
     VMRequest,
@@ -140,6 +141,7 @@ class PlanAdmin(admin.ModelAdmin):
         "price_hourly_stopped",
         "gst_rate",
         "requires_approval",
+        "max_snapshots",
         "active",
     ]
     list_filter = ["guest_type", "requires_approval", "active"]
@@ -343,12 +345,29 @@ class OperationAdmin(admin.ModelAdmin):
 
 @admin.register(VMStatusEvent)
 class VMStatusEventAdmin(admin.ModelAdmin):
-    list_display = ["vm", "status", "power_state", "at", "source"]
+    list_display = ["vm", "status", "power_state", "plan", "at", "source"]
     list_filter = ["status", "source"]
     search_fields = ["vm__name"]
     readonly_fields = [f.name for f in VMStatusEvent._meta.fields]
 
     def has_add_permission(self, request):
+        return False
+
+
+@admin.register(Snapshot)
+class SnapshotAdmin(admin.ModelAdmin):
+    """Read-only: snapshots change only through operations (retry / cancel them in Operations)."""
+
+    list_display = ["name", "vm", "state", "backend_ref", "size_bytes", "created_at", "missing_since"]
+    list_filter = ["state", "vm__hypervisor"]
+    search_fields = ["name", "vm__name", "backend_ref"]
+    list_select_related = ["vm"]
+    readonly_fields = [f.name for f in Snapshot._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False
 
 

@@ -3,7 +3,8 @@
 compute asks no other app anything directly (dependency direction: billing →
 compute, never back). An app that must be able to refuse a VM request
 registers a check from its ``AppConfig.ready()``; billing registers the
-wallet pre-check (``billing.services.wallet_check_can_afford``).
+billing-profile check and the wallet pre-check
+(``billing.services.billing_profile_check``, ``wallet_check_can_afford``).
 
 A check is a callable taking keyword arguments ``project`` and ``plan``. It
 refuses by raising a domain error (``controlplane.errors.ServiceError``:

@@ -48,6 +48,11 @@ class Action(models.TextChoices):
     REBOOT = "reboot", "Reboot"  # restart a running guest
     DELETE = "delete", "Delete"  # power off and destroy with its disks
     PROVISION = "provision", "Provision tenant"  # per-project isolation on a hypervisor (OpenStack)
+    SNAPSHOT_CREATE = "snapshot_create", "Snapshot"  # take a named snapshot (compute/services/day2.py)
+    SNAPSHOT_REVERT = "snapshot_revert", "Revert to snapshot"  # roll the disk back to a snapshot
+    SNAPSHOT_DELETE = "snapshot_delete", "Delete snapshot"  # remove one snapshot
+    RESIZE = "resize", "Resize"  # change to another plan of the same guest type (vCPU, memory, disk grow)
+    REBUILD = "rebuild", "Rebuild"  # replace the disk from an image; id, addresses and plan kept
 
 
 class OperationState(models.TextChoices):
@@ -59,6 +64,26 @@ class OperationState(models.TextChoices):
 
 
 ACTIVE_OPERATION_STATES = (OperationState.PENDING, OperationState.RUNNING)
+
+
+class SnapshotState(models.TextChoices):
+    CREATING = "creating", "Creating"  # its snapshot_create operation has not finished
+    AVAILABLE = "available", "Available"  # exists on the hypervisor
+    DELETING = "deleting", "Deleting"  # its snapshot_delete operation has not finished
+    DELETED = "deleted", "Deleted"  # removed (row kept for history)
+    ERROR = "error", "Error"  # the create failed; nothing to revert to
+    MISSING = "missing", "Missing"  # reconciliation no longer finds it on the hypervisor
+
+
+SNAPSHOT_LIVE_STATES = (SnapshotState.CREATING, SnapshotState.AVAILABLE, SnapshotState.DELETING, SnapshotState.MISSING)
+# Day-2 actions whose success leaves the VM's status as it was (what the hypervisor reports, if it says).
+STATUS_KEEPING_ACTIONS = (
+    Action.SNAPSHOT_CREATE,
+    Action.SNAPSHOT_REVERT,
+    Action.SNAPSHOT_DELETE,
+    Action.RESIZE,
+    Action.REBUILD,
+)
 FINAL_OPERATION_STATES = (OperationState.SUCCEEDED, OperationState.FAILED, OperationState.CANCELLED)
 
 # Which VM statuses allow which action (checked by services; 409 otherwise).
@@ -67,9 +92,14 @@ ACTION_ALLOWED_FROM = {
     Action.STOP: (VMStatus.ACTIVE,),
     Action.REBOOT: (VMStatus.ACTIVE,),
     Action.DELETE: (VMStatus.ACTIVE, VMStatus.STOPPED, VMStatus.ERROR),
+    Action.SNAPSHOT_CREATE: (VMStatus.ACTIVE, VMStatus.STOPPED),
+    Action.SNAPSHOT_REVERT: (VMStatus.ACTIVE, VMStatus.STOPPED, VMStatus.ERROR),
+    Action.SNAPSHOT_DELETE: (VMStatus.ACTIVE, VMStatus.STOPPED, VMStatus.ERROR),
+    Action.RESIZE: (VMStatus.ACTIVE, VMStatus.STOPPED),
+    Action.REBUILD: (VMStatus.ACTIVE, VMStatus.STOPPED, VMStatus.ERROR),
 }
 
-# The stable status an action leaves the VM in when it succeeds.
+# The stable status an action leaves the VM in when it succeeds (STATUS_KEEPING_ACTIONS: the one it had).
 ACTION_RESULT_STATUS = {
     Action.CREATE: VMStatus.ACTIVE,
     Action.START: VMStatus.ACTIVE,
@@ -86,6 +116,11 @@ DEFAULT_MAX_ATTEMPTS = {
     Action.REBOOT: 5,
     Action.DELETE: 8,
     Action.PROVISION: 5,
+    Action.SNAPSHOT_CREATE: 5,
+    Action.SNAPSHOT_REVERT: 5,
+    Action.SNAPSHOT_DELETE: 8,
+    Action.RESIZE: 5,
+    Action.REBUILD: 5,
 }
 
 # -- the operation engine's constants (timings that deployments tune are settings.ENGINE) --
@@ -103,6 +138,12 @@ DEFAULT_POLL_SECONDS = 2.0
 class ConsoleProtocol(models.TextChoices):
     VNC = "vnc", "Screen (VNC)"  # the guest's graphical screen, shown with noVNC
     SERIAL = "serial", "Serial console"  # a text console (serial port, container terminal), shown with xterm.js
+
+
+class AllocationState(models.TextChoices):
+    ASSIGNED = "assigned", "Assigned"  # in use by a VM (or an operator's assignment to one)
+    RESERVED = "reserved", "Reserved"  # held by an operator; never handed out
+    COOLING = "cooling", "Cooling down"  # its VM is deleted; free again after cool_until
 
 
 class AlertKind(models.TextChoices):

@@ -9,12 +9,14 @@ from django.db.models import Q
 from .choices import (
     ACTIVE_OPERATION_STATES,
     Action,
+    AllocationState,
     ConsoleProtocol,
     GuestType,
     HypervisorKind,
     OperationState,
     PowerState,
     RequestStatus,
+    SnapshotState,
     VMStatus,
 )
 from .fields import EncryptedJSONField
@@ -79,6 +81,7 @@ class Plan(models.Model):
     hard_stop_after_seconds = models.PositiveIntegerField(
         default=120, help_text="Graceful shutdown waits this long before powering off; 0 never forces."
     )
+    max_snapshots = models.PositiveSmallIntegerField(default=3, help_text="Snapshots a VM on this plan may keep.")
     active = models.BooleanField(default=True)
     sort_order = models.PositiveSmallIntegerField(default=0)
 
@@ -219,6 +222,9 @@ class VMStatusEvent(models.Model):
     at = models.DateTimeField(db_index=True)
     operation = models.ForeignKey("Operation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     source = models.CharField(max_length=32, help_text="worker, reconciler or operator.")
+    plan = models.ForeignKey(
+        Plan, null=True, blank=True, on_delete=models.PROTECT, related_name="+", help_text="In force from ``at``."
+    )
 
     class Meta:
         ordering = ["at", "id"]
@@ -331,6 +337,95 @@ class ConsoleSession(models.Model):
 
     def __str__(self):
         return f"console of {self.vm} for {self.user}"
+
+
+class IPPool(models.Model):
+    """Addresses handed to VMs of one hypervisor (optionally one bridge/VLAN on it).
+
+    Prefixes are stored as text and handled with ``ipaddress``; addresses are never
+    enumerated: an allocation is an ``offset`` from the prefix's network address, and the
+    next free one is found by walking the (few) taken offsets. See compute/services/ipam.py.
+    """
+
+    name = models.CharField(max_length=63, unique=True, validators=[name_validator])
+    hypervisor = models.ForeignKey(Hypervisor, on_delete=models.PROTECT, related_name="ip_pools")
+    network = models.CharField(max_length=63, blank=True, help_text="Bridge / VLAN / network name on the hypervisor.")
+    ipv4_prefix = models.CharField(max_length=18, blank=True, help_text="e.g. 203.0.113.0/24")
+    ipv4_gateway = models.CharField(max_length=15, blank=True)
+    ipv6_prefix = models.CharField(max_length=43, blank=True, help_text="e.g. 2001:db8:10::/48")
+    ipv6_gateway = models.CharField(max_length=39, blank=True)
+    dns_servers = models.JSONField(default=list, blank=True, help_text="Resolvers given to guests.")
+    excluded_ranges = models.JSONField(
+        default=list, blank=True, help_text='Never handed out: ["203.0.113.1-203.0.113.9", ...].'
+    )
+    cooldown_seconds = models.PositiveIntegerField(
+        default=86400, help_text="A deleted VM's address is handed out again only after this long."
+    )
+    active = models.BooleanField(default=True, help_text="New VMs take addresses from it.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["hypervisor", "name"]
+
+    def __str__(self):
+        return self.name
+
+
+class IPAllocation(models.Model):
+    """One address of a pool in use, reserved, or cooling down. Free addresses have no row.
+
+    The unique constraint on (pool, family, offset) is what keeps two VMs from ever
+    getting the same address, whatever the callers do.
+    """
+
+    pool = models.ForeignKey(IPPool, on_delete=models.PROTECT, related_name="allocations")
+    family = models.PositiveSmallIntegerField(choices=[(4, "IPv4"), (6, "IPv6")])
+    offset = models.BigIntegerField(help_text="Distance from the prefix's network address.")
+    address = models.CharField(max_length=39)
+    vm = models.ForeignKey(
+        VirtualMachine, null=True, blank=True, on_delete=models.SET_NULL, related_name="ip_allocations"
+    )
+    state = models.CharField(max_length=16, choices=AllocationState.choices, default=AllocationState.ASSIGNED)
+    note = models.CharField(max_length=200, blank=True)
+    cool_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pool", "family", "offset"]
+        constraints = [
+            models.UniqueConstraint(fields=["pool", "family", "offset"], name="ip_allocation_unique"),
+            models.UniqueConstraint(fields=["pool", "address"], name="ip_allocation_address_unique"),
+        ]
+        indexes = [models.Index(fields=["vm", "state"])]
+
+    def __str__(self):
+        return self.address
+
+
+class Snapshot(models.Model):
+    """A named point-in-time copy of a VM's disk on its hypervisor (``backend_ref`` there).
+    Created, reverted to and deleted only by operations (compute/services/day2.py)."""
+
+    vm = models.ForeignKey(VirtualMachine, on_delete=models.CASCADE, related_name="snapshots")
+    name = models.CharField(max_length=63, validators=[name_validator])
+    state = models.CharField(max_length=16, choices=SnapshotState.choices, default=SnapshotState.CREATING)
+    backend_ref = models.CharField(max_length=100, help_text="Its name on the hypervisor (cp-<id> or an image id).")
+    size_bytes = models.BigIntegerField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    missing_since = models.DateTimeField(null=True, blank=True, help_text="Reconciliation no longer found it.")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["vm", "name"], condition=~Q(state="deleted"), name="snapshot_live_name_unique"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.vm} @ {self.name}"
 
 
 from .metrics_models import (  # noqa: E402, F401  (a separate module; registered with the app here)

@@ -7,14 +7,27 @@ from django.utils import timezone
 from accounts.models import Project, User
 from controlplane.errors import NotFound
 
-from .choices import ACTIVE_OPERATION_STATES, VM_LIVE_STATUSES, Action, OperationState, RequestStatus, VMStatus
+from . import ipam
+from .choices import (
+    ACTIVE_OPERATION_STATES,
+    VM_LIVE_STATUSES,
+    Action,
+    AllocationState,
+    OperationState,
+    RequestStatus,
+    SnapshotState,
+    VMStatus,
+)
 from .models import (
     Hypervisor,
     Image,
     ImageReference,
+    IPAllocation,
+    IPPool,
     Operation,
     Plan,
     ProjectQuota,
+    Snapshot,
     TenantBinding,
     VirtualMachine,
     VMRequest,
@@ -26,10 +39,20 @@ def hypervisor_queues(*, include_disabled: bool = False) -> list[str]:
     return sorted(set(hypervisors.values_list("queue", flat=True)))
 
 
+def assigned_addresses_prefetch() -> Prefetch:
+    """``vm.assigned_addresses``: the pool addresses a VM holds (IPv4 first), in one query per list."""
+    return Prefetch(
+        "ip_allocations",
+        queryset=IPAllocation.objects.filter(state=AllocationState.ASSIGNED).order_by("family", "offset"),
+        to_attr="assigned_addresses",
+    )
+
+
 def vm_list_for_user(*, user: User) -> QuerySet[VirtualMachine]:
     return (
         VirtualMachine.objects.filter(project__memberships__user=user)
         .select_related("plan", "image", "hypervisor", "project")
+        .prefetch_related(assigned_addresses_prefetch())
         .distinct()
     )
 
@@ -64,7 +87,12 @@ def vm_list_for_project(*, project, include_deleted: bool = False) -> QuerySet[V
 
 def vm_get_for_project(*, project, pk: int) -> VirtualMachine:
     """A VM of this project; any other VM (another project's, or none) is a 404."""
-    vm = VirtualMachine.objects.filter(project=project, pk=pk).select_related("plan", "image", "hypervisor").first()
+    vm = (
+        VirtualMachine.objects.filter(project=project, pk=pk)
+        .select_related("plan", "image", "hypervisor")
+        .prefetch_related(assigned_addresses_prefetch())
+        .first()
+    )
     if vm is None:
         raise NotFound("No such virtual machine.")
     return vm
@@ -79,6 +107,21 @@ def vm_status_counts(*, project) -> dict[str, int]:
         **{status: Count("pk", filter=Q(status=status)) for status in VM_LIVE_STATUSES},
     )
     return row
+
+
+def vm_list_for_snapshot_reconcile(*, hypervisor: Hypervisor) -> list[tuple[int, str]]:
+    """(id, backend id) of live VMs on the hypervisor with no operation in progress."""
+    return list(
+        VirtualMachine.objects.filter(hypervisor=hypervisor, task_state__isnull=True)
+        .exclude(status__in=(VMStatus.DELETED, VMStatus.BUILDING))
+        .exclude(backend_id="")
+        .values_list("id", "backend_id")
+    )
+
+
+def snapshot_list_for_vm(*, vm: VirtualMachine, include_deleted: bool = False) -> QuerySet[Snapshot]:
+    snapshots = Snapshot.objects.filter(vm=vm)
+    return snapshots if include_deleted else snapshots.exclude(state=SnapshotState.DELETED)
 
 
 def operation_list_for_vm(*, vm: VirtualMachine, limit: int = 20) -> list[Operation]:
@@ -271,7 +314,18 @@ def operation_latest_create(*, vm: VirtualMachine) -> Operation | None:
 
 def image_reference_for_vm(*, vm: VirtualMachine) -> ImageReference | None:
     """How the VM's hypervisor names the VM's image (None: it does not have it)."""
-    return ImageReference.objects.filter(image=vm.image_id, hypervisor=vm.hypervisor_id).first()
+    return ImageReference.objects.select_related("image").filter(image=vm.image_id, hypervisor=vm.hypervisor_id).first()
+
+
+def image_list_for_rebuild(*, vm: VirtualMachine) -> QuerySet[Image]:
+    """Images a VM can be rebuilt from: active, its guest type, offered on its hypervisor."""
+    return Image.objects.filter(
+        active=True, guest_type=vm.plan.guest_type, references__hypervisor=vm.hypervisor_id
+    ).distinct()
+
+
+def image_reference_get(*, image_id: int, hypervisor: Hypervisor) -> ImageReference | None:
+    return ImageReference.objects.select_related("image").filter(image_id=image_id, hypervisor=hypervisor).first()
 
 
 def tenant_binding_ready_for_vm(*, vm: VirtualMachine) -> TenantBinding | None:
@@ -288,3 +342,47 @@ def hypervisor_get(*, pk: int) -> Hypervisor:
 
 def vm_get_with_hypervisor(*, pk: int) -> VirtualMachine | None:
     return VirtualMachine.objects.select_related("hypervisor").filter(pk=pk).first()
+
+
+# -- IP address management ---------------------------------------------------------------------
+
+
+def ip_allocation_list_for_vm(*, vm: VirtualMachine) -> list[IPAllocation]:
+    return list(vm.ip_allocations.filter(state=AllocationState.ASSIGNED).select_related("pool").order_by("family"))
+
+
+def vm_network_config(*, vm: VirtualMachine) -> dict:
+    """Static addressing for the guest (VMSpec.network); {} when no pool gave it addresses."""
+    allocations = ip_allocation_list_for_vm(vm=vm)
+    if not allocations:
+        return {}
+    pool = allocations[0].pool
+    config: dict = {"dns": list(pool.dns_servers), "network": pool.network}
+    for allocation in allocations:
+        prefix = pool.ipv4_prefix if allocation.family == 4 else pool.ipv6_prefix
+        gateway = pool.ipv4_gateway if allocation.family == 4 else pool.ipv6_gateway
+        config[f"ipv{allocation.family}"] = {
+            "address": allocation.address,
+            "prefix_length": int(prefix.rsplit("/", 1)[1]),
+            "gateway": gateway,
+        }
+    return config
+
+
+def ip_pool_usage(*, pool: IPPool) -> dict:
+    """Per family: capacity (never enumerated), used (assigned), reserved, cooling."""
+    counts = {
+        (row["family"], row["state"]): row["n"]
+        for row in pool.allocations.values("family", "state").annotate(n=Count("id")).order_by()
+    }
+    usage = {}
+    for layout in ipam.pool_layouts(pool):
+        used = {state: counts.get((layout.family, state), 0) for state in AllocationState.values}
+        capacity = layout.capacity()
+        taken = sum(used.values())
+        usage[layout.family] = used | {
+            "capacity": capacity,
+            "free": max(capacity - taken, 0),
+            "percent": (100 * taken / capacity) if capacity else 100.0,
+        }
+    return usage

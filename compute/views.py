@@ -1,5 +1,6 @@
 """Portal pages of the compute domain: VMs (list, detail with live operations,
-power actions, delete), requests (list, cancel), operation retry / cancel.
+power actions, delete; the Snapshots and Settings tabs: snapshots, resize),
+requests (list, cancel), operation retry / cancel.
 
 Every page is scoped to a project the user is a member of
 (accounts.views.common.with_project; viewers look, members act): another
@@ -18,8 +19,8 @@ from accounts.security import require_recent_otp
 from accounts.views.common import with_project
 from controlplane.errors import InvalidInput, NotFound
 
-from . import selectors, services
-from .choices import ACTION_ALLOWED_FROM, Action, RequestStatus, VMStatus
+from . import capabilities, selectors, services
+from .choices import ACTION_ALLOWED_FROM, Action, RequestStatus, SnapshotState, VMStatus
 
 PAGE_SIZE = 50
 POWER_ACTIONS = (Action.START, Action.STOP, Action.REBOOT)
@@ -67,9 +68,35 @@ def vm_detail(request, project, pk):
         "can_delete": can_act and vm.status in ACTION_ALLOWED_FROM[Action.DELETE],
         "signature": signature,
         "announce": request.htmx and request.GET.get("seen") != signature,
+        **_day2_context(vm, can_act),
     }
     template = "compute/_vm_live.html" if request.htmx else "compute/vm_detail.html"
     return render(request, template, context)
+
+
+def _day2_context(vm, can_act: bool) -> dict:
+    """The Snapshots and Settings tabs: what this VM's hypervisor supports and the resize choices,
+    each with its preview (refused and why, or whether a running VM is restarted)."""
+    kind = vm.hypervisor.kind
+    snapshots_on = capabilities.supports(kind, capabilities.SNAPSHOTS)
+    resize_on = capabilities.supports(kind, capabilities.RESIZE)
+    rebuild_on = capabilities.supports(kind, capabilities.REBUILD)
+    context = {
+        "snapshots_supported": snapshots_on,
+        "snapshots": list(selectors.snapshot_list_for_vm(vm=vm)) if snapshots_on else [],
+        "snapshot_available": SnapshotState.AVAILABLE,
+        "can_snapshot": can_act and snapshots_on and vm.status in ACTION_ALLOWED_FROM[Action.SNAPSHOT_CREATE],
+        "resize_supported": resize_on,
+        "resize_choices": [],
+        "rebuild_supported": rebuild_on,
+        "rebuild_images": [],
+    }
+    if can_act and rebuild_on and vm.status in ACTION_ALLOWED_FROM[Action.REBUILD]:
+        context["rebuild_images"] = list(selectors.image_list_for_rebuild(vm=vm))
+    if can_act and resize_on and vm.status in ACTION_ALLOWED_FROM[Action.RESIZE]:
+        plans = selectors.plan_list_offered().filter(guest_type=vm.plan.guest_type).exclude(pk=vm.plan_id)
+        context["resize_choices"] = [(plan, services.resize_preview(vm=vm, plan=plan)) for plan in plans]
+    return context
 
 
 def _after_action(request, project, vm):
@@ -99,6 +126,79 @@ def vm_delete(request, project, pk):
         raise InvalidInput(f"Type the VM's name ({vm.name}) to confirm the deletion.")
     services.vm_action(vm=vm, action=Action.DELETE, user=request.user, request=request)
     messages.success(request, f"Deletion of {vm.name} requested: its disks are destroyed with it.")
+    return _after_action(request, project, vm)
+
+
+@require_POST
+@with_project(Role.MEMBER)
+def vm_snapshot_create(request, project, pk):
+    vm = selectors.vm_get_for_project(project=project, pk=pk)
+    services.vm_snapshot_create(vm=vm, name=request.POST.get("name", ""), user=request.user, request=request)
+    messages.success(request, f"Snapshot of {vm.name} requested.")
+    return _after_action(request, project, vm)
+
+
+def _snapshot(project, pk, snapshot_pk):
+    vm = selectors.vm_get_for_project(project=project, pk=pk)
+    snapshot = selectors.snapshot_list_for_vm(vm=vm).filter(pk=snapshot_pk).first()
+    if snapshot is None:
+        raise NotFound("No such snapshot.")
+    return vm, snapshot
+
+
+@require_POST
+@with_project(Role.MEMBER)
+@require_recent_otp
+def vm_snapshot_revert(request, project, pk, snapshot_pk):
+    """Revert loses everything written since the snapshot: a fresh two-factor code, like delete."""
+    vm, snapshot = _snapshot(project, pk, snapshot_pk)
+    services.vm_snapshot_revert(snapshot=snapshot, user=request.user, request=request)
+    messages.success(request, f"Revert of {vm.name} to {snapshot.name} requested.")
+    return _after_action(request, project, vm)
+
+
+@require_POST
+@with_project(Role.MEMBER)
+def vm_snapshot_delete(request, project, pk, snapshot_pk):
+    vm, snapshot = _snapshot(project, pk, snapshot_pk)
+    services.vm_snapshot_delete(snapshot=snapshot, user=request.user, request=request)
+    messages.success(request, f"Deletion of snapshot {snapshot.name} requested.")
+    return _after_action(request, project, vm)
+
+
+@require_POST
+@with_project(Role.MEMBER)
+def vm_resize(request, project, pk):
+    vm = selectors.vm_get_for_project(project=project, pk=pk)
+    plan = selectors.plan_list_offered().filter(pk=request.POST.get("plan") or None).first()
+    if plan is None:
+        raise InvalidInput("Choose a plan to resize to.")
+    services.vm_resize(vm=vm, plan=plan, user=request.user, request=request)
+    messages.success(request, f"Resize of {vm.name} to {plan.name} requested.")
+    return _after_action(request, project, vm)
+
+
+@require_POST
+@with_project(Role.MEMBER)
+@require_recent_otp
+def vm_rebuild(request, project, pk):
+    """Rebuild destroys the disk: a fresh two-factor code and the VM's name, like delete.
+    An empty SSH key / user data field keeps the VM's current one."""
+    vm = selectors.vm_get_for_project(project=project, pk=pk)
+    if request.POST.get("confirm_name", "").strip() != vm.name:
+        raise InvalidInput(f"Type the VM's name ({vm.name}) to confirm the rebuild.")
+    image = selectors.image_list_for_rebuild(vm=vm).filter(pk=request.POST.get("image") or None).first()
+    if image is None:
+        raise InvalidInput("Choose an image to rebuild from.")
+    services.vm_rebuild(
+        vm=vm,
+        image=image,
+        ssh_public_key=request.POST.get("ssh_public_key", "").strip() or None,
+        user_data=request.POST.get("user_data", "") or None,
+        user=request.user,
+        request=request,
+    )
+    messages.success(request, f"Rebuild of {vm.name} from {image.name} requested: its disk is replaced.")
     return _after_action(request, project, vm)
 
 

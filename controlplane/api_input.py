@@ -69,7 +69,8 @@ class JSONParser(parsers.JSONParser):
 class FilterBackend(DjangoFilterBackend):
     """django-filter, except that a choice or number filter given an empty value
     (``?status=``) is a 400, not ignored: the schema lists the values it takes, and
-    "" is not one. (For a text filter "" is a string like any other.)"""
+    "" is not one. (For a text filter "" is a string like any other.) A yes/no
+    filter takes ``true`` or ``false`` only (django-filter ignored ``?enabled=null``)."""
 
     def get_filterset(self, request, queryset, view):
         filterset = super().get_filterset(request, queryset, view)
@@ -81,4 +82,12 @@ class FilterBackend(DjangoFilterBackend):
             ]
             if empty:
                 raise exceptions.ValidationError({name: ["Give a value or leave the parameter out."] for name in empty})
+            not_boolean = [
+                name
+                for name, field in filterset.filters.items()
+                if field.field_class is forms.NullBooleanField
+                and any(value not in ("true", "false") for value in request.query_params.getlist(name))
+            ]
+            if not_boolean:
+                raise exceptions.ValidationError({name: ["Must be true or false."] for name in not_boolean})
         return filterset

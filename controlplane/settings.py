@@ -450,6 +450,8 @@ STAFF_TOKEN_MAX_HOURS = env_int("STAFF_TOKEN_MAX_HOURS", 8)
 # in Django admin (Billing settings); only the schedule of the jobs lives here.
 BILLING_CHARGE_INTERVAL_SECONDS = env_int("BILLING_CHARGE_INTERVAL_SECONDS", 600)
 BILLING_INVOICE_INTERVAL_SECONDS = env_int("BILLING_INVOICE_INTERVAL_SECONDS", 3600)
+# Noto Sans and Noto Sans Devanagari (Debian fonts-noto-core), embedded in GST PDFs.
+BILLING_PDF_FONT_DIR = os.environ.get("BILLING_PDF_FONT_DIR", "/usr/share/fonts/truetype/noto")
 BILLING_TRIAL_EXPIRY_INTERVAL_SECONDS = env_int("BILLING_TRIAL_EXPIRY_INTERVAL_SECONDS", 3600)
 NOTIFY_RELAY_INTERVAL_SECONDS = float(os.environ.get("NOTIFY_RELAY_INTERVAL_SECONDS", "5"))
 # --- VM metrics (docs/MONITORING.md) ---------------------------------------------

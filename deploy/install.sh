@@ -82,7 +82,8 @@ need_root() { [ "$(id -u)" = 0 ] || die "$1 needs root (or pass --prefix DIR --n
 
 # --- 1. System packages -------------------------------------------------------
 apt_packages() {
-  local wanted=(python3 python3-venv python3-pip ca-certificates)
+  # fonts-noto-core: Noto Sans (with ₹) and Noto Sans Devanagari, embedded in GST PDFs.
+  local wanted=(python3 python3-venv python3-pip ca-certificates fonts-noto-core)
   [ $WITH_SERVICES = 1 ] && wanted+=(postgresql redis-server nginx)
   local missing=()
   for pkg in "${wanted[@]}"; do

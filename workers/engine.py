@@ -20,6 +20,7 @@ from compute.choices import DEFAULT_POLL_SECONDS, POLL_ERROR_LIMIT, Action
 from compute.models import Hypervisor, Operation
 from compute.retry import Verdict, backoff_seconds, build_timeout_message, operation_is_overdue, retry_verdict
 
+from . import day2
 from .drivers.base import (
     Driver,
     DriverError,
@@ -30,9 +31,9 @@ from .drivers.base import (
     TaskStatus,
     TenantSpec,
     TransientDriverError,
-    VMSpec,
     get_driver,
 )
+from .specs import vm_spec
 
 logger = logging.getLogger(__name__)
 
@@ -60,32 +61,6 @@ def observed_dict(vm: HypervisorVM | None) -> dict | None:
         "ip_addresses": list(vm.ip_addresses),
         "idempotency_key": vm.idempotency_key,
     }
-
-
-def vm_spec(operation: Operation) -> VMSpec:
-    vm = operation.vm
-    reference = selectors.image_reference_for_vm(vm=vm)
-    if reference is None:
-        raise PermanentDriverError(f"Image {vm.image} has no reference on {vm.hypervisor}.", code="no_image")
-    binding = selectors.tenant_binding_ready_for_vm(vm=vm)
-    return VMSpec(
-        name=vm.name,
-        idempotency_key=str(operation.idempotency_key),
-        vcpus=vm.plan.vcpus,
-        memory_mib=vm.plan.memory_mib,
-        disk_gib=vm.plan.disk_gib,
-        image_ref=reference.ref,
-        guest_type=vm.plan.guest_type,
-        ssh_public_key=vm.ssh_public_key,
-        user_data=vm.user_data,
-        tenant=binding.data if binding else {},
-        extra={
-            "hard_stop_after_seconds": vm.plan.hard_stop_after_seconds,
-            "plan": vm.plan.name,
-            "image": vm.image.name,
-            "project": vm.project.slug,
-        },
-    )
 
 
 def _submit(operation: Operation, driver: Driver) -> DriverTask:
@@ -116,6 +91,8 @@ def _submit(operation: Operation, driver: Driver) -> DriverTask:
         return driver.reboot(vm.backend_id)
     if action == Action.DELETE:
         return driver.delete(vm.backend_id)
+    if action in day2.SUBMIT:
+        return day2.SUBMIT[action](operation, driver)
     raise PermanentDriverError(f"Unknown action {action}.", code="unknown_action")
 
 
@@ -237,7 +214,7 @@ def _poll_step(operation: Operation, token: str, driver: Driver) -> str:
         if operation.action == Action.PROVISION:
             result = (status.task or handle).data
         else:
-            result = {"observed": observed}
+            result = {"observed": observed, **status.result}
         services.operation_succeed(operation=operation, token=token, observed=observed, result=result)
         if operation.action == Action.PROVISION:
             services.tenant_wake_waiting(provision=operation)
@@ -303,7 +280,8 @@ def reconcile_hypervisor(hypervisor: Hypervisor) -> dict:
         )
         return {"hypervisor": hypervisor.name, "error": str(exc)}
     observed = [observed_dict(guest) for guest in guests]
-    return services.hypervisor_reconcile(hypervisor=hypervisor, observed=observed, listed_at=listed_at).as_dict()
+    report = services.hypervisor_reconcile(hypervisor=hypervisor, observed=observed, listed_at=listed_at).as_dict()
+    return {**report, **day2.reconcile_snapshots(hypervisor, driver_for(hypervisor))}
 
 
 def reconcile_all() -> list[dict]:

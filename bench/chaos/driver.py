@@ -1,8 +1,8 @@
 """The chaos run's clients: drive VM lifecycles through the HTTP API only.
 
 Each lifecycle is one VM: create (POST /api/v1/vm-requests/ with a plan that
-needs no approval), then a few start/stop/reboot actions chosen from what the
-VM's status allows, then DELETE. Every step waits for its operation to reach a
+needs no approval), then a few start/stop/reboot/snapshot actions chosen from what
+the VM's status allows, then DELETE. Every step waits for its operation to reach a
 final state by polling /api/v1/operations/{id}/.
 
 Requests are retried through outages (connection refused, 5xx): a POST whose
@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 import requests
 
 FINAL = {"succeeded", "failed", "cancelled"}
-ACTIONS_FROM = {"active": ["stop", "reboot"], "stopped": ["start"]}
+ACTIONS_FROM = {"active": ["stop", "reboot", "snapshot"], "stopped": ["start", "snapshot"]}
+# Actions posted elsewhere than /virtual-machines/<id>/<action>/: (path, operation action, body)
+DAY2_POSTS = {"snapshot": ("snapshots/", "snapshot_create", lambda: {"name": f"chaos-{uuid.uuid4().hex[:8]}"})}
 RETRY_STATUSES = {500, 502, 503, 504}
 
 
@@ -172,16 +174,18 @@ class Client:
         return self._track(op, vm_id, "create", started, adopted is not None)
 
     def act(self, vm_id: int, action: str, known: set[int]) -> OpRecord | None:
-        """Start/stop/reboot/delete; None when the API refused (409: the VM moved on)."""
+        """Start/stop/reboot/snapshot/delete; None when the API refused (409: the VM moved on,
+        or a snapshot over the plan's limit)."""
         started = time.time()
+        tail, op_action, body = DAY2_POSTS.get(action, (f"{action}/", action, lambda: None))
 
         def adopt():
-            op = self.latest_operation(vm_id, action)
+            op = self.latest_operation(vm_id, op_action)
             return op if op is not None and op["id"] not in known else None
 
         path = f"/api/v1/virtual-machines/{vm_id}/"
         method = "DELETE" if action == "delete" else "POST"
-        response, adopted = self.post(method, path if action == "delete" else f"{path}{action}/", None, adopt)
+        response, adopted = self.post(method, path if action == "delete" else f"{path}{tail}", body(), adopt)
         if adopted is not None:
             return self._track(adopted, vm_id, action, started, True)
         if response.status_code == 409:
@@ -245,7 +249,7 @@ class Client:
 class Behaviour:
     """How the simulated users behave."""
 
-    actions: int = 4  # start/stop/reboot between create and delete
+    actions: int = 4  # start/stop/reboot/snapshot between create and delete
     delete: bool = True  # False: the VM is left alive for the final comparison
     cancel_rate: float = 0.0  # chance that a user tries to cancel an operation soon after asking for it
     retry_failed: bool = True  # a failed operation is retried once (the operator's "retry")

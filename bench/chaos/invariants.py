@@ -294,6 +294,44 @@ def timeline_matches(ctx: Context) -> Check:
     return Check("each VM's timeline ends in its current status", not offenders, f"{len(last)} timelines", offenders)
 
 
+@invariant("snapshots and plans match the hypervisor")
+def day2_matches(ctx: Context) -> Check:
+    """No snapshot lost from the records (or left behind on the hypervisor), none still in flight,
+    and every live VM runs, on the hypervisor, the sizes of the plan it is billed for."""
+    from compute.choices import SnapshotState, VMStatus
+    from compute.models import Snapshot, VirtualMachine
+
+    db = _store(ctx).read()
+    on_hv: dict[str, set[str]] = defaultdict(set)
+    for row in db.execute("SELECT backend_id, ref FROM snapshots"):
+        on_hv[row["backend_id"]].add(row["ref"])
+    sizes = {
+        row["backend_id"]: (row["vcpus"], row["memory_mib"], row["disk_gib"])
+        for row in db.execute("SELECT * FROM guests")
+    }
+    offenders = []
+    vms = VirtualMachine.objects.filter(hypervisor_id=ctx.hypervisor_id).exclude(status=VMStatus.DELETED)
+    vms = vms.exclude(backend_id="").select_related("plan")
+    rows: dict[int, set[str]] = defaultdict(set)
+    for vm_id, ref, state in Snapshot.objects.filter(vm__in=vms).values_list("vm_id", "backend_ref", "state"):
+        if state in (SnapshotState.CREATING, SnapshotState.DELETING):
+            offenders.append(f"vm {vm_id}: snapshot {ref} still {state}")
+        if state == SnapshotState.AVAILABLE:
+            rows[vm_id].add(ref)
+    for vm in vms:
+        if rows[vm.pk] != on_hv.get(vm.backend_id, set()):
+            offenders.append(
+                f"vm {vm.pk}: records {sorted(rows[vm.pk])}, hypervisor {sorted(on_hv.get(vm.backend_id, ()))}"
+            )
+        plan = (vm.plan.vcpus, vm.plan.memory_mib, vm.plan.disk_gib)
+        if vm.backend_id in sizes and sizes[vm.backend_id] != plan:
+            offenders.append(
+                f"vm {vm.pk}: billed for plan {vm.plan.name} {plan}, hypervisor runs {sizes[vm.backend_id]}"
+            )
+    summary = f"{sum(len(refs) for refs in rows.values())} snapshots on {vms.count()} live VMs"
+    return Check("snapshots and plans match the hypervisor", not offenders, summary, offenders)
+
+
 # -- audit ------------------------------------------------------------------------------------------------------
 
 

@@ -5,7 +5,7 @@
 
 On a private PostgreSQL and Redis (bench/stack.py; the machine's shared ones are
 never touched) it starts gunicorn, two Celery workers and beat, then drives
-``--vms`` lifecycles (create, ``--actions`` start/stop/reboot, delete) from
+``--vms`` lifecycles (create, ``--actions`` start/stop/reboot/snapshot, delete) from
 ``--clients`` concurrent API clients, while:
 
 - a worker is SIGKILLed every ``--kill-every`` seconds and restarted;
@@ -59,7 +59,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="CI size: few VMs, short intervals")
     parser.add_argument("--vms", type=int, default=200)
-    parser.add_argument("--actions", type=int, default=4, help="start/stop/reboot per VM between create and delete")
+    parser.add_argument("--actions", type=int, default=4, help="actions per VM between create and delete")
     parser.add_argument("--keep-alive", type=float, default=0.4, help="fraction of VMs not deleted at the end")
     parser.add_argument("--cancel-rate", type=float, default=0.05, help="chance a user cancels an operation early")
     parser.add_argument("--clients", type=int, default=40, help="concurrent API clients")

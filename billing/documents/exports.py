@@ -30,8 +30,13 @@ COLUMNS = [
 AMOUNTS = ("taxable_total", "cgst_total", "sgst_total", "igst_total", "round_off", "total")
 
 
+def amount(value) -> str:
+    """Two decimals, never ``-0.00`` (a negated zero is still zero)."""
+    return f"{value:.2f}" if value else "0.00"
+
+
 def _row(kind: str, doc, sign: int, reference: str = "") -> list:
-    amounts = [f"{sign * getattr(doc, name):.2f}" for name in AMOUNTS]
+    amounts = [amount(sign * getattr(doc, name)) for name in AMOUNTS]
     return [
         kind,
         doc.number,

@@ -6,14 +6,19 @@ amounts, totals with round-off, amount in words, endorsement, signature line
 (Rules 46, 50 and 53).
 
 Everything printed comes from the document's own snapshot, never from live
-settings, so a reprint years later is the same document. The built-in PDF
-fonts cover Latin-1 only: other characters are transliterated or replaced.
+settings, so a reprint years later is the same document. Text is set in Noto
+Sans with Noto Sans Devanagari as fallback (embedded subsets; Debian's
+fonts-noto-core, directory ``BILLING_PDF_FONT_DIR``), shaped by HarfBuzz so
+that conjuncts and vowel signs of Hindi and Marathi names come out right.
 """
 
 from __future__ import annotations
 
-import unicodedata
+from datetime import timedelta
+from pathlib import Path
 
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 from fpdf import FPDF
 from fpdf.fonts import FontFace
@@ -22,16 +27,33 @@ from ..choices import Regime
 from ..models import CreditNote, Invoice, ReceiptVoucher, RefundVoucher
 from ..money import amount_in_words, format_inr
 
-FONT = "Helvetica"
+FONT = "NotoSans"
+DEVANAGARI = "NotoSansDevanagari"
+# family -> style -> file in BILLING_PDF_FONT_DIR (Devanagari has no italic: its regular stands in).
+FONT_FILES = {
+    FONT: {"": "NotoSans-Regular.ttf", "B": "NotoSans-Bold.ttf", "I": "NotoSans-Italic.ttf"},
+    DEVANAGARI: {"": "NotoSansDevanagari-Regular.ttf", "B": "NotoSansDevanagari-Bold.ttf"},
+}
 GREY = (235, 235, 235)
 
 
+def font_paths() -> dict[tuple[str, str], Path]:
+    """(family, style) -> font file; ImproperlyConfigured names what is missing."""
+    folder = Path(settings.BILLING_PDF_FONT_DIR)
+    paths = {(family, style): folder / name for family, styles in FONT_FILES.items() for style, name in styles.items()}
+    paths[(DEVANAGARI, "I")] = paths[(DEVANAGARI, "")]
+    missing = sorted({path.name for path in paths.values() if not path.is_file()})
+    if missing:
+        raise ImproperlyConfigured(
+            f"GST PDFs need {', '.join(missing)} in {folder} (Debian package fonts-noto-core; "
+            "deploy/install.sh installs it, BILLING_PDF_FONT_DIR points elsewhere)."
+        )
+    return paths
+
+
 def latin1(text) -> str:
-    text = str(text or "").replace("₹", "Rs.").replace("–", "-").replace("—", "-")
-    if all(ord(char) < 256 for char in text):
-        return text
-    folded = unicodedata.normalize("NFKD", text)
-    return "".join(char if ord(char) < 256 else "?" for char in folded if not unicodedata.combining(char))
+    """The text to print (any script: the embedded fonts cover Latin, ₹ and Devanagari)."""
+    return str(text or "")
 
 
 def money(value) -> str:
@@ -54,6 +76,10 @@ class DocumentPDF(FPDF):
         self.doc_title = title
         self.set_auto_page_break(auto=True, margin=18)
         self.set_margins(10, 10, 10)
+        for (family, style), path in font_paths().items():
+            self.add_font(family, style, str(path))
+        self.set_fallback_fonts([DEVANAGARI])
+        self.set_text_shaping(True)
         self.set_title(title)
         self.set_creator("Control Plane billing")
         self.add_page()
@@ -245,9 +271,11 @@ def _output(pdf: DocumentPDF, compress: bool) -> bytes:
 
 def invoice_pdf(invoice: Invoice, *, compress: bool = True) -> bytes:
     pdf = DocumentPDF(f"Tax invoice {invoice.number}")
-    start, end = (timezone.localtime(t) for t in (invoice.period_start, invoice.period_end))
+    # period_end is exclusive (the first instant not supplied): the last day supplied is the day before it.
+    last_instant = invoice.period_end - timedelta(microseconds=1)
+    start, last = (timezone.localtime(t) for t in (invoice.period_start, last_instant))
     details = _common_details(invoice, "Invoice no.", "Invoice date")
-    details.insert(2, ("Supply period", f"{start:%d/%m/%Y %H:%M} to {end:%d/%m/%Y %H:%M}"))
+    details.insert(2, ("Supply period", f"{start:%d/%m/%Y} to {last:%d/%m/%Y}"))
     _header(pdf, invoice, "TAX INVOICE", details)
     _lines_table(pdf, invoice, invoice.lines.all())
     _totals(pdf, invoice)
@@ -259,7 +287,7 @@ def invoice_pdf(invoice: Invoice, *, compress: bool = True) -> bytes:
 def credit_note_pdf(note: CreditNote, *, compress: bool = True) -> bytes:
     pdf = DocumentPDF(f"Credit note {note.number}")
     details = _common_details(note, "Credit note no.", "Date")
-    details.insert(2, ("Against invoice", f"{note.invoice.number} dated {note.invoice.date:%d/%m/%Y}"))
+    details[2:2] = [("Against invoice", note.invoice.number), ("Invoice date", f"{note.invoice.date:%d/%m/%Y}")]
     _header(pdf, note, "CREDIT NOTE", details)
     _lines_table(pdf, note, note.lines.all())
     _totals(pdf, note)
@@ -288,7 +316,7 @@ def receipt_pdf(receipt: ReceiptVoucher, *, compress: bool = True) -> bytes:
 def refund_voucher_pdf(voucher: RefundVoucher, *, compress: bool = True) -> bytes:
     pdf = DocumentPDF(f"Refund voucher {voucher.number}")
     details = _common_details(voucher, "Refund voucher no.", "Date")
-    details.insert(2, ("Against receipt", f"{voucher.receipt_number} dated {voucher.receipt_date:%d/%m/%Y}"))
+    details[2:2] = [("Against receipt", voucher.receipt_number), ("Receipt date", f"{voucher.receipt_date:%d/%m/%Y}")]
     _header(pdf, voucher, "REFUND VOUCHER", details)
     pdf.text_line(
         f"Refunded INR {money(voucher.total)} of the advance received on receipt voucher {voucher.receipt_number} "

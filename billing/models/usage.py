@@ -16,6 +16,9 @@ class MeterCursor(models.Model):
     metered_until = models.DateTimeField()
     status = models.CharField(max_length=16, choices=MeterStatus.choices, blank=True, default=MeterStatus.NONE)
     closed = models.BooleanField(default=False)
+    plan = models.ForeignKey(
+        "compute.Plan", null=True, blank=True, on_delete=models.PROTECT, related_name="+", help_text="In force then."
+    )
 
     class Meta:
         indexes = [
@@ -28,8 +31,9 @@ class MeterCursor(models.Model):
 
 
 class UsageRecord(models.Model):
-    """One VM's usage in one hour slot, prorated by the second. Unique per VM
-    and slot, so metering the same hour again inserts nothing.
+    """One VM's usage on one plan in one hour slot, prorated by the second. Unique per VM,
+    slot and plan (an hour with a resize has one per plan), so metering the same hour again
+    inserts nothing.
 
     Price, SAC and GST rate are those in force when the hour was metered."""
 
@@ -50,7 +54,7 @@ class UsageRecord(models.Model):
 
     class Meta:
         ordering = ["hour_start", "vm_id"]
-        constraints = [models.UniqueConstraint(fields=["vm", "hour_start"], name="usage_unique_vm_hour")]
+        constraints = [models.UniqueConstraint(fields=["vm", "hour_start", "plan"], name="usage_unique_vm_hour_plan")]
         indexes = [
             models.Index(fields=["project", "hour_start"]),
             models.Index(fields=["project"], condition=Q(charge__isnull=True), name="usage_uncharged"),

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.choices import Role
-from controlplane.api import ProjectScopedMixin
+from controlplane.api import JSONTypesMixin, ProjectScopedMixin
 
 from ..models import Payment
 from . import selectors
@@ -52,10 +52,15 @@ class OrderSerializer(serializers.Serializer):
     checkout = serializers.DictField(help_text="Options for Razorpay Checkout (key, amount in paise, order_id...).")
 
 
-class VerifySerializer(serializers.Serializer):
-    razorpay_order_id = serializers.CharField(max_length=40)
-    razorpay_payment_id = serializers.CharField(max_length=40)
-    razorpay_signature = serializers.CharField(max_length=200)
+class VerifySerializer(JSONTypesMixin, serializers.Serializer):
+    """Checkout's three values, in Razorpay's formats (the schema says them, so
+    anything else is a 400 before the gateway is asked)."""
+
+    razorpay_order_id = serializers.RegexField(r"^order_[A-Za-z0-9]{1,34}$", max_length=40)
+    razorpay_payment_id = serializers.RegexField(r"^pay_[A-Za-z0-9]{1,36}$", max_length=40)
+    razorpay_signature = serializers.RegexField(
+        r"^[0-9a-f]{64}$", help_text="Hex HMAC-SHA256 of order_id|payment_id, as Checkout gives it."
+    )
 
 
 class VerifyResultSerializer(serializers.Serializer):

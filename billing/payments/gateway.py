@@ -134,6 +134,8 @@ class Gateway:
     def payment_signature_valid(self, *, order_id: str, payment_id: str, signature: str) -> bool:
         """Checkout's ``razorpay_signature``: HMAC of ``order_id|payment_id`` with the key secret."""
         params = {"razorpay_order_id": order_id, "razorpay_payment_id": payment_id, "razorpay_signature": signature}
+        if not signature.isascii():  # hmac.compare_digest raises TypeError on non-ASCII text
+            return False
         try:
             return bool(self.client.utility.verify_payment_signature(params))
         except SignatureVerificationError:
@@ -141,7 +143,7 @@ class Gateway:
 
     def webhook_signature_valid(self, *, body: str, signature: str) -> bool:
         """``X-Razorpay-Signature``: HMAC of the raw body with the webhook secret."""
-        if not self.keys.webhook_secret:
+        if not self.keys.webhook_secret or not signature.isascii():  # see payment_signature_valid
             return False
         try:
             return bool(self.client.utility.verify_webhook_signature(body, signature, self.keys.webhook_secret))

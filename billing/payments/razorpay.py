@@ -119,13 +119,17 @@ class CallbackResult:
 
 def razorpay_callback(*, project: Project, order_id: str, payment_id: str, signature: str, actor, request=None):
     """The browser's report after Checkout (``razorpay_order_id``,
-    ``razorpay_payment_id``, ``razorpay_signature``). Forged signature: 400;
-    unknown order: 404; a payment that does not match the order: 409 (audited);
+    ``razorpay_payment_id``, ``razorpay_signature``). Unknown order (checked
+    first: the project's own orders are no secret to its members): 404; forged
+    signature: 400; a payment that does not match the order: 409 (audited);
     authorised but not captured yet: nothing credited (the webhook will)."""
     values = {"razorpay_order_id": order_id, "razorpay_payment_id": payment_id, "razorpay_signature": signature}
     missing = {name: "Required." for name, value in values.items() if not (value or "").strip()}
     if missing:
         raise InvalidInput("The payment details from Checkout are incomplete.", fields=missing)
+    payment = payment_for_order(order_id=order_id, project=project)
+    if payment is None:
+        raise NotFound("No such order for this project.")
     client = gateway()
     if not client.payment_signature_valid(order_id=order_id, payment_id=payment_id, signature=signature):
         logger.warning("razorpay callback with a bad signature: project %s order %s", project.pk, order_id)
@@ -133,9 +137,6 @@ def razorpay_callback(*, project: Project, order_id: str, payment_id: str, signa
             payment=None, reason="bad signature", details={"order": order_id[:40]}, actor=actor, request=request
         )
         raise InvalidInput("The payment signature does not match; nothing was credited.")
-    payment = payment_for_order(order_id=order_id, project=project)
-    if payment is None:
-        raise NotFound("No such order for this project.")
     try:
         reported = client.payment_fetch(payment_id)
     except GatewayRefused as exc:

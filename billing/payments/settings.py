@@ -9,6 +9,7 @@ from django.db import transaction
 import audit
 from controlplane.errors import InvalidInput
 
+from ..gst import prefix_error
 from ..models import PaymentSettings
 from ..selectors import billing_settings_get
 from .selectors import KEY_FIELDS, payment_settings_get
@@ -33,6 +34,8 @@ def payment_settings_validate(values: dict) -> dict[str, str]:
         billing.receipt_prefix,
     }:
         errors["refund_voucher_prefix"] = "Refund vouchers need their own prefix (invoices, credit notes, receipts)."
+    if prefix_error(values.get("refund_voucher_prefix") or ""):
+        errors["refund_voucher_prefix"] = prefix_error(values["refund_voucher_prefix"])
     return errors
 
 

@@ -10,6 +10,7 @@ wallet, post an entry, parse an amount), ``metering``, ``suspension``,
 from .bandwidth import transfer_charge_pending, transfer_meter  # noqa: F401
 from .charging import billing_run_hourly, usage_charge_pending, usage_charge_project  # noqa: F401
 from .config import (  # noqa: F401
+    billing_profile_check,
     billing_profile_update,
     billing_profile_validate,
     billing_settings_update,

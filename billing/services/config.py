@@ -6,12 +6,13 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from django.db import transaction
+from django.urls import reverse
 
 import audit
 from accounts.models import Project
-from controlplane.errors import InvalidInput
+from controlplane.errors import Conflict, InvalidInput
 
-from ..gst import OTHER_COUNTRIES, STATES, GSTINError, state_name, validate_gstin
+from ..gst import OTHER_COUNTRIES, STATES, GSTINError, prefix_error, state_name, validate_gstin
 from ..models import BillingProfile, BillingSettings
 from ..selectors import billing_settings_get
 
@@ -50,7 +51,11 @@ def billing_settings_validate(values: dict) -> dict[str, str]:
         else:
             if gstin[:2] != values.get("state_code"):
                 errors["state_code"] = _gstin_state_error(gstin, values.get("state_code", ""), "the supplier")
-    prefixes = [values.get(name) for name in ("invoice_prefix", "credit_note_prefix", "receipt_prefix")]
+    prefix_names = ("invoice_prefix", "credit_note_prefix", "receipt_prefix")
+    prefixes = [values[name] for name in prefix_names if name in values]
+    for name in prefix_names:
+        if name in values and prefix_error(values[name]):
+            errors[name] = prefix_error(values[name])
     if len(set(prefixes)) != len(prefixes):
         errors["credit_note_prefix"] = "Invoices, credit notes and receipts each need their own prefix."
     try:
@@ -59,6 +64,11 @@ def billing_settings_validate(values: dict) -> dict[str, str]:
         errors["low_balance_thresholds"] = "Rupee amounts separated by commas, e.g. 500,100."
     if values.get("lut_enabled") and not values.get("lut_reference"):
         errors["lut_reference"] = "Exports under LUT need the LUT's reference number (ARN)."
+    if values.get("lut_for_sez") and not (values.get("lut_enabled") and values.get("lut_reference")):
+        errors["lut_for_sez"] = (
+            "SEZ supplies can be zero-rated only under a Letter of Undertaking: switch LUT on and enter its ARN "
+            "first, or SEZ invoices would go out without IGST and without the ARN."
+        )
     return errors
 
 
@@ -83,6 +93,20 @@ def billing_settings_update(*, actor, **changes) -> BillingSettings:
     if diff:
         audit.record(actor=actor, action="billing.settings_updated", target=current, details={"changed": diff})
     return current
+
+
+def billing_profile_check(*, project: Project, plan) -> None:
+    """Admission check (registered by billing.apps): a paid VM needs the
+    project's billing profile first, since every invoice needs the recipient's
+    name, address and state (Rule 46; the place of supply is its state)."""
+    if not (plan.price_hourly_running or plan.price_hourly_stopped):
+        return
+    if not BillingProfile.objects.filter(project=project).exists():
+        raise Conflict(
+            f"Project {project.name} has no billing profile yet. Enter the name, address and state its invoices "
+            f"go to at {reverse('billing:profile', args=[project.slug])} before requesting a paid machine.",
+            fields={"billing_profile": "Required before the first paid machine."},
+        )
 
 
 def billing_profile_validate(values: dict) -> tuple[dict, dict[str, str]]:

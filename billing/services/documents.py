@@ -13,7 +13,7 @@ from django.db import transaction
 
 from controlplane.errors import Conflict
 
-from ..gst import Totals, Treatment, financial_year
+from ..gst import MAX_NUMBER_LENGTH, SEQUENCE_DIGITS, Totals, Treatment, document_number, financial_year
 from ..models import DocumentSeries
 from ..periods import local_date
 from .config import customer_snapshot, supplier_snapshot
@@ -28,14 +28,6 @@ PARTY_FIELDS = (
     "state_tax_label",
     "endorsement",
 )
-
-MAX_NUMBER_LENGTH = 16
-SEQUENCE_DIGITS = 6
-
-
-def document_number(prefix: str, fy: str, sequence: int) -> str:
-    """``INV``, ``2025-26``, 123 → ``INV/2526/000123``."""
-    return f"{prefix}/{fy[2:4]}{fy[5:7]}/{sequence:0{SEQUENCE_DIGITS}d}"
 
 
 def number_allocate(*, kind: str, prefix: str, day: date) -> tuple[DocumentSeries, int, str]:

@@ -25,7 +25,7 @@ from accounts.models import Project
 from controlplane.errors import Conflict, InvalidInput, ServiceError
 
 from ..choices import DocumentKind, EntryKind
-from ..gst import Heads, document_totals, tax_heads
+from ..gst import Heads, credit_note_deadline, document_totals, tax_heads
 from ..models import (
     BillingSettings,
     CreditNote,
@@ -36,13 +36,14 @@ from ..models import (
     UsageRecord,
 )
 from ..money import ZERO, format_inr, paise
-from ..periods import month_of, month_start
+from ..periods import local_date, month_of, month_start
 from ..selectors import billing_settings_get, invoice_creditable, invoice_due_projects, treatment_for
 from .bandwidth import transfer_charge_locked, transfer_lines
 from .charging import usage_charge_locked
 from .documents import numbered, parties, parties_of, totals_fields
 from .ledger import amount_parse, entry_post, wallet_lock, wallet_profile
 from .metering import meter_horizon, usage_meter
+from .notifications import operator_alert
 from .suspension import suspension_lift_if_paid
 
 logger = logging.getLogger(__name__)
@@ -200,7 +201,7 @@ def invoice_issue_monthly(
     now = now or timezone.now()
     cutoff = month_start(month_of(now))
     usage_meter(until=min(meter_horizon(now), cutoff), starts_at=billing_settings_get().metering_starts_at)
-    invoices = []
+    invoices, failures = [], []
     for project in invoice_due_projects(cutoff=cutoff):
         if deadline is not None and time.monotonic() > deadline:
             break
@@ -208,23 +209,65 @@ def invoice_issue_monthly(
             invoice = invoice_issue(project=project, actor=actor, before=cutoff, at=now)
         except ServiceError as exc:
             logger.error("invoice for project %s not issued: %s", project.pk, exc.message)
+            audit.record(
+                actor=actor,
+                action="invoice.not_issued",
+                target=project,
+                project=project,
+                details={"error": exc.message, "before": cutoff.isoformat()},
+            )
+            failures.append(f"- {project.name} (project {project.pk}): {exc.message}")
             continue
         if invoice is not None:
             invoices.append(invoice)
+    if failures:
+        operator_alert(
+            subject=f"{len(failures)} invoice(s) could not be issued",
+            body=(
+                "The monthly invoicing run could not invoice these projects; their usage stays uninvoiced "
+                "until the cause is fixed; the next scheduled run (billing.tasks) retries them:\n\n"
+                + "\n".join(failures)
+            ),
+        )
     return invoices
+
+
+def _credit_note_date_check(*, invoice: Invoice, at: datetime, backdate_reason: str) -> None:
+    """s.34: not after 30 November following the invoice's financial year; not
+    dated before the invoice unless an operator records why."""
+    day, deadline = local_date(at), credit_note_deadline(invoice.financial_year)
+    if day > deadline:
+        raise Conflict(
+            f"Invoice {invoice.number} is of {invoice.financial_year}: credit notes against it could be issued "
+            f"until {deadline:%d/%m/%Y} (CGST Act s.34(2)). Settle with the customer outside GST instead."
+        )
+    if day < invoice.date and not backdate_reason.strip():
+        raise InvalidInput(
+            f"A credit note cannot be dated {day:%d/%m/%Y}, before invoice {invoice.number} of "
+            f"{invoice.date:%d/%m/%Y}; give a reason to override.",
+            fields={"backdate_reason": "Required to date a credit note before its invoice."},
+        )
 
 
 @transaction.atomic
 def credit_note_issue(
-    *, invoice: Invoice, reason: str, actor, amount=None, gst_rate=None, at: datetime | None = None
+    *,
+    invoice: Invoice,
+    reason: str,
+    actor,
+    amount=None,
+    gst_rate=None,
+    at: datetime | None = None,
+    backdate_reason: str = "",
 ) -> CreditNote:
     """Credit ``amount`` of taxable value (before GST) against an invoice, at
     ``gst_rate`` when the invoice has several; ``amount=None`` credits all that
     is left. Same parties and tax treatment as the invoice; the total goes to
-    the wallet."""
+    the wallet. Dating it before the invoice needs ``backdate_reason`` (audited)."""
     if not reason.strip():
         raise InvalidInput("Say why the credit note is issued.", fields={"reason": "Required."})
     at = at or timezone.now()
+    _credit_note_date_check(invoice=invoice, at=at, backdate_reason=backdate_reason)
     settings = billing_settings_get()
     _require_supplier(settings)
     wallet = wallet_lock(project_id=invoice.project_id)
@@ -293,6 +336,12 @@ def credit_note_issue(
         action="credit_note.issued",
         target=note,
         project=invoice.project_id,
-        details={"number": note.number, "invoice": invoice.number, "total": str(note.total), "reason": reason},
+        details={
+            "number": note.number,
+            "invoice": invoice.number,
+            "total": str(note.total),
+            "reason": reason,
+            **({"backdated": backdate_reason} if note.date < invoice.date else {}),
+        },
     )
     return note

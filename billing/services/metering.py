@@ -19,12 +19,12 @@ from django.db import transaction
 from django.db.models import Min, OuterRef, Subquery
 from django.utils import timezone
 
-from compute.models import VirtualMachine, VMStatusEvent
+from compute.models import Plan, VirtualMachine, VMStatusEvent
 
 from ..choices import MeterStatus
 from ..models import MeterCursor, UsageRecord
 from ..periods import slot_floor
-from ..timeline import slot_usage
+from ..timeline import plan_slot_usage
 
 METER_DELAY = timedelta(minutes=5)  # write-backs in flight land before their hour is metered
 _AMOUNT = Decimal("0.000001")
@@ -54,7 +54,7 @@ def _open_new_cursors(starts_at: datetime | None) -> int:
     the slot of its first event (or at ``metering_starts_at`` if later)."""
     firsts = list(
         VMStatusEvent.objects.filter(vm__in=VirtualMachine.objects.filter(meter_cursor__isnull=True))
-        .values("vm_id", "vm__project_id")
+        .values("vm_id", "vm__project_id", "vm__plan_id")
         .annotate(first=Min("at"))
     )
     if not firsts:
@@ -68,6 +68,7 @@ def _open_new_cursors(starts_at: datetime | None) -> int:
             project_id=row["vm__project_id"],
             metered_until=max(slot_floor(row["first"]), floor) if floor else slot_floor(row["first"]),
             status=before.get(row["vm_id"], MeterStatus.NONE),
+            plan_id=row["vm__plan_id"],  # events carry their plan; this one holds only before the first
         )
         for row in firsts
     ]
@@ -79,23 +80,32 @@ def _meter_chunk(until: datetime, size: int) -> tuple[int, int]:
     cursors = list(
         MeterCursor.objects.select_for_update(skip_locked=True, of=("self",))
         .filter(closed=False, metered_until__lt=until)
-        .select_related("vm__plan")
+        .select_related("vm")
         .order_by("vm_id")[:size]
     )
     if not cursors:
         return 0, 0
-    events: dict[int, list[tuple[datetime, str]]] = {}
+    events: dict[int, list[tuple[datetime, str, int | None]]] = {}
     rows = VMStatusEvent.objects.filter(
         vm_id__in=[c.vm_id for c in cursors], at__gte=min(c.metered_until for c in cursors), at__lt=until
     ).order_by("vm_id", "at", "id")
-    for vm_id, at, status in rows.values_list("vm_id", "at", "status"):
-        events.setdefault(vm_id, []).append((at, status))
+    for vm_id, at, status, plan_id in rows.values_list("vm_id", "at", "status", "plan_id"):
+        events.setdefault(vm_id, []).append((at, status, plan_id))
+    plan_ids = {c.plan_id or c.vm.plan_id for c in cursors} | {e[2] for own in events.values() for e in own if e[2]}
+    plans = Plan.objects.in_bulk(plan_ids)
     records = []
     for cursor in cursors:
-        vm, plan = cursor.vm, cursor.vm.plan
-        own = [(at, status) for at, status in events.get(cursor.vm_id, ()) if at >= cursor.metered_until]
-        slots, cursor.status = slot_usage(start=cursor.metered_until, until=until, status=cursor.status, events=own)
-        for slot in slots:
+        vm = cursor.vm
+        own = [event for event in events.get(cursor.vm_id, ()) if event[0] >= cursor.metered_until]
+        slots, cursor.status, cursor.plan_id = plan_slot_usage(
+            start=cursor.metered_until,
+            until=until,
+            status=cursor.status,
+            plan=cursor.plan_id or vm.plan_id,
+            events=own,
+        )
+        for plan_id, slot in slots:
+            plan = plans[plan_id]
             amount = (
                 slot.running_seconds * plan.price_hourly_running + slot.stopped_seconds * plan.price_hourly_stopped
             ) / 3600
@@ -115,12 +125,12 @@ def _meter_chunk(until: datetime, size: int) -> tuple[int, int]:
                 )
             )
     UsageRecord.objects.bulk_create(records, ignore_conflicts=True, batch_size=2000)
-    by_status: dict[str, list[int]] = {}
+    by_state: dict[tuple[str, int], list[int]] = {}
     for cursor in cursors:
-        by_status.setdefault(cursor.status, []).append(cursor.vm_id)
-    for status, vm_ids in by_status.items():  # one UPDATE per final status: all reach ``until``
+        by_state.setdefault((cursor.status, cursor.plan_id), []).append(cursor.vm_id)
+    for (status, plan_id), vm_ids in by_state.items():  # one UPDATE per final status and plan
         MeterCursor.objects.filter(vm_id__in=vm_ids).update(
-            metered_until=until, status=status, closed=status == MeterStatus.DELETED
+            metered_until=until, status=status, plan_id=plan_id, closed=status == MeterStatus.DELETED
         )
     return len(cursors), len(records)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from decimal import Decimal
 
+from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 
 from accounts.models import Project
@@ -36,4 +37,20 @@ def wallet_notify_low_balance(*, project_id: int, balance: Decimal, threshold: D
         return send_mail(subject, body, None, billing_recipients(project=project))
     except Exception:  # noqa: BLE001 - a mail server problem must not undo billing
         logger.exception("low-balance email for project %s failed", project_id)
+        return 0
+
+
+def operator_alert(*, subject: str, body: str) -> int:
+    """Email every active staff user (the operators) about something billing
+    could not do on its own. A mail failure is logged, never raised."""
+    recipients = list(
+        get_user_model().objects.filter(is_staff=True, is_active=True).exclude(email="").values_list("email", flat=True)
+    )
+    if not recipients:
+        logger.error("no staff user to alert: %s", subject)
+        return 0
+    try:
+        return send_mail(f"[billing] {subject}", body, None, recipients)
+    except Exception:  # noqa: BLE001 - a mail server problem must not undo billing
+        logger.exception("operator alert %r failed", subject)
         return 0

@@ -1,7 +1,9 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.models import Project
 from accounts.selectors import project_list_for_user
+from compute import selectors
 from compute.models import Hypervisor, Image, Operation, Plan, VirtualMachine, VMRequest
 from controlplane.api import IdField, JSONTypesMixin
 
@@ -75,12 +77,21 @@ class OperationSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class AddressSerializer(serializers.Serializer):
+    address = serializers.CharField()
+    family = serializers.IntegerField(help_text="4 or 6.")
+
+
 class VirtualMachineSerializer(serializers.ModelSerializer):
     url = serializers.HyperlinkedIdentityField(view_name="virtualmachine-detail")
     project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     plan = serializers.SlugRelatedField(slug_field="name", read_only=True)
     image = serializers.SlugRelatedField(slug_field="name", read_only=True)
     hypervisor = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    addresses = serializers.SerializerMethodField(
+        help_text="Static addresses from the operator's IP pools, known from creation on "
+        "(ip_addresses is what the hypervisor last reported)."
+    )
 
     class Meta:
         model = VirtualMachine
@@ -97,6 +108,7 @@ class VirtualMachineSerializer(serializers.ModelSerializer):
             "task_state",
             "power_state",
             "ip_addresses",
+            "addresses",
             "created_at",
             "updated_at",
             "status_changed_at",
@@ -106,6 +118,13 @@ class VirtualMachineSerializer(serializers.ModelSerializer):
             "deleted_at",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(AddressSerializer(many=True))
+    def get_addresses(self, vm) -> list[dict]:
+        held = getattr(vm, "assigned_addresses", None)
+        if held is None:  # a VM not loaded through the list/detail selectors
+            held = selectors.ip_allocation_list_for_vm(vm=vm)
+        return [{"address": a.address, "family": a.family} for a in held]
 
 
 class VMRequestSerializer(JSONTypesMixin, serializers.ModelSerializer):

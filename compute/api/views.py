@@ -16,6 +16,7 @@ from compute.choices import Action
 from compute.models import Hypervisor, Image, ImageReference, Operation, Plan, VirtualMachine, VMRequest
 from controlplane.api import IdFilter, SlugFilter
 
+from .day2 import VMDay2Mixin
 from .serializers import (
     ActionAcceptedSerializer,
     HypervisorSerializer,
@@ -114,7 +115,7 @@ class VirtualMachineFilter(django_filters.FilterSet):
         fields = ["status", "power_state", "project__slug"]
 
 
-class VirtualMachineViewSet(viewsets.ReadOnlyModelViewSet):
+class VirtualMachineViewSet(VMDay2Mixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = VirtualMachineSerializer
     queryset = VirtualMachine.objects.none()
     filterset_class = VirtualMachineFilter
@@ -123,8 +124,13 @@ class VirtualMachineViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         user = self.request.user
         if user.is_staff:
-            return VirtualMachine.objects.select_related("project", "plan", "image", "hypervisor").all()
+            return VirtualMachine.objects.select_related("project", "plan", "image", "hypervisor").prefetch_related(
+                selectors.assigned_addresses_prefetch()
+            )
         return selectors.vm_list_for_user(user=user)
+
+    def accepted(self, request, operation) -> Response:
+        return accepted(request, operation)
 
     def _act(self, request, action_name):
         operation = services.vm_action(vm=self.get_object(), action=action_name, user=request.user, request=request)

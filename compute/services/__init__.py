@@ -12,6 +12,14 @@ from .console import (  # noqa: F401
     console_session_refuse,
     console_session_start,
 )
+from .day2 import (  # noqa: F401
+    resize_preview,
+    vm_rebuild,
+    vm_resize,
+    vm_snapshot_create,
+    vm_snapshot_delete,
+    vm_snapshot_revert,
+)
 from .hypervisors import hypervisor_set_maintenance  # noqa: F401
 from .operations import (  # noqa: F401
     Claim,
@@ -37,6 +45,7 @@ from .requests import (  # noqa: F401
     vm_request_create,
     vm_request_reject,
 )
+from .snapshot_reconcile import snapshot_reconcile  # noqa: F401
 from .tenants import tenant_gate, tenant_quotas, tenant_wake_waiting  # noqa: F401
-from .vms import vm_action, vm_apply_observation, vm_resync_request  # noqa: F401
+from .vms import vm_action, vm_apply_observation, vm_lock_for_action, vm_resync_request  # noqa: F401
 from .writeback import vm_record_status  # noqa: F401

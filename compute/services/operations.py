@@ -33,6 +33,7 @@ from compute.models import Hypervisor, Operation, TenantBinding, VirtualMachine
 from compute.retry import backoff_seconds
 from controlplane.errors import Conflict
 
+from .day2_writeback import day2_after_failure, day2_after_success
 from .writeback import status_after_failure, status_after_success, vm_quota_release, vm_record_status
 
 
@@ -265,8 +266,11 @@ def operation_succeed(*, operation: Operation, token: str, observed: dict | None
         )
     else:
         vm = VirtualMachine.objects.select_for_update(no_key=True, of=("self",)).get(pk=operation.vm_id)
-        status = status_after_success(action=operation.action, observed=observed)
+        status = status_after_success(
+            action=operation.action, observed=observed, previous_status=operation.previous_status
+        )
         vm_record_status(vm=vm, status=status, observed=observed, operation=operation, source="worker")
+        day2_after_success(operation=operation, vm=vm, result=result)
     _audit_state(operation, f"worker:{operation.worker}", OperationState.SUCCEEDED, observed=observed)
     return True
 
@@ -318,6 +322,7 @@ def operation_fail(
         vm_record_status(vm=vm, status=status, observed=observed, operation=operation, source="worker")
         if operation.action == Action.CREATE:
             vm_quota_release(vm=vm)  # a failed create holds nothing; an operator's retry reserves again
+        day2_after_failure(operation=operation, vm=vm)
     elif operation.action == Action.PROVISION:
         TenantBinding.objects.filter(project_id=operation.project_id, hypervisor_id=operation.hypervisor_id).update(
             ready=False

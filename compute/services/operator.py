@@ -15,6 +15,7 @@ from compute.choices import Action, OperationState, VMStatus
 from compute.models import Operation, VirtualMachine
 from controlplane.errors import Conflict
 
+from .day2_writeback import day2_after_failure, day2_before_retry
 from .quotas import quota_reserve
 from .writeback import vm_record_status
 
@@ -50,6 +51,7 @@ def operation_cancel(*, operation: Operation, actor) -> Operation:
             vm_record_status(vm=vm, status=VMStatus.DELETED, observed=None, operation=operation, source="operator")
         else:
             VirtualMachine.objects.filter(pk=vm.pk).update(task_state=None)
+            day2_after_failure(operation=operation, vm=vm)
     _audit(operation, actor, "operation.cancelled")
     return operation
 
@@ -72,6 +74,7 @@ def operation_retry(*, operation: Operation, actor) -> Operation:
         if operation.action == Action.CREATE and not vm.quota_held:
             quota_reserve(project=vm.project, plan=vm.plan)
             VirtualMachine.objects.filter(pk=vm.pk).update(quota_held=True)
+        day2_before_retry(operation=operation, vm=vm)
     now = timezone.now()
     try:
         with transaction.atomic():

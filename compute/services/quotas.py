@@ -48,3 +48,27 @@ def quota_release(*, project, plan: Plan) -> None:
         used_memory_mib=Greatest(F("used_memory_mib") - plan.memory_mib, 0),
         used_disk_gib=Greatest(F("used_disk_gib") - plan.disk_gib, 0),
     )
+
+
+@transaction.atomic
+def quota_adjust(*, project, vcpus: int = 0, memory_mib: int = 0, disk_gib: int = 0) -> None:
+    """Take (positive) or give back (negative) resources without changing the VM count (a resize).
+    Taking more than the quota allows is a Conflict; nothing is written then."""
+    quota = _locked_quota(project)
+    checks = [
+        ("vCPUs", vcpus, quota.used_vcpus, quota.max_vcpus),
+        ("MiB of memory", memory_mib, quota.used_memory_mib, quota.max_memory_mib),
+        ("GiB of disk", disk_gib, quota.used_disk_gib, quota.max_disk_gib),
+    ]
+    for label, delta, used, limit in checks:
+        if delta > 0 and used + delta > limit:
+            raise Conflict(
+                f"Quota exceeded: project {project.name} may use {limit} {label} and this would make "
+                f"{used + delta}. Ask an operator to raise the quota.",
+                code="quota_exceeded",
+            )
+    ProjectQuota.objects.filter(pk=quota.pk).update(
+        used_vcpus=Greatest(F("used_vcpus") + vcpus, 0),
+        used_memory_mib=Greatest(F("used_memory_mib") + memory_mib, 0),
+        used_disk_gib=Greatest(F("used_disk_gib") + disk_gib, 0),
+    )

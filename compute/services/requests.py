@@ -15,6 +15,7 @@ from controlplane.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 from .. import admission
 from .capacity import hypervisor_capacity_check
+from .ipam import ipam_allocate_for_vm
 from .operations import operation_create
 from .quotas import quota_release, quota_reserve
 from .writeback import vm_timeline_append
@@ -171,6 +172,7 @@ def vm_request_approve(*, vm_request: VMRequest, actor, auto: bool = False, requ
             )
     except IntegrityError:
         raise Conflict(f"A VM named {vm_request.name!r} already exists in the project.", code="name_taken") from None
+    ipam_allocate_for_vm(vm=vm)
     vm_timeline_append(vm=vm, status=VMStatus.BUILDING, power_state=vm.power_state, at=now, source="approval")
     operation_create(vm=vm, action=Action.CREATE, requested_by=vm_request.requester)
     audit.record(

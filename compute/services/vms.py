@@ -16,32 +16,38 @@ from .operations import operation_create
 from .writeback import status_after_observation, vm_record_status
 
 
-@transaction.atomic
-def vm_action(*, vm: VirtualMachine, action: str, user=None, actor=None, request=None, params=None):
-    """Start / stop / reboot / delete: check, create the Operation, set task_state.
-
-    ``user`` is the acting person (role checked: member or better); system
-    callers (billing suspension) pass ``user=None`` and an ``actor`` name.
-    Returns the Operation; its task is published when the transaction commits.
-    """
+def vm_lock_for_action(*, vm: VirtualMachine, action: str, user=None) -> VirtualMachine:
+    """Check the role, lock the VM row and check it may start ``action`` now (ACTION_ALLOWED_FROM,
+    nothing else in progress, project not suspended for a start). Raises Conflict (409) otherwise.
+    Call inside a transaction; returns the locked VM."""
     if action not in ACTION_ALLOWED_FROM:
-        raise InvalidInput(f"Unknown action {action!r}; use start, stop, reboot or delete.")
+        raise InvalidInput(f"Unknown action {action!r}.")
     if user is not None:
         project_require_role(user=user, project=vm.project, role=Role.MEMBER)
     vm = (
         VirtualMachine.objects.select_for_update(no_key=True, of=("self",))
-        .select_related("project", "hypervisor")
+        .select_related("project", "hypervisor", "plan")
         .get(pk=vm.pk)
     )
     if vm.task_state:
-        raise Conflict(f"{vm.name} is busy ({vm.get_task_state_display().lower()} in progress); wait for it to finish.")
+        raise Conflict(
+            f"Cannot {Action(action).label.lower()} {vm.name}: it is busy "
+            f"({vm.get_task_state_display().lower()} in progress); wait for it to finish."
+        )
     if vm.status not in ACTION_ALLOWED_FROM[action]:
-        raise Conflict(f"Cannot {action} {vm.name}: it is {vm.get_status_display().lower()}.")
+        raise Conflict(f"Cannot {Action(action).label.lower()} {vm.name}: it is {vm.get_status_display().lower()}.")
     if action in (Action.START, Action.REBOOT) and vm.project.is_suspended:
         raise Conflict(
             f"Project {vm.project.name} is suspended: {vm.project.suspended_reason or 'see billing'}.",
             code="project_suspended",
         )
+    return vm
+
+
+def vm_operation_start(
+    *, vm: VirtualMachine, action: str, user=None, actor=None, request=None, params=None, details=None
+):
+    """Create the Operation on a VM locked by ``vm_lock_for_action``, set its task_state, audit."""
     operation = operation_create(vm=vm, action=action, requested_by=user, params=params)
     VirtualMachine.objects.filter(pk=vm.pk).update(task_state=action)
     vm.task_state = action
@@ -50,10 +56,24 @@ def vm_action(*, vm: VirtualMachine, action: str, user=None, actor=None, request
         action=f"vm.{action}.requested",
         target=vm,
         project=vm.project,
-        details={"operation": operation.pk},
+        details={"operation": operation.pk, **(details or {})},
         request=request,
     )
     return operation
+
+
+@transaction.atomic
+def vm_action(*, vm: VirtualMachine, action: str, user=None, actor=None, request=None, params=None):
+    """Start / stop / reboot / delete: check, create the Operation, set task_state.
+
+    ``user`` is the acting person (role checked: member or better); system
+    callers (billing suspension) pass ``user=None`` and an ``actor`` name.
+    Returns the Operation; its task is published when the transaction commits.
+    """
+    if action not in (Action.START, Action.STOP, Action.REBOOT, Action.DELETE):
+        raise InvalidInput(f"Unknown action {action!r}; use start, stop, reboot or delete.")
+    vm = vm_lock_for_action(vm=vm, action=action, user=user)
+    return vm_operation_start(vm=vm, action=action, user=user, actor=actor, request=request, params=params)
 
 
 @transaction.atomic

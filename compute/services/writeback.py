@@ -17,9 +17,10 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from compute.choices import ACTION_RESULT_STATUS, Action, PowerState, VMStatus
+from compute.choices import ACTION_RESULT_STATUS, STATUS_KEEPING_ACTIONS, Action, PowerState, VMStatus
 from compute.models import Operation, VirtualMachine, VMStatusEvent
 
+from .ipam import ipam_release_for_vm
 from .quotas import quota_release
 
 # The stable status a reported power state proves; any other power state proves nothing.
@@ -30,10 +31,14 @@ def status_for_power(power_state: str | None, default: str | None = None) -> str
     return POWER_STATUS.get(power_state, default)
 
 
-def status_after_success(*, action: str, observed: dict | None) -> str:
+def status_after_success(*, action: str, observed: dict | None, previous_status: str = "") -> str:
     """A finished action leaves its result status, unless the hypervisor reports otherwise
-    (a start whose guest is seen stopped is stopped). A delete is deleted, whatever it says."""
-    status = ACTION_RESULT_STATUS[action]
+    (a start whose guest is seen stopped is stopped). A delete is deleted, whatever it says.
+    A day-2 action (snapshot, resize, rebuild) keeps the status the VM had."""
+    if action in STATUS_KEEPING_ACTIONS:
+        status = previous_status or VMStatus.ERROR
+    else:
+        status = ACTION_RESULT_STATUS[action]
     if observed and action != Action.DELETE:
         status = status_for_power(observed.get("power_state"), status)
     return status
@@ -71,9 +76,10 @@ def status_after_observation(*, current: str, observed: dict | None) -> str:
 def vm_timeline_append(
     *, vm: VirtualMachine, status: str, power_state: str, at: datetime, source: str, operation: Operation | None = None
 ) -> VMStatusEvent:
-    """Append a confirmed change to the VM's timeline (billing charges from these rows)."""
+    """Append a confirmed change to the VM's timeline (billing charges from these rows).
+    Each event carries the plan in force from its instant (a resize appends one)."""
     return VMStatusEvent.objects.create(
-        vm=vm, status=status, power_state=power_state, at=at, operation=operation, source=source
+        vm=vm, status=status, power_state=power_state, at=at, operation=operation, source=source, plan_id=vm.plan_id
     )
 
 
@@ -131,3 +137,4 @@ def vm_record_status(
         )
     if status == VMStatus.DELETED:
         vm_quota_release(vm=vm)
+        ipam_release_for_vm(vm=vm)

@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.models import Project
@@ -31,9 +32,27 @@ class PreferenceSerializer(serializers.Serializer):
     email = serializers.BooleanField()
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "properties": {event_type: {"type": "boolean"} for event_type in EventType.values},
+        "additionalProperties": False,
+    }
+)
+class EventTypeFlagsField(serializers.DictField):
+    """``{event type: bool}``; the schema names every event type, so others are rejected up front."""
+
+    child = serializers.BooleanField()
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict) and not all(isinstance(on, bool) for on in data.values()):
+            raise serializers.ValidationError("Each event type takes true or false.")
+        return super().to_internal_value(data)
+
+
 class PreferencesUpdateSerializer(serializers.Serializer):
-    email = serializers.DictField(
-        child=serializers.BooleanField(), help_text='Event type → email on/off, e.g. {"vm.ready": false}.'
+    email = EventTypeFlagsField(
+        required=False, default=dict, help_text='Event type → email on/off, e.g. {"vm.ready": false}; others unchanged.'
     )
 
 
@@ -45,7 +64,7 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
         allow_null=True,
         help_text="The project's slug; empty for a global endpoint (operators only).",
     )
-    event_types = serializers.ListField(child=serializers.ChoiceField(choices=EventType.choices), allow_empty=False)
+    event_types = serializers.ListField(child=serializers.ChoiceField(choices=EventType.choices), min_length=1)
     created_by = serializers.EmailField(source="created_by.email", read_only=True, default=None)
 
     class Meta:

@@ -1,11 +1,14 @@
 """/api/v1/ for notifications (the caller's own) and webhook endpoints (project
 owners/admins; global ones for operators) with their delivery log."""
 
+import django_filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from controlplane.api import IdFilter
 
 from .. import selectors, services
 from ..models import Notification, WebhookDelivery, WebhookEndpoint
@@ -91,11 +94,19 @@ class WebhookEndpointViewSet(viewsets.ModelViewSet):
         return Response({"secret": secret})
 
 
+class WebhookDeliveryFilter(django_filters.FilterSet):
+    endpoint = IdFilter(field_name="endpoint_id", help_text="Only this endpoint's deliveries (an unknown id: none).")
+
+    class Meta:
+        model = WebhookDelivery
+        fields = ["endpoint", "state", "event_type"]
+
+
 class WebhookDeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """The delivery log: each delivery with its attempts and response codes."""
 
     serializer_class = WebhookDeliverySerializer
-    filterset_fields = ["endpoint", "state", "event_type"]
+    filterset_class = WebhookDeliveryFilter
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):

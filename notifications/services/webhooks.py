@@ -19,7 +19,7 @@ import audit
 from accounts.choices import Role
 from accounts.models import Project, User
 from accounts.selectors import project_require_role
-from controlplane.errors import Forbidden, InvalidInput
+from controlplane.errors import Conflict, Forbidden, InvalidInput
 
 from .. import dispatch
 from ..choices import DeliveryState, EventType
@@ -90,15 +90,18 @@ def webhook_endpoint_create(
     event_types: list[str],
     description: str = "",
     project: Project | None = None,
+    enabled: bool = True,
     request=None,
 ) -> tuple[WebhookEndpoint, str]:
     """Add an endpoint; returns it and its signing secret (the caller shows it once)."""
     _check_owner(actor=actor, project=project)
     fields = endpoint_fields_clean(url=url, event_types=event_types, description=description, project=project)
     if WebhookEndpoint.objects.filter(project=project).count() >= MAX_ENDPOINTS_PER_OWNER:
-        raise InvalidInput(f"At most {MAX_ENDPOINTS_PER_OWNER} endpoints here; delete one first.")
+        raise Conflict(f"At most {MAX_ENDPOINTS_PER_OWNER} endpoints here; delete one first.")
     secret = new_secret()
-    endpoint = WebhookEndpoint.objects.create(project=project, signing={"secret": secret}, created_by=actor, **fields)
+    endpoint = WebhookEndpoint.objects.create(
+        project=project, signing={"secret": secret}, created_by=actor, enabled=enabled, **fields
+    )
     audit.record(
         actor=actor,
         action="webhook.created",

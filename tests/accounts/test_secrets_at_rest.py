@@ -163,7 +163,7 @@ def test_no_template_has_inline_script_or_style():
     """The CSP refuses inline code: a template that adds some breaks in the browser."""
     offenders = []
     for path in Path(ROOT).glob("*/templates/**/*.html"):
-        if ".venv" in path.parts:
+        if ".venv" in path.parts or "email" in path.parts:  # mail, not served under the CSP: needs inline styles
             continue
         text = path.read_text()
         if re.search(r"<style|\sstyle=\"|<script(?![^>]*\bsrc=)[^>]*>|\son[a-z]+=\"", text):

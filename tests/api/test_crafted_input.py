@@ -8,10 +8,9 @@ from rest_framework.test import APIClient
 
 from accounts import services as accounts_services
 from accounts.choices import Role
-from billing.services import wallet_topup
 from compute import services
 from compute.models import VirtualMachine, VMRequest
-from tests.fixtures.factories import UserFactory
+from tests.fixtures.factories import UserFactory, make_billable
 
 
 def _client(user) -> APIClient:
@@ -147,7 +146,7 @@ def test_audit_events_of_another_tenant_answer_like_a_missing_project(isolation_
 def test_operations_filtered_by_another_tenants_vm_answer_like_a_missing_vm(api, user, project, plan, image, simulator):
     stranger = UserFactory()
     theirs = accounts_services.project_create(name="Their Project", owner=stranger)
-    wallet_topup(project=theirs, amount="10000.00", actor="system:tests", payment_mode="test")
+    make_billable(theirs)
     services.vm_request_create(user=stranger, project=theirs, plan=plan, image=image, hypervisor=simulator, name="x")
     foreign_vm = VirtualMachine.objects.get(project=theirs)
     foreign_answer = api.get(f"/api/v1/operations/?vm={foreign_vm.pk}")

@@ -4,6 +4,7 @@ these pin the cases issue 23 found)."""
 import pytest
 from drf_spectacular.generators import SchemaGenerator
 
+from billing.models import BillingProfile
 from compute.choices import RequestStatus, VMStatus
 
 
@@ -43,6 +44,7 @@ def test_require_2fa_is_not_offered_at_project_creation(components):
 
 
 def test_the_billing_profile_has_one_shape_before_and_after_it_is_saved(api, project):
+    BillingProfile.objects.filter(project=project).delete()  # the shared fixture's project has one
     url = f"/api/v1/projects/{project.slug}/billing-profile/"
     before = api.get(url).json()
     assert before["updated_at"] is None and before["legal_name"] == "" and before["country"] == "IN"

@@ -25,11 +25,10 @@ from schemathesis.core.parameters import ParameterLocation
 
 from accounts import services as accounts_services
 from accounts.choices import Role
-from billing.services import wallet_topup
 from compute import services
 from controlplane.wsgi import application
 from tests.fixtures.accounts import add_member
-from tests.fixtures.factories import PlanFactory, UserFactory
+from tests.fixtures.factories import PlanFactory, UserFactory, make_billable
 from tests.fixtures.proxmox import SSH_KEY
 
 API = "/api/v1/"
@@ -37,7 +36,7 @@ schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
 CALLERS = ("member", "viewer", "read_only", "anonymous")
 # Fields whose rules a JSON Schema cannot state (a parsable OpenSSH key): schema-valid
 # cases send one of these; invalid ones are tests/compute's business.
-SEMANTIC = {"ssh_public_key": ["", SSH_KEY]}
+SEMANTIC = {"ssh_public_key": ["", SSH_KEY], "public_key": [SSH_KEY]}
 _BOUNDED = {"deadline": None, "derandomize": True, "database": None, "suppress_health_check": list(HealthCheck)}
 EXAMPLES = settings(max_examples=10, **_BOUNDED)  # per operation, each sent as the four callers
 SCENARIOS = settings(max_examples=15, stateful_step_count=6, **_BOUNDED)  # per caller
@@ -51,7 +50,7 @@ class World:
     def __init__(self, *, plan, image, simulator):
         owner = UserFactory()
         self.project = accounts_services.project_create(name="Schema Tenant", owner=owner)
-        wallet_topup(project=self.project, amount="10000.00", actor="system:tests", payment_mode="test")
+        make_billable(self.project)
         member = add_member(self.project, UserFactory(), Role.MEMBER).user
         viewer = add_member(self.project, UserFactory(), Role.VIEWER).user
         accounts_services.invitation_create(project=self.project, actor=owner, email="invitee@example.com")

@@ -7,7 +7,7 @@ from compute import admission
 from compute import services as compute_services
 from compute.models import VMRequest
 from controlplane.errors import PaymentRequired
-from tests.fixtures.billing import fund
+from tests.fixtures.billing import fund, set_profile
 
 
 def test_billing_registers_its_wallet_check_at_app_ready():
@@ -15,7 +15,8 @@ def test_billing_registers_its_wallet_check_at_app_ready():
 
 
 def test_an_unaffordable_request_is_refused_through_the_registry(user, project, plan, image, simulator):
-    # Given a wallet that cannot pay the plan's first 24 hours (36.00 + GST)
+    # Given a project with a billing profile whose wallet cannot pay the plan's first 24 hours (36.00 + GST)
+    set_profile(project, "karnataka")
     fund(project, "10.00")
 
     # When compute runs its admission checks (it knows nothing of billing)

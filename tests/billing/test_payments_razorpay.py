@@ -89,6 +89,26 @@ def test_a_forged_signature_is_refused_and_credits_nothing(api, customer, razorp
     assert AuditEvent.objects.get(action="payment.ignored").details["reason"] == "bad signature"
 
 
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("razorpay_signature", "é" * 64),
+        ("razorpay_signature", "zz"),
+        ("razorpay_order_id", "x"),
+        ("razorpay_payment_id", ""),
+    ],
+)
+def test_checkout_values_not_in_razorpays_format_are_a_400(api, customer, razorpay_fake, field, value):
+    paid = razorpay_fake.pay(order(api, customer)["payment"]["gateway_order_id"])
+    response = verify(api, customer, {**paid, field: value})
+    assert response.status_code == 400 and field in response.json()["error"]["fields"]
+    assert balance(customer) == 0
+
+
+def test_a_non_ascii_signature_does_not_verify(payments_on, razorpay_fake):
+    assert gateway().payment_signature_valid(order_id="order_1", payment_id="pay_1", signature="é" * 64) is False
+
+
 def test_an_unknown_order_is_a_404(api, customer, razorpay_fake):
     # An order made directly at Razorpay (not through us) with a validly signed payment
     foreign = gateway().order_create(amount=50000, currency="INR", receipt="elsewhere", notes={})
@@ -193,6 +213,7 @@ def test_a_webhook_with_a_bad_signature_is_a_400_and_credits_nothing(api, custom
     assert post_webhook(client, body, wrong).status_code == 400
     assert post_webhook(client, body, "").status_code == 400
     assert post_webhook(client, b"not json", "x").status_code == 400
+    assert post_webhook(client, body, "é" * 64).status_code == 400  # hmac.compare_digest raised TypeError: a 500
     assert client.get(WEBHOOK).status_code == 405
     assert balance(customer) == 0
 

@@ -175,7 +175,9 @@ class TestAdmin:
 
     def test_credit_note_e_invoice_csv_and_pdfs(self, billed, client, operator):
         invoice = Invoice.objects.get(project=billed)
-        response = client.post(f"/admin/billing/invoice/{invoice.pk}/credit-note/", {"amount": "1", "reason": "SLA"})
+        response = client.post(
+            f"/admin/billing/invoice/{invoice.pk}/credit-note/", {"amount": "1", "reason": "SLA", "date": "2025-06-10"}
+        )
         assert response.status_code == 302
         note = CreditNote.objects.get(invoice=invoice)
         assert client.get(f"/admin/billing/invoice/{invoice.pk}/e-invoice/").json()["DocDtls"]["No"] == invoice.number

@@ -18,7 +18,7 @@ from compute.choices import OperationState, VMStatus
 from compute.models import Operation, VirtualMachine, VMStatusEvent
 from controlplane.celery import app
 from controlplane.errors import Conflict, PaymentRequired
-from tests.fixtures.billing import fund
+from tests.fixtures.billing import fund, set_profile
 from tests.fixtures.compute import wait_for, wait_operation
 
 pytestmark = pytest.mark.worker
@@ -72,6 +72,7 @@ def test_a_worker_killed_during_the_charge_job_leaves_the_ledger_balanced(
 def running_vm(live_worker, user, project, plan, image, simulator):
     simulator.connection.update(latency=0.05)
     simulator.save()
+    set_profile(project, "karnataka")
     fund(project, "100")
     request = compute_services.vm_request_create(
         user=user, project=project, plan=plan, image=image, hypervisor=simulator, name="web-1"

@@ -3,6 +3,7 @@ table, and vm_action holding to it for every pair: allowed makes a pending opera
 else is a 409 that changes nothing."""
 
 import pytest
+from django.db import transaction
 
 from compute import services
 from compute.choices import ACTION_ALLOWED_FROM, Action, OperationState, VMStatus
@@ -18,7 +19,23 @@ ALLOWED = {
     (Action.DELETE, A),
     (Action.DELETE, S),
     (Action.DELETE, E),
+    # day-2 (compute/services/day2.py): snapshots and resize of a VM that exists; revert, snapshot
+    # delete and rebuild also rescue a VM in error
+    (Action.SNAPSHOT_CREATE, A),
+    (Action.SNAPSHOT_CREATE, S),
+    (Action.SNAPSHOT_REVERT, A),
+    (Action.SNAPSHOT_REVERT, S),
+    (Action.SNAPSHOT_REVERT, E),
+    (Action.SNAPSHOT_DELETE, A),
+    (Action.SNAPSHOT_DELETE, S),
+    (Action.SNAPSHOT_DELETE, E),
+    (Action.RESIZE, A),
+    (Action.RESIZE, S),
+    (Action.REBUILD, A),
+    (Action.REBUILD, S),
+    (Action.REBUILD, E),
 }
+DAY2_ACTIONS = [Action.SNAPSHOT_CREATE, Action.SNAPSHOT_REVERT, Action.SNAPSHOT_DELETE, Action.RESIZE, Action.REBUILD]
 PAIRS = [(action, status) for action in USER_ACTIONS for status in VMStatus.values]
 
 
@@ -51,3 +68,15 @@ def test_vm_action_allows_exactly_the_tables_pairs(idle_vm, user, action, status
 def test_an_unknown_action_is_invalid_input_not_a_conflict(idle_vm, user):
     with pytest.raises(InvalidInput):
         services.vm_action(vm=idle_vm(A), action="resize", user=user)
+
+
+@pytest.mark.parametrize("action, status", [(a, s) for a in DAY2_ACTIONS for s in VMStatus.values])
+def test_day2_services_check_the_same_table(idle_vm, user, action, status):
+    # Every day-2 service starts with vm_lock_for_action: allowed pairs pass, others are a 409
+    vm = idle_vm(status)
+    with transaction.atomic():
+        if (action, status) in ALLOWED:
+            assert services.vm_lock_for_action(vm=vm, action=action, user=user).pk == vm.pk
+        else:
+            with pytest.raises(Conflict, match=f"it is {vm.get_status_display().lower()}"):
+                services.vm_lock_for_action(vm=vm, action=action, user=user)

@@ -12,7 +12,7 @@ from compute import services
 from compute.choices import Action, OperationState, VMStatus
 from compute.models import ImageReference, Operation, TenantBinding, VirtualMachine
 from compute.services.tenants import FAILED, READY, WAITING
-from tests.fixtures.factories import HypervisorFactory, ImageFactory, UserFactory
+from tests.fixtures.factories import HypervisorFactory, ImageFactory, UserFactory, make_billable
 
 
 @pytest.fixture
@@ -89,9 +89,7 @@ def test_creates_of_one_project_share_one_provision_others_get_their_own(request
     first, first_token = claim(request_vm("web-1"))
     second, second_token = claim(request_vm("web-2"))
     stranger = UserFactory()
-    from billing.services import wallet_topup
-
-    wallet_topup(project=stranger.projects.get(), amount="10000.00", actor="system:tests", payment_mode="test")
+    make_billable(stranger.projects.get())
     other, other_token = claim(request_vm("web-3", who=stranger))
 
     for operation, token in [(first, first_token), (second, second_token), (other, other_token)]:

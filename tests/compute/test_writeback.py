@@ -6,7 +6,14 @@ real rows (status, timeline event, task_state, quota)."""
 import pytest
 
 from compute import services
-from compute.choices import ACTION_ALLOWED_FROM, Action, OperationState, PowerState, VMStatus
+from compute.choices import (
+    ACTION_ALLOWED_FROM,
+    STATUS_KEEPING_ACTIONS,
+    Action,
+    OperationState,
+    PowerState,
+    VMStatus,
+)
 from compute.models import Operation, ProjectQuota, VirtualMachine, VMStatusEvent
 from compute.services.writeback import (
     status_after_failure,
@@ -63,6 +70,28 @@ SUCCESS = [
 @pytest.mark.parametrize("action, power, status", SUCCESS)
 def test_a_succeeded_action_leaves_the_status_the_hypervisor_confirms(action, power, status):
     assert status_after_success(action=action, observed=observed(power)) == status
+
+
+# A day-2 action (snapshot, resize, rebuild) keeps the status the VM had, unless the hypervisor
+# reports a power state that proves another.
+KEEPING = [
+    (action, prior, power, expected)
+    for action in STATUS_KEEPING_ACTIONS
+    for prior, power, expected in [
+        (S, NOT_REPORTED, S),
+        (A, NOT_REPORTED, A),
+        (A, UNKNOWN, A),
+        (S, ON, A),
+        (A, OFF, S),
+        (VMStatus.ERROR, ON, A),
+        ("", NOT_REPORTED, VMStatus.ERROR),
+    ]
+]
+
+
+@pytest.mark.parametrize("action, prior, power, status", KEEPING)
+def test_a_day2_action_keeps_the_status_it_found(action, prior, power, status):
+    assert status_after_success(action=action, observed=observed(power), previous_status=prior) == status
 
 
 # -- failure -------------------------------------------------------------------------------------

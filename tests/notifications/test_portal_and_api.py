@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 from accounts.choices import Role
 from notifications.choices import DeliveryState, EventType
 from notifications.models import Notification, WebhookDelivery, WebhookEndpoint
-from tests.fixtures.accounts import add_member
+from tests.fixtures.accounts import add_member, login_operator
 from tests.fixtures.factories import UserFactory
 from tests.fixtures.notifications import relay_here_and_send_emails
 
@@ -96,7 +96,7 @@ class TestWebhookApi:
         )
         assert private.status_code == 400 and "non-public address" in private.json()["error"]["fields"]["url"][0]
         assert not WebhookEndpoint.objects.exists()
-        operator = _client(UserFactory(is_staff=True))
+        operator = login_operator(APIClient(), UserFactory(is_staff=True))  # staff powers need a verified 2nd factor
         assert (
             operator.post("/api/v1/webhooks/", {**HOOK, "url": "http://10.0.0.5/erp"}, format="json").status_code == 201
         )

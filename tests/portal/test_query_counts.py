@@ -13,10 +13,13 @@ PROJECT_PAGES = [
     ("/projects/{slug}/vms/?status=active", 10),
     ("/projects/{slug}/vms/?page=2", 10),
     ("/projects/{slug}/vms/{building}/", 11),
-    ("/projects/{slug}/vms/{error}/", 11),
+    (
+        "/projects/{slug}/vms/{error}/",
+        13,
+    ),  # + the snapshots tab, + its IP addresses (one query each, any number of rows)
     ("/projects/{slug}/requests/", 10),
     ("/projects/{slug}/requests/new/", 15),
-    ("/billing/{slug}/", 19),  # + payment settings, burn rate (VMs, prices), payments, refunds, trial
+    ("/billing/{slug}/", 20),  # + payment settings, burn rate (VMs, prices), payments, refunds, trial, transfer
     ("/billing/{slug}/usage/", 10),
     ("/billing/{slug}/invoices/", 10),
     ("/billing/{slug}/profile/", 9),

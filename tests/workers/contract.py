@@ -8,6 +8,7 @@ with a fresh idempotency key; keyword arguments override fields). Set
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import time
 import uuid
@@ -22,6 +23,7 @@ from workers.drivers.base import (
     HypervisorVM,
     PermanentDriverError,
     PowerState,
+    ResizeSpec,
     TaskStatus,
 )
 
@@ -142,3 +144,54 @@ class DriverContract:
         assert reading.cpu_time_ns is not None or reading.cpu_fraction is not None
         assert reading.net_rx_bytes is not None and reading.net_rx_bytes >= 0
         assert reading.disk_read_bytes is not None and reading.disk_read_bytes >= 0
+
+    # -- capabilities: each runs against the driver when it declares it; a driver that does not
+    # must refuse the call with PermanentDriverError (code "unsupported"), never half-do it.
+
+    def _refuses(self, call) -> None:
+        with pytest.raises(PermanentDriverError) as refused:
+            call()
+        assert refused.value.code == "unsupported"
+
+    def test_snapshots_create_list_revert_delete(self, driver, make_spec):
+        if not driver.supports(Capability.SNAPSHOTS):
+            self._refuses(lambda: driver.snapshot_create("any", ref="cp-1"))
+            return
+        vm, _ = self._create(driver, make_spec)
+        ref = f"cp-{uuid.uuid4().hex[:8]}"
+        wait_done(driver, driver.snapshot_create(vm.backend_id, ref=ref), self.poll_timeout)
+        # taking it again (a retry after a crash) finds it: still one
+        wait_done(driver, driver.snapshot_create(vm.backend_id, ref=ref), self.poll_timeout)
+        assert [s.ref for s in driver.snapshot_list(vm.backend_id)].count(ref) == 1
+        wait_done(driver, driver.snapshot_revert(vm.backend_id, ref=ref), self.poll_timeout)
+        assert driver.get(vm.backend_id).power_state == PowerState.RUNNING  # as it was
+        wait_done(driver, driver.snapshot_delete(vm.backend_id, ref=ref), self.poll_timeout)
+        assert ref not in [s.ref for s in driver.snapshot_list(vm.backend_id)]
+        wait_done(driver, driver.snapshot_delete(vm.backend_id, ref=ref), self.poll_timeout)  # gone is fine
+        with pytest.raises(PermanentDriverError):
+            driver.snapshot_revert(vm.backend_id, ref=ref)
+
+    def test_resize_grows_and_refuses_a_smaller_disk(self, driver, make_spec):
+        if not driver.supports(Capability.RESIZE):
+            self._refuses(lambda: driver.resize("any", spec=ResizeSpec(vcpus=2, memory_mib=256, disk_gib=2)))
+            return
+        spec = make_spec()
+        vm, _ = self._create(driver, lambda: spec)
+        bigger = ResizeSpec(vcpus=spec.vcpus + 1, memory_mib=spec.memory_mib * 2, disk_gib=spec.disk_gib + 1)
+        wait_done(driver, driver.resize(vm.backend_id, spec=bigger), self.poll_timeout)
+        wait_done(driver, driver.resize(vm.backend_id, spec=bigger), self.poll_timeout)  # already there
+        assert driver.get(vm.backend_id).power_state == PowerState.RUNNING
+        with pytest.raises(PermanentDriverError):
+            driver.resize(vm.backend_id, spec=dataclasses.replace(bigger, disk_gib=spec.disk_gib))
+
+    def test_rebuild_is_idempotent_by_key(self, driver, make_spec):
+        spec = make_spec()
+        if not driver.supports(Capability.REBUILD):
+            self._refuses(lambda: driver.rebuild("any", spec=spec))
+            return
+        vm, _ = self._create(driver, lambda: spec)
+        rebuild = dataclasses.replace(spec, idempotency_key=new_key())
+        status = wait_done(driver, driver.rebuild(vm.backend_id, spec=rebuild), self.poll_timeout)
+        wait_done(driver, driver.rebuild(vm.backend_id, spec=rebuild), self.poll_timeout)
+        assert driver.get(vm.backend_id).backend_id == vm.backend_id
+        assert status.done

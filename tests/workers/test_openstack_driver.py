@@ -6,32 +6,13 @@ import json
 
 import pytest
 
-from tests.fixtures.openstack import COMPUTE, IMAGE_ID, QUIET_SDK, SSH_KEY, server_body
+from tests.fixtures.openstack import COMPUTE, IMAGE_ID, QUIET_SDK, SERVER, SSH_KEY, server_body, show
 from tests.workers.contract import wait_done
 from workers.drivers.base import DriverTask, PermanentDriverError, PowerState, TransientDriverError
 from workers.drivers.openstack.client import Code
 from workers.drivers.openstack.servers import keypair_name
 
 pytestmark = QUIET_SDK
-SERVER = "9c2e8f1e-5b7a-4c55-9a1e-3f2d2a5b7c10"
-SMALL = ("2", "m1.small", 1, 2048, 20)
-
-
-@pytest.fixture
-def cloud(fake_cloud):
-    """A cloud with flavors, an empty server list and no key pairs yet."""
-    fake_cloud.flavors(("1", "m1.tiny", 1, 512, 1), SMALL, ("3", "m1.medium", 2, 4096, 40))
-    fake_cloud.mock.get(f"{COMPUTE}/servers/detail", json={"servers": []})
-    fake_cloud.mock.get(f"{COMPUTE}/os-keypairs/{keypair_name(SSH_KEY)}", status_code=404, json={})
-    fake_cloud.mock.post(f"{COMPUTE}/os-keypairs", json={"keypair": {"name": keypair_name(SSH_KEY)}})
-    fake_cloud.mock.post(f"{COMPUTE}/servers", status_code=202, json={"server": {"id": SERVER, "links": []}})
-    return fake_cloud
-
-
-def show(cloud, *bodies, status_code=200):
-    """GET /servers/SERVER answers these, one after another (the last one repeats)."""
-    responses = [{"status_code": status_code, "json": {"server": body}} for body in bodies]
-    cloud.mock.get(f"{COMPUTE}/servers/{SERVER}", responses)
 
 
 def actions(cloud) -> list[dict]:

@@ -40,6 +40,7 @@ def test_a_project_gets_its_project_role_quotas_network_router_and_rules(fake_cl
         "network_id": "network-2",
         "subnet_id": "subnet-1",
         "router_id": "router-1",
+        "external_network_id": "ext-net",
         "security_group_id": "security_group-1",
     }
     # an OpenStack project in the configured domain
@@ -161,10 +162,19 @@ def test_no_external_network_means_no_router(fake_cloud, openstack_driver):
     assert not fake_cloud.store["routers"]
 
 
-def test_a_shared_network_creates_no_network(fake_cloud, openstack_driver):
-    data = provision(openstack_driver(network_id="provider-net"))
-    assert data["network_id"] == "provider-net" and "subnet_id" not in data
-    assert not [path for method, path in writes(fake_cloud) if path.startswith("/v2.0/")]
+def test_a_shared_network_creates_no_network_only_the_projects_security_group(fake_cloud, openstack_driver):
+    # Given a shared provider network
+    driver = openstack_driver(network_id="provider-net")
+
+    # When a project is provisioned twice, then it gets its security group with the configured rules, once
+    data = provision(driver)
+    assert provision(driver) == data
+    assert data["network_id"] == "provider-net" and "subnet_id" not in data and "external_network_id" not in data
+    assert data["security_group_id"] == "security_group-1"
+    created = [path for method, path in writes(fake_cloud) if path.startswith("/v2.0/")]
+    assert set(created) == {"/v2.0/security-groups", "/v2.0/security-group-rules"}
+    rules = fake_cloud.store["security_group_rules"].values()
+    assert {(r["protocol"], r.get("port_range_min")) for r in rules} == {("tcp", 22), ("icmp", None)}
 
 
 def test_a_shared_project_creates_no_project_and_pushes_no_quotas(fake_cloud, openstack_driver):

@@ -102,6 +102,9 @@ class VMSpec:
     user_data: str = ""  # cloud-init user data
     tenant: dict[str, Any] = field(default_factory=dict)  # per-project ids from tenant provisioning
     extra: dict[str, Any] = field(default_factory=dict)  # plan/image options the driver understands
+    # Static addressing from the control plane's IP pools; empty = the hypervisor's own (DHCP, cloud).
+    # {"ipv4": {"address", "prefix_length", "gateway"}, "ipv6": {...}, "dns": [...], "network": "vmbr1"}
+    network: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,24 @@ class TaskStatus:
     task: DriverTask | None = None  # a replacement handle (next step of a multi-step action)
     poll_after: float | None = None  # the driver's hint: seconds until worth polling again
     message: str = ""  # human-readable step description ("cloning", "starting")
+    result: dict[str, Any] = field(default_factory=dict)  # facts for the write-back (a snapshot's size)
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """A snapshot as the hypervisor reports it (``ref``: its name/id there)."""
+
+    ref: str
+    size_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class ResizeSpec:
+    """The sizes a guest is resized to (``Capability.RESIZE``); disks only grow."""
+
+    vcpus: int
+    memory_mib: int
+    disk_gib: int
 
 
 class ConsoleProtocol:
@@ -215,6 +236,9 @@ class Driver(abc.ABC):
     kind: ClassVar[str]
     supports_tenants: ClassVar[bool] = False
     capabilities: ClassVar[frozenset[str]] = frozenset()  # values of ``Capability``
+    # What a resize changes without restarting the guest ("vcpus", "memory", "disk"); any other
+    # change means the driver stops the guest, resizes and starts it again (users are told first).
+    resize_live: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
     def supports(cls, capability: str) -> bool:
@@ -280,6 +304,38 @@ class Driver(abc.ABC):
         the hypervisor where its API allows. Raises like any read (an error is a gap)."""
         raise PermanentDriverError(f"{self.kind} hypervisors do not report metrics.", code="unsupported")
 
+    # Each is submit-then-poll like the actions above and idempotent on the hypervisor: a
+    # snapshot_create of a ``ref`` that exists, a snapshot_delete of one that does not, a resize
+    # to the sizes the guest has, all succeed; poll may be called again after a crash.
+
+    def _unsupported(self, capability: str):
+        return PermanentDriverError(f"{self.kind} hypervisors do not support {capability}.", code="unsupported")
+
+    def snapshot_create(self, backend_id: str, *, ref: str) -> DriverTask:
+        raise self._unsupported(Capability.SNAPSHOTS)
+
+    def snapshot_revert(self, backend_id: str, *, ref: str) -> DriverTask:
+        """Roll the guest back to ``ref``; its power state afterwards is what it was before."""
+        raise self._unsupported(Capability.SNAPSHOTS)
+
+    def snapshot_delete(self, backend_id: str, *, ref: str) -> DriverTask:
+        raise self._unsupported(Capability.SNAPSHOTS)
+
+    def snapshot_list(self, backend_id: str) -> list[SnapshotInfo]:
+        """Every snapshot of the guest (for reconciliation)."""
+        raise self._unsupported(Capability.SNAPSHOTS)
+
+    def resize(self, backend_id: str, *, spec: ResizeSpec) -> DriverTask:
+        """Apply ``spec``; a smaller disk is a ``PermanentDriverError``. A change outside
+        ``resize_live`` stops the guest first and starts it again if it was running."""
+        raise self._unsupported(Capability.RESIZE)
+
+    def rebuild(self, backend_id: str, *, spec: VMSpec) -> DriverTask:
+        """Replace the guest's disk from ``spec.image_ref`` (new key/user data), keeping its id
+        and addresses. ``spec.idempotency_key`` is the rebuild operation's: a retry after a crash
+        finishes the same rebuild, never leaves two disks or none."""
+        raise self._unsupported(Capability.REBUILD)
+
     def close(self) -> None:
         """Release connections (called when the cached driver is replaced)."""
         return None
@@ -307,6 +363,12 @@ def driver_class(kind: str) -> type[Driver]:
         return _REGISTRY[kind]
     except KeyError:
         raise PermanentDriverError(f"No driver for hypervisor kind {kind!r}.", code="no_driver") from None
+
+
+def registered_drivers() -> dict[str, type[Driver]]:
+    """Every driver class whose client library is installed, by kind."""
+    load_builtin_drivers()
+    return dict(_REGISTRY)
 
 
 def get_driver(config: HypervisorConfig) -> Driver:

@@ -3,12 +3,17 @@
 Besides the supplier and the demo users' money: a trial credit for every new
 sign-up (so a self-service user gets a first VM with no operator step), and
 bank transfer / UPI shown with placeholder details (change them in admin →
-Payment settings). Razorpay stays off until an operator enters keys."""
+Payment settings). Razorpay stays off until an operator enters keys.
+
+Every demo project gets a billing profile (a paid VM needs one), and three
+demo customer projects get last month's usage invoiced (billing/demo.py), so
+that a GSTR-1 can be exported for this month right away."""
 
 from django.core.management.base import BaseCommand
 
-from accounts.models import Project
+from accounts.models import Project, User
 from billing import selectors, services
+from billing.demo import demo_gst_month_seed
 from billing.models import LedgerEntry
 from billing.payments.selectors import payment_settings_get
 from billing.payments.settings import payment_settings_update
@@ -35,6 +40,14 @@ DEMO_SUPPLIER = {
     "authorised_signatory": "Demo Admin",
 }
 
+DEMO_PROFILE = {
+    "legal_name": "Demo User",
+    "address_line1": "Demo address, change on the billing profile page",
+    "city": "Mumbai",
+    "pin": "400001",
+    "state_code": "27",
+}
+
 
 class Command(BaseCommand):
     help = "Configure a demo supplier (if none) and put money in the demo users' wallets."
@@ -53,4 +66,11 @@ class Command(BaseCommand):
                 services.wallet_topup(
                     project=project, amount=amount, actor="system:seed", reference="demo-seed", payment_mode="demo"
                 )
+            if selectors.profile_get(project=project) is None:
+                services.billing_profile_update(project=project, actor="system:seed", **DEMO_PROFILE)
+        owner = User.objects.filter(email__in=email or ["demo@example.com"]).order_by("pk").first()
+        invoices = demo_gst_month_seed(owner=owner) if owner else []
+        if invoices:
+            month = invoices[0].date.strftime("%Y-%m")
+            self.stdout.write(f"Seeded {len(invoices)} demo invoices: manage.py billing_export_gstr1 --month {month}")
         self.stdout.write(self.style.SUCCESS("Demo billing ready."))

@@ -97,6 +97,7 @@ def domain_xml(
 
 
 def wants_seed(spec: VMSpec, image: ImageRef, settings: LibvirtSettings) -> bool:
-    """A NoCloud seed is attached when cloud-init is on (image option, else setting) and there is something to say."""
+    """A NoCloud seed is attached when cloud-init is on (image option, else setting) and there is something
+    to say (an SSH key, user data, or static addresses)."""
     enabled = settings.cloud_init if image.cloud_init is None else image.cloud_init
-    return enabled and bool(spec.ssh_public_key.strip() or spec.user_data.strip())
+    return enabled and bool(spec.ssh_public_key.strip() or spec.user_data.strip() or spec.network)

@@ -53,6 +53,7 @@ from .console import connect_host, vnc_endpoint
 from .domain import NS_URI, Instance, domain_name, domain_xml, wants_seed
 from .options import ImageRef, LibvirtSettings
 from .seed import build_iso, nocloud_files
+from .snapshots import LibvirtSnapshots
 from .storage import GIB, Storage
 
 logger = logging.getLogger(__name__)
@@ -81,8 +82,9 @@ def _version(number: int) -> str:
 
 
 @register("libvirt")
-class LibvirtDriver(Driver):
-    capabilities = frozenset({Capability.CONSOLE, Capability.METRICS})
+class LibvirtDriver(LibvirtSnapshots, Driver):
+    # internal qcow2 snapshots: snapshots.py
+    capabilities = frozenset({Capability.CONSOLE, Capability.METRICS, Capability.SNAPSHOTS})
 
     def __init__(self, config):
         super().__init__(config)
@@ -277,6 +279,7 @@ class LibvirtDriver(Driver):
                     hostname=spec.name,
                     ssh_public_key=spec.ssh_public_key,
                     user_data=spec.user_data,
+                    network=spec.network,
                 )
                 self.storage.upload_volume(conn, pool, seed, build_iso(files))
                 created.append(seed)

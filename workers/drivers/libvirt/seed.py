@@ -2,7 +2,8 @@
 
 It carries ``meta-data`` (instance id, host name), ``user-data`` (the SSH key as
 a cloud-config, plus the user's own user data as a second MIME part when given)
-and ``network-config`` (DHCP on every Ethernet NIC). The files are JSON, which
+and ``network-config`` (DHCP on every Ethernet NIC, or the static addresses of
+``VMSpec.network`` when the control plane's IP pool gave the guest some). The files are JSON, which
 YAML accepts, so nothing is hand-quoted. Built in memory with pycdlib (pure
 Python); no genisoimage on the worker.
 """
@@ -21,8 +22,23 @@ NETWORK_CONFIG = {"version": 2, "ethernets": {"all-ethernet": {"match": {"name":
 _ISO9660_NAMES = {"meta-data": "METADATA", "user-data": "USERDATA", "network-config": "NETWORKC"}
 
 
+def network_config(network: dict) -> dict:
+    """Netplan v2 for cloud-init: static addresses, default routes and resolvers; DHCP when empty."""
+    families = [network[f] for f in ("ipv4", "ipv6") if network.get(f)]
+    if not families:
+        return NETWORK_CONFIG
+    nic: dict = {
+        "match": {"name": "e*"},
+        "addresses": [f"{c['address']}/{c['prefix_length']}" for c in families],
+        "routes": [{"to": "default", "via": c["gateway"]} for c in families if c.get("gateway")],
+    }
+    if network.get("dns"):
+        nic["nameservers"] = {"addresses": list(network["dns"])}
+    return {"version": 2, "ethernets": {"all-ethernet": nic}}
+
+
 def nocloud_files(
-    *, instance_id: str, hostname: str, ssh_public_key: str = "", user_data: str = ""
+    *, instance_id: str, hostname: str, ssh_public_key: str = "", user_data: str = "", network: dict | None = None
 ) -> dict[str, bytes]:
     """The seed's files by name."""
     meta = {"instance-id": instance_id, "local-hostname": hostname}
@@ -42,7 +58,7 @@ def nocloud_files(
     return {
         "meta-data": (json.dumps(meta, indent=2) + "\n").encode(),
         "user-data": users.encode(),
-        "network-config": (json.dumps(NETWORK_CONFIG, indent=2) + "\n").encode(),
+        "network-config": (json.dumps(network_config(network or {}), indent=2) + "\n").encode(),
     }
 
 

@@ -163,9 +163,12 @@ class OpenStackClient:
                 conn = self._scoped[project_id] = self._connect(project_id)
             return conn
 
-    def require(self, service_type: str) -> None:
+    def has(self, service_type: str) -> bool:
         """Without a catalog (auth_type none) only services with an endpoint override exist."""
-        if self.settings.noauth and f"{service_type}_endpoint_override" not in self.settings.cloud:
+        return not self.settings.noauth or f"{service_type}_endpoint_override" in self.settings.cloud
+
+    def require(self, service_type: str) -> None:
+        if not self.has(service_type):
             raise PermanentDriverError(
                 f"{self.name}: OpenStack has no {service_type} endpoint: auth_type none has no catalog; "
                 f"set {service_type}_endpoint_override, or network_id for a shared network.",

@@ -16,11 +16,16 @@ through the login's connection, which needs the admin role to see every project.
   ``shutdown_timeout``); the plan's ``hard_stop_after`` cannot be passed per call.
 - reboot: soft; a soft reboot still running after ``reboot_timeout_seconds`` is
   replaced by a hard one.
-- delete: gone (404, or status ``DELETED``) counts as deleted.
+- delete: gone (404, or status ``DELETED``) counts as deleted. Floating IPs we made for the
+  server are released first (floating.py).
+- per-project networks behind a router (``external_network``): once the server is active a
+  floating IP is allocated on the external network and associated with its port; it is the
+  first of the VM's addresses (its public one).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import Any
@@ -43,7 +48,7 @@ from ..base import (
     VMSpec,
     register,
 )
-from . import metrics, servers
+from . import floating, metrics, servers
 from .client import Code, OpenStackClient, is_not_found, translate
 from .settings import OpenStackSettings
 from .tenants import TenantProvisioner
@@ -152,7 +157,7 @@ class OpenStackDriver(Driver):
     def create(self, spec: VMSpec) -> DriverTask:
         existing = self.find_by_key(spec.idempotency_key)
         if existing is not None:
-            return self._handle("create", existing.backend_id, name=spec.name)
+            return self._handle("create", existing.backend_id, name=spec.name, **self._floating_wanted(spec))
         network_id = spec.tenant.get("network_id")
         if not network_id:
             raise PermanentDriverError(
@@ -181,7 +186,14 @@ class OpenStackDriver(Driver):
         with translate(f"creating server {spec.name}"):
             server = conn.compute.create_server(**attrs)
         logger.info("openstack %s: server %s (%s) submitted", self.config.name, spec.name, server.id)
-        return self._handle("create", server.id, name=spec.name)
+        return self._handle("create", server.id, name=spec.name, **self._floating_wanted(spec))
+
+    @staticmethod
+    def _floating_wanted(spec: VMSpec) -> dict[str, Any]:
+        """Per-project networks behind a router get a floating IP once the server is active."""
+        if not spec.tenant.get("external_network_id"):
+            return {}
+        return {"floating_network_id": spec.tenant["external_network_id"], "project_id": spec.tenant.get("project_id")}
 
     def _flavor_id(self, spec: VMSpec) -> str:
         conn, plan = self.client.conn, spec.extra.get("plan")
@@ -280,6 +292,8 @@ class OpenStackDriver(Driver):
             self.client.conn.compute.reboot_server(backend_id, kind)
 
     def delete(self, backend_id: str) -> DriverTask:
+        if self.settings.external_network and not self.settings.network_id:  # floating IPs are ours only there
+            floating.release(self.client.conn, server_id=backend_id)
         if self._server(backend_id) is None:
             return self._handle("delete", backend_id, done=True)
         try:
@@ -312,6 +326,8 @@ class OpenStackDriver(Driver):
         if action == "create":
             if status == "BUILD":
                 return self._waiting(task, server, "building")
+            if task.data.get("floating_network_id"):
+                return self._with_floating_ip(task, server)
             return self._done(server)
         if action == "reboot":
             return self._poll_reboot(task, server, status)
@@ -333,6 +349,21 @@ class OpenStackDriver(Driver):
         progress = server.progress if isinstance(server.progress, int) and 0 < server.progress < 100 else None
         detail = f"{message} ({server.task_state})" if server.task_state else message
         return TaskStatus(done=False, progress=progress, poll_after=self.settings.poll_seconds, message=detail)
+
+    def _with_floating_ip(self, task: DriverTask, server: Any) -> TaskStatus:
+        address = floating.ensure(
+            self.client.conn,
+            server_id=server.id,
+            external_network_id=task.data["floating_network_id"],
+            project_id=task.data.get("project_id"),
+        )
+        if address is None:
+            return self._waiting(task, server, "waiting for the server's port")
+        vm = servers.to_vm(server)
+        public_first = (address, *(a for a in vm.ip_addresses if a != address))
+        return TaskStatus(
+            done=True, progress=100, vm=dataclasses.replace(vm, ip_addresses=public_first), message="active"
+        )
 
     @staticmethod
     def _done(server: Any) -> TaskStatus:

@@ -47,12 +47,12 @@ def is_gone(server: Any) -> bool:
 
 
 def addresses(server: Any) -> tuple[str, ...]:
-    """Fixed addresses first, then floating ones, in nova's network order."""
+    """Floating (public) addresses first, then fixed ones, in nova's network order."""
     found: list[tuple[int, str]] = []
     for entries in (server.addresses or {}).values():
         for entry in entries or []:
             if entry.get("addr"):
-                found.append((0 if entry.get("OS-EXT-IPS:type", "fixed") == "fixed" else 1, entry["addr"]))
+                found.append((1 if entry.get("OS-EXT-IPS:type", "fixed") == "fixed" else 0, entry["addr"]))
     return tuple(addr for _, addr in sorted(found, key=lambda item: item[0]))
 
 

@@ -63,8 +63,10 @@ class TenantProvisioner:
         project_id, project_name = self._project()
         data: dict[str, Any] = {"project_id": project_id, "project_name": project_name}
         data["quotas"] = self._quotas(project_id)
-        if self.settings.network_id:
+        if self.settings.network_id:  # a shared provider network: only the project's security group is ours
             data["network_id"] = self.settings.network_id
+            if self.client.has("network"):  # auth_type none without a network endpoint: nova's own default
+                data["security_group_id"] = self._security_group(project_id)
         else:
             data.update(self._network(project_id))
         return data
@@ -138,6 +140,7 @@ class TenantProvisioner:
         data = {"network_id": network.id, "subnet_id": subnet.id}
         if settings.external_network:
             data["router_id"] = self._router(project_id, network.id, subnet.id)
+            data["external_network_id"] = self._external_network_id()  # servers get a floating IP from it
         data["security_group_id"] = self._security_group(project_id)
         return data
 

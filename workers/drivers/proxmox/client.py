@@ -45,6 +45,8 @@ class Code:
     ALREADY_RUNNING = "already_running"  # start of a running guest
     MISCONFIGURED = "misconfigured"  # our own settings are wrong: permanent
     TASK_FAILED = "task_failed"  # a task ended with an error we have no better name for
+    SNAPSHOT_EXISTS = "snapshot_exists"  # "snapshot name 'x' already used"
+    SNAPSHOT_MISSING = "snapshot_missing"  # "snapshot 'x' does not exist"
 
 
 # HTTP 500 answers that mean "this request can never work" (PVE's own wording).
@@ -62,6 +64,8 @@ MESSAGE_RULES: tuple[tuple[re.Pattern, str, bool], ...] = tuple(
     (re.compile(pattern, re.IGNORECASE), code, transient)
     for pattern, code, transient in (
         (r"can't lock file .*got timeout", Code.LOCK_TIMEOUT, True),
+        (r"snapshot name '.*' already used", Code.SNAPSHOT_EXISTS, False),
+        (r"snapshot '.*' does not exist", Code.SNAPSHOT_MISSING, False),
         (r"no quorum|cluster not ready", Code.NO_QUORUM, True),
         (r"already exists", Code.VMID_TAKEN, False),
         (r"configuration file .* does not exist|unable to find configuration file", Code.NOT_FOUND, False),

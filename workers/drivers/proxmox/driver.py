@@ -55,6 +55,7 @@ from .client import Code, ProxmoxClient, classify
 from .console import console_target
 from .guests import Guest
 from .settings import ProxmoxSettings
+from .snapshots import ProxmoxSnapshots
 
 logger = logging.getLogger(__name__)
 
@@ -73,15 +74,19 @@ STEP_MESSAGES = {
     "reboot": "rebooting",
     "destroy": "deleting",
     ha.WAIT_STEP: "waiting for Proxmox HA",
+    "snapshot": "taking the snapshot",
+    "rollback": "rolling back to the snapshot",
+    "delsnapshot": "deleting the snapshot",
 }
 
 
 @register("proxmox")
-class ProxmoxDriver(Driver):
+class ProxmoxDriver(ProxmoxSnapshots, Driver):
     """Settings: see ``ProxmoxSettings`` and ``ProxmoxClient``. Credentials: token_id
     (user@realm!tokenid) + token_secret, or user + password."""
 
-    capabilities = frozenset({Capability.CONSOLE, Capability.METRICS})
+    # PVE's snapshot API: snapshots.py
+    capabilities = frozenset({Capability.CONSOLE, Capability.METRICS, Capability.SNAPSHOTS})
 
     def __init__(self, config):
         super().__init__(config)
@@ -273,6 +278,10 @@ class ProxmoxDriver(Driver):
             "memory_mib": spec.memory_mib,
             "disk_gib": spec.disk_gib,
             "ssh_public_key": spec.ssh_public_key.strip(),
+            # static addressing from the control plane's IP pool (else the hypervisor's ipconfig setting)
+            "ipconfig": guests.static_ipconfig(spec.network),
+            "nameserver": " ".join(spec.network.get("dns", [])),
+            "bridge": spec.network.get("network", ""),
         }
 
     def _choose_node(self) -> str:
@@ -352,6 +361,8 @@ class ProxmoxDriver(Driver):
             (step == "start" and code == Code.ALREADY_RUNNING)
             or (step in ("stop", "shutdown") and code == Code.NOT_RUNNING)
             or (step == "destroy" and code == Code.NOT_FOUND)
+            or (step == "snapshot" and code == Code.SNAPSHOT_EXISTS)
+            or (step == "delsnapshot" and code == Code.SNAPSHOT_MISSING)
         )
 
     def _submit(self, data: dict[str, Any]) -> str:

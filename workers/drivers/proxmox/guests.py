@@ -172,6 +172,18 @@ def static_addresses(value: str | None) -> tuple[str, ...]:
     return tuple(found)
 
 
+def static_ipconfig(network: dict[str, Any]) -> str:
+    """``VMSpec.network`` as an ``ipconfig0`` / LXC ``net0`` ip part; "" when it has no address."""
+    parts = []
+    for family, ip_key, gw_key in (("ipv4", "ip", "gw"), ("ipv6", "ip6", "gw6")):
+        config = network.get(family)
+        if config:
+            parts.append(f"{ip_key}={config['address']}/{config['prefix_length']}")
+            if config.get("gateway"):
+                parts.append(f"{gw_key}={config['gateway']}")
+    return ",".join(parts)
+
+
 def usable(address: str) -> bool:
     try:
         ip = ipaddress.ip_address(address.split("%")[0])

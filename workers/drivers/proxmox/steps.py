@@ -16,6 +16,14 @@ from .client import Code, ProxmoxClient
 from .settings import ProxmoxSettings
 
 
+def _ipconfig(settings: ProxmoxSettings, spec: dict[str, Any]) -> str:
+    return spec.get("ipconfig") or settings.ipconfig
+
+
+def _bridge(settings: ProxmoxSettings, spec: dict[str, Any]) -> str | None:
+    return spec.get("bridge") or settings.bridge
+
+
 def submit(client: ProxmoxClient, settings: ProxmoxSettings, step: str, data: dict[str, Any]) -> str | None:
     path = guests.guest_path(data["node"], data["kind"], data.get("vmid"))
     if step == "clone":
@@ -26,6 +34,12 @@ def submit(client: ProxmoxClient, settings: ProxmoxSettings, step: str, data: di
         return configure(client, settings, data)
     if step == "resize":
         return resize(client, data)
+    if step == "snapshot":  # disk-only (vmstate 0): no state storage needed
+        return client.post(f"{path}/snapshot", snapname=data["ref"], description="control plane")
+    if step == "rollback":
+        return client.post(f"{path}/snapshot/{data['ref']}/rollback")
+    if step == "delsnapshot":
+        return client.delete(f"{path}/snapshot/{data['ref']}")
     if step == "destroy":
         return client.delete(path, purge=1, **{"destroy-unreferenced-disks": 1})
     if step in ("shutdown", "reboot"):
@@ -62,7 +76,8 @@ def create_container(client: ProxmoxClient, settings: ProxmoxSettings, data: dic
         cores=spec["vcpus"],
         memory=spec["memory_mib"],
         rootfs=f"{settings.storage or 'local-lvm'}:{spec['disk_gib']}",
-        net0=f"name=eth0,bridge={settings.bridge or 'vmbr0'},{settings.ipconfig}",
+        net0=f"name=eth0,bridge={_bridge(settings, spec) or 'vmbr0'},{_ipconfig(settings, spec)}",
+        nameserver=spec.get("nameserver") or None,
         tags=guests.key_tag(spec["key"]),
         description=guests.marker(spec["key"]),
         pool=settings.pool,
@@ -81,17 +96,20 @@ def configure(client: ProxmoxClient, settings: ProxmoxSettings, data: dict[str, 
         "tags": guests.merged_tags(current.get("tags"), spec["key"]),
     }
     if data["kind"] == "lxc":
-        if settings.bridge:
-            changes = {"bridge": settings.bridge, **guests.properties(settings.ipconfig)}
+        if _bridge(settings, spec) or spec.get("ipconfig"):
+            wanted = {"bridge": _bridge(settings, spec), **guests.properties(_ipconfig(settings, spec))}
+            changes = {name: value for name, value in wanted.items() if value}
             params["net0"] = guests.with_properties(current.get("net0"), changes, "name=eth0")
+            params["nameserver"] = spec.get("nameserver") or None
         return client.put(path, **params)  # synchronous for containers
-    params["ipconfig0"] = settings.ipconfig
+    params["ipconfig0"] = _ipconfig(settings, spec)
+    params["nameserver"] = spec.get("nameserver") or None
     if settings.ci_user:
         params["ciuser"] = settings.ci_user
     if spec["ssh_public_key"]:
         params["sshkeys"] = urllib.parse.quote(spec["ssh_public_key"], safe="")  # Proxmox wants it URL-encoded
-    if settings.bridge:
-        params["net0"] = guests.with_properties(current.get("net0"), {"bridge": settings.bridge}, "virtio")
+    if _bridge(settings, spec):
+        params["net0"] = guests.with_properties(current.get("net0"), {"bridge": _bridge(settings, spec)}, "virtio")
     return client.post(path, **params)  # the asynchronous form: a qmconfig task
 
 

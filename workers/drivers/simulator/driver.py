@@ -19,6 +19,7 @@ first n calls of that action on this hypervisor fail (deterministic, for tests).
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 import sqlite3
 import threading
@@ -43,7 +44,7 @@ from ..base import (
     register,
 )
 from ..loopback import SERVERS
-from . import console
+from . import console, day2
 from .metrics import reading
 
 SCHEMA = """
@@ -99,7 +100,7 @@ class SimulatorStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._connection().executescript(SCHEMA)
+        self._connection().executescript(SCHEMA + day2.SCHEMA)
 
     def _connection(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -135,6 +136,10 @@ class SimulatorStore:
     def settle(self, db: sqlite3.Connection, now: float) -> None:
         """Apply every finished task's effect (inside a write transaction)."""
         for task in db.execute("SELECT * FROM tasks WHERE applied = 0 AND ready_at <= ? ORDER BY ready_at", (now,)):
+            if task["action"] in day2.ACTIONS:
+                day2.apply_effect(db, task)
+                db.execute("UPDATE tasks SET applied = 1 WHERE ref = ?", (task["ref"],))
+                continue
             effect = EFFECT[task["action"]]
             if effect is None:
                 db.execute("DELETE FROM guests WHERE backend_id = ?", (task["backend_id"],))
@@ -201,10 +206,13 @@ def store_for(path: str | Path) -> SimulatorStore:
 
 
 @register("simulator")
-class SimulatorDriver(Driver):
+class SimulatorDriver(day2.SimulatorDay2, Driver):
     """A hypervisor that lives in a SQLite file."""
 
-    capabilities = frozenset({Capability.CONSOLE, Capability.METRICS})
+    capabilities = frozenset(
+        {Capability.CONSOLE, Capability.METRICS, Capability.SNAPSHOTS, Capability.RESIZE, Capability.REBUILD}
+    )
+    resize_live = frozenset({"disk"})  # vCPU / memory changes restart a running guest
 
     def __init__(self, config):
         super().__init__(config)
@@ -259,7 +267,7 @@ class SimulatorDriver(Driver):
             name=row["name"],
             power_state=row["power_state"],
             idempotency_key=row["idempotency_key"],
-            ip_addresses=(row["ip"],) if row["ip"] else (),
+            ip_addresses=tuple((row["ip"] or "").split()),  # static addresses from spec.network, else a DHCP-like one
         )
 
     def _guest(self, db: sqlite3.Connection, backend_id: str) -> sqlite3.Row | None:
@@ -270,7 +278,7 @@ class SimulatorDriver(Driver):
             "SELECT * FROM tasks WHERE backend_id = ? AND applied = 0 ORDER BY started_at DESC LIMIT 1", (backend_id,)
         ).fetchone()
 
-    def _submit(self, db: sqlite3.Connection, backend_id: str, action: str) -> DriverTask:
+    def _submit(self, db: sqlite3.Connection, backend_id: str, action: str, params: dict | None = None) -> DriverTask:
         now = time.time()
         ref = f"simtask-{uuid.uuid4().hex[:16]}"
         latency = self._latency(action)
@@ -278,6 +286,8 @@ class SimulatorDriver(Driver):
             "INSERT INTO tasks (ref, backend_id, action, started_at, ready_at) VALUES (?, ?, ?, ?, ?)",
             (ref, backend_id, action, now, now + latency),
         )
+        if params is not None:
+            db.execute("INSERT INTO task_params (ref, params) VALUES (?, ?)", (ref, json.dumps(params)))
         if latency <= 0:  # a zero-latency hypervisor finishes while we wait for the answer
             self.store.settle(db, now)
         return DriverTask(ref=ref, backend_id=backend_id, done=latency <= 0, data={"action": action})
@@ -305,7 +315,8 @@ class SimulatorDriver(Driver):
                 raise PermanentDriverError("No image reference given for this hypervisor.", code="no_image")
             backend_id = f"sim-{uuid.uuid4().hex[:12]}"
             n = int(uuid.UUID(int=random.getrandbits(128)).int % 65000) + 2
-            ip = f"10.{(n >> 8) % 256}.{n % 256}.{(n * 7) % 250 + 2}"
+            static = [spec.network[f]["address"] for f in ("ipv4", "ipv6") if f in spec.network]
+            ip = " ".join(static) or f"10.{(n >> 8) % 256}.{n % 256}.{(n * 7) % 250 + 2}"
             now = time.time()
             db.execute(
                 "INSERT INTO guests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -379,7 +390,8 @@ class SimulatorDriver(Driver):
                 raise PermanentDriverError(f"Task {task.ref} is unknown to {self.config.name}.", code="unknown_task")
             if row["applied"]:
                 guest = self._guest(db, row["backend_id"])
-                return TaskStatus(done=True, progress=100, vm=self._vm(guest) if guest else None)
+                vm = self._vm(guest) if guest else None
+                return TaskStatus(done=True, progress=100, vm=vm, result=day2.task_result(db, row))
             total = max(row["ready_at"] - row["started_at"], 1e-6)
             progress = int(min(99, max(0, (now - row["started_at"]) / total * 100)))
             return TaskStatus(

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('compute', '0003_hypervisor_capacity'),
+        ('compute', '0005_ipam'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
