@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.test_pages import browser_as, save_screenshot, shots_dir
-from tests.fixtures.browser import PageErrors
+from tests.fixtures.browser import PageErrors, wait_for_value
 from tests.fixtures.console import running_sim_vm
 from workers.drivers.simulator import console
 from workers.drivers.simulator.console import Screen, render
@@ -59,24 +59,24 @@ def test_the_screen_shows_types_and_ends_with_the_vm(
     expect(page.locator("#console-status")).to_contain_text("Connected")
     expect(page.get_by_role("button", name="Reconnect")).to_be_hidden()
     # The canvas shows exactly the guest's screen, pixel for pixel
-    page.wait_for_function(f"({CANVAS_DIGEST})() === {screen_digest(screen)}")
+    wait_for_value(page, CANVAS_DIGEST, screen_digest(screen).__eq__)
     # Paste text: typed into the guest as keystrokes
     page.get_by_text("Paste text").click()
     page.get_by_label("Typed into the console as keystrokes").fill("uptime\n")
     page.get_by_role("button", name="Type it").click()
     screen.key("uptime")
     screen.enter()
-    page.wait_for_function(f"({CANVAS_DIGEST})() === {screen_digest(screen)}")
+    wait_for_value(page, CANVAS_DIGEST, screen_digest(screen).__eq__)
     # The keyboard: click the screen and type
     page.locator("#console-screen canvas").click()
     page.keyboard.type("root")
     screen.key("root")
-    page.wait_for_function(f"({CANVAS_DIGEST})() === {screen_digest(screen)}")
+    wait_for_value(page, CANVAS_DIGEST, screen_digest(screen).__eq__)
     save_screenshot(page, shots_dir(tmp_path) / "console-simulator-desktop.png", full_page=False)
     # Ctrl-Alt-Del reaches the guest (the simulator "reboots" its screen)
     page.get_by_role("button", name="Ctrl-Alt-Del").click()
     screen.ctrl_alt_del()
-    page.wait_for_function(f"({CANVAS_DIGEST})() === {screen_digest(screen)}")
+    wait_for_value(page, CANVAS_DIGEST, screen_digest(screen).__eq__)
     # The VM stops: the page says the session ended and offers to reconnect
     store_for(console_vm.hypervisor.connection["state_path"]).set_power(console_vm.backend_id, "stopped")
     expect(page.locator("#console-status")).to_contain_text("session ended", timeout=15_000)

@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 from compute.models import Hypervisor
 from tests.browser.test_console import CANVAS_COLOURS
 from tests.browser.test_pages import browser_as, save_screenshot, shots_dir
-from tests.fixtures.browser import PageErrors
+from tests.fixtures.browser import PageErrors, wait_for_value
 from tests.fixtures.console import RFBClient, distinct_colours, ws_connect
 from tests.workers.contract import wait_done
 from tests.workers.libvirt_support import (
@@ -81,7 +81,7 @@ def test_chromium_shows_the_real_guests_screen(
     page.errors = PageErrors(page).errors
     page.goto(f"/projects/{project.slug}/vms/{vm.pk}/console/")
     expect(page.locator("#console-status")).to_contain_text("Connected", timeout=30_000)
-    page.wait_for_function(f"({CANVAS_COLOURS})() >= 2", timeout=30_000)
+    wait_for_value(page, CANVAS_COLOURS, lambda colours: colours >= 2, timeout=30)
     save_screenshot(page, shots_dir(tmp_path) / "console-libvirt-desktop.png", full_page=False)
     assert page.errors == []
 
