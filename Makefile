@@ -44,7 +44,8 @@ up: deps vendor
 	@echo "  Control plane:  http://$(BIND)/        (operators: http://$(BIND)/admin/)"
 	@echo "  API:            http://$(BIND)/api/v1/"
 	@echo "  Health:         http://$(BIND)/readyz"
-	@echo "  Ctrl-C stops web, worker and scheduler."
+	@echo "  Consoles:       the proxy listens on 127.0.0.1:6080 (Console button on a VM's page)"
+	@echo "  Ctrl-C stops web, worker, scheduler and console proxy."
 	@echo ""
 	@$(MAKE) --no-print-directory processes
 
@@ -57,6 +58,7 @@ test: deps-dev libvirt
 	bash .ci/services.sh
 	bash .ci/system-packages.sh
 	bash .ci/nova-setup.sh
+	bash .ci/vendor-js.sh --check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
@@ -71,6 +73,11 @@ format: deps-dev
 
 services:
 	bash .ci/services.sh
+
+## Refresh noVNC / xterm.js in static/vendor/ from the npm pins in .ci/js/ (commit the result).
+.PHONY: vendor-js
+vendor-js:
+	bash .ci/vendor-js.sh
 
 ## Benchmarks and the chaos run, each on a private PostgreSQL + Redis (docs/BENCHMARKS.md).
 ## BENCH_ARGS=--quick / CHAOS_ARGS=--quick for CI-sized counts.

@@ -26,6 +26,8 @@ class Action(models.TextChoices):
     VM_DELETE_REQUESTED = "vm.delete.requested", "VM delete requested"  # a delete operation was queued
     VM_DELETE_SUCCEEDED = "vm.delete.succeeded", "VM delete succeeded"  # the VM is gone from the hypervisor
     VM_DELETE_FAILED = "vm.delete.failed", "VM delete failed"  # the delete gave up
+    CONSOLE_OPENED = "console.opened", "Console opened"  # the console proxy connected a browser (IP, protocol)
+    CONSOLE_CLOSED = "console.closed", "Console closed"  # the console session ended (duration in details)
     # VM monitoring (compute/services/alerts.py)
     ALERT_RULE_CREATED = "alert.rule_created", "Alert rule created"  # a user set a threshold on a VM
     ALERT_RULE_DELETED = "alert.rule_deleted", "Alert rule deleted"  # a user removed a threshold

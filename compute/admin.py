@@ -6,11 +6,13 @@ Every action goes through services (audited); nothing here writes rows directly.
 from django import forms
 from django.contrib import admin, messages
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils.html import format_html
 
 from audit.admin_mixins import AuditedAdminMixin
 from audit.choices import Action as AuditAction
-from compute import admin_ipam, dispatch, services  # noqa: F401 - admin_ipam registers the IPAM admin
+from compute import admin_ipam, console_admin, dispatch, services  # noqa: F401  (admin_ipam, console_admin register their models)
+from compute.choices import VMStatus
 from compute.models import (
     Hypervisor,
     Image,
@@ -253,6 +255,7 @@ class VirtualMachineAdmin(admin.ModelAdmin):
         "power_state",
         "backend_id",
         "drift",
+        "console",
     ]
     list_filter = [
         "status",
@@ -263,7 +266,7 @@ class VirtualMachineAdmin(admin.ModelAdmin):
         ("missing_since", admin.EmptyFieldListFilter),
     ]
     search_fields = ["name", "backend_id", "project__name", "owner__email", "ip_addresses"]
-    readonly_fields = [f.name for f in VirtualMachine._meta.fields]
+    readonly_fields = [f.name for f in VirtualMachine._meta.fields] + ["console"]
     list_select_related = ["project", "hypervisor", "plan"]
     inlines = [OperationInline]
     actions = ["force_resync"]
@@ -278,6 +281,13 @@ class VirtualMachineAdmin(admin.ModelAdmin):
         if obj.missing_since:
             return "missing"
         return ""
+
+    @admin.display(description="console")
+    def console(self, obj):
+        if obj.status != VMStatus.ACTIVE:
+            return ""
+        url = reverse("compute:operator_console", args=[obj.pk])
+        return format_html('<a href="{}" target="_blank" rel="noopener">Open console</a>', url)
 
     @admin.action(description="Force resync from the hypervisor (also resets a VM stuck in error)")
     def force_resync(self, request, queryset):

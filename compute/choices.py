@@ -135,6 +135,11 @@ POLL_ERROR_LIMIT = 5
 DEFAULT_POLL_SECONDS = 2.0
 
 
+class ConsoleProtocol(models.TextChoices):
+    VNC = "vnc", "Screen (VNC)"  # the guest's graphical screen, shown with noVNC
+    SERIAL = "serial", "Serial console"  # a text console (serial port, container terminal), shown with xterm.js
+
+
 class AllocationState(models.TextChoices):
     ASSIGNED = "assigned", "Assigned"  # in use by a VM (or an operator's assignment to one)
     RESERVED = "reserved", "Reserved"  # held by an operator; never handed out

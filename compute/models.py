@@ -10,6 +10,7 @@ from .choices import (
     ACTIVE_OPERATION_STATES,
     Action,
     AllocationState,
+    ConsoleProtocol,
     GuestType,
     HypervisorKind,
     OperationState,
@@ -311,6 +312,31 @@ class Operation(models.Model):
     @property
     def is_active(self) -> bool:
         return self.state in ACTIVE_OPERATION_STATES
+
+
+class ConsoleSession(models.Model):
+    """One browser console: a one-time token (only its SHA-256 is stored) and, once the
+    console proxy consumed it, the session it opened. Single use is a guarded UPDATE of
+    ``consumed_at`` (compute/services/console.py)."""
+
+    vm = models.ForeignKey(VirtualMachine, on_delete=models.CASCADE, related_name="console_sessions")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="console_sessions")
+    token_hash = models.CharField(max_length=64, unique=True)
+    protocol = models.CharField(max_length=8, choices=ConsoleProtocol.choices, default=ConsoleProtocol.VNC)
+    client_ip = models.GenericIPAddressField(null=True, blank=True, help_text="The address the token was issued to.")
+    origin = models.CharField(max_length=255, help_text="The page origin the WebSocket must come from.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    consumed_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=200, blank=True, help_text="Why it was refused or how it ended.")
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["expires_at"])]
+
+    def __str__(self):
+        return f"console of {self.vm} for {self.user}"
 
 
 class IPPool(models.Model):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views, views_capacity, views_metrics
+from . import console_views, views, views_capacity, views_metrics
 
 app_name = "compute"
 urlpatterns = [
@@ -16,6 +16,11 @@ urlpatterns = [
         name="alert_rule_delete",
     ),
     path("projects/<slug:slug>/vms/<int:pk>/delete/", views.vm_delete, name="vm_delete"),
+    path("projects/<slug:slug>/vms/<int:pk>/console/", console_views.vm_console, name="vm_console"),
+    path("projects/<slug:slug>/vms/<int:pk>/console/token/", console_views.vm_console_token, name="vm_console_token"),
+    path("console/", console_views.console_link, name="console_link"),
+    path("console/vm/<int:pk>/", console_views.operator_console, name="operator_console"),
+    path("console/vm/<int:pk>/token/", console_views.operator_console_token, name="operator_console_token"),
     path("projects/<slug:slug>/vms/<int:pk>/snapshots/", views.vm_snapshot_create, name="vm_snapshot_create"),
     path(
         "projects/<slug:slug>/vms/<int:pk>/snapshots/<int:snapshot_pk>/revert/",

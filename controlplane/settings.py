@@ -577,3 +577,11 @@ WEBHOOKS = {
     "ALLOW_PRIVATE_TARGETS": env_bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", False),
     "REQUIRE_HTTPS": env_bool("WEBHOOK_REQUIRE_HTTPS", PRODUCTION),
 }
+
+# Browser consoles (docs/CONSOLE.md): the console proxy (manage.py console_proxy) and its one-time tokens.
+CONSOLE_PROXY_URL = os.environ.get("CONSOLE_PROXY_URL", "ws://127.0.0.1:6080/")  # a path: same host as the page
+CONSOLE_PROXY_LISTEN = os.environ.get("CONSOLE_PROXY_LISTEN", "127.0.0.1:6080")
+CONSOLE_TOKEN_TTL_SECONDS = max(1, min(env_int("CONSOLE_TOKEN_TTL_SECONDS", 30), 60))
+CONSOLE_ALLOW_VIEWERS = env_bool("CONSOLE_ALLOW_VIEWERS", False)
+CONSOLE_BIND_CLIENT_IP = env_bool("CONSOLE_BIND_CLIENT_IP", True)
+CONSOLE_CONNECT_TIMEOUT_SECONDS = float(os.environ.get("CONSOLE_CONNECT_TIMEOUT_SECONDS", "10"))

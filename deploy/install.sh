@@ -255,7 +255,7 @@ else
       WORKERS="control $(manage shell -c 'from compute.selectors import hypervisor_queues; print(" ".join(hypervisor_queues()))')"
     fi
   fi
-  units=(controlplane.target controlplane-web.service controlplane-beat.service)
+  units=(controlplane.target controlplane-web.service controlplane-beat.service controlplane-console.service)
   for queue in $WORKERS; do units+=("controlplane-worker@${queue}.service"); done
   systemctl enable --quiet "${units[@]}"
   say "systemd: enabled ${units[*]}"

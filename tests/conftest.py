@@ -18,6 +18,7 @@ pytest_plugins = [
     "tests.fixtures.openstack",
     "tests.fixtures.portal",
     "tests.fixtures.browser",
+    "tests.fixtures.console",
     "tests.fixtures.notifications",
     "tests.fixtures.metrics",
 ]

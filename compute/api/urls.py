@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from . import metrics, views
+from . import console, metrics, views
 
 router = DefaultRouter(trailing_slash=True)
 router.register("plans", views.PlanViewSet, basename="plan")
@@ -11,6 +11,9 @@ router.register("vm-requests", views.VMRequestViewSet, basename="vmrequest")
 router.register("virtual-machines", views.VirtualMachineViewSet, basename="virtualmachine")
 router.register("operations", views.OperationViewSet, basename="operation")
 urlpatterns = router.urls + [
+    path(
+        "virtual-machines/<int:pk>/console/", console.VirtualMachineConsoleApi.as_view(), name="virtualmachine-console"
+    ),
     path("virtual-machines/<str:pk>/metrics/", metrics.VMMetricsApi.as_view(), name="virtualmachine-metrics"),
     path("virtual-machines/<str:pk>/transfer/", metrics.VMTransferApi.as_view(), name="virtualmachine-transfer"),
     path(

@@ -5,6 +5,13 @@ writeback.py the one place a VM's confirmed state is written, operator.py an ope
 retry / cancel; the engine's retry rule is compute/retry.py.
 """
 
+from .console import (  # noqa: F401
+    console_session_close,
+    console_session_consume,
+    console_session_open,
+    console_session_refuse,
+    console_session_start,
+)
 from .day2 import (  # noqa: F401
     resize_preview,
     vm_rebuild,

@@ -28,6 +28,7 @@ def test_ctrl_c_stops_web_worker_and_beat_without_sigkill(tmp_path):
     # Given the embedded default (SQLite, filesystem broker, simulator) migrated and seeded, as `make up` does
     env = {key: value for key, value in os.environ.items() if not key.startswith((*INHERITED_NOT, "MAKE"))}
     env.update({"CONTROLPLANE_VAR_DIR": str(tmp_path / "var"), "PYTHONUNBUFFERED": "1"})
+    env["CONSOLE_PROXY_LISTEN"] = f"127.0.0.1:{free_port()}"  # the Procfile's console proxy, off a shared port
     for command in (["migrate", "--noinput"], ["seed_demo"]):
         subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True, capture_output=True)
     bind = f"127.0.0.1:{free_port()}"
@@ -56,6 +57,6 @@ def test_ctrl_c_stops_web_worker_and_beat_without_sigkill(tmp_path):
     assert "sending SIGTERM to worker.1" in output, output[-3000:]
     assert "SIGKILL" not in output, output[-3000:]
     assert "Warm shutdown" in output
-    for name in ("web.1", "worker.1", "beat.1"):
+    for name in ("web.1", "worker.1", "beat.1", "console.1"):
         assert f"{name} stopped" in output, output[-3000:]
     assert "ForkPoolWorker" not in output  # no pool child killed by the group's SIGTERM

@@ -6,7 +6,12 @@ from django.conf import settings
 from tests.deploy.systemd import UNIT_SOURCE, parse, render_with_stub_root, verify
 from tests.workerproc import ROOT
 
-SERVICES = ["controlplane-web.service", "controlplane-worker@.service", "controlplane-beat.service"]
+SERVICES = [
+    "controlplane-web.service",
+    "controlplane-worker@.service",
+    "controlplane-beat.service",
+    "controlplane-console.service",
+]
 HARDENING = {
     "NoNewPrivileges": "yes",
     "ProtectSystem": "strict",

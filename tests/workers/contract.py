@@ -9,13 +9,16 @@ with a fresh idempotency key; keyword arguments override fields). Set
 from __future__ import annotations
 
 import dataclasses
+import socket
 import time
 import uuid
 
 import pytest
 
+from workers.console.upstream import WebSocketClient
 from workers.drivers.base import (
     Capability,
+    ConsoleProtocol,
     DriverTask,
     HypervisorVM,
     PermanentDriverError,
@@ -45,6 +48,7 @@ def new_key() -> str:
 
 class DriverContract:
     poll_timeout: float = 60
+    console_serves = True  # False: the back end declares consoles but runs no guest to serve one
 
     def _create(self, driver, make_spec, **overrides) -> tuple[HypervisorVM, str]:
         spec = make_spec(**overrides)
@@ -103,6 +107,29 @@ class DriverContract:
 
     def test_get_unknown_is_none(self, driver, unknown_backend_id):
         assert driver.get(unknown_backend_id) is None
+
+    def test_console_capability(self, driver, make_spec):
+        """``Capability.CONSOLE``: a running guest's screen answers RFB where the driver says;
+        a stopped guest's console is refused. Without the capability: always refused."""
+        vm, _ = self._create(driver, make_spec)
+        if not driver.supports(Capability.CONSOLE) or not self.console_serves:
+            with pytest.raises(PermanentDriverError):
+                driver.console(vm.backend_id)
+            return
+        target = driver.console(vm.backend_id, protocol=ConsoleProtocol.VNC)
+        assert target.protocol == ConsoleProtocol.VNC
+        if target.browser_url:  # the hypervisor's own console page
+            assert target.browser_url.startswith(("http://", "https://"))
+        elif target.websocket_url:
+            upstream = WebSocketClient(headers=target.headers, verify=target.verify).open(target.websocket_url)
+            assert upstream.receive().startswith(b"RFB 003.")
+            upstream.close()
+        else:
+            with socket.create_connection((target.host, target.port), timeout=10) as conn:
+                assert conn.recv(12).startswith(b"RFB 003.")
+        wait_done(driver, driver.stop(vm.backend_id, force=True), self.poll_timeout)
+        with pytest.raises(PermanentDriverError):
+            driver.console(vm.backend_id)
 
     def test_metrics_read_every_running_guest_in_one_call(self, driver, make_spec):
         if not driver.supports(Capability.METRICS):

@@ -9,10 +9,13 @@ the fixture's network shared by every project; what provisioning does there (pus
 quotas to nova, building servers inside the tenant's project) is tested here for real.
 """
 
+import json
 import uuid
 
 import pytest
 
+from compute.models import Hypervisor
+from tests.fixtures.console import ws_connect
 from tests.fixtures.openstack import QUIET_SDK, SSH_KEY, vm_spec
 from tests.workers.contract import DriverContract, wait_done
 from workers.drivers.base import HypervisorConfig, PermanentDriverError, PowerState, TenantSpec, VMSpec
@@ -162,3 +165,27 @@ def test_check_reports_the_stack(new_driver, nova_stack):
     facts = new_driver().check()
     assert facts["compute_endpoint"].rstrip("/") == nova_stack.endpoint
     assert facts["auth_type"] == "none" and "m1.tiny" in facts["flavors"]
+
+
+# -- consoles: nova's own noVNC; the console proxy sends the browser there -----------------------
+# The stack runs no novncproxy: nova answers with a URL at its default novncproxy_base_url
+# (http://127.0.0.1:6080/vnc_auto.html?path=%3Ftoken%3D...) that nothing serves here.
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_console_proxy_sends_the_browser_to_novas_console(
+    api, nova_stack, new_driver, nova_spec, make_active_vm, console_proxy
+):
+    driver = new_driver()
+    task = driver.create(nova_spec())
+    status = wait_done(driver, task, 60)
+    backend_id = (status.vm.backend_id if status.vm else None) or task.backend_id
+    hypervisor = Hypervisor.objects.create(
+        name="os-console", kind="openstack", queue="os-console", connection=nova_stack.settings()
+    )
+    vm = make_active_vm(hypervisor=hypervisor, backend_id=backend_id, name="nova-guest")
+    link = api.post(f"/api/v1/virtual-machines/{vm.pk}/console/", {}, format="json").json()
+    ws = ws_connect(console_proxy.url, token=link["websocket_url"].split("token=", 1)[1])
+    redirect = json.loads(ws.receive())["redirect"]
+    assert redirect.startswith("http://127.0.0.1:6080/vnc_auto.html?path=%3Ftoken%3D")
+    assert ws.receive() is None  # and nothing else: the proxy relays nothing for nova

@@ -166,6 +166,36 @@ class ResizeSpec:
     disk_gib: int
 
 
+class ConsoleProtocol:
+    VNC = "vnc"  # RFB bytes: a graphical screen (noVNC in the browser)
+    SERIAL = "serial"  # a text stream: serial port or container terminal (xterm.js in the browser)
+
+    ALL = (VNC, SERIAL)
+
+
+@dataclass(frozen=True)
+class ConsoleTarget:
+    """Where the console proxy connects for one guest's console (``Capability.CONSOLE``).
+
+    One way to reach it: ``host``/``port`` (a raw TCP stream), ``websocket_url`` (the
+    hypervisor's own WebSocket, e.g. Proxmox ``vncwebsocket``, opened with ``headers`` and
+    TLS ``verify``), or ``browser_url`` (the hypervisor runs its own console proxy, e.g.
+    nova's noVNC: the browser is sent there and nothing is relayed). ``password`` (and
+    ``username``) are what the proxy answers the console's own login with, server side (a
+    VNC password, a Proxmox ticket); they never reach the browser.
+    """
+
+    protocol: str  # one of ConsoleProtocol
+    host: str = ""
+    port: int = 0
+    websocket_url: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    verify: bool | str = True  # TLS for websocket_url: True, False, or a CA bundle path
+    username: str = ""
+    password: str = ""
+    browser_url: str = ""
+
+
 @dataclass(frozen=True)
 class TenantSpec:
     """Per-project isolation to provision on a hypervisor (OpenStack: project, network...)."""
@@ -264,6 +294,11 @@ class Driver(abc.ABC):
         raise PermanentDriverError(f"{self.kind} hypervisors have no tenant provisioning.")
 
     # -- capabilities (optional): each method belongs to a ``Capability`` the driver declares --
+    def console(self, backend_id: str, *, protocol: str = ConsoleProtocol.VNC) -> ConsoleTarget:
+        """``Capability.CONSOLE``: where to reach the guest's console. Raise
+        ``PermanentDriverError`` when the guest has none (off, or no such protocol)."""
+        raise PermanentDriverError(f"{self.kind} hypervisors offer no console.", code="no_console")
+
     def metrics(self) -> list[VMMetrics]:
         """``Capability.METRICS``: a reading of every guest that is on, in one round trip to
         the hypervisor where its API allows. Raises like any read (an error is a gap)."""

@@ -92,6 +92,7 @@ def domain_xml(
         seed_xml=seed_xml,
         interface_xml=interface_xml,
         serial_xml=serial_xml,
+        graphics_xml=render("graphics-vnc", listen=s.vnc_listen) if s.vnc_listen else "",
     )
 
 

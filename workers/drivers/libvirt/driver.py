@@ -33,6 +33,8 @@ import libvirt
 
 from ..base import (
     Capability,
+    ConsoleProtocol,
+    ConsoleTarget,
     Driver,
     DriverError,
     DriverTask,
@@ -44,8 +46,10 @@ from ..base import (
     VMSpec,
     register,
 )
-from . import metrics
+from ..loopback import SERVERS
+from . import metrics, serial
 from .client import LibvirtClient, code_of
+from .console import connect_host, vnc_endpoint
 from .domain import NS_URI, Instance, domain_name, domain_xml, wants_seed
 from .options import ImageRef, LibvirtSettings
 from .seed import build_iso, nocloud_files
@@ -79,7 +83,8 @@ def _version(number: int) -> str:
 
 @register("libvirt")
 class LibvirtDriver(LibvirtSnapshots, Driver):
-    capabilities = frozenset({Capability.METRICS, Capability.SNAPSHOTS})  # internal qcow2 snapshots: snapshots.py
+    # internal qcow2 snapshots: snapshots.py
+    capabilities = frozenset({Capability.CONSOLE, Capability.METRICS, Capability.SNAPSHOTS})
 
     def __init__(self, config):
         super().__init__(config)
@@ -423,6 +428,22 @@ class LibvirtDriver(LibvirtSnapshots, Driver):
         with self.client.errors("list domains"):
             stats = conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_STATE, 0)
         return [self._vm(dom, state=values.get("state.state", libvirt.VIR_DOMAIN_NOSTATE)) for dom, values in stats]
+
+    def console(self, backend_id: str, *, protocol: str = ConsoleProtocol.VNC) -> ConsoleTarget:
+        """The domain's VNC screen (``vnc_listen``, port from its live XML), or its serial
+        console through a loopback port in this process (libvirt/serial.py)."""
+        dom = self._require(backend_id)
+        if self._state(dom) in OFF_STATES:
+            raise PermanentDriverError(f"{dom.name()} is not running: start it to use its console.", code="off")
+        with self.client.errors(f"read the consoles of {dom.name()}"):
+            xml = dom.XMLDesc(0)
+        if protocol == ConsoleProtocol.SERIAL:
+            serial.require_pty_console(xml)
+            key = ("libvirt", id(self), backend_id)  # a replaced driver (new settings) gets new ports
+            port = SERVERS.port_for(key, lambda sock: serial.serve(sock, self._conn, backend_id))
+            return ConsoleTarget(protocol=protocol, host=SERVERS.host, port=port)
+        listen, port = vnc_endpoint(xml)
+        return ConsoleTarget(protocol=protocol, host=connect_host(self.settings, listen), port=port)
 
     def metrics(self) -> list[VMMetrics]:
         """One ``getAllDomainStats`` call for every domain on the host."""

@@ -16,6 +16,11 @@ Settings (``Hypervisor.connection``; see docs/LIBVIRT.md):
                          does not say (120; 0 never forces)
 ``shutdown_retry_seconds`` how often the ACPI shutdown is re-sent while waiting (1)
 ``kernel_cmdline``       kernel command line for direct kernel boot (``console=ttyS0``)
+``vnc_listen``           host address the guests' VNC screens listen on, port chosen by
+                         libvirt (``127.0.0.1``; empty: no screen). For a remote host, an
+                         address the console proxy reaches (docs/CONSOLE.md)
+``console_host``         address the console proxy connects to (default: ``vnc_listen``,
+                         or the URI's host when that is a wildcard or loopback on a remote URI)
 
 Image reference (``ImageReference.ref``): the base volume's name in the pool,
 optionally followed by ``?`` and options, e.g.
@@ -74,6 +79,8 @@ class LibvirtSettings:
     shutdown_timeout: int = 120
     shutdown_retry_seconds: float = 1.0
     kernel_cmdline: str = "console=ttyS0"
+    vnc_listen: str = "127.0.0.1"
+    console_host: str = ""
 
     @classmethod
     def from_config(cls, settings: dict[str, Any]) -> LibvirtSettings:

@@ -36,6 +36,8 @@ from typing import Any
 
 from ..base import (
     Capability,
+    ConsoleProtocol,
+    ConsoleTarget,
     Driver,
     DriverError,
     DriverTask,
@@ -50,6 +52,7 @@ from ..base import (
 )
 from . import guests, ha, metrics, steps
 from .client import Code, ProxmoxClient, classify
+from .console import console_target
 from .guests import Guest
 from .settings import ProxmoxSettings
 from .snapshots import ProxmoxSnapshots
@@ -82,7 +85,8 @@ class ProxmoxDriver(ProxmoxSnapshots, Driver):
     """Settings: see ``ProxmoxSettings`` and ``ProxmoxClient``. Credentials: token_id
     (user@realm!tokenid) + token_secret, or user + password."""
 
-    capabilities = frozenset({Capability.METRICS, Capability.SNAPSHOTS})  # PVE's snapshot API: snapshots.py
+    # PVE's snapshot API: snapshots.py
+    capabilities = frozenset({Capability.CONSOLE, Capability.METRICS, Capability.SNAPSHOTS})
 
     def __init__(self, config):
         super().__init__(config)
@@ -482,6 +486,9 @@ class ProxmoxDriver(ProxmoxSnapshots, Driver):
             return self._progress(dataclasses.replace(task, data=data), poll_after=delay, handover=True)
         suffix = f" after {retries + 1} tries" if transient else ""
         raise PermanentDriverError(f"Proxmox {STEP_MESSAGES.get(step, step)} failed{suffix}: {message}", code=code)
+
+    def console(self, backend_id: str, *, protocol: str = ConsoleProtocol.VNC) -> ConsoleTarget:
+        return console_target(self.client, self.config.credentials, self._existing(backend_id), protocol)
 
     def close(self) -> None:
         self.client.close()

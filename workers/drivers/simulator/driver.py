@@ -30,6 +30,8 @@ from typing import Any
 
 from ..base import (
     Capability,
+    ConsoleProtocol,
+    ConsoleTarget,
     Driver,
     DriverTask,
     HypervisorVM,
@@ -41,7 +43,8 @@ from ..base import (
     VMSpec,
     register,
 )
-from . import day2
+from ..loopback import SERVERS
+from . import console, day2
 from .metrics import reading
 
 SCHEMA = """
@@ -177,6 +180,13 @@ class SimulatorStore:
     def call_counts(self) -> dict[str, int]:
         return {row["kind"]: row["count"] for row in self.read().execute("SELECT kind, count FROM calls")}
 
+    def power_state(self, backend_id: str) -> str | None:
+        """The guest's power state now (None: no such guest), without counting a call."""
+        with self.write() as db:
+            self.settle(db, time.time())
+            row = db.execute("SELECT power_state FROM guests WHERE backend_id = ?", (backend_id,)).fetchone()
+        return row["power_state"] if row else None
+
     def guests(self) -> list[sqlite3.Row]:
         with self.write() as db:
             self.settle(db, time.time())
@@ -199,7 +209,9 @@ def store_for(path: str | Path) -> SimulatorStore:
 class SimulatorDriver(day2.SimulatorDay2, Driver):
     """A hypervisor that lives in a SQLite file."""
 
-    capabilities = frozenset({Capability.METRICS, Capability.SNAPSHOTS, Capability.RESIZE, Capability.REBUILD})
+    capabilities = frozenset(
+        {Capability.CONSOLE, Capability.METRICS, Capability.SNAPSHOTS, Capability.RESIZE, Capability.REBUILD}
+    )
     resize_live = frozenset({"disk"})  # vCPU / memory changes restart a running guest
 
     def __init__(self, config):
@@ -411,6 +423,28 @@ class SimulatorDriver(day2.SimulatorDay2, Driver):
             self.store.settle(db, time.time())
             rows = list(db.execute("SELECT * FROM guests"))
         return [self._vm(row) for row in rows]
+
+    def console(self, backend_id: str, *, protocol: str = ConsoleProtocol.VNC) -> ConsoleTarget:
+        """A screen (VNC) or serial console the simulator draws itself (simulator/console.py)."""
+        if protocol not in ConsoleProtocol.ALL:
+            raise PermanentDriverError(f"No {protocol!r} console on the simulator.", code="no_console")
+        with self.store.write() as db:
+            self._count(db, "console")
+            self.store.settle(db, time.time())
+            guest = self._guest(db, backend_id)
+        if guest is None:
+            raise PermanentDriverError(f"Guest {backend_id} does not exist.", code="not_found")
+        if guest["power_state"] != PowerState.RUNNING:
+            raise PermanentDriverError(f"{guest['name']} is not running: start it to use its console.", code="off")
+        store, title = self.store, f"{guest['name']} ({backend_id}) on simulator {self.config.name}"
+
+        def running() -> bool:
+            return store.power_state(backend_id) == PowerState.RUNNING
+
+        port = SERVERS.port_for(
+            ("simulator", backend_id, protocol), lambda sock: console.serve(sock, protocol, title, running)
+        )
+        return ConsoleTarget(protocol=protocol, host=SERVERS.host, port=port)
 
     def metrics(self) -> list[VMMetrics]:
         """Every guest's reading from one read of the store; counters restart at each boot."""
