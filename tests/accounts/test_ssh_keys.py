@@ -14,7 +14,7 @@ from accounts.sshkeys import InvalidSSHKey, ssh_key_parse
 from audit.models import AuditEvent
 from compute.models import VirtualMachine, VMRequest
 from tests.fixtures.accounts import add_member
-from tests.fixtures.factories import UserFactory
+from tests.fixtures.factories import UserFactory, make_billable
 
 
 def openssh(private, comment="me@laptop") -> str:
@@ -75,6 +75,7 @@ class TestParser:
 
 
 def _request(api, project, plan, image, simulator, **extra):
+    make_billable(project)
     body = {"project": project.slug, "plan": plan.pk, "image": image.pk, "hypervisor": simulator.pk, "name": "k-1"}
     # JSON by content type, so it is JSON from Django's test client too (the API takes only JSON: a form is a 415)
     return api.post("/api/v1/vm-requests/", json.dumps({**body, **extra}), content_type="application/json")

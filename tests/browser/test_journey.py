@@ -17,7 +17,7 @@ from billing import services as billing_services
 from compute.choices import VMStatus
 from compute.models import VirtualMachine
 from tests.fixtures.accounts import PASSWORD, enrol, totp_code
-from tests.fixtures.factories import ImageFactory, PlanFactory, UserFactory
+from tests.fixtures.factories import ImageFactory, PlanFactory, UserFactory, make_billable
 
 pytestmark = [pytest.mark.worker, pytest.mark.browser]
 
@@ -84,7 +84,7 @@ def test_first_vm_from_sign_up_to_invoice(new_page, live_server, live_worker, ca
     # Money arrives (an operator's top-up), then the user requests a VM with the wizard
     user = User.objects.get(email=EMAIL)
     project = user.projects.get()
-    billing_services.wallet_topup(project=project, amount="2000.00", actor="system:tests", payment_mode="test")
+    make_billable(project, amount="2000.00")  # a billing profile and money (GST: a paid VM needs the profile)
     page.goto("/")
     page.get_by_role("link", name="Request a VM").first.click()
     page.locator(".choice", has_text="standard-2").click()

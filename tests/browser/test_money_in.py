@@ -63,23 +63,7 @@ def test_sign_up_trial_vm_top_up_receipt(new_page, live_server, live_worker, cat
     expect(page.locator("#trial-notice")).to_contain_text("trial credit of ₹500.00")
     expect(page.get_by_role("heading", name="What happens when the balance runs out")).to_be_visible()
 
-    # Request a VM: the trial pays for it; a real worker builds it
-    page.goto("/")
-    page.get_by_role("link", name="Request a VM").first.click()
-    page.locator(".choice", has_text="bronze").click()
-    page.get_by_label("Image").select_option(str(image.pk))
-    page.get_by_label("Name", exact=True).fill("web-1")
-    page.get_by_label("SSH public key").fill(SSH_KEY)
-    page.get_by_role("button", name="Review price and checks").click()
-    expect(page.get_by_text("Quota and balance are fine")).to_be_visible()
-    expect(page.locator("#profile-missing")).to_be_visible()
-    page.get_by_role("button", name="Confirm request").click()
-    page.get_by_role("navigation", name="Main").get_by_role("link", name="Virtual machines").click()
-    expect(page.get_by_role("row", name=re.compile("web-1"))).to_contain_text("Active", timeout=40_000)
-
-    # The wallet explains the cost; paying asks for the billing profile first
-    page.get_by_role("link", name="Billing").click()
-    expect(page.get_by_text(re.compile(r"1 running and 0 stopped"))).to_be_visible()
+    # A paid VM and a payment both need the billing profile first (GST: name, address, state)
     expect(page.locator("#profile-needed")).to_be_visible()
     page.locator("#profile-needed").get_by_role("link").click()
     page.locator("#id_legal_name").fill("Ravi Kumar")
@@ -89,6 +73,23 @@ def test_sign_up_trial_vm_top_up_receipt(new_page, live_server, live_worker, cat
     page.locator("#id_state_code").select_option("29")
     page.get_by_role("button", name="Save").click()
     expect(page.locator("#messages")).to_contain_text("Billing profile saved")
+
+    # Request a VM: the trial pays for it; a real worker builds it
+    page.goto("/")
+    page.get_by_role("link", name="Request a VM").first.click()
+    page.locator(".choice", has_text="bronze").click()
+    page.get_by_label("Image").select_option(str(image.pk))
+    page.get_by_label("Name", exact=True).fill("web-1")
+    page.get_by_label("SSH public key").fill(SSH_KEY)
+    page.get_by_role("button", name="Review price and checks").click()
+    expect(page.get_by_text("Quota and balance are fine")).to_be_visible()
+    page.get_by_role("button", name="Confirm request").click()
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Virtual machines").click()
+    expect(page.get_by_role("row", name=re.compile("web-1"))).to_contain_text("Active", timeout=40_000)
+
+    # The wallet explains the cost
+    page.get_by_role("link", name="Billing").click()
+    expect(page.get_by_text(re.compile(r"1 running and 0 stopped"))).to_be_visible()
 
     # Top up ₹1000 online: the order is made server-side and the page hands off to Checkout
     page.get_by_role("link", name="Wallet").click()

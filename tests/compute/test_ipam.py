@@ -7,12 +7,11 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from billing.services import wallet_topup
 from compute import ipam, selectors, services
 from compute.models import IPAllocation, IPPool, ProjectQuota, VirtualMachine, VMRequest
 from compute.services.ipam import ipam_address_hold, ipam_address_move, ipam_pool_check, ipam_range_reserve
 from controlplane.errors import Conflict, InvalidInput
-from tests.fixtures.factories import UserFactory
+from tests.fixtures.factories import UserFactory, make_billable
 
 
 def _pool(hypervisor, **fields):
@@ -162,7 +161,7 @@ def test_200_concurrent_creates_on_one_pool_get_200_distinct_addresses(plan, ima
     for _ in range(THREADS):
         owner = UserFactory()
         project = owner.projects.get()
-        wallet_topup(project=project, amount="100000.00", actor="system:tests", payment_mode="test")
+        make_billable(project, amount="100000.00")
         ProjectQuota.objects.filter(project=project).update(max_vms=EACH, max_vcpus=999, max_memory_mib=10**7)
         owners.append((owner, project))
     start, errors = threading.Event(), []
