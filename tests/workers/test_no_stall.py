@@ -16,9 +16,9 @@ from compute import services
 from compute.choices import OperationState, VMStatus
 from compute.models import ImageReference, Operation, VirtualMachine
 from controlplane.celery import app
+from tests import workerproc
 from tests.fixtures.compute import wait_for, wait_operation
 from tests.fixtures.factories import HypervisorFactory
-from tests import workerproc
 
 pytestmark = pytest.mark.worker
 
@@ -88,7 +88,8 @@ def test_a_worker_frozen_in_its_write_back_stalls_nothing_else(
     simulator.save()
     stop = services.vm_action(vm=vm, action="stop", user=user)
     db = psycopg.connect(workerproc.test_database_url())
-    watch = psycopg.connect(workerproc.test_database_url(), autocommit=True)  # pg_stat_activity: a fresh snapshot per query
+    # pg_stat_activity from a connection of its own: a fresh snapshot per query
+    watch = psycopg.connect(workerproc.test_database_url(), autocommit=True)
     try:
         db.execute("SELECT id FROM compute_virtualmachine WHERE id = %s FOR NO KEY UPDATE", [vm.pk])
         pid = wait_for(
