@@ -3,8 +3,8 @@
 
     python celery_worker.py --queues control,hv-pve-fra1
 
-``--queues auto`` (the default) serves the control queue and the queue of
-every enabled hypervisor in the database: right for a single machine. In a
+``--queues auto`` (the default) serves the control and housekeeping queues and
+the queue of every enabled hypervisor in the database: right for a single machine. In a
 fleet, each systemd unit names its queue (controlplane-worker@<queue>).
 """
 
@@ -39,7 +39,7 @@ def resolve_queues(spec: str) -> list[str]:
         return [q.strip() for q in spec.split(",") if q.strip()]
     from compute.selectors import hypervisor_queues
 
-    return [settings.CELERY_DEFAULT_QUEUE, *hypervisor_queues()]
+    return [settings.CELERY_DEFAULT_QUEUE, settings.HOUSEKEEPING_QUEUE, *hypervisor_queues()]
 
 
 def main(argv=None):

@@ -123,6 +123,19 @@ DEFAULT_MAX_ATTEMPTS = {
     Action.REBUILD: 5,
 }
 
+# Seconds an operation may run (from its first claim) before the engine settles it from what
+# the hypervisor shows (compute/retry.py). A create's is its hypervisor's build_timeout_seconds;
+# an action missing here gets DEFAULT_DEADLINE_SECONDS; a hypervisor overrides any with
+# connection["deadlines"] = {"<action>": seconds}.
+DEADLINE_SECONDS = {
+    Action.START: 600,
+    Action.STOP: 600,
+    Action.REBOOT: 600,
+    Action.DELETE: 900,
+    Action.PROVISION: 900,
+}
+DEFAULT_DEADLINE_SECONDS = 1800
+
 # -- the operation engine's constants (timings that deployments tune are settings.ENGINE) --
 
 # Seconds before a claim refused for hypervisor maintenance looks again.

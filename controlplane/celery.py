@@ -8,14 +8,21 @@
   what it is running, so a dead worker strands little.
 - soft/hard time limits and an explicit Redis ``visibility_timeout`` that is
   larger than any task run and any countdown we schedule.
+- housekeeping in two lanes: relay and reaper (quick, never wait on a row lock) on the
+  control queue; reconciliation and billing jobs (slow: hypervisor listings, every
+  project) on the housekeeping queue, served by their own worker, so a slow kind never
+  takes the relay's and reaper's slots. A periodic task not started within its interval
+  expires instead of piling up behind a stuck one.
+- every task runs with its role's PostgreSQL timeouts (controlplane/dbroles.py).
 """
 
 import os
 
 from celery import Celery
+from celery.signals import task_prerun
 from django.conf import settings
 
-from controlplane import sentinel
+from controlplane import dbroles, sentinel
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
 
@@ -61,6 +68,7 @@ def configure(celery_app: Celery) -> None:
         task_soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
         task_time_limit=settings.CELERY_TASK_TIME_LIMIT,
         task_default_queue=settings.CELERY_DEFAULT_QUEUE,
+        task_routes={name: {"queue": settings.HOUSEKEEPING_QUEUE} for name in SLOW_HOUSEKEEPING},
         task_ignore_result=settings.CELERY_RESULT_BACKEND is None,
         result_expires=3600,
         timezone="UTC",
@@ -74,6 +82,10 @@ def configure(celery_app: Celery) -> None:
         # Only the holder of a Redis lock sends periodic tasks (controlplane/beat.py).
         beat_scheduler="controlplane.beat:SingletonScheduler",
     )
+
+
+# Periodic tasks that may take long; routed to settings.HOUSEKEEPING_QUEUE.
+SLOW_HOUSEKEEPING = ("reconcile_hypervisors", "charge_usage", "issue_monthly_invoices")
 
 
 def beat_schedule() -> dict:
@@ -93,7 +105,14 @@ def beat_schedule() -> dict:
         },
     }
     schedule.update(getattr(settings, "EXTRA_BEAT_SCHEDULE", {}))
+    for entry in schedule.values():  # not started within one interval: dropped, the next one comes
+        entry.setdefault("options", {}).setdefault("expires", entry["schedule"])
     return schedule
+
+
+@task_prerun.connect
+def _database_role(task=None, **kwargs):
+    dbroles.use_role(dbroles.role_for_task(task.name))
 
 
 configure(app)

@@ -139,7 +139,7 @@ def _workers(now):
         "Alive workers serving each queue (0 for a hypervisor's queue: its operations wait).",
         labels=["queue"],
     )
-    serving = {settings.CELERY_DEFAULT_QUEUE: 0}
+    serving = {settings.CELERY_DEFAULT_QUEUE: 0, settings.HOUSEKEEPING_QUEUE: 0}
     serving.update({queue: 0 for queue in compute_selectors.hypervisor_queues(include_disabled=True)})
     count = 0
     for hostname, queues, last_seen in workers_selectors.worker_heartbeats_running():
@@ -156,8 +156,9 @@ def _workers(now):
 
 
 def known_queues() -> list[str]:
+    fixed = [settings.CELERY_DEFAULT_QUEUE, settings.HOUSEKEEPING_QUEUE]
     queues = set(compute_selectors.hypervisor_queues(include_disabled=True))
-    return [settings.CELERY_DEFAULT_QUEUE, *sorted(queues - {settings.CELERY_DEFAULT_QUEUE})]
+    return [*fixed, *sorted(queues - set(fixed))]
 
 
 def _queues(now):

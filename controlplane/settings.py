@@ -107,6 +107,8 @@ if _google_sign_in:
 MIDDLEWARE = [
     # First: one request id (audit/request_meta.py trust rule) on the response, every log line and audit event.
     "audit.middleware.RequestIDMiddleware",
+    # The web role's PostgreSQL timeouts before anything queries; a lock timeout answers 503 (controlplane/dbroles.py).
+    "controlplane.dbroles.DatabaseRoleMiddleware",
     # HTTPS redirect, HSTS and nosniff before anything does work.
     "django.middleware.security.SecurityMiddleware",
     # Content-Security-Policy header on every response (CONTENT_SECURITY_POLICY below; django-csp).
@@ -337,6 +339,9 @@ CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 120)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 180)
 CELERY_DEFAULT_QUEUE = os.environ.get("CELERY_DEFAULT_QUEUE", "control")
+# Reconciliation and billing jobs: their own queue and worker, so they never take the
+# relay's and reaper's slots on the control queue (controlplane/celery.py).
+HOUSEKEEPING_QUEUE = os.environ.get("HOUSEKEEPING_QUEUE", "housekeeping")
 
 # --- Operation engine -------------------------------------------------------
 ENGINE = {
@@ -356,6 +361,25 @@ ENGINE = {
     "WORKER_HEARTBEAT_SECONDS": env_int("WORKER_HEARTBEAT_SECONDS", 10),
     # /readyz wants a worker heartbeat younger than this.
     "WORKER_STALE_SECONDS": env_int("WORKER_STALE_SECONDS", 60),
+}
+
+# --- PostgreSQL timeouts per role of connection (controlplane/dbroles.py, docs/OPERATIONS.md) ---
+# Milliseconds; 0 disables one. DB_<ROLE>_LOCK_TIMEOUT_MS, DB_<ROLE>_STATEMENT_TIMEOUT_MS and
+# DB_<ROLE>_IDLE_IN_TRANSACTION_TIMEOUT_MS for ROLE in WEB, ENGINE, HOUSEKEEPING, BILLING.
+_DB_TIMEOUT_DEFAULTS = {
+    # role: (lock, statement, idle in transaction)
+    "web": (3000, 30000, 60000),
+    "engine": (5000, 30000, 30000),
+    "housekeeping": (2000, 60000, 30000),
+    "billing": (5000, 120000, 60000),
+}
+DB_TIMEOUTS = {
+    role: {
+        "lock_timeout": env_int(f"DB_{role.upper()}_LOCK_TIMEOUT_MS", lock),
+        "statement_timeout": env_int(f"DB_{role.upper()}_STATEMENT_TIMEOUT_MS", statement),
+        "idle_in_transaction_session_timeout": env_int(f"DB_{role.upper()}_IDLE_IN_TRANSACTION_TIMEOUT_MS", idle),
+    }
+    for role, (lock, statement, idle) in _DB_TIMEOUT_DEFAULTS.items()
 }
 
 # --- Reverse proxies and the audit log (docs/AUDIT.md, docs/SECURITY.md) ---------

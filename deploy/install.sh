@@ -28,7 +28,7 @@ Usage: install.sh [options]
   --database-url URL    DATABASE_URL for a new environment file
   --broker-url URL      CELERY_BROKER_URL for a new environment file
   --cache-url URL       CACHE_URL for a new environment file (shared cache of the web processes)
-  --workers QUEUES      worker units to enable (default: control + every hypervisor queue)
+  --workers QUEUES      worker units to enable (default: control, housekeeping + every hypervisor queue)
   --python PATH         Python 3.11+ for the virtualenv (default: python3)
   -h, --help            this text
 USAGE
@@ -250,9 +250,9 @@ if [ $NO_SYSTEMD = 1 ]; then
 else
   systemctl daemon-reload
   if [ -z "$WORKERS" ]; then
-    WORKERS="control"
+    WORKERS="control housekeeping"
     if [ $CONFIGURED = 1 ]; then
-      WORKERS="control $(manage shell -c 'from compute.selectors import hypervisor_queues; print(" ".join(hypervisor_queues()))')"
+      WORKERS="control housekeeping $(manage shell -c 'from compute.selectors import hypervisor_queues; print(" ".join(hypervisor_queues()))')"
     fi
   fi
   units=(controlplane.target controlplane-web.service controlplane-beat.service controlplane-console.service)

@@ -11,14 +11,25 @@ free while a clone takes minutes.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from django.conf import settings
+from django.db import OperationalError
 from django.utils import timezone
 
 from compute import dispatch, selectors, services
-from compute.choices import DEFAULT_POLL_SECONDS, POLL_ERROR_LIMIT, Action
+from compute.choices import DEADLINE_SECONDS, DEFAULT_DEADLINE_SECONDS, DEFAULT_POLL_SECONDS, POLL_ERROR_LIMIT, Action
 from compute.models import Hypervisor, Operation
-from compute.retry import Verdict, backoff_seconds, build_timeout_message, operation_is_overdue, retry_verdict
+from compute.retry import (
+    Verdict,
+    backoff_seconds,
+    deadline_code,
+    deadline_message,
+    deadline_seconds,
+    operation_is_overdue,
+    retry_verdict,
+)
+from compute.services.writeback import desired_state_reached
 
 from . import day2
 from .drivers.base import (
@@ -110,13 +121,141 @@ def _observe(operation: Operation, driver: Driver) -> tuple[dict | None, bool]:
     return None, False
 
 
-def _fail(operation: Operation, token: str, driver: Driver | None, code: str, message: str) -> None:
-    observed, known = _observe(operation, driver) if driver and operation.vm_id else (None, False)
+def _fail(
+    operation: Operation,
+    token: str,
+    driver: Driver | None,
+    code: str,
+    message: str,
+    *,
+    seen: tuple[dict | None, bool] | None = None,
+    actor: str | None = None,
+) -> str:
+    """Fail the operation with what the hypervisor shows (``seen``: already asked). A failed
+    create first removes the guest it made (``_clean_up``): the operation then ends when
+    that delete does. Returns what happened."""
+    observed, known = seen or (_observe(operation, driver) if driver and operation.vm_id else (None, False))
+    if operation.action == Action.CREATE and driver and known and observed:
+        return _clean_up(operation, token, driver, code, message, observed["backend_id"], actor=actor)
     services.operation_fail(
-        operation=operation, token=token, code=code, message=message, observed=observed, observed_known=known
+        operation=operation,
+        token=token,
+        code=code,
+        message=message,
+        observed=observed,
+        observed_known=known,
+        actor=actor,
     )
     if operation.action == Action.PROVISION:
         services.tenant_wake_waiting(provision=operation)
+    return "failed"
+
+
+# -- a failed create removes what it made ------------------------------------------------------
+
+
+def _clean_up(
+    operation: Operation, token: str, driver: Driver, code: str, message: str, backend_id: str, *, actor=None
+) -> str:
+    """Delete the half-built guest of a failed create (found by its recorded id or its
+    idempotency key), then fail the operation saying so. The delete is one more handle
+    of the operation: polled, resumed after a crash, bounded by the delete deadline."""
+    cleanup = {"code": code, "message": message, "backend_id": backend_id, "since": timezone.now().isoformat()}
+    try:
+        task = driver.delete(backend_id)
+    except Exception as exc:
+        return _cleanup_failed(operation, token, cleanup, getattr(exc, "message", str(exc)), actor=actor)
+    data = {**task.to_dict(), "cleanup": cleanup}
+    removing = f"Removing the half-built guest {backend_id}."
+    if not services.operation_record_progress(
+        operation=operation, token=token, progress=None, message=removing, task=data
+    ):
+        return "lost-claim"
+    operation.task_data = data
+    if task.done:
+        return _cleanup_done(operation, token, cleanup, actor=actor)
+    _schedule_poll(operation, token, None)
+    return "cleaning-up"
+
+
+def _cleanup_done(operation: Operation, token: str, cleanup: dict, *, actor=None) -> str:
+    services.operation_fail(
+        operation=operation,
+        token=token,
+        code=cleanup["code"],
+        message=f"{cleanup['message']} The half-built guest {cleanup['backend_id']} was removed from the hypervisor.",
+        observed=None,
+        observed_known=True,
+        result={"cleanup": {"removed": cleanup["backend_id"]}},
+        actor=actor,
+    )
+    return "failed"
+
+
+def _cleanup_failed(operation: Operation, token: str, cleanup: dict, error: str, *, actor=None) -> str:
+    services.operation_fail(
+        operation=operation,
+        token=token,
+        code=cleanup["code"],
+        message=(
+            f"{cleanup['message']} Removing the half-built guest {cleanup['backend_id']} failed ({error}); it carries"
+            f" the idempotency key {operation.idempotency_key}: retry the create to adopt it, or delete it by hand."
+        ),
+        result={"cleanup": {"left": cleanup["backend_id"], "error": error}},
+        actor=actor,
+    )
+    return "failed"
+
+
+def _poll_cleanup(operation: Operation, token: str, driver: Driver, cleanup: dict, handle: DriverTask) -> str:
+    started = datetime.fromisoformat(cleanup["since"])
+    if (timezone.now() - started).total_seconds() > DEADLINE_SECONDS.get(Action.DELETE, DEFAULT_DEADLINE_SECONDS):
+        return _cleanup_failed(operation, token, cleanup, "the delete did not finish within its deadline")
+    try:
+        status = driver.poll(handle)
+    except PermanentDriverError as exc:
+        return _cleanup_failed(operation, token, cleanup, exc.message)
+    except Exception as exc:
+        errors = services.operation_record_poll_error(operation=operation, token=token, message=str(exc))
+        if errors is None:
+            return "lost-claim"
+        if errors >= POLL_ERROR_LIMIT:
+            return _cleanup_failed(operation, token, cleanup, getattr(exc, "message", str(exc)))
+        _schedule_poll(operation, token, backoff_seconds(errors))
+        return "poll-error"
+    if status.done:
+        return _cleanup_done(operation, token, cleanup)
+    replacement = {**status.task.to_dict(), "cleanup": cleanup} if status.task else None
+    if not services.operation_record_progress(
+        operation=operation, token=token, progress=status.progress, message=status.message, task=replacement
+    ):
+        return "lost-claim"
+    _schedule_poll(operation, token, status.poll_after)
+    return "cleaning-up"
+
+
+# -- deadlines ---------------------------------------------------------------------------------
+
+
+def _settle_overdue(operation: Operation, token: str, driver: Driver | None, *, actor: str | None = None) -> str:
+    """Past its deadline: ask the hypervisor. The action's desired state reached → succeeded;
+    otherwise failed with the deadline and what the hypervisor shows. Never left running."""
+    seen = _observe(operation, driver) if driver and operation.vm_id else (None, False)
+    observed, known = seen
+    if desired_state_reached(action=operation.action, observed=observed, observed_known=known):
+        note = f"Past its deadline of {deadline_seconds(operation=operation)} s the hypervisor showed it done."
+        services.operation_succeed(
+            operation=operation, token=token, observed=observed, result={"observed": observed, "deadline": note}
+        )
+        return "succeeded"
+    if not known:
+        shows = "could not be asked"
+    elif observed is None:
+        shows = "shows no such guest"
+    else:
+        shows = f"shows the guest {observed.get('power_state') or 'in an unknown state'}"
+    message = f"{deadline_message(operation)} The hypervisor {shows}."
+    return _fail(operation, token, driver, deadline_code(operation), message, seen=seen, actor=actor)
 
 
 def _transient(operation: Operation, token: str, driver: Driver, exc: Exception) -> None:
@@ -126,7 +265,7 @@ def _transient(operation: Operation, token: str, driver: Driver, exc: Exception)
     if verdict == Verdict.RETRY:
         services.operation_retry_later(operation=operation, token=token, code=code, message=message)
     elif verdict == Verdict.OVERDUE:
-        _fail(operation, token, driver, "build_timeout", build_timeout_message(operation))
+        _settle_overdue(operation, token, driver)
     else:
         _fail(operation, token, driver, code, f"Gave up after {operation.attempts} attempts: {message}")
 
@@ -147,8 +286,7 @@ def execute_operation(operation_id: int, *, worker: str) -> str:
     try:
         driver = driver_for(operation.hypervisor)
     except DriverError as exc:
-        _fail(operation, token, None, exc.code, exc.message)
-        return "failed"
+        return _fail(operation, token, None, exc.code, exc.message)
     if operation.task_data:
         # Resuming after a lost worker or a transient poll error: ask about the stored handle.
         return _poll_step(operation, token, driver)
@@ -160,8 +298,7 @@ def execute_operation(operation_id: int, *, worker: str) -> str:
     try:
         task = _submit(operation, driver)
     except PermanentDriverError as exc:
-        _fail(operation, token, driver, exc.code, exc.message)
-        return "failed"
+        return _fail(operation, token, driver, exc.code, exc.message)
     except Exception as exc:  # TransientDriverError, and anything unexpected: retry, bounded
         if not isinstance(exc, TransientDriverError):
             logger.exception("unexpected error submitting operation %s", operation.pk)
@@ -182,21 +319,22 @@ def poll_operation(operation_id: int, token: str) -> str:
     try:
         driver = driver_for(operation.hypervisor)
     except DriverError as exc:
-        _fail(operation, token, None, exc.code, exc.message)
-        return "failed"
+        return _fail(operation, token, None, exc.code, exc.message)
     return _poll_step(operation, token, driver)
 
 
 def _poll_step(operation: Operation, token: str, driver: Driver) -> str:
+    task_data = dict(operation.task_data)
+    cleanup = task_data.pop("cleanup", None)
+    handle = DriverTask.from_dict(task_data)
+    if cleanup:
+        return _poll_cleanup(operation, token, driver, cleanup, handle)
     if operation_is_overdue(operation=operation):
-        _fail(operation, token, driver, "build_timeout", build_timeout_message(operation))
-        return "failed"
-    handle = DriverTask.from_dict(operation.task_data)
+        return _settle_overdue(operation, token, driver)
     try:
         status: TaskStatus = driver.poll(handle)
     except PermanentDriverError as exc:
-        _fail(operation, token, driver, exc.code, exc.message)
-        return "failed"
+        return _fail(operation, token, driver, exc.code, exc.message)
     except Exception as exc:
         if not isinstance(exc, TransientDriverError):
             logger.exception("unexpected error polling operation %s", operation.pk)
@@ -233,35 +371,39 @@ def _poll_step(operation: Operation, token: str, driver: Driver) -> str:
 
 def reap_expired_operations() -> dict:
     """Expired leases go back to pending (resumed by the next claim) unless the retry
-    rule (compute/retry.py) says give up: then they fail with a clear reason."""
-    requeued = failed = 0
+    rule (compute/retry.py) says give up: then they fail with a clear reason, or, past
+    their deadline, are settled from what the hypervisor shows. An operation whose row
+    another process holds (a frozen worker inside its write-back) is skipped, never
+    waited for: the next pass finds it again."""
+    requeued = failed = settled = skipped = 0
     for operation in services.operation_list_expired():
-        verdict = retry_verdict(operation=operation)
-        if verdict == Verdict.RETRY:
-            if services.operation_requeue_expired(operation=operation):
-                requeued += 1
-            continue
         try:
-            driver = driver_for(operation.hypervisor)
-        except DriverError:
-            driver = None
-        observed, known = _observe(operation, driver) if driver and operation.vm_id else (None, False)
-        reason = (
-            build_timeout_message(operation)
-            if verdict == Verdict.OVERDUE
-            else f"Its worker was lost {operation.attempts} times; giving up."
-        )
-        if services.operation_fail(
-            operation=operation,
-            token=str(operation.claim_token),
-            code="worker_lost",
-            message=reason,
-            observed=observed,
-            observed_known=known,
-            actor="reaper",
-        ):
-            failed += 1
-    return {"requeued": requeued, "failed": failed}
+            outcome = _reap_one(operation)
+        except OperationalError as exc:  # a lock or statement timeout: someone holds a row we need
+            logger.warning("reaper: skipped operation %s: %s", operation.pk, exc)
+            outcome = "skipped"
+        requeued += outcome == "requeued"
+        failed += outcome == "failed"
+        settled += outcome in ("succeeded", "cleaning-up")
+        skipped += outcome == "skipped"
+    return {"requeued": requeued, "failed": failed, "settled": settled, "skipped": skipped}
+
+
+def _reap_one(operation: Operation) -> str:
+    if not services.operation_is_unlocked(operation=operation):
+        return "skipped"
+    verdict = retry_verdict(operation=operation)
+    if verdict == Verdict.RETRY:
+        return "requeued" if services.operation_requeue_expired(operation=operation) else "skipped"
+    try:
+        driver = driver_for(operation.hypervisor)
+    except DriverError:
+        driver = None
+    token = str(operation.claim_token)
+    if verdict == Verdict.OVERDUE:
+        return _settle_overdue(operation, token, driver, actor="reaper")
+    reason = f"Its worker was lost {operation.attempts} times; giving up."
+    return _fail(operation, token, driver, "worker_lost", reason, actor="reaper")
 
 
 def relay_pending_operations() -> dict:

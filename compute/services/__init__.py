@@ -26,6 +26,7 @@ from .operations import (  # noqa: F401
     operation_claim,
     operation_create,
     operation_fail,
+    operation_is_unlocked,
     operation_list_expired,
     operation_record_poll_error,
     operation_record_progress,

@@ -285,11 +285,14 @@ def operation_fail(
     observed: dict | None = None,
     observed_known: bool = False,
     actor: str | None = None,
+    result: dict | None = None,
 ) -> bool:
     """Fail an operation for good, leaving the VM in the state the hypervisor confirms.
 
     ``observed_known`` says whether ``observed`` is the hypervisor's answer
-    (None then means the guest does not exist) or we could not ask.
+    (None then means the guest does not exist) or we could not ask. ``result``
+    records what the engine did about it (``{"cleanup": {"removed": id}}``: a failed
+    create's half-built guest was deleted; the VM then forgets that id).
     """
     now = timezone.now()
     base = Operation.objects.filter(pk=operation.pk)
@@ -306,6 +309,7 @@ def operation_fail(
         error_code=code[:64],
         error_message=message,
         progress_message="",
+        **({"result": result} if result is not None else {}),
     )
     if not updated:
         return False
@@ -322,6 +326,8 @@ def operation_fail(
         vm_record_status(vm=vm, status=status, observed=observed, operation=operation, source="worker")
         if operation.action == Action.CREATE:
             vm_quota_release(vm=vm)  # a failed create holds nothing; an operator's retry reserves again
+            if (result or {}).get("cleanup", {}).get("removed"):
+                VirtualMachine.objects.filter(pk=vm.pk).update(backend_id="")
         day2_after_failure(operation=operation, vm=vm)
     elif operation.action == Action.PROVISION:
         TenantBinding.objects.filter(project_id=operation.project_id, hypervisor_id=operation.hypervisor_id).update(
@@ -334,27 +340,34 @@ def operation_fail(
 # -- housekeeping (relay, reaper) ---------------------------------------------------------------
 
 
+def _unlocked(queryset):
+    """Lock these operation rows, skipping any another process holds: housekeeping never waits."""
+    return queryset.select_for_update(skip_locked=True, no_key=True, of=("self",))
+
+
 def operation_relay_pending(*, limit: int = 1000) -> int:
     """Re-publish pending operations that were due a while ago but nobody claimed.
 
     Covers a broker that was down at commit, a process that died between
     commit and publish, and lost countdown messages. Publishing twice is
-    harmless: the claim is a compare-and-swap.
+    harmless: the claim is a compare-and-swap. Rows another process holds
+    (a claim in progress) are skipped, not waited for.
     """
     now = timezone.now()
     cutoff = now - timedelta(seconds=_engine("RELAY_AFTER_SECONDS"))
-    stale = list(
-        Operation.objects.filter(
-            state=OperationState.PENDING, next_attempt_at__lte=cutoff, hypervisor__maintenance=False
+    with transaction.atomic():
+        stale = list(
+            _unlocked(
+                Operation.objects.filter(
+                    state=OperationState.PENDING, next_attempt_at__lte=cutoff, hypervisor__maintenance=False
+                )
+            )
+            .select_related("hypervisor")
+            .order_by("next_attempt_at")[:limit]
         )
-        .select_related("hypervisor")
-        .order_by("next_attempt_at")[:limit]
-    )
+        Operation.objects.filter(pk__in=[op.pk for op in stale]).update(next_attempt_at=now, published_at=now)
     for op in stale:
-        if Operation.objects.filter(pk=op.pk, state=OperationState.PENDING, next_attempt_at=op.next_attempt_at).update(
-            next_attempt_at=now, published_at=now
-        ):
-            dispatch.publish_execute(operation_id=op.pk, queue=op.hypervisor.queue, on_commit=False)
+        dispatch.publish_execute(operation_id=op.pk, queue=op.hypervisor.queue, on_commit=False)
     return len(stale)
 
 
@@ -368,10 +381,19 @@ def operation_list_expired(*, limit: int = 500) -> list[Operation]:
 
 
 @transaction.atomic
+def operation_is_unlocked(*, operation: Operation) -> bool:
+    """No other process holds this operation's row (a probe: the lock ends with it)."""
+    return _unlocked(Operation.objects.filter(pk=operation.pk)).values_list("pk", flat=True).first() is not None
+
+
+@transaction.atomic
 def operation_requeue_expired(*, operation: Operation) -> bool:
     """Hand an expired running operation back to pending; the next claim resumes it
-    from its stored handle (or re-submits, which drivers make idempotent)."""
+    from its stored handle (or re-submits, which drivers make idempotent). False, at
+    once, when another process holds the row."""
     now = timezone.now()
+    if not _unlocked(Operation.objects.filter(pk=operation.pk)).values_list("pk", flat=True).first():
+        return False
     updated = Operation.objects.filter(
         pk=operation.pk, state=OperationState.RUNNING, claim_token=operation.claim_token, lease_until__lt=now
     ).update(

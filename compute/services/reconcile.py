@@ -9,11 +9,12 @@ listing taken before an operation finished never overwrites its result.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -22,6 +23,8 @@ from compute.choices import ACTIVE_OPERATION_STATES, Action, PowerState, VMStatu
 from compute.models import Hypervisor, Operation, VirtualMachine
 
 from .writeback import status_for_power, vm_timeline_append
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -142,10 +145,13 @@ def hypervisor_reconcile(*, hypervisor: Hypervisor, observed: list[dict], listed
         if vm.task_state or not vm.backend_id or vm.status == VMStatus.BUILDING:
             continue
         seen = by_id.get(vm.backend_id)
-        if seen is not None:
-            _apply_seen(vm, seen, listed_at, report)
-        else:
-            _apply_missing(vm, listed_at, grace, report)
+        try:
+            if seen is not None:
+                _apply_seen(vm, seen, listed_at, report)
+            else:
+                _apply_missing(vm, listed_at, grace, report)
+        except OperationalError as exc:  # lock timeout: another process holds the row; the next pass sees it
+            logger.warning("reconcile: skipped VM %s: %s", vm.pk, exc)
     building_keys = {
         str(key)
         for key in Operation.objects.filter(

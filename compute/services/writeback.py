@@ -65,6 +65,21 @@ def status_after_failure(
     return VMStatus.ERROR
 
 
+# What an action wants the hypervisor to show. Past its deadline an operation whose guest shows
+# it counts as done (compute/retry.py); a delete wants no guest; any other action (a create, a
+# day-2 action) cannot be judged from the power state and fails at its deadline.
+DESIRED_POWER = {Action.START: PowerState.RUNNING, Action.REBOOT: PowerState.RUNNING, Action.STOP: PowerState.STOPPED}
+
+
+def desired_state_reached(*, action: str, observed: dict | None, observed_known: bool) -> bool:
+    if not observed_known:
+        return False
+    if action == Action.DELETE:
+        return observed is None
+    wanted = DESIRED_POWER.get(action)
+    return wanted is not None and observed is not None and observed.get("power_state") == wanted
+
+
 def status_after_observation(*, current: str, observed: dict | None) -> str:
     """An operator's resync: a guest confirmed absent is in error, and deleted when it was
     already in error; a guest seen has the status its power state proves (else unchanged)."""

@@ -1,5 +1,6 @@
 """The engine's retry rule (compute/retry.py) as a table: retry later, out of attempts, or
-a create past its build timeout; and the backoff between attempts."""
+past its deadline (a create's is the build timeout, other actions' DEADLINE_SECONDS, a
+hypervisor's connection["deadlines"] overrides); and the backoff between attempts."""
 
 from datetime import timedelta
 
@@ -20,7 +21,13 @@ RULE = [
     (Action.START, 6, 5, 10, Verdict.OUT_OF_ATTEMPTS),
     (Action.DELETE, 7, 8, 10, Verdict.RETRY),
     (Action.DELETE, 8, 8, 10, Verdict.OUT_OF_ATTEMPTS),
-    (Action.STOP, 1, 5, TIMEOUT + 60, Verdict.RETRY),  # only a create has a build timeout
+    (Action.STOP, 1, 5, 590, Verdict.RETRY),  # start/stop/reboot: 10 minutes
+    (Action.STOP, 1, 5, 610, Verdict.OVERDUE),
+    (Action.REBOOT, 5, 5, 610, Verdict.OVERDUE),
+    (Action.DELETE, 1, 8, 890, Verdict.RETRY),  # delete: 15 minutes
+    (Action.DELETE, 1, 8, 910, Verdict.OVERDUE),
+    ("some_new_action", 1, 5, 1790, Verdict.RETRY),  # an action not in the table: the default, 30 minutes
+    ("some_new_action", 1, 5, 1810, Verdict.OVERDUE),
     (Action.CREATE, 1, 5, 10, Verdict.RETRY),
     (Action.CREATE, 1, 5, None, Verdict.RETRY),
     (Action.CREATE, 5, 5, 10, Verdict.OUT_OF_ATTEMPTS),
@@ -38,6 +45,18 @@ def test_retry_verdict(action, attempts, max_attempts, running_for, verdict):
         max_attempts=max_attempts,
         started_at=started,
         hypervisor=Hypervisor(build_timeout_seconds=TIMEOUT),
+    )
+    assert retry_verdict(operation=operation) == verdict
+
+
+@pytest.mark.parametrize("running_for, verdict", [(50, Verdict.RETRY), (70, Verdict.OVERDUE)])
+def test_a_hypervisor_sets_its_own_deadline_per_action(running_for, verdict):
+    operation = Operation(
+        action=Action.START,
+        attempts=1,
+        max_attempts=5,
+        started_at=timezone.now() - timedelta(seconds=running_for),
+        hypervisor=Hypervisor(build_timeout_seconds=TIMEOUT, connection={"deadlines": {"start": 60}}),
     )
     assert retry_verdict(operation=operation) == verdict
 

@@ -55,7 +55,7 @@ def test_a_transient_error_on_a_create_past_its_build_timeout_fails_it(create_op
     engine.execute_operation(op.pk, worker="w1")
     op.refresh_from_db()
     assert (op.state, op.error_code) == (OperationState.FAILED, "build_timeout")
-    assert op.error_message == "The build did not finish within 60 seconds."
+    assert op.error_message == "The build did not finish within 60 seconds. The hypervisor shows no such guest."
 
 
 def _lose_worker(op):
@@ -65,21 +65,22 @@ def _lose_worker(op):
 
 
 @pytest.mark.parametrize(
-    "max_attempts, running_for, requeued, message",
+    "max_attempts, running_for, requeued, code, message",
     [
-        (5, None, 1, None),
-        (1, None, 0, "Its worker was lost 1 times; giving up."),
-        (5, 120, 0, "The build did not finish within 60 seconds."),
+        (5, None, 1, None, None),
+        (1, None, 0, "worker_lost", "Its worker was lost 1 times; giving up."),
+        (5, 120, 0, "build_timeout", "The build did not finish within 60 seconds. The hypervisor shows no such guest."),
     ],
 )
-def test_the_reaper_asks_the_same_rule(create_op, max_attempts, running_for, requeued, message):
+def test_the_reaper_asks_the_same_rule(create_op, max_attempts, running_for, requeued, code, message):
     op = create_op(max_attempts=max_attempts, running_for=running_for)
     _lose_worker(op)
 
-    assert engine.reap_expired_operations() == {"requeued": requeued, "failed": 1 - requeued}
+    report = engine.reap_expired_operations()
+    assert report == {"requeued": requeued, "failed": 1 - requeued, "settled": 0, "skipped": 0}
 
     op.refresh_from_db()
     if requeued:
         assert (op.state, op.claim_token) == (OperationState.PENDING, None)
     else:
-        assert (op.state, op.error_code, op.error_message) == (OperationState.FAILED, "worker_lost", message)
+        assert (op.state, op.error_code, op.error_message) == (OperationState.FAILED, code, message)
