@@ -18,7 +18,7 @@ from notifications.choices import DeliveryState, EmailState, EventType
 from notifications.models import Notification, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from tests.fixtures.accounts import add_member
 from tests.fixtures.compute import wait_for, wait_operation
-from tests.fixtures.factories import UserFactory
+from tests.fixtures.factories import UserFactory, make_billable
 from tests.fixtures.notifications import relay_on_worker
 
 pytestmark = pytest.mark.worker
@@ -135,7 +135,7 @@ def test_an_endpoint_that_keeps_failing_is_disabled_and_its_owner_emailed(live_w
 def test_a_failed_create_notifies_the_owner_and_project_admins(
     live_worker, user, team_project, plan, image, simulator, receiver
 ):
-    wallet_topup(project=team_project, amount="1000.00", actor="system:tests", payment_mode="test")
+    make_billable(team_project, amount="1000.00")
     admin, viewer = UserFactory(), UserFactory()
     add_member(team_project, admin, Role.ADMIN)
     add_member(team_project, viewer, Role.VIEWER)
