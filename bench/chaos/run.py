@@ -162,11 +162,20 @@ def seed(args, state_path: Path) -> tuple[dict, list, int]:
 
 
 def _fund_wallet(*, project, user) -> None:
-    """With billing installed, VM requests need a wallet that can pay: top it up."""
+    """With billing installed, a paid VM request needs a billing profile and a wallet that can pay."""
     try:
-        from billing.services import wallet_topup
+        from billing.services import billing_profile_update, wallet_topup
     except ImportError:
         return
+    billing_profile_update(
+        project=project,
+        actor="system:chaos",
+        legal_name=f"{project.name} Customer",
+        address_line1="42 Residency Road",
+        city="Bengaluru",
+        pin="560025",
+        state_code="29",
+    )
     wallet_topup(project=project, amount=Decimal("1000000.00"), actor="system:chaos", reference=f"chaos-{project.pk}")
 
 

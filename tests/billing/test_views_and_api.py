@@ -93,7 +93,7 @@ class TestApi:
         admin = api_for(member(billed, Role.ADMIN))
         response = admin.put(url, body, format="json")
         assert response.status_code == 400
-        assert response.json()["error"]["fields"]["gstin"] == "Write the GSTIN in capital letters: 29AABCT1332L1ZB."
+        assert response.json()["error"]["fields"]["gstin"] == ["Write the GSTIN in capital letters: 29AABCT1332L1ZB."]
         body["gstin"] = make_gstin("27")
         error = admin.put(url, body, format="json").json()["error"]
         assert "registered in Maharashtra (27) but the address is in Karnataka (29)" in error["fields"]["gstin"]
