@@ -96,7 +96,7 @@ class TestApi:
         assert response.json()["error"]["fields"]["gstin"] == ["Write the GSTIN in capital letters: 29AABCT1332L1ZB."]
         body["gstin"] = make_gstin("27")
         error = admin.put(url, body, format="json").json()["error"]
-        assert "registered in Maharashtra (27) but the address is in Karnataka (29)" in error["fields"]["gstin"]
+        assert "registered in Maharashtra (27) but the address is in Karnataka (29)" in error["fields"]["gstin"][0]
         body["gstin"] = make_gstin("29")
         assert admin.put(url, body, format="json").json()["legal_name"] == "Acme Software LLP"
         assert AuditEvent.objects.filter(action="billing.profile_updated", project_id=billed.pk).count() == 2
