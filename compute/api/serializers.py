@@ -189,8 +189,13 @@ class VMRequestSerializer(JSONTypesMixin, serializers.ModelSerializer):
         return vm.pk if vm else None
 
 
+@extend_schema_field({"type": "string", "maxLength": 500, "pattern": "^[^\\u0000]*$"})
+class ReasonField(serializers.CharField):
+    """Free text without NUL characters (PostgreSQL text cannot hold them; the schema says so)."""
+
+
 class RejectSerializer(JSONTypesMixin, serializers.Serializer):
-    reason = serializers.CharField(max_length=500)
+    reason = ReasonField(max_length=500)
 
 
 class ActionAcceptedSerializer(serializers.Serializer):
