@@ -48,7 +48,12 @@ def test_a_create_failing_after_its_clone_destroys_the_vmid(pve, proxmox, user, 
     hypervisor, plan, image = proxmox
     pve.fail(method, suffix, error=error, times=1)
     request = services.vm_request_create(
-        user=user, project=project, plan=plan, image=image, hypervisor=hypervisor, name="web-debris",
+        user=user,
+        project=project,
+        plan=plan,
+        image=image,
+        hypervisor=hypervisor,
+        name="web-debris",
         ssh_public_key=SSH_KEY,
     )
     vm = VirtualMachine.objects.get(request=request)
