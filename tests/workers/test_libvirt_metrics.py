@@ -2,7 +2,10 @@
 
 A running guest's CPU time grows between two readings and its network and disk
 counters are there; a cold restart (new QEMU process) starts the counters again,
-which the collector reads as a reset. Fails (never skips) without the real host."""
+which the collector reads as a reset. The guest has a NIC on the run's own bridge
+(libvirt_support.make_bridge): the guest's ARP requests move its tx counter, the raw
+frames the host broadcasts onto the bridge its rx counter. Fails (never skips) without
+the real host."""
 
 import time
 import uuid
@@ -16,10 +19,15 @@ from tests.workers.libvirt_support import (
     REAL_SETTINGS,
     delete_ours,
     libvirt_driver,
+    make_bridge,
     real_host,
+    remove_bridge,
+    send_frames,
+    wait_serial,
 )
 from tests.workers.libvirt_support import spec_factory as _spec_factory
 from workers.drivers.base import Capability, PowerState
+from workers.drivers.libvirt.domain import domain_name
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +37,10 @@ def host():
 
 @pytest.fixture
 def driver(host):
-    driver = libvirt_driver("libvirt-real-metrics", REAL_SETTINGS)
+    driver = libvirt_driver("libvirt-real-metrics", REAL_SETTINGS, bridge=make_bridge())
     yield driver
     delete_ours(driver)
+    remove_bridge()
 
 
 def _reading(driver, backend_id):
@@ -58,10 +67,16 @@ def test_a_real_guest_reports_growing_cpu_time_and_its_counters(driver):
     assert first.vcpus == 1
     assert first.memory_total_bytes == 128 * 1024**2
     assert 0 < first.memory_used_bytes <= first.memory_total_bytes
-    # This host's libvirtd cannot make networks (no iptables, no dnsmasq), so the guest has no
-    # interface: zero traffic, reported as 0 (not unknown).
-    assert (first.net_rx_bytes, first.net_tx_bytes) == (0, 0)
+    assert first.net_rx_bytes is not None and first.net_tx_bytes is not None
     _wait_until(lambda: _reading(driver, backend_id).cpu_time_ns > first.cpu_time_ns)
+
+    # The guest's NIC: what it sends (ARP for 192.0.2.1 every second) moves tx; what the host
+    # broadcasts onto the bridge moves rx by at least those bytes
+    wait_serial(domain_name(spec), "GUEST-NIC eth0")
+    sent_at = _reading(driver, backend_id)
+    _wait_until(lambda: _reading(driver, backend_id).net_tx_bytes > sent_at.net_tx_bytes)
+    sent = send_frames(200)
+    _wait_until(lambda: _reading(driver, backend_id).net_rx_bytes >= sent_at.net_rx_bytes + sent)
     _wait_until(lambda: _reading(driver, backend_id).disk_read_ops > 0)  # the guest probes its disk
 
     # A cold restart is a new QEMU process: CPU time starts again from zero.
