@@ -34,6 +34,7 @@ APT_PACKAGES=(
   qemu-utils                  # qemu-img
   tini                        # subreaper for libvirtd (reaps QEMU at once)
   busybox-static              # guest userland
+  iproute2                    # ip: the tests' own bridge for the guest's NIC (tests/workers/libvirt_support.py)
 )
 # Not installed: libvirt-daemon-system (systemd units, polkit, firewall deps; the
 # libvirt-qemu user it would create is made below) and linux-image-* (its postinst
