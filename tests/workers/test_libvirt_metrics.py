@@ -85,3 +85,44 @@ def test_a_real_guest_reports_growing_cpu_time_and_its_counters(driver):
     assert _reading(driver, backend_id).cpu_time_ns is None  # off: no reading of counters
     wait_done(driver, driver.start(backend_id), 90)
     assert _reading(driver, backend_id).cpu_time_ns < before.cpu_time_ns
+
+
+def test_collection_turns_a_real_guests_counters_into_rates_and_transfer(driver, user, project, plan, image):
+    # Given a VM of ours whose guest runs on the real libvirtd with a NIC on the run's bridge
+    from compute.models import VirtualMachine, VMMetricSample, VMTransfer
+    from tests.fixtures.factories import HypervisorFactory
+    from workers.metrics import collect_metrics
+
+    spec = _spec_factory(GUEST_IMAGE_REF)(name=f"{PREFIX}mc-{uuid.uuid4().hex[:6]}")
+    task = driver.create(spec)
+    status = wait_done(driver, task, 90)
+    backend_id = (status.vm.backend_id if status.vm else None) or task.backend_id
+    hypervisor = HypervisorFactory(
+        name="kvm-metrics", kind="libvirt", queue="nobody", connection=driver.config.settings
+    )
+    vm = VirtualMachine.objects.create(
+        project=project,
+        owner=user,
+        name=spec.name,
+        plan=plan,
+        image=image,
+        hypervisor=hypervisor,
+        backend_id=backend_id,
+        status="active",
+        power_state="running",
+    )
+    wait_serial(domain_name(spec), "GUEST-NIC eth0")
+
+    # When the collector runs twice with traffic in between (the first round primes the counters)
+    assert collect_metrics(hypervisor.pk)["samples"] == 1
+    sent = send_frames(200)
+    time.sleep(2)
+    assert collect_metrics(hypervisor.pk)["samples"] == 1
+
+    # Then the second sample has CPU, memory and network rates, and the month's transfer counts the bytes
+    latest = VMMetricSample.objects.filter(vm=vm).order_by("-at").first()
+    assert latest.cpu_pct is not None and latest.cpu_pct > 0
+    assert latest.mem_used and abs(latest.mem_total - 128 * 1024**2) < 1024  # a 4-byte real
+    assert latest.net_rx_bps >= sent * 8 / 60 and latest.net_tx_bps > 0  # bits/s over at most a minute
+    transfer = VMTransfer.objects.get(vm=vm)
+    assert transfer.rx_bytes >= sent and transfer.tx_bytes > 0
