@@ -13,10 +13,9 @@ Celery delivery of the same cleanup path is covered with a worker on the simulat
 
 import pytest
 
-from compute import services
 from compute.choices import OperationState, VMStatus
-from compute.models import ImageReference, Operation, VirtualMachine
-from tests.fixtures.compute import run_engine
+from compute.models import ImageReference
+from tests.fixtures.compute import request_create, run_engine
 from tests.fixtures.factories import HypervisorFactory, ImageFactory, PlanFactory
 from tests.workers.libvirt_support import GUEST_IMAGE_REF, PREFIX, REAL_POOL, REAL_SETTINGS, real_host
 
@@ -55,17 +54,7 @@ def test_a_create_that_fails_partway_leaves_no_domain_and_no_volumes(
     image = ImageFactory(name="busybox-cleanup")
     ImageReference.objects.create(image=image, hypervisor=hypervisor, ref=GUEST_IMAGE_REF)
     plan = PlanFactory(memory_mib=128, disk_gib=1, hard_stop_after_seconds=30)
-    request = services.vm_request_create(
-        user=user,
-        project=project,
-        plan=plan,
-        image=image,
-        hypervisor=hypervisor,
-        name=f"{PREFIX}clean",
-        ssh_public_key=SSH_KEY,
-    )
-    vm = VirtualMachine.objects.get(request=request)
-    op = Operation.objects.get(vm=vm)
+    vm, op = request_create(user, project, plan, image, hypervisor, f"{PREFIX}clean", ssh_public_key=SSH_KEY)
 
     # When the engine runs the create
     done = run_engine(op.pk)

@@ -13,8 +13,8 @@ import pytest
 
 from compute import services
 from compute.choices import Action, OperationState, VMStatus
-from compute.models import ImageReference, Operation, VirtualMachine
-from tests.fixtures.compute import run_engine
+from compute.models import ImageReference, Operation
+from tests.fixtures.compute import request_create, run_engine
 from tests.fixtures.factories import HypervisorFactory, ImageFactory, PlanFactory
 from tests.fixtures.openstack import QUIET_SDK
 from workers import engine
@@ -48,11 +48,7 @@ def test_a_create_whose_server_goes_to_error_deletes_it(nova_stack, nova, user, 
     )
     image = ImageFactory()
     ImageReference.objects.create(image=image, hypervisor=hypervisor, ref=nova_stack.image_id)
-    request = services.vm_request_create(
-        user=user, project=project, plan=plan, image=image, hypervisor=hypervisor, name="web-error"
-    )
-    vm = VirtualMachine.objects.get(request=request)
-    op = Operation.objects.get(vm=vm, action=Action.CREATE)
+    vm, op = request_create(user, project, plan, image, hypervisor, "web-error")
 
     # When the engine runs it: the tenant is provisioned first, then the create
     engine.execute_operation(op.pk, worker="test-engine")

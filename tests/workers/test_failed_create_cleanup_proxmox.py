@@ -10,9 +10,9 @@ import pytest
 
 from compute import services
 from compute.choices import OperationState, VMStatus
-from compute.models import ImageReference, Operation, VirtualMachine
+from compute.models import ImageReference
 from tests.fakepve_server import QEMU_TEMPLATE, credentials, settings_for
-from tests.fixtures.compute import run_engine
+from tests.fixtures.compute import request_create, run_engine
 from tests.fixtures.factories import HypervisorFactory, ImageFactory, PlanFactory
 from tests.fixtures.proxmox import SSH_KEY
 
@@ -47,17 +47,7 @@ def proxmox(db, pve, fakepve_cafile):
 def test_a_create_failing_after_its_clone_destroys_the_vmid(pve, proxmox, user, project, method, suffix, error):
     hypervisor, plan, image = proxmox
     pve.fail(method, suffix, error=error, times=1)
-    request = services.vm_request_create(
-        user=user,
-        project=project,
-        plan=plan,
-        image=image,
-        hypervisor=hypervisor,
-        name="web-debris",
-        ssh_public_key=SSH_KEY,
-    )
-    vm = VirtualMachine.objects.get(request=request)
-    op = Operation.objects.get(vm=vm)
+    vm, op = request_create(user, project, plan, image, hypervisor, "web-debris", ssh_public_key=SSH_KEY)
 
     done = run_engine(op.pk)
 
