@@ -34,12 +34,17 @@ APT_PACKAGES=(
   qemu-utils                  # qemu-img
   tini                        # subreaper for libvirtd (reaps QEMU at once)
   busybox-static              # guest userland
+  iproute2                    # ip: the tests' own bridge for the guest's NIC (tests/workers/libvirt_support.py)
 )
 # Not installed: libvirt-daemon-system (systemd units, polkit, firewall deps; the
 # libvirt-qemu user it would create is made below) and linux-image-* (its postinst
 # writes /boot; we only need vmlinuz + a few modules: `apt-get download` + extract).
 KERNEL_META=linux-image-cloud-amd64
-GUEST_MODULES="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk button evdev"
+GUEST_MODULES="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk failover net_failover virtio_net button evdev"
+# Bumped whenever the guest's /init or modules change: a host with an older guest rebuilds it.
+# 2: a NIC (virtio_net) brought up when the domain has one, sending ARP for 192.0.2.1 each
+#    second (TEST-NET-1, never routed) so its network counters move (tests/workers/test_libvirt_metrics.py).
+GUEST_VERSION=2
 
 if [ "$(id -u)" != 0 ]; then
   command -v sudo >/dev/null && exec sudo -E bash "$0" "$@"
@@ -91,7 +96,8 @@ done_step
 # ---------------------------------------------------------------- guest
 step "guest kernel + busybox initramfs in $GUEST_DIR"
 mkdir -p "$GUEST_DIR"
-if [ "${FORCE_GUEST:-0}" = 1 ] || [ ! -s "$GUEST_DIR/vmlinuz" ] || [ ! -s "$GUEST_DIR/initrd.img" ]; then
+if [ "${FORCE_GUEST:-0}" = 1 ] || [ ! -s "$GUEST_DIR/vmlinuz" ] || [ ! -s "$GUEST_DIR/initrd.img" ] \
+   || [ "$(cat "$GUEST_DIR/VERSION" 2>/dev/null)" != "$GUEST_VERSION" ]; then
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
   chmod 755 "$work"; chown _apt "$work" 2>/dev/null || true   # apt-get download runs as _apt
@@ -109,7 +115,8 @@ if [ "${FORCE_GUEST:-0}" = 1 ] || [ ! -s "$GUEST_DIR/vmlinuz" ] || [ ! -s "$GUES
   mkdir -p "$root"/{bin,proc,sys,dev,tmp,run,etc/acpi/PWRF,lib/modules}
   cp /bin/busybox "$root/bin/busybox"
   # Load order matters (no modprobe in the guest). button+evdev: the ACPI power
-  # button becomes an input event for busybox acpid; virtio*: the disk shows as /dev/vda.
+  # button becomes an input event for busybox acpid; virtio*: the disk shows as /dev/vda;
+  # failover, net_failover, virtio_net: a NIC, when the domain has one, is eth0.
   for m in $GUEST_MODULES; do
     f=$(find "$kmod" -name "$m.ko" -o -name "$m.ko.xz" | head -1)
     [ -n "$f" ] || die "module $m not found in $kpkg"
@@ -124,6 +131,11 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 for m in $GUEST_MODULES; do insmod /lib/modules/\$m.ko 2>/dev/null; done
 echo "GUEST-DISKS \$(ls /dev/vd* 2>/dev/null | tr '\n' ' ')"
+if ip link set eth0 up 2>/dev/null; then
+  ip addr add 192.0.2.2/24 dev eth0
+  (while :; do ping -c 1 -W 1 192.0.2.1 >/dev/null 2>&1; sleep 1; done) &
+  echo "GUEST-NIC eth0 \$(cat /sys/class/net/eth0/address)"
+fi
 acpid -d -c /etc/acpi &
 echo "GUEST-READY uptime=\$(cut -d' ' -f1 /proc/uptime)"
 while :; do sleep 3600; done
@@ -141,6 +153,7 @@ PWRF
   mv -f "$GUEST_DIR/vmlinuz.new" "$GUEST_DIR/vmlinuz"
   mv -f "$GUEST_DIR/initrd.img.new" "$GUEST_DIR/initrd.img"
   echo "$kpkg" > "$GUEST_DIR/KERNEL"
+  echo "$GUEST_VERSION" > "$GUEST_DIR/VERSION"
   rm -rf "$work"; trap - EXIT
   echo "    built from $kpkg: $(du -h "$GUEST_DIR/vmlinuz" | cut -f1) vmlinuz, $(du -h "$GUEST_DIR/initrd.img" | cut -f1) initrd"
 else

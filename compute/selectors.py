@@ -57,6 +57,16 @@ def vm_list_for_user(*, user: User) -> QuerySet[VirtualMachine]:
     )
 
 
+def vm_get_for_user(*, user: User, pk: int) -> VirtualMachine | None:
+    """One VM the user may see (a member of its project; staff: any), with its plan and project.
+    For endpoints that need the VM's id and plan, not a list row: no DISTINCT (one membership
+    per project and user, ``membership_unique_user``), no address prefetch: one light query."""
+    queryset = VirtualMachine.objects.select_related("plan", "project")
+    if not user.is_staff:
+        queryset = queryset.filter(project__memberships__user=user)
+    return queryset.filter(pk=pk).first()
+
+
 def vm_request_list_for_user(*, user: User) -> QuerySet[VMRequest]:
     return (
         VMRequest.objects.filter(project__memberships__user=user)

@@ -1,17 +1,18 @@
 """How full each hypervisor is: allocated (plans of its live VMs) against the capacity an
-operator declared, and what the VMs actually use (their latest samples)."""
+operator declared, what the VMs actually use (their latest samples), and how that use went
+over the last days (hourly rollups)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
 from .choices import VM_LIVE_STATUSES, PowerState, RequestStatus
-from .models import Hypervisor, VirtualMachine, VMMetricSample
+from .models import Hypervisor, VirtualMachine, VMMetricRollup, VMMetricSample
 from .services.metrics import interval_seconds
 
 RESOURCES = (("vcpus", "vCPU"), ("memory_mib", "memory (MiB)"), ("disk_gib", "disk (GiB)"))
@@ -93,4 +94,49 @@ def hypervisor_capacity_list() -> list[Capacity]:
                 used_memory_mib=round(sample["mem"] / 2**20) if sample and sample["mem"] is not None else None,
             )
         )
+    return out
+
+
+@dataclass
+class TrendDay:
+    day: date  # in settings.TIME_ZONE
+    peak_vcpus: float | None  # busiest hour: busy vCPUs summed over the hypervisor's VMs
+    peak_memory_mib: int | None  # busiest hour: memory in use summed over them
+
+
+def hypervisor_usage_trend(*, days: int = 7, now: datetime | None = None) -> dict[int, list[TrendDay]]:
+    """Per hypervisor, the last ``days`` days (oldest first) of what its VMs used at the busiest
+    hour of each day, from the hourly rollups (kept a year): one query. A day without rollups
+    shows as None (no data), never as 0."""
+    now = now or timezone.now()
+    tz = timezone.get_current_timezone()
+    today = timezone.localtime(now, tz).date()
+    first = today - timedelta(days=days - 1)
+    start = datetime.combine(first, datetime.min.time(), tzinfo=tz)
+    hours = (
+        VMMetricRollup.objects.filter(step=3600, at__gte=start)
+        .values("vm__hypervisor_id", "at")
+        .annotate(cpu=Sum(F("cpu_pct") * F("vm__plan__vcpus") / 100.0), mem=Sum("mem_used"))
+    )
+    peaks: dict[int, dict[date, list[float | None]]] = {}
+    for row in hours:
+        day = timezone.localtime(row["at"], tz).date()
+        peak = peaks.setdefault(row["vm__hypervisor_id"], {}).setdefault(day, [None, None])
+        if row["cpu"] is not None:
+            peak[0] = max(peak[0] or 0.0, row["cpu"])
+        if row["mem"] is not None:
+            peak[1] = max(peak[1] or 0.0, row["mem"])
+    out = {}
+    for hypervisor_id, by_day in peaks.items():
+        out[hypervisor_id] = []
+        for offset in range(days):
+            day = first + timedelta(days=offset)
+            cpu, mem = by_day.get(day, (None, None))
+            out[hypervisor_id].append(
+                TrendDay(
+                    day=day,
+                    peak_vcpus=round(cpu, 2) if cpu is not None else None,
+                    peak_memory_mib=round(mem / 2**20) if mem is not None else None,
+                )
+            )
     return out

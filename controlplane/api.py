@@ -6,6 +6,8 @@ Every error answers ``{"error": {"code": ..., "message": ..., "fields": {...}}}`
 also the errors Django answers before a view runs (400, 403, 404, 413, 500).
 """
 
+import sys
+
 import django_filters
 from django import forms
 from django.conf import settings
@@ -23,6 +25,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from accounts.choices import Role
 from accounts.selectors import project_for_user
+from controlplane.dbroles import database_error_response
 from controlplane.errors import ServiceError
 
 # What a project's slug looks like in API routes: /api/v1/projects/{slug}/... (Django's <slug:> converter).
@@ -274,6 +277,9 @@ def handler404(request, exception=None):
 
 
 def handler500(request):
+    unavailable = database_error_response(request, sys.exc_info()[1])  # raised outside a view: a middleware's query
+    if unavailable is not None:
+        return unavailable
     if _wants_json(request):
         return JsonResponse(
             error_body("server_error", "Something went wrong on our side; it has been logged."), status=500

@@ -10,7 +10,9 @@ the server's defaults. A role is applied with ``SET`` on the thread's connection
 it is open and when it is (re)opened.
 
 A request whose row lock cannot be had within the web ``lock_timeout`` answers 503
-with ``Retry-After`` (``busy_response``) instead of hanging behind a frozen process.
+with ``Retry-After`` (``busy_response``) instead of hanging behind a frozen process, and
+a request that finds the database gone (restart, crash, failover: connection refused or
+closed) answers 503 with ``Retry-After`` too (``unavailable_response``), never a 500.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from __future__ import annotations
 import threading
 
 from django.conf import settings
-from django.db import OperationalError, connection
+from django.db import InterfaceError, OperationalError, connection
 from django.db.backends.signals import connection_created
 from django.dispatch import receiver
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 
 WEB, ENGINE, HOUSEKEEPING, BILLING = "web", "engine", "housekeeping", "billing"
@@ -39,6 +41,17 @@ TASK_ROLES = {
 LOCK_NOT_AVAILABLE, QUERY_CANCELED = "55P03", "57014"
 BUSY_RETRY_AFTER_SECONDS = 5
 BUSY_MESSAGE = "This resource is busy: another process holds it. Nothing was changed; try again in a few seconds."
+# SQLSTATEs of "the database is not there": class 08 (connection exception), and the server
+# shutting down, crashed or still starting (admin_shutdown, crash_shutdown, cannot_connect_now).
+UNAVAILABLE_SQLSTATE_CLASS, UNAVAILABLE_SQLSTATES = "08", ("57P01", "57P02", "57P03")
+UNAVAILABLE_RETRY_AFTER_SECONDS = 5
+UNAVAILABLE_MESSAGE = (
+    "The database is unavailable for a moment (restarting or failing over). Your request was not carried out"
+    " unless it shows up when you look again; try again in a few seconds."
+)
+UNAVAILABLE_HTML = (
+    "<!doctype html><title>Unavailable · Control Plane</title><h1>Unavailable, try again</h1><p>{message}</p>"
+)
 
 _state = threading.local()
 
@@ -84,6 +97,37 @@ def is_busy_error(exc: BaseException) -> bool:
     return getattr(cause, "sqlstate", None) in (LOCK_NOT_AVAILABLE, QUERY_CANCELED)
 
 
+def is_unavailable_error(exc: BaseException | None) -> bool:
+    """The database did not answer: refused or lost connection, server shutting down or starting.
+    A driver error without a SQLSTATE is one the server never sent (the connection failed)."""
+    if not isinstance(exc, (OperationalError, InterfaceError)) or is_busy_error(exc):
+        return False
+    sqlstate = getattr(exc.__cause__, "sqlstate", None)
+    return sqlstate is None or sqlstate.startswith(UNAVAILABLE_SQLSTATE_CLASS) or sqlstate in UNAVAILABLE_SQLSTATES
+
+
+def unavailable_response(request):
+    """503 + Retry-After; rendered without the database (no session, no user, no template context)."""
+    if request.path.startswith("/api/"):
+        body = {"error": {"code": "database_unavailable", "message": UNAVAILABLE_MESSAGE, "fields": {}}}
+        response = JsonResponse(body, status=503)
+    else:
+        response = HttpResponse(UNAVAILABLE_HTML.format(message=UNAVAILABLE_MESSAGE), status=503)
+    response["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER_SECONDS)
+    return response
+
+
+def database_error_response(request, exc: BaseException | None):
+    """The 503 for a database error that is not the request's fault, else None."""
+    if exc is None:
+        return None
+    if is_busy_error(exc):
+        return busy_response(request)
+    if is_unavailable_error(exc):
+        return unavailable_response(request)
+    return None
+
+
 def busy_response(request):
     if request.path.startswith("/api/"):
         response = JsonResponse({"error": {"code": "busy", "message": BUSY_MESSAGE, "fields": {}}}, status=503)
@@ -94,7 +138,8 @@ def busy_response(request):
 
 
 class DatabaseRoleMiddleware:
-    """Web timeouts for every request; a lock timeout answers 503 + Retry-After."""
+    """Web timeouts for every request; a lock timeout or a database outage answers 503 + Retry-After
+    (one raised before the view, in another middleware, reaches ``controlplane.api.handler500``)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -104,6 +149,4 @@ class DatabaseRoleMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
-        if is_busy_error(exception):
-            return busy_response(request)
-        return None
+        return database_error_response(request, exception)

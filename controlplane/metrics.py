@@ -29,6 +29,7 @@ from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily
 from billing import selectors as billing_selectors
 from compute import selectors as compute_selectors
 from compute.choices import ACTIVE_OPERATION_STATES, VMStatus
+from compute.selectors_capacity import RESOURCES, hypervisor_capacity_list
 from controlplane.celery import app
 from workers import selectors as workers_selectors
 
@@ -126,6 +127,39 @@ def _vms(now):
     return [by_status, drifted]
 
 
+def _capacity(now):
+    """Per hypervisor: allocated, declared capacity and used now; Prometheus keeps the trend."""
+    allocated = GaugeMetricFamily(
+        f"{PREFIX}_hypervisor_allocated",
+        "Allocated on a hypervisor: the plans of its live VMs (vcpus, memory_mib, disk_gib).",
+        labels=["hypervisor", "resource"],
+    )
+    capacity = GaugeMetricFamily(
+        f"{PREFIX}_hypervisor_capacity",
+        "Capacity an operator declared on a hypervisor (0: not limited).",
+        labels=["hypervisor", "resource"],
+    )
+    used = GaugeMetricFamily(
+        f"{PREFIX}_hypervisor_used",
+        "What a hypervisor's VMs use by their latest samples (vcpus busy, memory_mib in use); absent without samples.",
+        labels=["hypervisor", "resource"],
+    )
+    pending = GaugeMetricFamily(
+        f"{PREFIX}_hypervisor_pending_requests", "VM requests waiting for a hypervisor.", labels=["hypervisor"]
+    )
+    for row in hypervisor_capacity_list():
+        name = row.hypervisor.name
+        for resource, _label in RESOURCES:
+            allocated.add_metric([name, resource], row.allocated.get(resource, 0))
+            capacity.add_metric([name, resource], row.capacity.get(resource) or 0)
+        if row.used_vcpus is not None:
+            used.add_metric([name, "vcpus"], row.used_vcpus)
+        if row.used_memory_mib is not None:
+            used.add_metric([name, "memory_mib"], row.used_memory_mib)
+        pending.add_metric([name], row.pending_requests)
+    return [allocated, capacity, used, pending]
+
+
 def _workers(now):
     stale_after = settings.ENGINE["WORKER_STALE_SECONDS"]
     age = GaugeMetricFamily(
@@ -212,6 +246,7 @@ def _billing(now):
 COLLECTORS = {
     "operations": _operations,
     "vms": _vms,
+    "capacity": _capacity,
     "workers": _workers,
     "queues": _queues,
     "billing": _billing,

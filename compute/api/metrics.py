@@ -64,9 +64,7 @@ class MetricsQuerySerializer(serializers.Serializer):
 
 
 def vm_for(request, pk) -> VirtualMachine:
-    user = request.user
-    queryset = VirtualMachine.objects.select_related("plan") if user.is_staff else selectors.vm_list_for_user(user=user)
-    vm = queryset.filter(pk=pk).first() if str(pk).isdigit() else None
+    vm = selectors.vm_get_for_user(user=request.user, pk=int(pk)) if str(pk).isdigit() else None
     if vm is None:
         raise NotFound("No such virtual machine.")
     return vm

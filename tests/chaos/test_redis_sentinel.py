@@ -100,6 +100,13 @@ def test_operations_in_flight_complete_when_sentinel_fails_the_master_over(tmp_p
             assert {(vm["status"], vm["power_state"]) for vm in vms} == {("stopped", "stopped")}
             guests = SimulatorStore(tmp_path / "sim.sqlite3").guests()
             assert [guest["power_state"] for guest in guests] == ["stopped"] * VMS
+            # and each stop was carried out once: a stop call beyond one per operation (a claim that
+            # found no recorded handle: its worker was lost between calling stop and storing the
+            # answer, or its lease ran out meanwhile) only ever joined the stop already under way
+            store = SimulatorStore(tmp_path / "sim.sqlite3")
+            reclaimed = sum(1 for operation in current() if operation["attempts"] > 1)
+            assert VMS <= store.call_counts()["stop"] <= VMS + reclaimed
+            assert store.read().execute("SELECT COUNT(*) FROM tasks WHERE action = 'stop'").fetchone()[0] == VMS
 
             # and after the failover new work is accepted, published and done through the new master
             start = http.post(f"{api}/virtual-machines/{vm_ids[0]}/start/", headers={"Idempotency-Key": "after"})

@@ -100,3 +100,62 @@ def test_two_approvals_cannot_both_take_the_last_room(user, project, image, simu
     for thread in threads:
         thread.join(30)
     assert sorted(results) == ["approved", "full"]
+
+
+@pytest.mark.django_db
+def test_operators_see_each_hypervisors_peak_use_per_day(admin_client, simulator, sim_vm, plan):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from compute.models import VMMetricRollup
+    from compute.selectors_capacity import hypervisor_usage_trend
+
+    # Given two VMs (1 vCPU plans) with hourly rollups yesterday and today, none the day before
+    web, db = sim_vm("web"), sim_vm("db")
+    now = timezone.now()
+    today = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    yesterday = today - timedelta(days=1)
+    for vm, cpu, mem in ((web, 50, 256), (db, 100, 512)):  # the same hour: summed
+        VMMetricRollup.objects.create(
+            vm=vm, step=3600, at=yesterday + timedelta(hours=3), cpu_pct=cpu, mem_used=mem * 2**20, samples=60
+        )
+    VMMetricRollup.objects.create(vm=web, step=3600, at=yesterday + timedelta(hours=9), cpu_pct=25, samples=60)
+    VMMetricRollup.objects.create(vm=web, step=3600, at=today, cpu_pct=10, mem_used=128 * 2**20, samples=60)
+    VMMetricRollup.objects.create(vm=web, step=300, at=today, cpu_pct=99, samples=5)  # not an hourly rollup
+
+    days = hypervisor_usage_trend(days=3, now=now)[simulator.pk]
+
+    # Then each day's busiest hour, summed over the VMs; a day without data is None, not 0
+    assert [(d.peak_vcpus, d.peak_memory_mib) for d in days] == [(None, None), (1.5, 768), (0.1, 128)]
+    assert [d.day for d in days][-1] == timezone.localtime(now).date()
+
+    html = admin_client.get("/operators/capacity/").content.decode()
+    assert "Peak use per day, last 7 days" in html
+    assert "1.5 vCPU, 768 MiB" in html and "0.1 vCPU, 128 MiB" in html
+
+
+@pytest.mark.django_db
+def test_prometheus_gets_allocation_capacity_and_use_per_hypervisor(client, simulator, sim_vm, plan):
+    from django.utils import timezone
+
+    from tests.metrics.test_prometheus import scrape
+
+    simulator.capacity_vcpus, simulator.capacity_memory_mib = 8, 0
+    simulator.save()
+    vm = sim_vm("a")
+    sim_vm("b")
+    VMMetricSample.objects.create(vm=vm, at=timezone.now(), cpu_pct=50, mem_used=512 * 2**20)
+
+    samples = scrape(client)
+
+    def value(name, resource):
+        return samples.get((name, frozenset({"hypervisor": simulator.name, "resource": resource}.items())))
+
+    assert value("controlplane_hypervisor_allocated", "vcpus") == 2 * plan.vcpus
+    assert value("controlplane_hypervisor_allocated", "memory_mib") == 2 * plan.memory_mib
+    assert value("controlplane_hypervisor_capacity", "vcpus") == 8
+    assert value("controlplane_hypervisor_capacity", "memory_mib") == 0  # not limited
+    assert value("controlplane_hypervisor_used", "vcpus") == 0.5 * plan.vcpus
+    assert value("controlplane_hypervisor_used", "memory_mib") == 512
+    assert samples[("controlplane_hypervisor_pending_requests", frozenset({"hypervisor": simulator.name}.items()))] == 0

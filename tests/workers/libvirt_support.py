@@ -11,6 +11,8 @@ from __future__ import annotations
 import io
 import os
 import re
+import socket
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -189,3 +191,44 @@ def iso_files(data: bytes) -> tuple[str, dict[str, bytes]]:
         return iso.pvd.volume_identifier.decode().strip(), files
     finally:
         iso.close()
+
+
+# -- a network for the guest's NIC ----------------------------------------------------------
+# libvirt's own networks need iptables (even isolated ones), which this host lacks; a Linux
+# bridge of the run's own name (cpt<pid>, no address, no route) is what the driver's ``bridge``
+# setting attaches guests to. The test guest brings eth0 up and sends ARP for 192.0.2.1 every
+# second (tx); the host sends raw broadcast frames onto the bridge (rx). Nothing is routed.
+BRIDGE = f"cpt{os.getpid()}"[:15]
+_RUN_BRIDGE = re.compile(r"^cpt(\d+)$")
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
+
+
+def make_bridge() -> str:
+    """This run's bridge, up (created if missing; bridges of runs no longer alive removed)."""
+    for path in Path("/sys/class/net").glob("cpt*"):
+        match = _RUN_BRIDGE.match(path.name)
+        if match and path.name != BRIDGE and not _pid_alive(int(match.group(1))):
+            _ip("link", "del", path.name)
+    if not Path(f"/sys/class/net/{BRIDGE}").exists():
+        _ip("link", "add", "name", BRIDGE, "type", "bridge", "forward_delay", "0", "stp_state", "0")
+    _ip("link", "set", BRIDGE, "up")
+    return BRIDGE
+
+
+def remove_bridge() -> None:
+    if Path(f"/sys/class/net/{BRIDGE}").exists():
+        _ip("link", "del", BRIDGE)
+
+
+def send_frames(count: int, size: int = 1000) -> int:
+    """Broadcast ``count`` raw Ethernet frames (local experimental EtherType) onto the bridge;
+    the bytes sent."""
+    frame = b"\xff" * 6 + b"\x02\x00\x00\x00\x00\x01" + b"\x88\xb5" + b"\x00" * (size - 14)
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as sock:
+        sock.bind((BRIDGE, 0))
+        for _ in range(count):
+            sock.send(frame)
+    return count * size

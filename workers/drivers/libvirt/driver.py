@@ -296,7 +296,7 @@ class LibvirtDriver(LibvirtSnapshots, Driver):
             )
             with self.client.errors(f"define domain {name}"):
                 dom = conn.defineXML(xml)
-        except DriverError:
+        except Exception:  # a refused define, and anything unexpected: never leave the volumes behind
             for volume in created:
                 try:
                     self.storage.delete_volume(pool, volume)
