@@ -66,7 +66,7 @@ def test_a_zero_latency_stop_costs_three_transactions(built_vm, user, tasks_in_p
     transactions = {tx for _, _, _, tx in recorder.rows}
     assert len(transactions) == 3, recorder.rows
     worker_statements = [sql for step, sql, _, _ in recorder.rows if step == "worker"]
-    assert len(worker_statements) <= 12, worker_statements
+    assert len(worker_statements) <= 11, worker_statements
     # the claim writes no audit event; the write-back writes one
     assert sum(sql == "INSERT audit_auditevent" for sql in worker_statements) == 1
 
