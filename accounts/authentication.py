@@ -38,14 +38,14 @@ class TokenAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed("This token has expired.")
         if not token.user.is_active:
             raise exceptions.AuthenticationFailed("This account is deactivated.")
-        state = selectors.two_factor_state(user=token.user)
+        state = token.two_factor
         if state.enrolment_required:
             raise exceptions.PermissionDenied(
                 f"Project {state.required_by} requires two-factor authentication: set it up in the portal first."
             )
         services.token_touch(token=token)
         user = token.user
-        if (user.is_staff or user.is_superuser) and not (token.staff and selectors.user_has_2fa(user=user)):
+        if (user.is_staff or user.is_superuser) and not (token.staff and state.has_device):
             user.withhold_staff_powers()
         return user, token
 

@@ -50,18 +50,20 @@ class TwoFactorState:
         return self.required_by is not None and not self.has_device
 
 
+def _two_factor_annotations(user_ref: str) -> dict:
+    """``has_device`` and ``required_by`` of the user at ``user_ref``, as query annotations."""
+    required = Project.objects.filter(memberships__user=OuterRef(user_ref), require_2fa=True).values("name")[:1]
+    return {
+        "has_device": Exists(TOTPDevice.objects.filter(user=OuterRef(user_ref), confirmed=True)),
+        "required_by": Subquery(required),
+    }
+
+
 def two_factor_state(*, user: User) -> TwoFactorState:
     """Whether the user has 2FA and whether a project requires it: one query."""
-    required = Project.objects.filter(memberships__user=OuterRef("pk"), require_2fa=True).values("name")[:1]
     row = (
-        User.objects.filter(pk=user.pk)
-        .annotate(
-            has_device=Exists(TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)),
-            required_by=Subquery(required),
-        )
-        .values("has_device", "required_by")
-        .first()
-    ) or {"has_device": False, "required_by": None}
+        User.objects.filter(pk=user.pk).annotate(**_two_factor_annotations("pk")).values("has_device", "required_by")
+    ).first() or {"has_device": False, "required_by": None}
     return TwoFactorState(has_device=row["has_device"], required_by=row["required_by"])
 
 
@@ -168,9 +170,16 @@ def access_token_find(*, raw: str) -> AccessToken | None:
     if parts is None:
         return None
     prefix, secret = parts
-    token = AccessToken.objects.select_related("user").filter(prefix=prefix).first()
+    token = (
+        AccessToken.objects.select_related("user")
+        .annotate(**_two_factor_annotations("user_id"))
+        .filter(prefix=prefix)
+        .first()
+    )
     if token is None or not hmac.compare_digest(token.secret_hash, sha256(secret)):
         return None
+    # The owner's two-factor state comes with the token (one query per API request, not two).
+    token.two_factor = TwoFactorState(has_device=token.has_device, required_by=token.required_by)
     return token
 
 

@@ -13,7 +13,9 @@
   project) on the housekeeping queue, served by their own worker, so a slow kind never
   takes the relay's and reaper's slots. A periodic task not started within its interval
   expires instead of piling up behind a stuck one.
-- every task runs with its role's PostgreSQL timeouts (controlplane/dbroles.py).
+- every task runs with its role's PostgreSQL timeouts (controlplane/dbroles.py) on a
+  connection reused across tasks (Django's CONN_MAX_AGE and health checks decide when
+  it is replaced, as for web requests).
 """
 
 import os
@@ -21,6 +23,7 @@ import os
 from celery import Celery
 from celery.signals import task_prerun
 from django.conf import settings
+from django.db import close_old_connections
 
 from controlplane import dbroles, sentinel
 
@@ -112,8 +115,17 @@ def beat_schedule() -> dict:
 
 @task_prerun.connect
 def _database_role(task=None, **kwargs):
+    # Django's own rule, as at the start of a web request: close the connection if it is past
+    # CONN_MAX_AGE or broke (a PostgreSQL restart); with CONN_HEALTH_CHECKS the next query
+    # first checks it is alive. Otherwise the connection is reused across tasks.
+    close_old_connections()
     dbroles.use_role(dbroles.role_for_task(task.name))
 
 
 configure(app)
+# Celery's Django fix-up closes the database connection before and after EVERY task unless
+# told to reuse it: a new connection (TCP, authentication, the role's SETs: two more commits)
+# for each task cost more than the operation's own work (issue 25; bench/engine/profile.py).
+# Reuse for up to this many tasks; _database_role above applies Django's age and health rules.
+app.conf.update(CELERY_DB_REUSE_MAX=settings.CELERY_DB_REUSE_MAX)
 app.autodiscover_tasks(["workers", "billing", "audit", "notifications"])

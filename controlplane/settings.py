@@ -339,6 +339,9 @@ CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 120)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 180)
 CELERY_DEFAULT_QUEUE = os.environ.get("CELERY_DEFAULT_QUEUE", "control")
+# A worker reuses its database connection for up to this many tasks (controlplane/celery.py);
+# CONN_MAX_AGE and the health check still replace an old or broken one sooner.
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 # Reconciliation and billing jobs: their own queue and worker, so they never take the
 # relay's and reaper's slots on the control queue (controlplane/celery.py).
 HOUSEKEEPING_QUEUE = os.environ.get("HOUSEKEEPING_QUEUE", "housekeeping")

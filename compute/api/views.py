@@ -124,10 +124,14 @@ class VirtualMachineViewSet(VMDay2Mixin, viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         user = self.request.user
         if user.is_staff:
-            return VirtualMachine.objects.select_related("project", "plan", "image", "hypervisor").prefetch_related(
+            queryset = VirtualMachine.objects.select_related("project", "plan", "image", "hypervisor").prefetch_related(
                 selectors.assigned_addresses_prefetch()
             )
-        return selectors.vm_list_for_user(user=user)
+        else:
+            queryset = selectors.vm_list_for_user(user=user)
+        if self.request.method != "GET":
+            return queryset.prefetch_related(None)  # an action answers with its operation, not the VM's addresses
+        return queryset
 
     def accepted(self, request, operation) -> Response:
         return accepted(request, operation)

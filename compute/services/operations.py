@@ -49,7 +49,15 @@ def _audit_state(op: Operation, actor: str, state: str, **details) -> None:
             OperationState.SUCCEEDED: f"vm.{op.action}.succeeded",
             OperationState.FAILED: f"vm.{op.action}.failed",
         }.get(state, "operation.state_changed")
-    details = {"operation": op.pk, "action": op.action, "state": state, "task_ref": op.task_ref, **details}
+    details = {
+        "operation": op.pk,
+        "action": op.action,
+        "state": state,
+        "task_ref": op.task_ref,
+        "worker": op.worker,
+        "attempt": op.attempts,
+        **details,
+    }
     audit.record(actor=actor, action=action, target=op.vm if op.vm_id else op, project=op.project_id, details=details)
 
 
@@ -148,7 +156,8 @@ def operation_claim(*, operation_id: int, worker: str) -> Claim | None:
     op.state, op.claim_token, op.lease_until, op.worker = OperationState.RUNNING, token, lease_until, worker[:200]
     op.attempts, op.poll_errors, op.started_at = op.attempts + 1, 0, op.started_at or now
     op.hypervisor, op.progress_message = hypervisor, ""
-    _audit_state(op, f"worker:{worker}", OperationState.RUNNING, attempt=op.attempts)
+    # No audit event for pending → running: nobody reads it, and every append serialises on
+    # the audit chain's lock. The worker and attempt are on the row and in the final event.
     return Claim(operation=op, token=str(token))
 
 
@@ -238,14 +247,28 @@ def operation_retry_later(*, operation: Operation, token: str, code: str, messag
 
 
 @transaction.atomic
-def operation_succeed(*, operation: Operation, token: str, observed: dict | None, result: dict | None = None) -> bool:
+def operation_succeed(
+    *,
+    operation: Operation,
+    token: str,
+    observed: dict | None,
+    result: dict | None = None,
+    submitted: dict | None = None,
+) -> bool:
     """Finish a running operation and write the result back to the VM.
 
     ``observed`` is what the hypervisor reported after the action
     (backend_id, power_state, ip_addresses), or None when unknown/gone.
+    ``submitted``: the hypervisor's handle, when it answered "done" to the submit and
+    the handle is stored here instead of in an ``operation_record_submitted`` of its own.
     """
     now = timezone.now()
+    handle = {}
+    if submitted is not None:
+        handle = {"task_ref": str(submitted.get("ref", ""))[:255], "task_data": submitted, "submitted_at": now}
+        operation.task_ref, operation.task_data = handle["task_ref"], submitted
     updated = _guarded(operation, token).update(
+        **handle,
         state=OperationState.SUCCEEDED,
         finished_at=now,
         progress=100,
