@@ -235,10 +235,10 @@ class WalletAdmin(ReadOnlyAdmin):
         wallet = self._wallet(request, pk)
 
         def run(data):
-            invoice = services.invoice_issue(project=wallet.project, actor=request.user)
-            if invoice is None:
+            invoices = services.invoices_issue(project=wallet.project, actor=request.user)
+            if not invoices:
                 return f"{wallet.project} has no uninvoiced usage."
-            return f"Issued invoice {invoice.number} for ₹{invoice.total}."
+            return "Issued " + ", ".join(f"invoice {invoice.number} for ₹{invoice.total}" for invoice in invoices) + "."
 
         return service_form_view(
             request, title="Issue invoice now", form_class=InvoiceNowForm, target=wallet, run=run, back=self._back()

@@ -27,6 +27,8 @@ from .models import (
     LedgerEntry,
     MeterCursor,
     ReceiptVoucher,
+    SupplierLocation,
+    SupplierRegistration,
     UsageCharge,
     UsageRecord,
     Wallet,
@@ -49,14 +51,34 @@ def customer_of(profile: BillingProfile | None) -> Customer:
     return Customer(country=profile.country, state_code=profile.state_code, gstin=profile.gstin, is_sez=profile.is_sez)
 
 
-def treatment_for(*, settings: BillingSettings, profile: BillingProfile | None) -> Treatment:
-    """The GST treatment (place of supply, regime, endorsement) of a customer now."""
+def treatment_for(
+    *, settings: BillingSettings, profile: BillingProfile | None, registration: SupplierRegistration | None = None
+) -> Treatment:
+    """The GST treatment (place of supply, regime, endorsement) of a customer
+    now, supplied from ``registration`` (None: the principal registration)."""
     return treatment(
-        supplier_state=settings.state_code,
+        supplier_state=registration.state_code if registration else settings.state_code,
         customer=customer_of(profile),
         lut=settings.lut_enabled,
         lut_for_sez=settings.lut_for_sez,
     )
+
+
+def registration_by_hypervisor() -> dict[int, int]:
+    """Hypervisor id → the supplier registration it supplies under (hypervisors
+    not listed supply under the principal registration)."""
+    return dict(SupplierLocation.objects.values_list("hypervisor_id", "registration_id"))
+
+
+def registration_for_gstin(gstin: str) -> SupplierRegistration | None:
+    """The further registration with this GSTIN (None: the principal one)."""
+    return SupplierRegistration.objects.filter(gstin=gstin).first() if gstin else None
+
+
+def supplier_gstins() -> list[str]:
+    """Every GSTIN the operator supplies under, the principal one first."""
+    principal = billing_settings_get().gstin
+    return [principal, *SupplierRegistration.objects.exclude(gstin=principal).values_list("gstin", flat=True)]
 
 
 def wallet_get(*, project: Project) -> Wallet:

@@ -16,7 +16,7 @@ from .config import (  # noqa: F401
     billing_settings_update,
     billing_settings_validate,
 )
-from .invoices import credit_note_issue, invoice_issue, invoice_issue_monthly  # noqa: F401
+from .invoices import credit_note_issue, invoice_issue, invoice_issue_monthly, invoices_issue  # noqa: F401
 from .metering import usage_meter  # noqa: F401
 from .notifications import wallet_notify_low_balance  # noqa: F401
 from .suspension import project_suspend, project_unsuspend, suspension_apply, suspension_apply_due  # noqa: F401
