@@ -147,6 +147,9 @@ def validate_gstin(value: str, kind: str = RegistrationType.REGULAR) -> str:
     return value
 
 
+EINVOICE_REPORTING_DAYS = 30  # Above ₹10 crore turnover the IRP refuses invoices older than this.
+
+
 def irn_of(*, supplier_gstin: str, financial_year: str, doc_type: str, number: str) -> str:
     """The Invoice Reference Number the IRP gives a document: SHA-256 (hex) of
     supplier GSTIN + financial year (2025-26) + INV/CRN/DBN + document number."""

@@ -75,7 +75,7 @@ def _pdf_view(getter, renderer):
     return view
 
 
-invoice_pdf = _pdf_view(selectors.invoice_get, pdf.invoice_pdf)
+invoice_pdf = _pdf_view(selectors.invoice_release_get, pdf.invoice_pdf)
 credit_note_pdf = _pdf_view(selectors.credit_note_get, pdf.credit_note_pdf)
 receipt_pdf = _pdf_view(selectors.receipt_get, pdf.receipt_pdf)
 
