@@ -100,6 +100,11 @@ AUDIT_ACTIONS = (
     "credit_note.issued",  # credit note against an invoice
     "billing.settings_updated",  # supplier / policy settings changed
     "billing.profile_updated",  # a project's billing profile changed
+    "einvoice.registered",  # the IRP's response (IRN, signed QR code) imported for an invoice
+    "einvoice.rejected",  # the IRP's error list imported for an invoice
+    "tds.recorded",  # income-tax TDS deducted by the customer, credited to the wallet
+    "tds.certificate_recorded",  # the Form 16A of a TDS deduction
+    "billing.registration_saved",  # a further supplier GSTIN or its hypervisors changed
     "project.suspended",  # balance below zero past the grace period
     "project.unsuspended",  # a top-up brought the balance back
     "payment.received",  # a Razorpay payment or a confirmed transfer was credited (once)

@@ -70,6 +70,11 @@ def einvoice_export_check(*, invoice: Invoice, at: datetime | None = None) -> st
     return f"{left} day(s) left to register invoice {invoice.number} on the IRP." if left <= 7 else ""
 
 
+def _bad(message: str) -> InvalidInput:
+    """A response that cannot be imported; the message is the form's error too."""
+    return InvalidInput(message, fields={"response": message})
+
+
 def _b64(part: str) -> bytes:
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
@@ -79,16 +84,14 @@ def _parse(payload) -> dict:
         try:
             payload = payload.decode("utf-8-sig")
         except UnicodeDecodeError:
-            raise InvalidInput("The IRP response is not UTF-8 text.", fields={"response": "Not text."}) from None
+            raise _bad("The IRP response is not UTF-8 text.") from None
     if isinstance(payload, str):
         try:
             payload = json.loads(payload)
         except ValueError as exc:
-            raise InvalidInput(
-                f"The IRP response is not JSON ({exc.msg}, line {exc.lineno}).", fields={"response": "Not JSON."}
-            ) from None
+            raise _bad(f"The IRP response is not JSON ({exc.msg}, line {exc.lineno}).") from None
     if not isinstance(payload, dict):
-        raise InvalidInput("The IRP response is a JSON object.", fields={"response": "Not a JSON object."})
+        raise _bad("The IRP response is a JSON object.")
     return payload
 
 
@@ -100,7 +103,7 @@ def _unwrap(payload: dict) -> tuple[str, dict | list]:
     if success == "N" or ("ErrorDetails" in payload and "Irn" not in payload):
         details = payload.get("ErrorDetails") or []
         if not isinstance(details, list) or not details:
-            raise InvalidInput("The IRP's error response has no ErrorDetails.", fields={"response": "No errors."})
+            raise _bad("The IRP's error response has no ErrorDetails.")
         errors = [
             {"code": str(item.get("ErrorCode", "")), "message": str(item.get("ErrorMessage", ""))[:500]}
             for item in details
@@ -111,7 +114,7 @@ def _unwrap(payload: dict) -> tuple[str, dict | list]:
     if isinstance(data, str):
         data = _parse(data)
     if not isinstance(data, dict):
-        raise InvalidInput("The IRP response's Data is a JSON object.", fields={"response": "No Data object."})
+        raise _bad("The IRP response's Data is a JSON object.")
     return EInvoiceStatus.REGISTERED, data
 
 
@@ -119,29 +122,20 @@ def jwt_decode(token: str) -> tuple[dict, dict, bytes, bytes]:
     """Header, payload, signing input and signature of a compact JWS."""
     parts = token.strip().split(".") if isinstance(token, str) else []
     if len(parts) != 3:
-        raise InvalidInput(
-            "SignedQRCode is not a signed token (three base64url parts separated by dots).",
-            fields={"response": "SignedQRCode malformed."},
-        )
+        raise _bad("SignedQRCode is not a signed token (three base64url parts separated by dots).")
     try:
         header, payload = json.loads(_b64(parts[0])), json.loads(_b64(parts[1]))
         signature = _b64(parts[2])
     except (ValueError, binascii.Error):
-        raise InvalidInput(
-            "SignedQRCode's header or payload is not base64url-encoded JSON.",
-            fields={"response": "SignedQRCode malformed."},
-        ) from None
+        raise _bad("SignedQRCode's header or payload is not base64url-encoded JSON.") from None
     if not isinstance(header, dict) or not isinstance(payload, dict):
-        raise InvalidInput("SignedQRCode's header and payload are JSON objects.", fields={"response": "Malformed."})
+        raise _bad("SignedQRCode's header and payload are JSON objects.")
     return header, payload, f"{parts[0]}.{parts[1]}".encode(), signature
 
 
 def _signature_ok(pem: str, header: dict, signing_input: bytes, signature: bytes) -> bool:
     if header.get("alg") != "RS256":
-        raise InvalidInput(
-            f"SignedQRCode is signed with {header.get('alg')!r}; the IRP signs with RS256.",
-            fields={"response": "Unexpected signature algorithm."},
-        )
+        raise _bad(f"SignedQRCode is signed with {header.get('alg')!r}; the IRP signs with RS256.")
     data = pem.strip().encode()
     key = load_pem_x509_certificate(data).public_key() if b"CERTIFICATE" in data else load_pem_public_key(data)
     try:
@@ -187,9 +181,7 @@ def _ack_date(value) -> datetime:
     try:
         moment = datetime.fromisoformat(str(value).strip())
     except ValueError:
-        raise InvalidInput(
-            f"AckDt {value!r} is not a date and time such as 2026-06-02 11:45:00.", fields={"response": "AckDt."}
-        ) from None
+        raise _bad(f"AckDt {value!r} is not a date and time such as 2026-06-02 11:45:00.") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=billing_tz())
 
 
@@ -202,23 +194,21 @@ def _registration_fields(invoice: Invoice, data: dict, settings, at: datetime) -
         number=invoice.number,
     )
     if not _IRN.match(irn):
-        raise InvalidInput("Irn is 64 lowercase hexadecimal characters.", fields={"response": "Irn malformed."})
+        raise _bad("Irn is 64 lowercase hexadecimal characters.")
     if irn != expected_irn:
-        raise InvalidInput(
+        raise _bad(
             f"This IRN is not invoice {invoice.number}'s: the IRP derives it from the supplier GSTIN, financial "
             f"year, document type and number, which give {expected_irn}. Was the response of another invoice "
-            "imported?",
-            fields={"response": "IRN of another document."},
+            "imported?"
         )
     ack_no = str(data.get("AckNo", "")).strip()
     if not _ACK_NO.match(ack_no):
-        raise InvalidInput("AckNo is the IRP's acknowledgement number (digits).", fields={"response": "AckNo."})
+        raise _bad("AckNo is the IRP's acknowledgement number (digits).")
     ack_date = _ack_date(data.get("AckDt", ""))
     if local_date(ack_date) < invoice.date or ack_date > at + timedelta(minutes=10):
-        raise InvalidInput(
+        raise _bad(
             f"AckDt {ack_date:%d/%m/%Y %H:%M} is before invoice {invoice.number} of {invoice.date:%d/%m/%Y} or in "
-            "the future.",
-            fields={"response": "AckDt out of range."},
+            "the future."
         )
     limit = invoice.date + timedelta(days=EINVOICE_REPORTING_DAYS)
     if settings.einvoice_30_day_limit and local_date(ack_date) > limit:
@@ -233,21 +223,15 @@ def _registration_fields(invoice: Invoice, data: dict, settings, at: datetime) -
     except ValueError:
         qr = None
     if not isinstance(qr, dict):
-        raise InvalidInput("SignedQRCode carries no invoice data (its data claim).", fields={"response": "QR data."})
+        raise _bad("SignedQRCode carries no invoice data (its data claim).")
     problems = _qr_mismatches(invoice, irn, qr)
     if problems:
-        raise InvalidInput(
-            f"The signed QR code is not invoice {invoice.number}'s: " + "; ".join(problems) + ".",
-            fields={"response": "QR code of another document."},
-        )
+        raise _bad(f"The signed QR code is not invoice {invoice.number}'s: " + "; ".join(problems) + ".")
     verified = False
     if settings.irp_public_key:
         verified = _signature_ok(settings.irp_public_key, header, signing_input, signature)
         if not verified:
-            raise InvalidInput(
-                "The signed QR code's signature does not verify with the IRP public key of Billing settings.",
-                fields={"response": "Bad signature."},
-            )
+            raise _bad("The signed QR code's signature does not verify with the IRP public key of Billing settings.")
     return {
         "irn": irn,
         "ack_no": ack_no,
