@@ -52,7 +52,8 @@ def _rate(section: str, rate) -> Decimal:
     highest = Decimal(TDS_MAX_RATE[section])
     if not value.is_finite() or value <= 0 or value > highest or value != value.quantize(Decimal("0.01")):
         raise InvalidInput(
-            f"TDS under {section} is at most {highest}% (two decimals at most).", fields={"rate": f"0 to {highest}."}
+            f"TDS under {section} is at most {highest}% (two decimals at most).",
+            fields={"rate": f"Under {section}: more than 0, at most {highest}%."},
         )
     return value
 
