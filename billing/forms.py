@@ -21,6 +21,7 @@ class BillingProfileForm(forms.Form):
     registration_type = forms.ChoiceField(
         choices=RegistrationType.choices,
         initial=RegistrationType.REGULAR,
+        required=False,
         label="The number above is a",
         help_text="Government deductors: GST-TDS registration; UN bodies and embassies: UIN.",
     )

@@ -3,7 +3,9 @@
 Floors, bottom up (a module imports only those below it): ``config`` and
 ``documents`` (settings, numbering), ``notifications``, ``ledger`` (lock a
 wallet, post an entry, parse an amount), ``metering``, ``suspension``,
-``wallet`` (top-up, adjust, refund), ``charging``, ``invoices``. Reads are in
+``wallet`` (top-up, adjust, refund), ``charging``, ``invoices``; beside the
+documents: ``registrations`` (further supplier GSTINs), ``einvoice`` (the
+IRP's responses), ``tds`` (income-tax TDS credited to the wallet). Reads are in
 ``billing.selectors``, which imports no service.
 """
 
