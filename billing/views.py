@@ -62,6 +62,7 @@ def documents(request, project):
         "project": project,
         "invoices": selectors.invoice_list(project=project),
         "credit_notes": selectors.credit_note_list(project=project),
+        "einvoice_required": selectors.billing_settings_get().einvoice_required,
     }
     return render(request, "billing/documents.html", context)
 

@@ -137,7 +137,13 @@ def segno_png(content: str) -> bytes:
     return out.getvalue()
 
 
-def test_the_customer_gets_the_pdf_only_once_the_irn_is_there(invoice, irp_key, user):
+def test_the_customer_gets_the_pdf_only_once_the_irn_is_there(invoice, irp_key, user, client):
+    client.force_login(user)
+    page = f"/billing/{invoice.project.slug}/invoices/"
+    assert "Awaiting IRN" in client.get(page).content.decode()
+    refused = client.get(f"/billing/{invoice.project.slug}/invoices/{invoice.pk}/pdf/", HTTP_REFERER=page)
+    assert refused.status_code == 302
+    assert "Invoice Registration Portal" in client.get(page).content.decode()  # the message, on the list
     api = APIClient()
     api.force_authenticate(user)
     url = f"/api/v1/projects/{invoice.project.slug}/invoices/{invoice.pk}/pdf/"
@@ -149,6 +155,7 @@ def test_the_customer_gets_the_pdf_only_once_the_irn_is_there(invoice, irp_key, 
     assert rows[0]["einvoice_status"] == "pending" and rows[0]["irn"] is None
     services.einvoice_response_import(invoice=invoice, payload=irp_response(invoice, irp_key), actor="operator:tests")
     assert api.get(url).status_code == 200
+    assert "Awaiting IRN" not in client.get(page).content.decode()
     detail = api.get(f"/api/v1/projects/{invoice.project.slug}/invoices/{invoice.pk}/").json()
     assert detail["einvoice_status"] == "registered" and len(detail["irn"]) == 64 and detail["ack_no"]
 
