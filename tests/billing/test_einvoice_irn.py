@@ -288,3 +288,13 @@ def test_the_operator_imports_in_admin(invoice, irp_key, client):
     exported = client.get(f"/admin/billing/invoice/{invoice.pk}/e-invoice/")
     assert exported.status_code == 200 and exported.json() == json.loads(json.dumps(document_json(invoice)))
     assert Decimal(str(exported.json()["ValDtls"]["TotInvVal"])) == invoice.total
+
+
+def test_admin_warns_and_refuses_the_json_past_the_limit(invoice, client):
+    # The invoice is of 1 June 2025; today (the test clock) is long past its 30 days.
+    services.billing_settings_update(actor="system:tests", einvoice_30_day_limit=True)
+    login_operator(client, UserFactory(is_staff=True, is_superuser=True))
+    assert "past the 30-day limit" in client.get("/admin/billing/invoice/").content.decode()
+    refused = client.get(f"/admin/billing/invoice/{invoice.pk}/e-invoice/", follow=True)
+    assert "past the 30-day reporting limit" in refused.content.decode()
+    assert refused.redirect_chain and refused.redirect_chain[-1][0] == "/admin/billing/invoice/"
