@@ -117,15 +117,38 @@ def _supplied_under(registration: SupplierRegistration | None) -> dict:
     return {"vm__hypervisor__supplier_location__registration": registration}
 
 
+def _to_invoice(project: Project, registration: SupplierRegistration | None, before: datetime | None):
+    """Uncharged usage records and uninvoiced charges supplied under ``registration``."""
+    uncharged = UsageRecord.objects.filter(project=project, charge__isnull=True, **_supplied_under(registration))
+    charges = UsageCharge.objects.filter(project=project, invoice__isnull=True, registration=registration)
+    if before is not None:
+        uncharged = uncharged.filter(hour_start__lt=before)
+        charges = charges.filter(period__lt=month_of(before))
+    return uncharged, charges
+
+
 @transaction.atomic
 def invoices_issue(
     *, project: Project, actor, before: datetime | None = None, at: datetime | None = None
 ) -> list[Invoice]:
     """Invoice the project's uninvoiced usage: one invoice per supplier
-    registration its VMs' hypervisors supply under (all or none)."""
-    registrations = [None, *SupplierRegistration.objects.order_by("gstin")]
-    issued = [invoice_issue(project=project, actor=actor, before=before, at=at, registration=r) for r in registrations]
-    return [invoice for invoice in issued if invoice is not None]
+    registration its VMs' hypervisors supply under (all or none). Every
+    number is taken before anything is audited (lock order: wallet, series in
+    a fixed order, audit chain)."""
+    at = at or timezone.now()
+    settings = billing_settings_get()
+    _require_supplier(settings)
+    wallet_lock(project_id=project.pk)
+    due = []
+    for registration in [None, *SupplierRegistration.objects.order_by("gstin")]:
+        uncharged, charges = _to_invoice(project, registration, before)
+        if uncharged.exists() or charges.exists():
+            prefix = registration.invoice_prefix if registration else settings.invoice_prefix
+            due.append((registration, numbered(kind=DocumentKind.INVOICE, prefix=prefix, at=at, actor=actor)))
+    return [
+        invoice_issue(project=project, actor=actor, before=before, at=at, registration=registration, number=number)
+        for registration, number in due
+    ]
 
 
 @transaction.atomic
@@ -136,27 +159,25 @@ def invoice_issue(
     before: datetime | None = None,
     at: datetime | None = None,
     registration: SupplierRegistration | None = None,
+    number: dict | None = None,
 ) -> Invoice | None:
     """Invoice the project's uninvoiced usage supplied under ``registration``
     (None: the principal registration); ``before``: only usage of months that
     begin before it (the monthly run), else everything metered (on demand).
     Returns None when there is nothing to invoice. Usage under other
     registrations is charged too, and invoiced by their own call
-    (``invoices_issue`` makes them all)."""
+    (``invoices_issue`` makes them all, passing each its ``number``, taken
+    under the same wallet lock after the same check)."""
     at = at or timezone.now()
     settings = billing_settings_get()
     _require_supplier(settings)
     wallet = wallet_lock(project_id=project.pk)
-    uncharged = UsageRecord.objects.filter(project=project, charge__isnull=True, **_supplied_under(registration))
-    charges = UsageCharge.objects.filter(project=project, invoice__isnull=True, registration=registration)
-    if before is not None:
-        uncharged = uncharged.filter(hour_start__lt=before)
-        charges = charges.filter(period__lt=month_of(before))
-    if not uncharged.exists() and not charges.exists():
+    uncharged, charges = _to_invoice(project, registration, before)
+    if number is None and not uncharged.exists() and not charges.exists():
         return None
-    # The number before anything that audits (lock order: wallet, series, audit chain).
-    prefix = registration.invoice_prefix if registration else settings.invoice_prefix
-    number = numbered(kind=DocumentKind.INVOICE, prefix=prefix, at=at, actor=actor)
+    if number is None:  # The number before anything that audits (lock order: wallet, series, audit chain).
+        prefix = registration.invoice_prefix if registration else settings.invoice_prefix
+        number = numbered(kind=DocumentKind.INVOICE, prefix=prefix, at=at, actor=actor)
     usage_charge_locked(wallet=wallet, settings=settings, before=before)
     transfer_charge_locked(wallet=wallet, settings=settings, now=at)
     rows = list(charges.values_list("id", "total", "hour_from", "hour_to"))
