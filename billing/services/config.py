@@ -64,6 +64,8 @@ def billing_settings_validate(values: dict) -> dict[str, str]:
     if len(set(prefixes)) != len(prefixes):
         errors["credit_note_prefix"] = "Invoices, credit notes and receipts each need their own prefix."
     for row in SupplierRegistration.objects.values_list("gstin", "invoice_prefix", "credit_note_prefix"):
+        if gstin and row[0][:2] == gstin[:2]:
+            errors["gstin"] = f"The further registration {row[0]} is in state {row[0][:2]} already."
         for name in prefix_names:
             if values.get(name) in row[1:]:
                 errors[name] = f"{values[name]} is the prefix of a series of the registration {row[0]}."

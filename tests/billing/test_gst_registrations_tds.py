@@ -291,3 +291,6 @@ class TestSeveralSupplierRegistrations:
             {"invoice_prefix": "TNI", "credit_note_prefix": "CN", "receipt_prefix": "RV", "state_code": "27"}
         )
         assert "TNI" in settings_refused["invoice_prefix"]
+        with pytest.raises(InvalidInput) as caught:  # the principal GSTIN may not move into a registration's state
+            services.billing_settings_update(actor=OP, gstin=KA_GSTIN, state_code="29")
+        assert "in state 29 already" in caught.value.fields["gstin"]
