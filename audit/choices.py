@@ -130,6 +130,11 @@ class Action(models.TextChoices):
     CREDIT_NOTE_ISSUED = "credit_note.issued", "Credit note issued"  # a GST credit note got its number
     BILLING_SETTINGS_UPDATED = "billing.settings_updated", "Billing settings updated"  # supplier/policy (diff)
     BILLING_PROFILE_UPDATED = "billing.profile_updated", "Billing profile updated"  # a project's invoice address/GSTIN
+    EINVOICE_REGISTERED = "einvoice.registered", "E-invoice registered"  # the IRP's IRN and signed QR code imported
+    EINVOICE_REJECTED = "einvoice.rejected", "E-invoice rejected"  # the IRP's error list imported for an invoice
+    TDS_RECORDED = "tds.recorded", "TDS recorded"  # income-tax TDS a customer deducted, credited to its wallet
+    TDS_CERTIFICATE_RECORDED = "tds.certificate_recorded", "TDS certificate recorded"  # Form 16A of a deduction
+    BILLING_REGISTRATION_SAVED = "billing.registration_saved", "Supplier registration saved"  # a further GSTIN
     # Payments in and refunds out (billing/payments/)
     PAYMENT_RECEIVED = "payment.received", "Payment received"  # gateway or bank payment credited, once; receipt
     PAYMENT_IGNORED = "payment.ignored", "Payment message ignored"  # webhook/callback crediting nothing (why)

@@ -16,7 +16,7 @@ from django.utils.html import format_html
 from accounts.models import Project
 from controlplane.errors import ServiceError
 
-from . import selectors, services
+from . import admin_compliance, selectors, services
 from .admin_base import DocumentAdmin, ReadOnlyAdmin, ReadOnlyInline, service_form_view
 from .admin_forms import refund_form_for
 from .documents import einvoice, exports, gstr1, pdf
@@ -61,6 +61,7 @@ class BillingSettingsAdmin(admin.ModelAdmin):
         ("Registration", {"fields": ["gstin", "state_code", "email", "phone", "authorised_signatory"]}),
         ("Tax", {"fields": ["sac_code", "gst_rate", "lut_enabled", "lut_reference", "lut_for_sez"]}),
         ("Numbering", {"fields": ["invoice_prefix", "credit_note_prefix", "receipt_prefix"]}),
+        ("E-invoice", {"fields": ["einvoice_required", "einvoice_30_day_limit", "irp_public_key"]}),
         (
             "Policy",
             {
@@ -235,10 +236,10 @@ class WalletAdmin(ReadOnlyAdmin):
         wallet = self._wallet(request, pk)
 
         def run(data):
-            invoice = services.invoice_issue(project=wallet.project, actor=request.user)
-            if invoice is None:
+            invoices = services.invoices_issue(project=wallet.project, actor=request.user)
+            if not invoices:
                 return f"{wallet.project} has no uninvoiced usage."
-            return f"Issued invoice {invoice.number} for ₹{invoice.total}."
+            return "Issued " + ", ".join(f"invoice {invoice.number} for ₹{invoice.total}" for invoice in invoices) + "."
 
         return service_form_view(
             request, title="Issue invoice now", form_class=InvoiceNowForm, target=wallet, run=run, back=self._back()
@@ -275,23 +276,30 @@ class CreditNoteForm(forms.Form):
 class InvoiceAdmin(DocumentAdmin):
     inlines = [InvoiceLineInline]
     renderer = pdf.invoice_pdf
-    list_display = [*DocumentAdmin.list_display, "e_invoice", "credit"]
+    list_display = [*DocumentAdmin.list_display, "e_invoice", "credit", "tds"]
 
     @admin.display(description="E-invoice")
     def e_invoice(self, invoice):
-        if not invoice.supply_type or invoice.supply_type == "B2C":
-            return "-"
-        return format_html('<a href="{}">JSON</a>', reverse("admin:billing_invoice_einvoice", args=[invoice.pk]))
+        return admin_compliance.einvoice_cell(invoice)
+
+    def get_queryset(self, request):
+        return admin_compliance.invoices_for_admin(super().get_queryset(request))
+
+    @admin.display(description="TDS")
+    def tds(self, invoice):
+        return format_html('<a href="{}">Record…</a>', reverse("admin:billing_invoice_tds", args=[invoice.pk]))
 
     @admin.display(description="Credit note")
     def credit(self, invoice):
         return format_html('<a href="{}">Issue…</a>', reverse("admin:billing_invoice_credit", args=[invoice.pk]))
 
     def get_urls(self):
-        view = self.admin_site.admin_view
+        view, name = self.admin_site.admin_view, "billing_invoice_einvoice"
         return [
-            path("<int:pk>/e-invoice/", view(self.einvoice_view), name="billing_invoice_einvoice"),
+            path("<int:pk>/e-invoice/", view(self.einvoice_view), name=name),
             path("<int:pk>/credit-note/", view(self.credit_view), name="billing_invoice_credit"),
+            path("<int:pk>/e-invoice/import/", view(admin_compliance.einvoice_import_view), name=f"{name}_import"),
+            path("<int:pk>/tds/", view(admin_compliance.tds_view), name="billing_invoice_tds"),
             path("export-csv/", view(self.export_view), name="billing_invoice_export"),
             path("gstr1/", view(self.gstr1_view), name="billing_invoice_gstr1"),
             *super().get_urls(),
@@ -300,10 +308,13 @@ class InvoiceAdmin(DocumentAdmin):
     def einvoice_view(self, request, pk):
         invoice = get_object_or_404(Invoice, pk=pk)
         try:
+            warning = services.einvoice_export_check(invoice=invoice)
             data = einvoice.document_json(invoice)
         except ServiceError as exc:
             messages.error(request, exc.message)
             return HttpResponseRedirect(reverse("admin:billing_invoice_changelist"))
+        if warning:
+            messages.warning(request, warning)
         response = JsonResponse(data, json_dumps_params={"indent": 2})
         response["Content-Disposition"] = f'attachment; filename="{invoice.number.replace("/", "-")}.json"'
         return response
@@ -346,9 +357,13 @@ class InvoiceAdmin(DocumentAdmin):
         if month is None:
             messages.error(request, "Choose the month of the GSTR-1 (YYYY-MM).")
             return HttpResponseRedirect(reverse("admin:billing_invoice_changelist"))
-        report = gstr1.Gstr1(month)
+        try:
+            report = gstr1.Gstr1(month, gstin=request.GET.get("gstin") or None)
+        except ServiceError as exc:
+            messages.error(request, exc.message)
+            return HttpResponseRedirect(reverse("admin:billing_invoice_changelist"))
         response = HttpResponse(report.zip(), content_type="application/zip")
-        response["Content-Disposition"] = f'attachment; filename="gstr1-{report.sections["fp"]}.zip"'
+        response["Content-Disposition"] = f'attachment; filename="{report.name}.zip"'
         return response
 
     def changelist_view(self, request, extra_context=None):
@@ -356,6 +371,7 @@ class InvoiceAdmin(DocumentAdmin):
             **(extra_context or {}),
             "export_url": reverse("admin:billing_invoice_export"),
             "gstr1_url": reverse("admin:billing_invoice_gstr1"),
+            "gstins": selectors.supplier_gstins(),
         }
         return super().changelist_view(request, extra_context)
 

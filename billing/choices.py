@@ -11,6 +11,29 @@ class EntryKind(models.TextChoices):
     CREDIT_NOTE = "credit_note", "Credit note"  # credit from a credit note against an invoice
     TRIAL = "trial", "Trial credit"  # the sign-up trial credit (no receipt: nothing was paid)
     TRIAL_EXPIRY = "trial_expiry", "Trial credit expired"  # unused trial credit taken back at its expiry
+    TDS = "tds", "Income-tax TDS"  # tax the customer deducted from its payment of an invoice (paid to the government)
+
+
+class RegistrationType(models.TextChoices):
+    REGULAR = "regular", "GSTIN"  # a regular (or SEZ) GST registration
+    GST_TDS = "gst_tds", "GST-TDS registration"  # a government deductor registered under s.51 (TAN-based)
+    UIN = "uin", "UIN"  # a UN body, embassy or consulate (s.25(9)): Unique Identity Number
+
+
+class EInvoiceStatus(models.TextChoices):
+    REGISTERED = "registered", "Registered (IRN)"  # the IRP's response: IRN, acknowledgement, signed QR code
+    REJECTED = "rejected", "Rejected by the IRP"  # the IRP's error list; the invoice stays unregistered
+
+
+class TdsSection(models.TextChoices):
+    S194C = "194C", "194C: work contract"  # 1% (individual/HUF) or 2% (others)
+    S194J_A = "194J(a)", "194J(a): fees for technical services"  # 2%
+    S194J_B = "194J(b)", "194J(b): fees for professional services"  # 10%
+    S194I_A = "194I(a)", "194I(a): rent of plant and machinery"  # 2% (some treat hosting as equipment rent)
+
+
+# The highest rate (percent) a customer may deduct under each section (Income-tax Act).
+TDS_MAX_RATE = {"194C": 2, "194J(a)": 2, "194J(b)": 10, "194I(a)": 2}
 
 
 class Regime(models.TextChoices):
@@ -77,6 +100,11 @@ AUDIT_ACTIONS = (
     "credit_note.issued",  # credit note against an invoice
     "billing.settings_updated",  # supplier / policy settings changed
     "billing.profile_updated",  # a project's billing profile changed
+    "einvoice.registered",  # the IRP's response (IRN, signed QR code) imported for an invoice
+    "einvoice.rejected",  # the IRP's error list imported for an invoice
+    "tds.recorded",  # income-tax TDS deducted by the customer, credited to the wallet
+    "tds.certificate_recorded",  # the Form 16A of a TDS deduction
+    "billing.registration_saved",  # a further supplier GSTIN or its hypervisors changed
     "project.suspended",  # balance below zero past the grace period
     "project.unsuspended",  # a top-up brought the balance back
     "payment.received",  # a Razorpay payment or a confirmed transfer was credited (once)

@@ -3,6 +3,7 @@ from django import forms
 from controlplane.errors import InvalidInput
 
 from . import services
+from .choices import RegistrationType
 from .gst import STATE_CHOICES
 
 
@@ -17,6 +18,13 @@ class BillingProfileForm(forms.Form):
     state_code = forms.ChoiceField(choices=[("", "(abroad)"), *STATE_CHOICES], required=False, label="State")
     country = forms.CharField(max_length=2, initial="IN", help_text="Two-letter code: IN for India.")
     gstin = forms.CharField(max_length=20, required=False, label="GSTIN", help_text="Blank if not registered.")
+    registration_type = forms.ChoiceField(
+        choices=RegistrationType.choices,
+        initial=RegistrationType.REGULAR,
+        required=False,
+        label="The number above is a",
+        help_text="Government deductors: GST-TDS registration; UN bodies and embassies: UIN.",
+    )
     is_sez = forms.BooleanField(required=False, label="Unit or developer in a Special Economic Zone")
     billing_email = forms.EmailField(required=False, label="Billing email")
 

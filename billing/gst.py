@@ -7,13 +7,14 @@ Everything here takes and returns plain values so it can be tested exhaustively
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from .choices import Regime, SupplyType
+from .choices import Regime, RegistrationType, SupplyType
 from .money import ZERO, paise, rupees
 
 # GST state codes (the first two digits of a GSTIN and the place-of-supply code).
@@ -81,6 +82,14 @@ ENDORSEMENTS = {
 
 _GSTIN_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _GSTIN_SHAPE = re.compile(r"^[0-9]{2}[A-Z]{5}[0-9]{4}[A-Z][1-9A-Z][A-Z0-9][0-9A-Z]$")
+# Registrations that are not a regular GSTIN but identify a recipient the same way
+# (15 characters, state code first, same check character):
+# - GST-TDS (s.51, government deductors): state + TAN (4 letters, 1 letter/digit,
+#   4 digits, 1 letter) + entity number + "D" + check;
+# - UIN (s.25(9), UN bodies, embassies, consulates): state + 2 digits + 3-letter
+#   country/body code + 5 digits + "UN"/"ON" + check.
+_GST_TDS_SHAPE = re.compile(r"^[0-9]{2}[A-Z]{4}[A-Z0-9][0-9]{4}[A-Z][1-9A-Z]D[0-9A-Z]$")
+_UIN_SHAPE = re.compile(r"^[0-9]{4}[A-Z]{3}[0-9]{5}[UO]N[0-9A-Z]$")
 
 
 class GSTINError(ValueError):
@@ -96,27 +105,55 @@ def gstin_check_char(first14: str) -> str:
     return _GSTIN_CHARS[(36 - total % 36) % 36]
 
 
-def validate_gstin(value: str) -> str:
-    """Return the GSTIN if valid, else raise GSTINError with a clear reason."""
+_SHAPES = {
+    RegistrationType.REGULAR: (
+        _GSTIN_SHAPE,
+        "Characters 3 to 12 of a GSTIN are the PAN (5 letters, 4 digits, 1 letter), "
+        "followed by the entity number (1-9 or A-Z).",
+    ),
+    RegistrationType.GST_TDS: (
+        _GST_TDS_SHAPE,
+        "A GST-TDS registration is the state code, the deductor's TAN (4 letters, a letter or digit, 4 digits, "
+        "a letter), the entity number, D and the check character.",
+    ),
+    RegistrationType.UIN: (
+        _UIN_SHAPE,
+        "A UIN is the state code, 2 digits, a 3-letter country or body code, 5 digits, UN or ON and the check "
+        "character.",
+    ),
+}
+
+
+def validate_gstin(value: str, kind: str = RegistrationType.REGULAR) -> str:
+    """Return the GSTIN (or GST-TDS registration, or UIN: ``kind``) if valid,
+    else raise GSTINError with a clear reason."""
+    label = RegistrationType(kind).label
     if not isinstance(value, str) or not value.strip():
-        raise GSTINError("Enter a GSTIN.")
+        raise GSTINError(f"Enter a {label}.")
     value = value.strip()
     if len(value) != 15:
-        raise GSTINError(f"A GSTIN has 15 characters; this one has {len(value)}.")
+        raise GSTINError(f"A {label} has 15 characters; this one has {len(value)}.")
     if value != value.upper():
-        raise GSTINError(f"Write the GSTIN in capital letters: {value.upper()}.")
+        raise GSTINError(f"Write the {label} in capital letters: {value.upper()}.")
     if not all(char in _GSTIN_CHARS for char in value):
-        raise GSTINError("A GSTIN contains only digits and capital letters.")
+        raise GSTINError(f"A {label} contains only digits and capital letters.")
     if value[:2] not in STATES:
-        raise GSTINError(f"A GSTIN starts with a state code; {value[:2]} is not a GST state code.")
-    if not _GSTIN_SHAPE.match(value):
-        raise GSTINError(
-            "Characters 3 to 12 of a GSTIN are the PAN (5 letters, 4 digits, 1 letter), "
-            "followed by the entity number (1-9 or A-Z)."
-        )
+        raise GSTINError(f"A {label} starts with a state code; {value[:2]} is not a GST state code.")
+    shape, explanation = _SHAPES[kind]
+    if not shape.match(value):
+        raise GSTINError(explanation)
     if gstin_check_char(value[:14]) != value[14]:
-        raise GSTINError("The GSTIN's last (check) character does not match the rest; check it for a typo.")
+        raise GSTINError(f"The {label}'s last (check) character does not match the rest; check it for a typo.")
     return value
+
+
+EINVOICE_REPORTING_DAYS = 30  # Above ₹10 crore turnover the IRP refuses invoices older than this.
+
+
+def irn_of(*, supplier_gstin: str, financial_year: str, doc_type: str, number: str) -> str:
+    """The Invoice Reference Number the IRP gives a document: SHA-256 (hex) of
+    supplier GSTIN + financial year (2025-26) + INV/CRN/DBN + document number."""
+    return hashlib.sha256(f"{supplier_gstin}{financial_year}{doc_type}{number}".encode()).hexdigest()
 
 
 def state_name(code: str) -> str:

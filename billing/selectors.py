@@ -8,25 +8,29 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from django.db.models import Count, Min, QuerySet, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import Count, Min, OuterRef, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce, TruncDate
 
 from accounts.choices import Role
 from accounts.models import Membership, Project
 from compute.choices import VMStatus
-from controlplane.errors import NotFound
+from controlplane.errors import Conflict, NotFound
 
-from .choices import Regime
+from .choices import EInvoiceStatus, Regime, SupplyType
 from .gst import Customer, Heads, Treatment, tax_heads, treatment
 from .models import (
     BillingProfile,
     BillingSettings,
     CreditNote,
     CreditNoteLine,
+    EInvoiceResponse,
     Invoice,
     LedgerEntry,
     MeterCursor,
     ReceiptVoucher,
+    SupplierLocation,
+    SupplierRegistration,
+    TdsDeduction,
     UsageCharge,
     UsageRecord,
     Wallet,
@@ -49,14 +53,34 @@ def customer_of(profile: BillingProfile | None) -> Customer:
     return Customer(country=profile.country, state_code=profile.state_code, gstin=profile.gstin, is_sez=profile.is_sez)
 
 
-def treatment_for(*, settings: BillingSettings, profile: BillingProfile | None) -> Treatment:
-    """The GST treatment (place of supply, regime, endorsement) of a customer now."""
+def treatment_for(
+    *, settings: BillingSettings, profile: BillingProfile | None, registration: SupplierRegistration | None = None
+) -> Treatment:
+    """The GST treatment (place of supply, regime, endorsement) of a customer
+    now, supplied from ``registration`` (None: the principal registration)."""
     return treatment(
-        supplier_state=settings.state_code,
+        supplier_state=registration.state_code if registration else settings.state_code,
         customer=customer_of(profile),
         lut=settings.lut_enabled,
         lut_for_sez=settings.lut_for_sez,
     )
+
+
+def registration_by_hypervisor() -> dict[int, int]:
+    """Hypervisor id → the supplier registration it supplies under (hypervisors
+    not listed supply under the principal registration)."""
+    return dict(SupplierLocation.objects.values_list("hypervisor_id", "registration_id"))
+
+
+def registration_for_gstin(gstin: str) -> SupplierRegistration | None:
+    """The further registration with this GSTIN (None: the principal one)."""
+    return SupplierRegistration.objects.filter(gstin=gstin).first() if gstin else None
+
+
+def supplier_gstins() -> list[str]:
+    """Every GSTIN the operator supplies under, the principal one first."""
+    principal = billing_settings_get().gstin
+    return [principal, *SupplierRegistration.objects.exclude(gstin=principal).values_list("gstin", flat=True)]
 
 
 def wallet_get(*, project: Project) -> Wallet:
@@ -125,14 +149,57 @@ def usage_by_vm(*, project: Project, month: date) -> list[dict]:
     ]
 
 
+def invoices_with_compliance(invoices: QuerySet[Invoice]) -> QuerySet[Invoice]:
+    """Each invoice with its IRN registration (``irn``, ``ack_no``, ``ack_date``)
+    and the income-tax TDS recorded against it (``tds_total``), in the one query."""
+    registered = EInvoiceResponse.objects.filter(invoice=OuterRef("pk"), status=EInvoiceStatus.REGISTERED)
+    tds = (
+        TdsDeduction.objects.filter(invoice=OuterRef("pk"))
+        .values("invoice")
+        .annotate(total=Sum("amount"))
+        .values("total")
+    )
+    return invoices.annotate(
+        irn=Subquery(registered.values("irn")[:1]),
+        ack_no=Subquery(registered.values("ack_no")[:1]),
+        ack_date=Subquery(registered.values("ack_date")[:1]),
+        tds_total=Coalesce(Subquery(tds), ZERO),
+    )
+
+
 def invoice_list(*, project: Project) -> QuerySet[Invoice]:
-    return Invoice.objects.filter(project=project)
+    return invoices_with_compliance(Invoice.objects.filter(project=project))
 
 
 def invoice_get(*, project: Project, pk: int) -> Invoice:
-    invoice = Invoice.objects.filter(project=project, pk=pk).prefetch_related("lines").first()
+    invoice = invoices_with_compliance(Invoice.objects.filter(project=project, pk=pk)).prefetch_related("lines").first()
     if invoice is None:
         raise NotFound("No such invoice.")
+    return invoice
+
+
+def einvoice_registration(*, invoice: Invoice) -> EInvoiceResponse | None:
+    """The invoice's IRN registration (None: not registered)."""
+    return EInvoiceResponse.objects.filter(invoice=invoice, status=EInvoiceStatus.REGISTERED).first()
+
+
+def einvoice_pending(*, invoice: Invoice, settings: BillingSettings | None = None) -> bool:
+    """Is the invoice waiting for its IRN (the operator e-invoices, it is not B2C, none imported yet)?"""
+    settings = settings or billing_settings_get()
+    if not settings.einvoice_required or invoice.supply_type == SupplyType.B2C:
+        return False
+    return einvoice_registration(invoice=invoice) is None
+
+
+def invoice_release_get(*, project: Project, pk: int) -> Invoice:
+    """An invoice the customer may have: not one still waiting for its IRN
+    (Rule 48(5): without it, it is not a valid invoice)."""
+    invoice = invoice_get(project=project, pk=pk)
+    if einvoice_pending(invoice=invoice):
+        raise Conflict(
+            f"Invoice {invoice.number} is being registered on the Invoice Registration Portal; it is available "
+            "with its IRN and QR code once registered."
+        )
     return invoice
 
 

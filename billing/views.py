@@ -62,6 +62,7 @@ def documents(request, project):
         "project": project,
         "invoices": selectors.invoice_list(project=project),
         "credit_notes": selectors.credit_note_list(project=project),
+        "einvoice_required": selectors.billing_settings_get().einvoice_required,
     }
     return render(request, "billing/documents.html", context)
 
@@ -75,7 +76,7 @@ def _pdf_view(getter, renderer):
     return view
 
 
-invoice_pdf = _pdf_view(selectors.invoice_get, pdf.invoice_pdf)
+invoice_pdf = _pdf_view(selectors.invoice_release_get, pdf.invoice_pdf)
 credit_note_pdf = _pdf_view(selectors.credit_note_get, pdf.credit_note_pdf)
 receipt_pdf = _pdf_view(selectors.receipt_get, pdf.receipt_pdf)
 

@@ -3,8 +3,10 @@ from rest_framework import serializers
 
 from controlplane.api import JSONTypesMixin
 
+from ..choices import SupplyType
 from ..gst import STATES
 from ..models import BillingProfile, CreditNote, Invoice, InvoiceLine, LedgerEntry, ReceiptVoucher, Wallet
+from ..selectors import billing_settings_get
 from ..services.config import PROFILE_FIELDS
 
 MONEY = {"max_digits": 14, "decimal_places": 2}
@@ -126,10 +128,30 @@ class DocumentSerializer(serializers.ModelSerializer):
 
 class InvoiceSerializer(DocumentSerializer):
     pdf_route = "billing-api:invoice-pdf"
+    einvoice_status = serializers.SerializerMethodField(
+        help_text="registered: IRN and signed QR code imported; pending: the operator e-invoices and the IRN is "
+        "not there yet (the PDF answers 409 until it is); not_required: B2C, or the operator does not e-invoice."
+    )
+    irn = serializers.CharField(read_only=True, allow_null=True, help_text="Invoice Reference Number from the IRP.")
+    ack_no = serializers.CharField(read_only=True, allow_null=True, help_text="The IRP's acknowledgement number.")
+    ack_date = serializers.DateTimeField(read_only=True, allow_null=True)
+    tds_total = serializers.DecimalField(
+        **MONEY, read_only=True, help_text="Income-tax TDS you deducted on this invoice, as recorded (credited)."
+    )
 
     class Meta:
         model = Invoice
-        fields = DOCUMENT_FIELDS + ["period_start", "period_end"]
+        fields = DOCUMENT_FIELDS + ["period_start", "period_end", "einvoice_status", "irn", "ack_no", "ack_date"]
+        fields += ["tds_total"]
+
+    def get_einvoice_status(self, invoice) -> str:
+        if invoice.irn:
+            return "registered"
+        if "einvoice_required" not in self.context:
+            self.context["einvoice_required"] = billing_settings_get().einvoice_required
+        if self.context["einvoice_required"] and invoice.supply_type != SupplyType.B2C:
+            return "pending"
+        return "not_required"
 
 
 class InvoiceDetailSerializer(InvoiceSerializer):

@@ -111,7 +111,7 @@ def pdf_response(data: bytes, number: str) -> HttpResponse:
 class DocumentPdfApi(BillingApi, APIView):
     """The document as a PDF (application/pdf)."""
 
-    getter = staticmethod(selectors.invoice_get)
+    getter = staticmethod(selectors.invoice_release_get)
     render = staticmethod(pdf.invoice_pdf)
 
     @extend_schema(responses={(200, "application/pdf"): bytes})

@@ -31,12 +31,14 @@ from decimal import Decimal
 
 from django.db.models import Count, Max, Min, Sum
 
+from controlplane.errors import InvalidInput
+
 from ..choices import Regime, SupplyType
 from ..gst import STATES
 from ..models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, ReceiptVoucher, RefundVoucher
 from ..money import ZERO
 from ..periods import next_month
-from ..selectors import billing_settings_get
+from ..selectors import billing_settings_get, supplier_gstins
 
 B2CL_LIMIT_FROM_AUG_2024 = Decimal("100000")
 B2CL_LIMIT_BEFORE = Decimal("250000")
@@ -118,12 +120,17 @@ class Gstr1:
     """The month's GSTR-1, built once from the database; ``sections`` is the
     JSON (Decimals), ``rows`` the CSV rows."""
 
-    def __init__(self, month: date):
+    def __init__(self, month: date, gstin: str | None = None):
         self.month = month.replace(day=1)
+        principal = billing_settings_get().gstin
+        self.gstin = gstin or principal
+        if self.gstin not in supplier_gstins():
+            raise InvalidInput(f"{self.gstin} is not one of the operator's GSTINs.", fields={"gstin": "Unknown."})
         window = {"date__gte": self.month, "date__lt": next_month(self.month)}
-        self.invoices = list(Invoice.objects.filter(**window).order_by("date", "number"))
-        self.notes = list(CreditNote.objects.filter(**window).select_related("invoice").order_by("date", "number"))
-        self.window = window
+        mine = {**window, "supplier__gstin": self.gstin}
+        self.invoices = list(Invoice.objects.filter(**mine).order_by("date", "number"))
+        self.notes = list(CreditNote.objects.filter(**mine).select_related("invoice").order_by("date", "number"))
+        self.window = mine
         self.rows: list[dict] = []
         self.sections = self._build()
 
@@ -193,7 +200,7 @@ class Gstr1:
                 typ = "B2CL" if section == "b2cl" else note.supply_type
                 cdnur.append({**head, "typ": typ})
         return {
-            "gstin": billing_settings_get().gstin,
+            "gstin": self.gstin,
             "fp": f"{self.month:%m%Y}",
             "b2b": [{"ctin": gstin, "inv": docs} for gstin, docs in sorted(b2b.items())],
             "b2cl": [{"pos": pos, "inv": docs} for pos, docs in sorted(b2cl.items())],
@@ -242,6 +249,12 @@ class Gstr1:
             if section is None or row["section"] == section:
                 writer.writerow({k: f"{v:.2f}" if isinstance(v, Decimal) else v for k, v in row.items()})
         return out.getvalue()
+
+    @property
+    def name(self) -> str:
+        """gstr1-MMYYYY, with the GSTIN when the operator has several."""
+        several = len(supplier_gstins()) > 1
+        return f"gstr1-{self.sections['fp']}" + (f"-{self.gstin}" if several else "")
 
     def zip(self) -> bytes:
         """gstr1-MMYYYY.json, all-rows CSV and one CSV per section, zipped."""

@@ -14,9 +14,11 @@ that conjuncts and vowel signs of Hindi and Marathi names come out right.
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 from pathlib import Path
 
+import segno
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
@@ -26,6 +28,7 @@ from fpdf.fonts import FontFace
 from ..choices import Regime
 from ..models import CreditNote, Invoice, ReceiptVoucher, RefundVoucher
 from ..money import amount_in_words, format_inr
+from ..selectors import einvoice_registration
 
 FONT = "NotoSans"
 DEVANAGARI = "NotoSansDevanagari"
@@ -35,6 +38,8 @@ FONT_FILES = {
     DEVANAGARI: {"": "NotoSansDevanagari-Regular.ttf", "B": "NotoSansDevanagari-Bold.ttf"},
 }
 GREY = (235, 235, 235)
+# How the recipient's identifier is labelled (billing.choices.RegistrationType).
+ID_LABELS = {"gst_tds": "GSTIN (GST-TDS deductor)", "uin": "UIN"}
 
 
 def font_paths() -> dict[tuple[str, str], Path]:
@@ -141,7 +146,8 @@ def _header(pdf: DocumentPDF, doc, title: str, details: list[tuple[str, str]]) -
         pdf.text_line(f"State: {customer.get('state_name')} (Code {customer.get('state_code')})", size=8.5, height=4.2)
     gstin = customer.get("gstin") or ("URP (overseas)" if customer.get("country", "IN") != "IN" else "Unregistered")
     sez = "  (SEZ unit/developer)" if customer.get("is_sez") else ""
-    pdf.text_line(f"GSTIN: {gstin}{sez}", size=8.5, height=4.2)
+    label = ID_LABELS.get(customer.get("registration_type", ""), "GSTIN")
+    pdf.text_line(f"{label}: {gstin}{sez}", size=8.5, height=4.2)
     pdf.ln(2)
 
 
@@ -269,6 +275,26 @@ def _output(pdf: DocumentPDF, compress: bool) -> bytes:
     return bytes(pdf.output())
 
 
+def einvoice_qr_png(signed_qr_code: str) -> bytes:
+    """The IRP's signed QR code as a PNG QR symbol (error correction M, as the IRP's own)."""
+    out = io.BytesIO()
+    segno.make(signed_qr_code, error="m", micro=False).save(out, kind="png", scale=4, border=2)
+    return out.getvalue()
+
+
+def _einvoice_block(pdf: DocumentPDF, registration) -> None:
+    """IRN, acknowledgement and the signed QR code (Rule 48(4)), under the header."""
+    top = pdf.get_y()
+    pdf.image(io.BytesIO(einvoice_qr_png(registration.signed_qr_code)), x=160, y=top, w=38, h=38)
+    pdf.set_xy(10, top)
+    ack = timezone.localtime(registration.ack_date)
+    pdf.text_line("E-invoice (registered on the Invoice Registration Portal)", size=8.5, bold=True)
+    pdf.set_font(FONT, "", 8)
+    pdf.multi_cell(145, 4.2, f"IRN: {registration.irn}", new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(145, 4.2, f"Ack No.: {registration.ack_no}    Ack Date: {ack:%d/%m/%Y %H:%M} IST")
+    pdf.set_y(max(pdf.get_y(), top + 40))
+
+
 def invoice_pdf(invoice: Invoice, *, compress: bool = True) -> bytes:
     pdf = DocumentPDF(f"Tax invoice {invoice.number}")
     # period_end is exclusive (the first instant not supplied): the last day supplied is the day before it.
@@ -277,6 +303,9 @@ def invoice_pdf(invoice: Invoice, *, compress: bool = True) -> bytes:
     details = _common_details(invoice, "Invoice no.", "Invoice date")
     details.insert(2, ("Supply period", f"{start:%d/%m/%Y} to {last:%d/%m/%Y}"))
     _header(pdf, invoice, "TAX INVOICE", details)
+    registration = einvoice_registration(invoice=invoice)
+    if registration is not None:
+        _einvoice_block(pdf, registration)
     _lines_table(pdf, invoice, invoice.lines.all())
     _totals(pdf, invoice)
     notes = ["Paid from the prepaid wallet of the project; usage metered per second, in hours (HRS)."]

@@ -1,3 +1,10 @@
+from .compliance import (
+    EInvoiceResponse,
+    SupplierLocation,
+    SupplierRegistration,
+    TdsCertificate,
+    TdsDeduction,
+)
 from .config import BillingProfile, BillingSettings
 from .documents import (
     CreditNote,
@@ -18,6 +25,7 @@ __all__ = [
     "CreditNote",
     "CreditNoteLine",
     "DocumentSeries",
+    "EInvoiceResponse",
     "Invoice",
     "InvoiceLine",
     "LedgerEntry",
@@ -27,6 +35,10 @@ __all__ = [
     "ReceiptVoucher",
     "Refund",
     "RefundVoucher",
+    "SupplierLocation",
+    "SupplierRegistration",
+    "TdsCertificate",
+    "TdsDeduction",
     "TransferRecord",
     "TrialGrant",
     "UsageCharge",

@@ -3,6 +3,7 @@ from decimal import Decimal
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
+from ..choices import RegistrationType
 from ..gst import STATE_CHOICES
 
 prefix_validator = RegexValidator(
@@ -37,6 +38,19 @@ class BillingSettings(models.Model):
     lut_reference = models.CharField(max_length=50, blank=True, help_text="ARN of the LUT for this financial year.")
     lut_for_sez = models.BooleanField(
         default=False, help_text="Also supply SEZ customers under the LUT (default: SEZ pays IGST)."
+    )
+    einvoice_required = models.BooleanField(
+        default=False,
+        help_text="Aggregate turnover above the e-invoice threshold: a B2B invoice reaches the customer only with "
+        "its IRN and signed QR code (Rule 48(4)).",
+    )
+    einvoice_30_day_limit = models.BooleanField(
+        default=False,
+        help_text="Turnover of ₹10 crore or more: the IRP refuses invoices older than 30 days.",
+    )
+    irp_public_key = models.TextField(
+        blank=True,
+        help_text="The IRP's public key (PEM) to check the signature of imported signed QR codes; blank: not checked.",
     )
     invoice_prefix = models.CharField(max_length=5, default="INV", validators=[prefix_validator])
     credit_note_prefix = models.CharField(max_length=5, default="CN", validators=[prefix_validator])
@@ -99,6 +113,12 @@ class BillingProfile(models.Model):
     state_code = models.CharField(max_length=2, choices=STATE_CHOICES, help_text="96 (Other Countries) abroad.")
     country = models.CharField(max_length=2, default="IN", help_text="ISO 3166 two-letter code.")
     gstin = models.CharField(max_length=15, blank=True, help_text="Blank for an unregistered customer.")
+    registration_type = models.CharField(
+        max_length=8,
+        choices=RegistrationType.choices,
+        default=RegistrationType.REGULAR,
+        help_text="What the GSTIN field holds: a GSTIN, a GST-TDS registration or a UIN.",
+    )
     is_sez = models.BooleanField(default=False, help_text="A unit or developer in a Special Economic Zone.")
     billing_email = models.EmailField(blank=True, help_text="Also receives low-balance emails.")
     updated_at = models.DateTimeField(auto_now=True)

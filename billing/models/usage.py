@@ -87,6 +87,14 @@ class UsageCharge(models.Model):
     invoice = models.ForeignKey(
         "billing.Invoice", null=True, blank=True, on_delete=models.PROTECT, related_name="usage_charges"
     )
+    registration = models.ForeignKey(
+        "billing.SupplierRegistration",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The supplier registration of its VMs' hypervisors; blank: the principal one.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

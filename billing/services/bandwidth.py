@@ -27,9 +27,9 @@ from compute.models import VMTransfer
 from ..gst import tax_heads
 from ..models import BillingSettings, InvoiceLine, TransferRecord, UsageCharge, Wallet
 from ..periods import month_of, month_start, next_month
-from ..selectors import billing_settings_get, treatment_for
-from .charging import month_charge_post
-from .ledger import wallet_lock, wallet_profile
+from ..selectors import billing_settings_get, registration_by_hypervisor
+from .charging import charge_treatment, month_charge_post, month_then_registration
+from .ledger import wallet_lock
 
 ACTOR = "system:billing"
 GB = 10**9
@@ -89,19 +89,20 @@ def transfer_charge_locked(
     transfer_meter(settings=settings, now=now, project_id=wallet.project_id)
     rows = list(
         TransferRecord.objects.filter(project_id=wallet.project_id, charge__isnull=True).values_list(
-            "id", "period", "amount", "gst_rate"
+            "id", "period", "amount", "gst_rate", "vm__hypervisor_id"
         )
     )
     if not rows:
         return []
-    treatment = treatment_for(settings=settings, profile=wallet_profile(wallet))
+    registration_of = registration_by_hypervisor()
     months: dict = defaultdict(list)
     for row in rows:
-        months[row[1]].append(row)
+        months[(row[1], registration_of.get(row[4]))].append(row)
     charges = []
-    for period, month_rows in sorted(months.items()):
+    for (period, registration_id), month_rows in sorted(months.items(), key=month_then_registration):
+        treatment = charge_treatment(settings=settings, wallet=wallet, registration_id=registration_id)
         by_rate: dict[Decimal, Decimal] = defaultdict(Decimal)
-        for _, _, amount, rate in month_rows:
+        for _, _, amount, rate, _ in month_rows:
             by_rate[rate] += amount
         charge = month_charge_post(
             wallet=wallet,
@@ -113,6 +114,7 @@ def transfer_charge_locked(
             hour_to=month_start(next_month(period)),
             description=f"Data transfer over plan allowances, {period:%B %Y}",
             kind="transfer",
+            registration_id=registration_id,
         )
         TransferRecord.objects.filter(id__in=[row[0] for row in month_rows]).update(charge=charge)
         charges.append(charge)

@@ -23,10 +23,10 @@ import audit
 
 from ..choices import EntryKind
 from ..gst import tax_heads
-from ..models import BillingSettings, UsageCharge, UsageRecord, Wallet
+from ..models import BillingSettings, SupplierRegistration, UsageCharge, UsageRecord, Wallet
 from ..money import ZERO, paise
 from ..periods import HOUR, month_of
-from ..selectors import billing_settings_get, treatment_for, usage_uncharged_project_ids
+from ..selectors import billing_settings_get, registration_by_hypervisor, treatment_for, usage_uncharged_project_ids
 from .ledger import entry_post, wallet_lock, wallet_profile
 from .metering import meter_horizon, usage_meter
 from .suspension import suspension_apply_due
@@ -47,6 +47,7 @@ def month_charge_post(
     hour_to: datetime,
     description: str,
     kind: str,
+    registration_id: int | None = None,
 ) -> UsageCharge:
     """Debit one month's amounts (before GST, by GST rate) from a locked wallet as one
     ``UsageCharge`` with its ledger entry (none when it comes to 0.00), audited."""
@@ -73,6 +74,7 @@ def month_charge_post(
         tax=tax,
         total=taxable + tax,
         entry=entry,
+        registration_id=registration_id,
     )
     if entry is not None:
         audit.record(
@@ -91,6 +93,17 @@ def month_charge_post(
     return charge
 
 
+def month_then_registration(item) -> tuple:
+    (period, registration_id), _ = item
+    return period, registration_id or 0
+
+
+def charge_treatment(*, settings: BillingSettings, wallet: Wallet, registration_id: int | None):
+    """The customer's treatment when supplied from that registration (None: the principal one)."""
+    registration = SupplierRegistration.objects.get(pk=registration_id) if registration_id else None
+    return treatment_for(settings=settings, profile=wallet_profile(wallet), registration=registration)
+
+
 def usage_charge_locked(
     *, wallet: Wallet, settings: BillingSettings, before: datetime | None = None
 ) -> list[UsageCharge]:
@@ -101,19 +114,27 @@ def usage_charge_locked(
         records = records.filter(hour_start__lt=before)
     rows = list(
         records.values_list(
-            "id", "hour_start", "running_seconds", "stopped_seconds", "price_running", "price_stopped", "gst_rate"
+            "id",
+            "hour_start",
+            "running_seconds",
+            "stopped_seconds",
+            "price_running",
+            "price_stopped",
+            "gst_rate",
+            "vm__hypervisor_id",
         )
     )
     if not rows:
         return []
-    treatment = treatment_for(settings=settings, profile=wallet_profile(wallet))
+    registration_of = registration_by_hypervisor()
     months: dict = defaultdict(list)
     for row in rows:
-        months[month_of(row[1])].append(row)
+        months[(month_of(row[1]), registration_of.get(row[7]))].append(row)
     charges = []
-    for period, month_rows in sorted(months.items()):
+    for (period, registration_id), month_rows in sorted(months.items(), key=month_then_registration):
+        treatment = charge_treatment(settings=settings, wallet=wallet, registration_id=registration_id)
         by_rate: dict[Decimal, Decimal] = defaultdict(Decimal)
-        for _, _, running, stopped, price_running, price_stopped, rate in month_rows:
+        for _, _, running, stopped, price_running, price_stopped, rate, _ in month_rows:
             by_rate[rate] += (running * price_running + stopped * price_stopped) / 3600
         hour_from = min(row[1] for row in month_rows)
         hour_to = max(row[1] for row in month_rows) + HOUR
@@ -130,6 +151,7 @@ def usage_charge_locked(
                 f" ({len(month_rows)} VM-hours)"
             ),
             kind=EntryKind.USAGE,
+            registration_id=registration_id,
         )
         UsageRecord.objects.filter(id__in=[row[0] for row in month_rows]).update(charge=charge)
         charges.append(charge)

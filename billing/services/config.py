@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from django.db import transaction
 from django.urls import reverse
 
@@ -12,8 +15,9 @@ import audit
 from accounts.models import Project
 from controlplane.errors import Conflict, InvalidInput
 
+from ..choices import RegistrationType
 from ..gst import OTHER_COUNTRIES, STATES, GSTINError, prefix_error, state_name, validate_gstin
-from ..models import BillingProfile, BillingSettings
+from ..models import BillingProfile, BillingSettings, SupplierRegistration
 from ..selectors import billing_settings_get
 
 PROFILE_FIELDS = (
@@ -25,6 +29,7 @@ PROFILE_FIELDS = (
     "state_code",
     "country",
     "gstin",
+    "registration_type",
     "is_sez",
     "billing_email",
 )
@@ -58,10 +63,22 @@ def billing_settings_validate(values: dict) -> dict[str, str]:
             errors[name] = prefix_error(values[name])
     if len(set(prefixes)) != len(prefixes):
         errors["credit_note_prefix"] = "Invoices, credit notes and receipts each need their own prefix."
+    for row in SupplierRegistration.objects.values_list("gstin", "invoice_prefix", "credit_note_prefix"):
+        if gstin and row[0][:2] == gstin[:2]:
+            errors["gstin"] = f"The further registration {row[0]} is in state {row[0][:2]} already."
+        for name in prefix_names:
+            if values.get(name) in row[1:]:
+                errors[name] = f"{values[name]} is the prefix of a series of the registration {row[0]}."
     try:
         [Decimal(v.strip()) for v in values.get("low_balance_thresholds", "").split(",") if v.strip()]
     except InvalidOperation:
         errors["low_balance_thresholds"] = "Rupee amounts separated by commas, e.g. 500,100."
+    if values.get("irp_public_key"):
+        error = irp_public_key_error(values["irp_public_key"])
+        if error:
+            errors["irp_public_key"] = error
+    if values.get("einvoice_30_day_limit") and not values.get("einvoice_required"):
+        errors["einvoice_30_day_limit"] = "The 30-day reporting limit applies only to suppliers that e-invoice."
     if values.get("lut_enabled") and not values.get("lut_reference"):
         errors["lut_reference"] = "Exports under LUT need the LUT's reference number (ARN)."
     if values.get("lut_for_sez") and not (values.get("lut_enabled") and values.get("lut_reference")):
@@ -116,6 +133,10 @@ def billing_profile_validate(values: dict) -> tuple[dict, dict[str, str]]:
         if isinstance(clean[name], str):
             clean[name] = clean[name].strip()
     clean["is_sez"] = bool(values.get("is_sez"))
+    clean["registration_type"] = clean["registration_type"] or RegistrationType.REGULAR
+    if clean["registration_type"] not in RegistrationType.values:
+        choices = ", ".join(RegistrationType.values)
+        return clean, {"registration_type": f"One of {choices}."}
     clean["country"] = (clean["country"] or "IN").upper()
     errors = {}
     for name in ("legal_name", "address_line1", "city"):
@@ -138,7 +159,7 @@ def billing_profile_validate(values: dict) -> tuple[dict, dict[str, str]]:
             errors["state_code"] = "Choose the state or union territory of the address."
         if clean["gstin"]:
             try:
-                validate_gstin(clean["gstin"])
+                validate_gstin(clean["gstin"], clean["registration_type"])
             except GSTINError as exc:
                 errors["gstin"] = str(exc)
             else:
@@ -146,6 +167,10 @@ def billing_profile_validate(values: dict) -> tuple[dict, dict[str, str]]:
                     errors["gstin"] = _gstin_state_error(clean["gstin"], clean["state_code"], "the address")
         elif clean["is_sez"]:
             errors["is_sez"] = "An SEZ unit or developer is registered: enter its GSTIN."
+        if clean["is_sez"] and clean["registration_type"] != RegistrationType.REGULAR:
+            errors["is_sez"] = "An SEZ unit or developer has a regular GSTIN, not a GST-TDS registration or UIN."
+    if not clean["gstin"] and clean["registration_type"] != RegistrationType.REGULAR:
+        errors["gstin"] = f"Enter the {RegistrationType(clean['registration_type']).label}."
     return clean, errors
 
 
@@ -170,18 +195,35 @@ def billing_profile_update(*, project: Project, actor, **values) -> BillingProfi
     return profile
 
 
-def supplier_snapshot(settings: BillingSettings) -> dict:
+def irp_public_key_error(pem: str) -> str:
+    """Why the IRP public key cannot be used ("" when it can): an RSA public
+    key or certificate in PEM."""
+    data = pem.strip().encode()
+    try:
+        key = x509.load_pem_x509_certificate(data).public_key() if b"CERTIFICATE" in data else load_pem_public_key(data)
+    except ValueError:
+        return "Paste the IRP's public key or certificate in PEM (-----BEGIN PUBLIC KEY----- ...)."
+    if not isinstance(key, rsa.RSAPublicKey):
+        return "The IRP signs with RSA (RS256): this is not an RSA key."
+    return ""
+
+
+def supplier_snapshot(settings: BillingSettings, registration: SupplierRegistration | None = None) -> dict:
+    """The supplier as printed: the principal registration, or a further one
+    (its GSTIN, state and address; the same legal entity and contacts)."""
+    place = registration or settings
+    gstin = place.gstin
     return {
         "legal_name": settings.legal_name,
         "trade_name": settings.trade_name,
-        "address_line1": settings.address_line1,
-        "address_line2": settings.address_line2,
-        "city": settings.city,
-        "pin": settings.pin,
-        "state_code": settings.state_code,
-        "state_name": state_name(settings.state_code),
-        "gstin": settings.gstin,
-        "pan": settings.gstin[2:12] if settings.gstin else "",
+        "address_line1": place.address_line1,
+        "address_line2": place.address_line2,
+        "city": place.city,
+        "pin": place.pin,
+        "state_code": place.state_code,
+        "state_name": state_name(place.state_code),
+        "gstin": gstin,
+        "pan": gstin[2:12] if gstin else "",
         "email": settings.email,
         "phone": settings.phone,
         "lut_reference": settings.lut_reference if settings.lut_enabled else "",
@@ -202,6 +244,7 @@ def customer_snapshot(project: Project, profile: BillingProfile | None) -> dict:
         "state_name": state_name(profile.state_code),
         "country": profile.country,
         "gstin": profile.gstin,
+        "registration_type": profile.registration_type,
         "is_sez": profile.is_sez,
         "email": profile.billing_email,
     }

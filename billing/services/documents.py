@@ -50,10 +50,11 @@ def number_allocate(*, kind: str, prefix: str, day: date) -> tuple[DocumentSerie
     return series, sequence, number
 
 
-def parties(*, settings, project, profile, treatment: Treatment) -> dict:
-    """Supplier, customer and tax treatment as they are now (the snapshot)."""
+def parties(*, settings, project, profile, treatment: Treatment, registration=None) -> dict:
+    """Supplier (the principal registration or ``registration``), customer and
+    tax treatment as they are now (the snapshot)."""
     return {
-        "supplier": supplier_snapshot(settings),
+        "supplier": supplier_snapshot(settings, registration),
         "customer": customer_snapshot(project, profile),
         "place_of_supply": treatment.place_of_supply,
         "place_of_supply_name": treatment.place_of_supply_name,

@@ -32,12 +32,19 @@ from ..models import (
     CreditNoteLine,
     Invoice,
     InvoiceLine,
+    SupplierRegistration,
     UsageCharge,
     UsageRecord,
 )
 from ..money import ZERO, format_inr, paise
 from ..periods import local_date, month_of, month_start
-from ..selectors import billing_settings_get, invoice_creditable, invoice_due_projects, treatment_for
+from ..selectors import (
+    billing_settings_get,
+    invoice_creditable,
+    invoice_due_projects,
+    registration_for_gstin,
+    treatment_for,
+)
 from .bandwidth import transfer_charge_locked, transfer_lines
 from .charging import usage_charge_locked
 from .documents import numbered, parties, parties_of, totals_fields
@@ -103,26 +110,74 @@ def _usage_lines(charge_ids: list[int], regime: str) -> list[InvoiceLine]:
     return lines
 
 
+def _supplied_under(registration: SupplierRegistration | None) -> dict:
+    """Usage records of VMs on the hypervisors of ``registration`` (None: of no further registration)."""
+    if registration is None:
+        return {"vm__hypervisor__supplier_location__isnull": True}
+    return {"vm__hypervisor__supplier_location__registration": registration}
+
+
+def _to_invoice(project: Project, registration: SupplierRegistration | None, before: datetime | None):
+    """Uncharged usage records and uninvoiced charges supplied under ``registration``."""
+    uncharged = UsageRecord.objects.filter(project=project, charge__isnull=True, **_supplied_under(registration))
+    charges = UsageCharge.objects.filter(project=project, invoice__isnull=True, registration=registration)
+    if before is not None:
+        uncharged = uncharged.filter(hour_start__lt=before)
+        charges = charges.filter(period__lt=month_of(before))
+    return uncharged, charges
+
+
+@transaction.atomic
+def invoices_issue(
+    *, project: Project, actor, before: datetime | None = None, at: datetime | None = None
+) -> list[Invoice]:
+    """Invoice the project's uninvoiced usage: one invoice per supplier
+    registration its VMs' hypervisors supply under (all or none). Every
+    number is taken before anything is audited (lock order: wallet, series in
+    a fixed order, audit chain)."""
+    at = at or timezone.now()
+    settings = billing_settings_get()
+    _require_supplier(settings)
+    wallet_lock(project_id=project.pk)
+    due = []
+    for registration in [None, *SupplierRegistration.objects.order_by("gstin")]:
+        uncharged, charges = _to_invoice(project, registration, before)
+        if uncharged.exists() or charges.exists():
+            prefix = registration.invoice_prefix if registration else settings.invoice_prefix
+            due.append((registration, numbered(kind=DocumentKind.INVOICE, prefix=prefix, at=at, actor=actor)))
+    return [
+        invoice_issue(project=project, actor=actor, before=before, at=at, registration=registration, number=number)
+        for registration, number in due
+    ]
+
+
 @transaction.atomic
 def invoice_issue(
-    *, project: Project, actor, before: datetime | None = None, at: datetime | None = None
+    *,
+    project: Project,
+    actor,
+    before: datetime | None = None,
+    at: datetime | None = None,
+    registration: SupplierRegistration | None = None,
+    number: dict | None = None,
 ) -> Invoice | None:
-    """Invoice the project's uninvoiced usage; ``before``: only usage of months
-    that begin before it (the monthly run), else everything metered (on demand).
-    Returns None when there is nothing to invoice."""
+    """Invoice the project's uninvoiced usage supplied under ``registration``
+    (None: the principal registration); ``before``: only usage of months that
+    begin before it (the monthly run), else everything metered (on demand).
+    Returns None when there is nothing to invoice. Usage under other
+    registrations is charged too, and invoiced by their own call
+    (``invoices_issue`` makes them all, passing each its ``number``, taken
+    under the same wallet lock after the same check)."""
     at = at or timezone.now()
     settings = billing_settings_get()
     _require_supplier(settings)
     wallet = wallet_lock(project_id=project.pk)
-    uncharged = UsageRecord.objects.filter(project=project, charge__isnull=True)
-    charges = UsageCharge.objects.filter(project=project, invoice__isnull=True)
-    if before is not None:
-        uncharged = uncharged.filter(hour_start__lt=before)
-        charges = charges.filter(period__lt=month_of(before))
-    if not uncharged.exists() and not charges.exists():
+    uncharged, charges = _to_invoice(project, registration, before)
+    if number is None and not uncharged.exists() and not charges.exists():
         return None
-    # The number before anything that audits (lock order: wallet, series, audit chain).
-    number = numbered(kind=DocumentKind.INVOICE, prefix=settings.invoice_prefix, at=at, actor=actor)
+    if number is None:  # The number before anything that audits (lock order: wallet, series, audit chain).
+        prefix = registration.invoice_prefix if registration else settings.invoice_prefix
+        number = numbered(kind=DocumentKind.INVOICE, prefix=prefix, at=at, actor=actor)
     usage_charge_locked(wallet=wallet, settings=settings, before=before)
     transfer_charge_locked(wallet=wallet, settings=settings, now=at)
     rows = list(charges.values_list("id", "total", "hour_from", "hour_to"))
@@ -130,13 +185,13 @@ def invoice_issue(
     charged = sum((row[1] for row in rows), ZERO)
     period_start, period_end = min(row[2] for row in rows), max(row[3] for row in rows)
     profile = wallet_profile(wallet)
-    treatment = treatment_for(settings=settings, profile=profile)
+    treatment = treatment_for(settings=settings, profile=profile, registration=registration)
     lines = _usage_lines(charge_ids, treatment.regime)
     lines += transfer_lines(charge_ids, treatment.regime, first_position=len(lines) + 1)
     totals = document_totals(_line_heads(lines))
     invoice = Invoice.objects.create(
         **number,
-        **parties(settings=settings, project=project, profile=profile, treatment=treatment),
+        **parties(settings=settings, project=project, profile=profile, treatment=treatment, registration=registration),
         **totals_fields(totals),
         project=project,
         period_start=period_start,
@@ -206,7 +261,7 @@ def invoice_issue_monthly(
         if deadline is not None and time.monotonic() > deadline:
             break
         try:
-            invoice = invoice_issue(project=project, actor=actor, before=cutoff, at=now)
+            issued = invoices_issue(project=project, actor=actor, before=cutoff, at=now)
         except ServiceError as exc:
             logger.error("invoice for project %s not issued: %s", project.pk, exc.message)
             audit.record(
@@ -218,8 +273,7 @@ def invoice_issue_monthly(
             )
             failures.append(f"- {project.name} (project {project.pk}): {exc.message}")
             continue
-        if invoice is not None:
-            invoices.append(invoice)
+        invoices += issued
     if failures:
         operator_alert(
             subject=f"{len(failures)} invoice(s) could not be issued",
@@ -230,6 +284,12 @@ def invoice_issue_monthly(
             ),
         )
     return invoices
+
+
+def _credit_note_prefix(settings: BillingSettings, invoice: Invoice) -> str:
+    """The credit-note series of the registration the invoice was issued under."""
+    registration = registration_for_gstin(invoice.supplier.get("gstin", ""))
+    return registration.credit_note_prefix if registration else settings.credit_note_prefix
 
 
 def _credit_note_date_check(*, invoice: Invoice, at: datetime, backdate_reason: str) -> None:
@@ -308,7 +368,7 @@ def credit_note_issue(
     ]
     totals = document_totals(_line_heads(lines))
     note = CreditNote.objects.create(
-        **numbered(kind=DocumentKind.CREDIT_NOTE, prefix=settings.credit_note_prefix, at=at, actor=actor),
+        **numbered(kind=DocumentKind.CREDIT_NOTE, prefix=_credit_note_prefix(settings, invoice), at=at, actor=actor),
         **parties_of(invoice),
         **totals_fields(totals),
         project_id=invoice.project_id,

@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from billing.documents.gstr1 import Gstr1
 from billing.periods import parse_month
+from controlplane.errors import ServiceError
 
 
 class Command(BaseCommand):
@@ -14,14 +15,18 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--month", required=True, help="YYYY-MM")
+        parser.add_argument("--gstin", help="The supplier GSTIN (default: the principal one of Billing settings)")
         parser.add_argument("--output", help="ZIP file to write (default: gstr1-MMYYYY.zip here)")
 
-    def handle(self, *args, month, output=None, **options):
+    def handle(self, *args, month, gstin=None, output=None, **options):
         first = parse_month(month, None)
         if first is None:
             raise CommandError(f"--month must look like 2025-06, not {month!r}.")
-        report = Gstr1(first)
-        target = Path(output or f"gstr1-{report.sections['fp']}.zip")
+        try:
+            report = Gstr1(first, gstin=gstin)
+        except ServiceError as exc:
+            raise CommandError(exc.message) from None
+        target = Path(output or f"{report.name}.zip")
         target.write_bytes(report.zip())
         self.stdout.write(
             self.style.SUCCESS(
