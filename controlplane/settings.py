@@ -322,6 +322,8 @@ SPECTACULAR_SETTINGS = {
         "PowerStateEnum": "compute.choices.PowerState",
         "OperationStateEnum": "compute.choices.OperationState",
         "EventTypeEnum": "notifications.choices.EventType",
+        # Snapshots and backups share one set of states (compute/choices.py): one enum for both.
+        "CopyStateEnum": "compute.choices.BackupState",
     },
 }
 IDEMPOTENCY_TTL_SECONDS = env_int("IDEMPOTENCY_TTL_SECONDS", 24 * 3600)
