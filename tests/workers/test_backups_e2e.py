@@ -17,6 +17,7 @@ from tests.fixtures.compute import accepted_and_succeeded as _accepted
 from tests.fixtures.compute import vm_via_api as _vm
 from tests.fixtures.compute import wait_operation
 from tests.fixtures.factories import PlanFactory
+from tests.fixtures.notifications import relay_here_and_send_emails
 from workers import engine
 from workers.drivers.simulator import store_for
 from workers.engine import driver_for
@@ -92,6 +93,9 @@ def test_failed_backup_is_marked_and_leaves_the_vm_alone(live_worker, api, proje
     vm.refresh_from_db()
     assert failed.state == BackupState.ERROR and (vm.status, vm.task_state) == (VMStatus.ACTIVE, None)
     assert driver_for(simulator).backup_list(vm.backend_id) == []
+    # and the VM's owner is told (notifications' backup.failed)
+    [told] = [n for n in relay_here_and_send_emails() if n.event_type == "backup.failed"]
+    assert told.user_id == vm.owner_id and told.title == "Backup of VM web-1 failed"
 
     # The next backup works; a restore that meets a transient error is retried by the engine
     _accepted(api.post(f"/api/v1/virtual-machines/{vm.pk}/backups/"))
