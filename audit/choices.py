@@ -78,6 +78,28 @@ class Action(models.TextChoices):
         "VM rebuild succeeded",
     )  # the hypervisor finished a rebuild from an image
     VM_REBUILD_FAILED = "vm.rebuild.failed", "VM rebuild failed"  # a rebuild from an image gave up (reason in details)
+    # Backups (compute/services/backups.py): each operation's request and outcome, schedules
+    VM_BACKUP_CREATE_REQUESTED = "vm.backup_create.requested", "VM backup requested"  # a backup was queued
+    VM_BACKUP_CREATE_SUCCEEDED = "vm.backup_create.succeeded", "VM backup succeeded"  # the disk copy is kept
+    VM_BACKUP_CREATE_FAILED = "vm.backup_create.failed", "VM backup failed"  # a backup gave up (reason in details)
+    VM_BACKUP_CREATE_SKIPPED = (
+        "vm.backup_create.skipped",
+        "Scheduled backup skipped",
+    )  # the schedule's window found the VM busy (reason in details); once per window
+    VM_BACKUP_RESTORE_REQUESTED = "vm.backup_restore.requested", "VM restore requested"  # a restore was queued
+    VM_BACKUP_RESTORE_SUCCEEDED = (
+        "vm.backup_restore.succeeded",
+        "VM restore succeeded",
+    )  # the disk was replaced by a backup
+    VM_BACKUP_RESTORE_FAILED = "vm.backup_restore.failed", "VM restore failed"  # a restore gave up
+    VM_BACKUP_DELETE_REQUESTED = "vm.backup_delete.requested", "VM backup delete requested"  # a deletion was queued
+    VM_BACKUP_DELETE_SUCCEEDED = (
+        "vm.backup_delete.succeeded",
+        "VM backup delete succeeded",
+    )  # the backup is gone from backup storage
+    VM_BACKUP_DELETE_FAILED = "vm.backup_delete.failed", "VM backup delete failed"  # a backup's deletion gave up
+    VM_BACKUP_SCHEDULE_SET = "vm.backup_schedule.set", "Backup schedule set"  # frequency, window, retention in details
+    VM_BACKUP_SCHEDULE_DELETED = "vm.backup_schedule.deleted", "Backup schedule removed"  # no more scheduled backups
     # Operations (the engine's unit of work)
     OPERATION_STATE_CHANGED = "operation.state_changed", "Operation state changed"  # from/to state, task ref
     OPERATION_RETRIED = "operation.retried", "Operation retried"  # a transient error, attempt number in details

@@ -375,3 +375,6 @@ class SnapshotAdmin(admin.ModelAdmin):
 class TenantBindingAdmin(admin.ModelAdmin):
     list_display = ["project", "hypervisor", "ready", "updated_at"]
     list_filter = ["ready", "hypervisor"]
+
+
+from compute import backup_admin  # noqa: E402, F401  (registers Backup and BackupSchedule; uses _each above)

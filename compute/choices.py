@@ -53,6 +53,9 @@ class Action(models.TextChoices):
     SNAPSHOT_DELETE = "snapshot_delete", "Delete snapshot"  # remove one snapshot
     RESIZE = "resize", "Resize"  # change to another plan of the same guest type (vCPU, memory, disk grow)
     REBUILD = "rebuild", "Rebuild"  # replace the disk from an image; id, addresses and plan kept
+    BACKUP_CREATE = "backup_create", "Backup"  # copy the disk off the guest (compute/services/backups.py)
+    BACKUP_RESTORE = "backup_restore", "Restore from backup"  # replace the disk with a backup's copy
+    BACKUP_DELETE = "backup_delete", "Delete backup"  # remove one backup from backup storage
 
 
 class OperationState(models.TextChoices):
@@ -75,6 +78,27 @@ class SnapshotState(models.TextChoices):
     MISSING = "missing", "Missing"  # reconciliation no longer finds it on the hypervisor
 
 
+class BackupState(models.TextChoices):
+    CREATING = "creating", "Creating"  # its backup_create operation has not finished
+    AVAILABLE = "available", "Available"  # exists in the hypervisor's backup storage
+    DELETING = "deleting", "Deleting"  # its backup_delete operation has not finished
+    DELETED = "deleted", "Deleted"  # removed (row kept for history)
+    ERROR = "error", "Error"  # the backup failed; nothing to restore from
+    MISSING = "missing", "Missing"  # reconciliation no longer finds it in backup storage
+
+
+class BackupKind(models.TextChoices):
+    MANUAL = "manual", "Manual"  # "backup now" by a user; kept until deleted
+    SCHEDULED = "scheduled", "Scheduled"  # taken by the VM's schedule; retention deletes the oldest
+
+
+class BackupFrequency(models.TextChoices):
+    DAILY = "daily", "Daily"  # every day in the window
+    WEEKLY = "weekly", "Weekly"  # on one weekday in the window
+
+
+BACKUP_LIVE_STATES = (BackupState.CREATING, BackupState.AVAILABLE, BackupState.DELETING, BackupState.MISSING)
+BACKUP_ACTIONS = (Action.BACKUP_CREATE, Action.BACKUP_RESTORE, Action.BACKUP_DELETE)
 SNAPSHOT_LIVE_STATES = (SnapshotState.CREATING, SnapshotState.AVAILABLE, SnapshotState.DELETING, SnapshotState.MISSING)
 # Day-2 actions whose success leaves the VM's status as it was (what the hypervisor reports, if it says).
 STATUS_KEEPING_ACTIONS = (
@@ -83,6 +107,7 @@ STATUS_KEEPING_ACTIONS = (
     Action.SNAPSHOT_DELETE,
     Action.RESIZE,
     Action.REBUILD,
+    *BACKUP_ACTIONS,
 )
 FINAL_OPERATION_STATES = (OperationState.SUCCEEDED, OperationState.FAILED, OperationState.CANCELLED)
 
@@ -97,6 +122,9 @@ ACTION_ALLOWED_FROM = {
     Action.SNAPSHOT_DELETE: (VMStatus.ACTIVE, VMStatus.STOPPED, VMStatus.ERROR),
     Action.RESIZE: (VMStatus.ACTIVE, VMStatus.STOPPED),
     Action.REBUILD: (VMStatus.ACTIVE, VMStatus.STOPPED, VMStatus.ERROR),
+    Action.BACKUP_CREATE: (VMStatus.ACTIVE, VMStatus.STOPPED),
+    Action.BACKUP_RESTORE: (VMStatus.ACTIVE, VMStatus.STOPPED, VMStatus.ERROR),
+    Action.BACKUP_DELETE: (VMStatus.ACTIVE, VMStatus.STOPPED, VMStatus.ERROR),
 }
 
 # The stable status an action leaves the VM in when it succeeds (STATUS_KEEPING_ACTIONS: the one it had).
@@ -121,6 +149,9 @@ DEFAULT_MAX_ATTEMPTS = {
     Action.SNAPSHOT_DELETE: 8,
     Action.RESIZE: 5,
     Action.REBUILD: 5,
+    Action.BACKUP_CREATE: 5,
+    Action.BACKUP_RESTORE: 5,
+    Action.BACKUP_DELETE: 8,
 }
 
 # Seconds an operation may run (from its first claim) before the engine settles it from what
@@ -133,6 +164,8 @@ DEADLINE_SECONDS = {
     Action.REBOOT: 600,
     Action.DELETE: 900,
     Action.PROVISION: 900,
+    Action.BACKUP_CREATE: 3600,  # a whole disk is copied
+    Action.BACKUP_RESTORE: 3600,
 }
 DEFAULT_DEADLINE_SECONDS = 1800
 

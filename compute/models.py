@@ -82,6 +82,9 @@ class Plan(models.Model):
         default=120, help_text="Graceful shutdown waits this long before powering off; 0 never forces."
     )
     max_snapshots = models.PositiveSmallIntegerField(default=3, help_text="Snapshots a VM on this plan may keep.")
+    max_backups = models.PositiveSmallIntegerField(
+        default=7, help_text="Backups of each kind (manual, scheduled) a VM on this plan may keep; 0: no backups."
+    )
     active = models.BooleanField(default=True)
     sort_order = models.PositiveSmallIntegerField(default=0)
 
@@ -428,6 +431,7 @@ class Snapshot(models.Model):
         return f"{self.vm} @ {self.name}"
 
 
+from .backup_models import Backup, BackupSchedule  # noqa: E402, F401  (a separate module, like metrics)
 from .metrics_models import (  # noqa: E402, F401  (a separate module; registered with the app here)
     VMAlertEvent,
     VMAlertRule,

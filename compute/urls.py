@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import console_views, views, views_capacity, views_metrics
+from . import console_views, views, views_backups, views_capacity, views_metrics
 
 app_name = "compute"
 urlpatterns = [
@@ -31,6 +31,22 @@ urlpatterns = [
         "projects/<slug:slug>/vms/<int:pk>/snapshots/<int:snapshot_pk>/delete/",
         views.vm_snapshot_delete,
         name="vm_snapshot_delete",
+    ),
+    path("projects/<slug:slug>/vms/<int:pk>/backups/", views_backups.vm_backup_create, name="vm_backup_create"),
+    path(
+        "projects/<slug:slug>/vms/<int:pk>/backups/<int:backup_pk>/restore/",
+        views_backups.vm_backup_restore,
+        name="vm_backup_restore",
+    ),
+    path(
+        "projects/<slug:slug>/vms/<int:pk>/backups/<int:backup_pk>/delete/",
+        views_backups.vm_backup_delete,
+        name="vm_backup_delete",
+    ),
+    path(
+        "projects/<slug:slug>/vms/<int:pk>/backup-schedule/",
+        views_backups.vm_backup_schedule,
+        name="vm_backup_schedule",
     ),
     path("projects/<slug:slug>/vms/<int:pk>/resize/", views.vm_resize, name="vm_resize"),
     path("projects/<slug:slug>/vms/<int:pk>/rebuild/", views.vm_rebuild, name="vm_rebuild"),

@@ -21,6 +21,7 @@ from controlplane.errors import InvalidInput, NotFound
 
 from . import capabilities, selectors, services
 from .choices import ACTION_ALLOWED_FROM, Action, RequestStatus, SnapshotState, VMStatus
+from .views_backups import backups_context
 
 PAGE_SIZE = 50
 POWER_ACTIONS = (Action.START, Action.STOP, Action.REBOOT)
@@ -69,6 +70,7 @@ def vm_detail(request, project, pk):
         "signature": signature,
         "announce": request.htmx and request.GET.get("seen") != signature,
         **_day2_context(vm, can_act),
+        **backups_context(vm, can_act),
     }
     template = "compute/_vm_live.html" if request.htmx else "compute/vm_detail.html"
     return render(request, template, context)

@@ -322,6 +322,8 @@ SPECTACULAR_SETTINGS = {
         "PowerStateEnum": "compute.choices.PowerState",
         "OperationStateEnum": "compute.choices.OperationState",
         "EventTypeEnum": "notifications.choices.EventType",
+        # Snapshots and backups share one set of states (compute/choices.py): one enum for both.
+        "CopyStateEnum": "compute.choices.BackupState",
     },
 }
 IDEMPOTENCY_TTL_SECONDS = env_int("IDEMPOTENCY_TTL_SECONDS", 24 * 3600)
@@ -504,6 +506,8 @@ SECURITY_BRUTE_FORCE_THRESHOLDS = {
 }
 # Alert mail recipients; empty: every active staff user.
 SECURITY_ALERT_EMAILS = env_list("SECURITY_ALERT_EMAILS")
+# How often beat looks for backup schedules whose window is open (docs/OPERATIONS.md "Backups").
+BACKUP_SCHEDULE_INTERVAL_SECONDS = env_int("BACKUP_SCHEDULE_INTERVAL_SECONDS", 60)
 EXTRA_BEAT_SCHEDULE = {
     "billing-charge-usage": {"task": "charge_usage", "schedule": float(BILLING_CHARGE_INTERVAL_SECONDS)},
     "billing-issue-invoices": {"task": "issue_monthly_invoices", "schedule": float(BILLING_INVOICE_INTERVAL_SECONDS)},
@@ -519,6 +523,8 @@ EXTRA_BEAT_SCHEDULE = {
     "billing-charge-transfer": {"task": "charge_transfer", "schedule": 3600.0},
     # Brute-force detection over the audit log (docs/SECURITY.md).
     "security-brute-force-scan": {"task": "detect_brute_force", "schedule": float(SECURITY_SCAN_INTERVAL_SECONDS)},
+    # Scheduled backups and their retention (docs/OPERATIONS.md "Backups"): one pass a minute.
+    "backups-run-schedules": {"task": "run_backup_schedules", "schedule": float(BACKUP_SCHEDULE_INTERVAL_SECONDS)},
 }
 # Razorpay (docs/BILLING.md "Getting paid"): keys are normally entered in admin (Payment settings,
 # encrypted at rest); each variable set here wins over the stored value. RAZORPAY_API_URL points

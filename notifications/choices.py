@@ -14,7 +14,7 @@ class EventType(models.TextChoices):
     PROJECT_UNSUSPENDED = "project.unsuspended", "Suspension lifted"  # the project works again
     PAYMENT_RECEIVED = "payment.received", "Payment received"  # a wallet top-up was credited
     INVOICE_ISSUED = "invoice.issued", "Invoice issued"  # a GST invoice got its number
-    BACKUP_FAILED = "backup.failed", "Backup failed"  # a backup gave up (no audit action yet)
+    BACKUP_FAILED = "backup.failed", "Backup failed"  # a backup (now or scheduled) gave up
     ALERT_FIRED = "alert.fired", "Alert fired"  # a monitoring alert fired (no audit action yet)
     WEBHOOK_DISABLED = "webhook.disabled", "Webhook disabled"  # an endpoint was turned off after failures
 

@@ -2,7 +2,7 @@
 the webhook payload.
 
 ``AUDIT_ROUTES`` is the mapping table (audit action → route). Event types that have
-no audit action yet (``balance.low``, ``backup.failed``, ``alert.fired``) already
+no audit action yet (``balance.low``, ``alert.fired``) already
 exist in ``EventType`` (preferences, webhook subscriptions); they flow once a service
 records a matching audit action and a row is added here.
 """
@@ -55,6 +55,7 @@ AUDIT_ROUTES: dict[str, Route] = {
     Action.VM_CREATE_SUCCEEDED: Route(EventType.VM_READY, Audience.VM_OWNER),
     Action.VM_DELETE_SUCCEEDED: Route(EventType.VM_DELETED, Audience.VM_OWNER),
     **{action: Route(EventType.OPERATION_FAILED, Audience.VM_OWNER) for action in _FAILED},
+    Action.VM_BACKUP_CREATE_FAILED: Route(EventType.BACKUP_FAILED, Audience.VM_OWNER),
     Action.REQUEST_CREATED: Route(EventType.APPROVAL_NEEDED, Audience.OPERATORS, _needs_approval),
     Action.REQUEST_APPROVED: Route(EventType.APPROVAL_DECIDED, Audience.REQUESTER, _decided_by_a_person),
     Action.REQUEST_REJECTED: Route(EventType.APPROVAL_DECIDED, Audience.REQUESTER),
@@ -135,6 +136,8 @@ def describe(event: AuditEvent, event_type: str, project: Project | None) -> Mes
         action = str(details.get("action", "operation"))
         error = details.get("error") or "no reason given"
         return Message(f"{action.capitalize()} of VM {_vm_name(event)} failed", f"{error}", vm_url)
+    if event_type == EventType.BACKUP_FAILED:
+        return Message(f"Backup of VM {_vm_name(event)} failed", details.get("error") or "no reason given", vm_url)
     request = None
     if event_type in (EventType.APPROVAL_NEEDED, EventType.APPROVAL_DECIDED):
         requests = VMRequest.objects.select_related("plan", "requester")

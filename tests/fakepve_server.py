@@ -6,7 +6,11 @@ template (9001), an LXC OS template volume and our API token.
 (what a worker subprocess can reach) with a time scale and ``task_seconds``:
 the templates' disks live on a slow Ceph pool, so clones, starts and
 container builds take that many PVE seconds, and the driver's UPID polling
-really waits.
+really waits. ``backup_pve`` adds what fakepve lacks for backups: ``POST
+/nodes/{node}/vzdump`` (a task that locks the guest "backup", then stores a
+``backup/vzdump-…`` volume with the vmid, size and notes in the storage, keeping
+the guest's config with it) and a QEMU restore (``POST /nodes/{node}/qemu`` with
+``archive`` and ``force``: the stopped guest gets the backed-up config back).
 """
 
 from __future__ import annotations
@@ -55,6 +59,77 @@ def add_templates(pve, *, storage: str = "local-lvm") -> None:
     )
     pve.apitokens[TOKEN_ID] = TOKEN_SECRET
     pve.store_file("local", OSTEMPLATE.split("/", 1)[1], 120 * 2**20, content="vztmpl")
+
+
+def backup_pve(base):
+    """A FakePve subclass with vzdump and QEMU restore (see the module's docstring)."""
+    from fakepve import TaskError
+    from fakepve.routing import die
+
+    class BackupPve(base):
+        backup_configs: dict
+
+        def _routes_backups(self):
+            return [("POST", "/nodes/{node}/vzdump", self._vzdump)]
+
+        async def _vzdump(self, v, user):
+            vmid = int(v["vmid"])
+            guest, storage = self.guest(vmid), v.get("storage") or "local"
+            if guest is None:
+                raise die(f"unable to find VM {vmid}")
+            if storage not in self.storages:
+                raise die(f"storage '{storage}' does not exist")
+            kind = "qemu" if self.vm(vmid) else "lxc"
+            stamp = time.strftime("%Y_%m_%d-%H_%M_%S", time.gmtime())
+            volname = f"backup/vzdump-{kind}-{vmid}-{stamp}.vma.zst"
+            configs = self.__dict__.setdefault("backup_configs", {})
+
+            async def body():
+                if guest.lock:
+                    raise TaskError(f"can't lock VM {vmid}: it is locked ({guest.lock})")
+                guest.lock, guest.config["lock"] = "backup", "backup"
+                try:
+                    await self.pause(self.backup_seconds)
+                finally:
+                    guest.lock = None
+                    guest.config.pop("lock", None)
+                configs[f"{storage}:{volname}"] = dict(guest.config)
+                self.storages[storage].setdefault("volumes", {})[volname] = {
+                    "content": "backup",
+                    "size": 300 * 2**20,
+                    "ctime": int(time.time()),
+                    "format": "vma.zst",
+                    "vmid": vmid,
+                    "notes": v.get("notes-template") or "",
+                }
+                return f"INFO: Finished Backup of VM {vmid}"
+
+            return await self.task(v["node"], "vzdump", vmid, user, body, lock=False)
+
+        async def _qm_create(self, v, user):
+            if not v.get("archive"):
+                return await super()._qm_create(v, user)
+            vmid, archive = int(v["vmid"]), v["archive"]
+            vm = self.vm(vmid)
+            configs = self.__dict__.get("backup_configs", {})
+            if archive not in configs:
+                raise die(f"unable to restore VM {vmid} - no such archive {archive}")
+            if vm is not None and not v.get("force"):
+                raise die(f"unable to restore VM {vmid} - VM {vmid} already exists")
+            if vm is not None and vm.status == "running":
+                raise die(f"unable to restore VM {vmid} - VM is running")
+
+            async def body():
+                self._qm_lock(vm, "create")
+                await self.pause(self.backup_seconds)
+                vm.config = dict(configs[archive])
+                self._qm_lock(vm, None)
+                return f"restore {archive} to VM {vmid}: done"
+
+            return await self.task(v["node"], "qmrestore", vmid, user, body, vm=vm)
+
+    BackupPve.backup_seconds = 10
+    return BackupPve
 
 
 def settings_for(host: str, port: int, cafile: str, overrides: dict | None = None) -> dict:
@@ -119,11 +194,12 @@ class FakePveServer:
 async def serve(args) -> None:
     from fakepve import FakePve
 
-    pve = FakePve(host=args.host, port=args.port)
+    pve = backup_pve(FakePve)(host=args.host, port=args.port)
     pve.time_scale = args.time_scale
     pve.add_ceph_storage(CEPH)
     pve.ceph_slow(args.task_seconds, health="HEALTH_OK")
     pve.ct_secs.update(create=args.task_seconds, destroy=args.task_seconds / 2)
+    pve.backup_seconds = args.task_seconds
     add_templates(pve, storage=CEPH)
     await pve.start(args.cert, args.key)
     print(f"fakepve listening on {pve.url}", flush=True)

@@ -66,20 +66,27 @@ SUBMIT: dict[str, Callable[[Operation, Driver], DriverTask]] = {
 logger = logging.getLogger(__name__)
 
 
-def reconcile_snapshots(hypervisor: Hypervisor, driver: Driver) -> dict:
-    """One ``snapshot_list`` per idle VM (where the driver has snapshots), then one write-back
-    for all; an error listing a VM leaves that VM out (an error never means "gone")."""
-    if not driver.supports(Capability.SNAPSHOTS):
-        return {}
+def reconcile_listed(hypervisor: Hypervisor, *, lister: Callable[[str], list], reconcile, noun: str) -> dict:
+    """One ``lister(backend_id)`` call per idle VM, then one ``reconcile`` write-back for all; a VM
+    whose listing failed is left out (an error never means "gone"). Used for backups too."""
     listed_at = timezone.now()
     listings: dict[int, list[str]] = {}
     for vm_id, backend_id in selectors.vm_list_for_snapshot_reconcile(hypervisor=hypervisor):
         try:
-            listings[vm_id] = [snapshot.ref for snapshot in driver.snapshot_list(backend_id)]
+            listings[vm_id] = [item.ref for item in lister(backend_id)]
         except Exception as exc:
-            logger.info("reconcile: listing snapshots of %s failed: %s", backend_id, exc)
-    report = services.snapshot_reconcile(hypervisor=hypervisor, listings=listings, listed_at=listed_at)
+            logger.info("reconcile: listing %ss of %s failed: %s", noun, backend_id, exc)
+    report = reconcile(hypervisor=hypervisor, listings=listings, listed_at=listed_at)
     return {
-        "snapshots_missing": len(report["missing"]),
-        "snapshots_unknown": sum(len(refs) for refs in report["unknown"].values()),
+        f"{noun}s_missing": len(report["missing"]),
+        f"{noun}s_unknown": sum(len(refs) for refs in report["unknown"].values()),
     }
+
+
+def reconcile_snapshots(hypervisor: Hypervisor, driver: Driver) -> dict:
+    """Snapshots of every idle VM, where the driver has snapshots."""
+    if not driver.supports(Capability.SNAPSHOTS):
+        return {}
+    return reconcile_listed(
+        hypervisor, lister=driver.snapshot_list, reconcile=services.snapshot_reconcile, noun="snapshot"
+    )

@@ -31,7 +31,7 @@ from compute.retry import (
 )
 from compute.services.writeback import desired_state_reached
 
-from . import day2
+from . import backups, day2
 from .drivers.base import (
     Driver,
     DriverError,
@@ -104,6 +104,8 @@ def _submit(operation: Operation, driver: Driver) -> DriverTask:
         return driver.delete(vm.backend_id)
     if action in day2.SUBMIT:
         return day2.SUBMIT[action](operation, driver)
+    if action in backups.SUBMIT:
+        return backups.SUBMIT[action](operation, driver)
     raise PermanentDriverError(f"Unknown action {action}.", code="unknown_action")
 
 
@@ -451,7 +453,8 @@ def reconcile_hypervisor(hypervisor: Hypervisor) -> dict:
         return {"hypervisor": hypervisor.name, "error": str(exc)}
     observed = [observed_dict(guest) for guest in guests]
     report = services.hypervisor_reconcile(hypervisor=hypervisor, observed=observed, listed_at=listed_at).as_dict()
-    return {**report, **day2.reconcile_snapshots(hypervisor, driver_for(hypervisor))}
+    driver = driver_for(hypervisor)
+    return {**report, **day2.reconcile_snapshots(hypervisor, driver), **backups.reconcile_backups(hypervisor, driver)}
 
 
 def reconcile_all() -> list[dict]:

@@ -9,6 +9,7 @@ import socket
 from celery import shared_task
 from django.conf import settings
 
+from compute import services as compute_services
 from compute.services import alerts
 from compute.services import metrics as metrics_services
 
@@ -88,3 +89,9 @@ def expire_metrics() -> dict:
 @shared_task(name="evaluate_metric_alerts")
 def evaluate_metric_alerts() -> dict:
     return alerts.alerts_evaluate()
+
+
+@shared_task(name="run_backup_schedules")
+def run_backup_schedules() -> dict:
+    """Beat: one backup operation per due schedule; retention deletes (compute/services/backups.py)."""
+    return compute_services.backup_schedules_run()

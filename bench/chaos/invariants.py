@@ -422,3 +422,6 @@ def no_double_charge(ctx: Context) -> Check:
     records = models.UsageRecord.objects.count()
     charges = models.UsageCharge.objects.count()
     return Check(name, not offenders, f"{records} usage records, {charges} charges", offenders)
+
+
+from . import invariants_backups  # noqa: E402, F401  (registers "no backup lost from the records")

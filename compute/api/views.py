@@ -16,6 +16,7 @@ from compute.choices import Action
 from compute.models import Hypervisor, Image, ImageReference, Operation, Plan, VirtualMachine, VMRequest
 from controlplane.api import IdFilter, SlugFilter
 
+from .backups import VMBackupMixin
 from .day2 import VMDay2Mixin
 from .serializers import (
     ActionAcceptedSerializer,
@@ -115,7 +116,7 @@ class VirtualMachineFilter(django_filters.FilterSet):
         fields = ["status", "power_state", "project__slug"]
 
 
-class VirtualMachineViewSet(VMDay2Mixin, viewsets.ReadOnlyModelViewSet):
+class VirtualMachineViewSet(VMDay2Mixin, VMBackupMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = VirtualMachineSerializer
     queryset = VirtualMachine.objects.none()
     filterset_class = VirtualMachineFilter

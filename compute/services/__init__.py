@@ -5,6 +5,16 @@ writeback.py the one place a VM's confirmed state is written, operator.py an ope
 retry / cancel; the engine's retry rule is compute/retry.py.
 """
 
+from .backups import (  # noqa: F401
+    backup_retention_enforce,
+    backup_schedule_delete,
+    backup_schedule_set,
+    backup_schedules_run,
+    backup_window_start,
+    vm_backup_create,
+    vm_backup_delete,
+    vm_backup_restore,
+)
 from .console import (  # noqa: F401
     console_session_close,
     console_session_consume,
@@ -46,7 +56,7 @@ from .requests import (  # noqa: F401
     vm_request_create,
     vm_request_reject,
 )
-from .snapshot_reconcile import snapshot_reconcile  # noqa: F401
+from .snapshot_reconcile import backup_reconcile, snapshot_reconcile  # noqa: F401
 from .tenants import tenant_gate, tenant_quotas, tenant_wake_waiting  # noqa: F401
 from .vms import vm_action, vm_apply_observation, vm_lock_for_action, vm_resync_request  # noqa: F401
 from .writeback import vm_record_status  # noqa: F401

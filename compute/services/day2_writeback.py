@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from compute.choices import Action, SnapshotState
+from compute.choices import BACKUP_ACTIONS, Action, SnapshotState
 from compute.models import Operation, Snapshot, VirtualMachine
 
+from .backup_writeback import backup_after_failure, backup_after_success, backup_before_retry
 from .quotas import quota_adjust
 from .writeback import vm_timeline_append
 
@@ -26,6 +27,8 @@ def _release(vm: VirtualMachine, amounts: dict | None) -> None:
 
 def day2_after_success(*, operation: Operation, vm: VirtualMachine, result: dict | None) -> None:
     params, result = operation.params, result or {}
+    if operation.action in BACKUP_ACTIONS:
+        backup_after_success(operation=operation, result=result)
     if operation.action == Action.SNAPSHOT_CREATE:
         Snapshot.objects.filter(pk=params["snapshot"]).update(
             state=SnapshotState.AVAILABLE, size_bytes=result.get("size_bytes"), missing_since=None
@@ -47,6 +50,8 @@ def day2_after_success(*, operation: Operation, vm: VirtualMachine, result: dict
 
 def day2_after_failure(*, operation: Operation, vm: VirtualMachine) -> None:
     params = operation.params
+    if operation.action in BACKUP_ACTIONS:
+        backup_after_failure(operation=operation)
     if operation.action == Action.SNAPSHOT_CREATE:
         Snapshot.objects.filter(pk=params["snapshot"]).update(state=SnapshotState.ERROR)
     elif operation.action == Action.SNAPSHOT_DELETE:
@@ -60,6 +65,8 @@ def day2_after_failure(*, operation: Operation, vm: VirtualMachine) -> None:
 def day2_before_retry(*, operation: Operation, vm: VirtualMachine) -> None:
     """An operator retries a failed day-2 operation: take back what its failure gave up."""
     params = operation.params
+    if operation.action in BACKUP_ACTIONS:
+        backup_before_retry(operation=operation)
     if operation.action == Action.SNAPSHOT_CREATE:
         Snapshot.objects.filter(pk=params["snapshot"]).update(state=SnapshotState.CREATING)
     elif operation.action == Action.SNAPSHOT_DELETE:

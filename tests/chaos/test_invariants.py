@@ -73,3 +73,26 @@ def test_a_stuck_operation_a_busy_vm_and_a_quota_leak_are_named(world, project):
     assert any(f"operation {op.pk}" in line for line in found["every operation reached a final state"])
     assert any(f"vm {vm.pk}" in line for line in found["no VM left busy or building"])
     assert any("used_vms 5" in line for line in found["quota usage matches the VMs holding it"])
+
+
+def test_a_backup_lost_from_the_records_or_storage_is_named(world):
+    from compute.choices import BackupState
+    from compute.models import Backup
+
+    ctx, vm, store = world
+    kept = Backup.objects.create(vm=vm, state=BackupState.AVAILABLE, backend_ref="cp-backup-kept")
+    Backup.objects.create(vm=vm, state=BackupState.DELETED, backend_ref="cp-backup-gone")
+    with store.write() as db:
+        for ref in (kept.backend_ref, "cp-backup-gone", "cp-backup-orphan"):
+            db.execute(
+                "INSERT INTO backups (backend_id, ref, size_bytes, created_at) VALUES (?, ?, 1, 0)",
+                (vm.backend_id, ref),
+            )
+    found = failures(ctx)["no backup lost from the records"]
+    assert found == [
+        f"vm {vm.pk}: records ['cp-backup-kept'], backup storage "
+        "['cp-backup-gone', 'cp-backup-kept', 'cp-backup-orphan']"
+    ]
+    with store.write() as db:
+        db.execute("DELETE FROM backups WHERE ref != ?", (kept.backend_ref,))
+    assert "no backup lost from the records" not in failures(ctx)

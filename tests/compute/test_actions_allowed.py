@@ -34,8 +34,18 @@ ALLOWED = {
     (Action.REBUILD, A),
     (Action.REBUILD, S),
     (Action.REBUILD, E),
+    # backups (compute/services/backups.py): taken of a VM that exists; restore and delete also in error
+    (Action.BACKUP_CREATE, A),
+    (Action.BACKUP_CREATE, S),
+    (Action.BACKUP_RESTORE, A),
+    (Action.BACKUP_RESTORE, S),
+    (Action.BACKUP_RESTORE, E),
+    (Action.BACKUP_DELETE, A),
+    (Action.BACKUP_DELETE, S),
+    (Action.BACKUP_DELETE, E),
 }
 DAY2_ACTIONS = [Action.SNAPSHOT_CREATE, Action.SNAPSHOT_REVERT, Action.SNAPSHOT_DELETE, Action.RESIZE, Action.REBUILD]
+DAY2_ACTIONS += [Action.BACKUP_CREATE, Action.BACKUP_RESTORE, Action.BACKUP_DELETE]
 PAIRS = [(action, status) for action in USER_ACTIONS for status in VMStatus.values]
 
 

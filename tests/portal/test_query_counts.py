@@ -12,11 +12,11 @@ PROJECT_PAGES = [
     ("/projects/{slug}/vms/", 10),
     ("/projects/{slug}/vms/?status=active", 10),
     ("/projects/{slug}/vms/?page=2", 10),
-    ("/projects/{slug}/vms/{building}/", 11),
+    ("/projects/{slug}/vms/{building}/", 13),  # + the backups tab: its backups, its schedule
     (
         "/projects/{slug}/vms/{error}/",
-        13,
-    ),  # + the snapshots tab, + its IP addresses (one query each, any number of rows)
+        15,
+    ),  # + the snapshots tab, + its IP addresses, + backups and schedule (one query each, any number of rows)
     ("/projects/{slug}/requests/", 10),
     ("/projects/{slug}/requests/new/", 15),
     ("/billing/{slug}/", 20),  # + payment settings, burn rate (VMs, prices), payments, refunds, trial, transfer
@@ -56,7 +56,7 @@ def test_page_query_count_is_bounded(busy_client, portal_world, path, budget, dj
 def test_live_fragments_are_bounded_too(busy_client, portal_world, path, django_assert_max_num_queries):
     url = path.format(slug=portal_world.project.slug, building=portal_world.vm("building").pk)
     busy_client.get(url)
-    with django_assert_max_num_queries(10):
+    with django_assert_max_num_queries(12):  # the VM page's backups tab: its backups and schedule
         response = busy_client.get(url, headers={"HX-Request": "true"})
     assert response.status_code == 200
     assert b"<html" not in response.content  # a fragment, not the page

@@ -158,6 +158,14 @@ class SnapshotInfo:
 
 
 @dataclass(frozen=True)
+class BackupInfo:
+    """A backup in the hypervisor's backup storage (``ref``: its name/volume id there)."""
+
+    ref: str
+    size_bytes: int | None = None
+
+
+@dataclass(frozen=True)
 class ResizeSpec:
     """The sizes a guest is resized to (``Capability.RESIZE``); disks only grow."""
 
@@ -335,6 +343,22 @@ class Driver(abc.ABC):
         and addresses. ``spec.idempotency_key`` is the rebuild operation's: a retry after a crash
         finishes the same rebuild, never leaves two disks or none."""
         raise self._unsupported(Capability.REBUILD)
+
+    # Backups (``Capability.BACKUPS``): a copy of the guest's disk kept apart from it, named by
+    # ``ref`` (the control plane's name). Same idempotency as snapshots: creating a ``ref`` that
+    # exists and deleting one that does not both succeed; a restore keeps the guest's power state.
+    def backup_create(self, backend_id: str, *, ref: str) -> DriverTask:
+        raise self._unsupported(Capability.BACKUPS)
+
+    def backup_restore(self, backend_id: str, *, ref: str) -> DriverTask:
+        raise self._unsupported(Capability.BACKUPS)
+
+    def backup_delete(self, backend_id: str, *, ref: str) -> DriverTask:
+        raise self._unsupported(Capability.BACKUPS)
+
+    def backup_list(self, backend_id: str) -> list[BackupInfo]:
+        """Every backup of the guest in backup storage (for reconciliation)."""
+        raise self._unsupported(Capability.BACKUPS)
 
     def close(self) -> None:
         """Release connections (called when the cached driver is replaced)."""

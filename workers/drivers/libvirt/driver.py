@@ -48,6 +48,7 @@ from ..base import (
 )
 from ..loopback import SERVERS
 from . import metrics, serial
+from .backups import BACKUP_STEP, LibvirtBackups
 from .client import LibvirtClient, code_of
 from .console import connect_host, vnc_endpoint
 from .domain import NS_URI, Instance, domain_name, domain_xml, wants_seed
@@ -82,9 +83,10 @@ def _version(number: int) -> str:
 
 
 @register("libvirt")
-class LibvirtDriver(LibvirtSnapshots, Driver):
+class LibvirtDriver(LibvirtSnapshots, LibvirtBackups, Driver):
     # internal qcow2 snapshots: snapshots.py
-    capabilities = frozenset({Capability.CONSOLE, Capability.METRICS, Capability.SNAPSHOTS})
+    # backups (disk copies in a backup pool, backupBegin for a running guest): backups.py
+    capabilities = frozenset({Capability.CONSOLE, Capability.METRICS, Capability.SNAPSHOTS, Capability.BACKUPS})
 
     def __init__(self, config):
         super().__init__(config)
@@ -366,6 +368,8 @@ class LibvirtDriver(LibvirtSnapshots, Driver):
             return TaskStatus(done=True, progress=100, vm=self._vm(dom, addresses=True), message="started")
         if step == "shutdown":
             return self._poll_shutdown(task)
+        if step == BACKUP_STEP:
+            return self._poll_backup(task)
         raise PermanentDriverError(f"Unknown libvirt task {task.ref} (step {step!r}).", code="unknown_task")
 
     def _poll_shutdown(self, task: DriverTask) -> TaskStatus:

@@ -51,6 +51,7 @@ from ..base import (
     register,
 )
 from . import guests, ha, metrics, steps
+from .backups import ProxmoxBackups
 from .client import Code, ProxmoxClient, classify
 from .console import console_target
 from .guests import Guest
@@ -77,16 +78,20 @@ STEP_MESSAGES = {
     "snapshot": "taking the snapshot",
     "rollback": "rolling back to the snapshot",
     "delsnapshot": "deleting the snapshot",
+    "vzdump": "backing up (vzdump)",
+    "restore": "restoring the backup",
+    "delbackup": "deleting the backup",
 }
 
 
 @register("proxmox")
-class ProxmoxDriver(ProxmoxSnapshots, Driver):
+class ProxmoxDriver(ProxmoxSnapshots, ProxmoxBackups, Driver):
     """Settings: see ``ProxmoxSettings`` and ``ProxmoxClient``. Credentials: token_id
     (user@realm!tokenid) + token_secret, or user + password."""
 
     # PVE's snapshot API: snapshots.py
-    capabilities = frozenset({Capability.CONSOLE, Capability.METRICS, Capability.SNAPSHOTS})
+    # vzdump backups and restores: backups.py
+    capabilities = frozenset({Capability.CONSOLE, Capability.METRICS, Capability.SNAPSHOTS, Capability.BACKUPS})
 
     def __init__(self, config):
         super().__init__(config)

@@ -11,7 +11,7 @@ import urllib.parse
 from typing import Any
 
 from ..base import PermanentDriverError
-from . import guests
+from . import backups, guests
 from .client import Code, ProxmoxClient
 from .settings import ProxmoxSettings
 
@@ -40,6 +40,8 @@ def submit(client: ProxmoxClient, settings: ProxmoxSettings, step: str, data: di
         return client.post(f"{path}/snapshot/{data['ref']}/rollback")
     if step == "delsnapshot":
         return client.delete(f"{path}/snapshot/{data['ref']}")
+    if step in backups.STEPS:  # vzdump, restore, delbackup: backups.py
+        return backups.submit_step(client, step, data)
     if step == "destroy":
         return client.delete(path, purge=1, **{"destroy-unreferenced-disks": 1})
     if step in ("shutdown", "reboot"):

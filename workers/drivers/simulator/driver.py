@@ -44,7 +44,7 @@ from ..base import (
     register,
 )
 from ..loopback import SERVERS
-from . import console, day2
+from . import backups, console, day2
 from .metrics import reading
 
 SCHEMA = """
@@ -100,7 +100,7 @@ class SimulatorStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._connection().executescript(SCHEMA + day2.SCHEMA)
+        self._connection().executescript(SCHEMA + day2.SCHEMA + backups.SCHEMA)
 
     def _connection(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -136,8 +136,8 @@ class SimulatorStore:
     def settle(self, db: sqlite3.Connection, now: float) -> None:
         """Apply every finished task's effect (inside a write transaction)."""
         for task in db.execute("SELECT * FROM tasks WHERE applied = 0 AND ready_at <= ? ORDER BY ready_at", (now,)):
-            if task["action"] in day2.ACTIONS:
-                day2.apply_effect(db, task)
+            if task["action"] in day2.ACTIONS + backups.ACTIONS:
+                (backups if task["action"] in backups.ACTIONS else day2).apply_effect(db, task)
                 db.execute("UPDATE tasks SET applied = 1 WHERE ref = ?", (task["ref"],))
                 continue
             effect = EFFECT[task["action"]]
@@ -206,11 +206,18 @@ def store_for(path: str | Path) -> SimulatorStore:
 
 
 @register("simulator")
-class SimulatorDriver(day2.SimulatorDay2, Driver):
+class SimulatorDriver(day2.SimulatorDay2, backups.SimulatorBackups, Driver):
     """A hypervisor that lives in a SQLite file."""
 
     capabilities = frozenset(
-        {Capability.CONSOLE, Capability.METRICS, Capability.SNAPSHOTS, Capability.RESIZE, Capability.REBUILD}
+        {
+            Capability.CONSOLE,
+            Capability.METRICS,
+            Capability.SNAPSHOTS,
+            Capability.RESIZE,
+            Capability.REBUILD,
+            Capability.BACKUPS,
+        }
     )
     resize_live = frozenset({"disk"})  # vCPU / memory changes restart a running guest
 
@@ -391,7 +398,8 @@ class SimulatorDriver(day2.SimulatorDay2, Driver):
             if row["applied"]:
                 guest = self._guest(db, row["backend_id"])
                 vm = self._vm(guest) if guest else None
-                return TaskStatus(done=True, progress=100, vm=vm, result=day2.task_result(db, row))
+                result = day2.task_result(db, row) or backups.task_result(db, row)
+                return TaskStatus(done=True, progress=100, vm=vm, result=result)
             total = max(row["ready_at"] - row["started_at"], 1e-6)
             progress = int(min(99, max(0, (now - row["started_at"]) / total * 100)))
             return TaskStatus(
