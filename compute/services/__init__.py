@@ -5,6 +5,7 @@ writeback.py the one place a VM's confirmed state is written, operator.py an ope
 retry / cancel; the engine's retry rule is compute/retry.py.
 """
 
+from .batches import vm_batch_approve, vm_batch_create, vm_batch_reject  # noqa: F401
 from .console import (  # noqa: F401
     console_session_close,
     console_session_consume,

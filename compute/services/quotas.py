@@ -19,9 +19,10 @@ def _locked_quota(project) -> ProjectQuota:
 
 
 @transaction.atomic
-def quota_reserve(*, project, plan: Plan) -> ProjectQuota:
+def quota_reserve(*, project, plan: Plan, count: int = 1) -> ProjectQuota:
+    """Take ``count`` VMs of ``plan`` (a batch takes all of them or none)."""
     quota = _locked_quota(project)
-    excess = quota_excess(quota=quota, plan=plan)
+    excess = quota_excess(quota=quota, plan=plan, count=count)
     if excess is not None:
         label, wanted, limit = excess
         raise Conflict(
@@ -30,23 +31,23 @@ def quota_reserve(*, project, plan: Plan) -> ProjectQuota:
             code="quota_exceeded",
         )
     ProjectQuota.objects.filter(pk=quota.pk).update(
-        used_vms=F("used_vms") + 1,
-        used_vcpus=F("used_vcpus") + plan.vcpus,
-        used_memory_mib=F("used_memory_mib") + plan.memory_mib,
-        used_disk_gib=F("used_disk_gib") + plan.disk_gib,
+        used_vms=F("used_vms") + count,
+        used_vcpus=F("used_vcpus") + count * plan.vcpus,
+        used_memory_mib=F("used_memory_mib") + count * plan.memory_mib,
+        used_disk_gib=F("used_disk_gib") + count * plan.disk_gib,
     )
     quota.refresh_from_db()
     return quota
 
 
 @transaction.atomic
-def quota_release(*, project, plan: Plan) -> None:
+def quota_release(*, project, plan: Plan, count: int = 1) -> None:
     quota = _locked_quota(project)
     ProjectQuota.objects.filter(pk=quota.pk).update(
-        used_vms=Greatest(F("used_vms") - 1, 0),
-        used_vcpus=Greatest(F("used_vcpus") - plan.vcpus, 0),
-        used_memory_mib=Greatest(F("used_memory_mib") - plan.memory_mib, 0),
-        used_disk_gib=Greatest(F("used_disk_gib") - plan.disk_gib, 0),
+        used_vms=Greatest(F("used_vms") - count, 0),
+        used_vcpus=Greatest(F("used_vcpus") - count * plan.vcpus, 0),
+        used_memory_mib=Greatest(F("used_memory_mib") - count * plan.memory_mib, 0),
+        used_disk_gib=Greatest(F("used_disk_gib") - count * plan.disk_gib, 0),
     )
 
 
