@@ -180,6 +180,46 @@ def test_another_tenants_batch_is_invisible(api, staff_api, project, plan, image
     assert _post(stranger, project, plan, image, simulator).status_code == 400  # not their project
 
 
+def test_the_portal_form_accepts_a_batch_and_the_list_shows_its_progress(client, user, project, plan, image, simulator):
+    client.force_login(user)
+    url = f"/projects/{project.slug}/batches/new/"
+    assert client.get(url).status_code == 200
+    form = {"plan": plan.pk, "image": image.pk, "hypervisor": simulator.pk, "first_number": 1}
+    # A refusal is a form error on the page, nothing written
+    ProjectQuota.objects.update_or_create(project=project, defaults={"max_vms": 3})
+    page = client.post(url, {**form, "name_pattern": "lab-{n}", "count": 4})
+    assert page.status_code == 200 and "Quota exceeded" in page.content.decode()
+    assert page.context["form"].errors and not VMBatch.objects.exists()
+    page = client.post(url, {**form, "name_pattern": "lab", "count": 2})
+    assert "name_pattern" in page.context["form"].errors
+    # Accepted: redirected to the list, which shows the batch building
+    response = client.post(url, {**form, "name_pattern": "lab-{n}", "count": 3})
+    assert response.status_code == 302 and response["Location"] == f"/projects/{project.slug}/batches/"
+    listing = client.get(response["Location"])
+    rows = listing.context["rows"]
+    assert len(rows) == 1 and rows[0][1]["building"] == 3 and listing.context["busy"]
+    assert "lab-{n}" in listing.content.decode()
+
+
+def test_operators_create_and_approve_a_batch_in_the_admin(admin_client, project, image, simulator):
+    approval_plan = PlanFactory(requires_approval=True)
+    form = {
+        "project": project.pk, "plan": approval_plan.pk, "image": image.pk, "hypervisor": simulator.pk,
+        "name_pattern": "exam-{n}", "first_number": 1,
+    }  # fmt: skip
+    page = admin_client.post("/admin/compute/vmbatch/add/", {**form, "count": 11})  # over the quota of 10
+    assert page.status_code == 200 and "Quota exceeded" in page.content.decode() and not VMBatch.objects.exists()
+    response = admin_client.post("/admin/compute/vmbatch/add/", {**form, "count": 4})
+    assert response.status_code == 302, response.content
+    batch = VMBatch.objects.get()
+    assert VMRequest.objects.filter(batch=batch, status="pending").count() == 4
+    listing = admin_client.get("/admin/compute/vmbatch/")
+    assert "4 pending" in listing.content.decode()
+    admin_client.post("/admin/compute/vmbatch/", {"action": "approve", "_selected_action": [batch.pk]})
+    assert VirtualMachine.objects.filter(request__batch=batch, status="building").count() == 4
+    assert chain_verify().ok
+
+
 @pytest.mark.worker
 def test_a_small_batch_all_becomes_active_through_a_real_worker(live_worker, user, project, plan, image, simulator):
     batch = services.vm_batch_create(
