@@ -9,7 +9,9 @@ Prints, beside a baseline measured in the same run on the same database and brok
    3N audit events) and through the API (``POST /api/v1/vm-batches/``, in process):
    VMs accepted per second and SQL statements per VM;
 2. the baseline: ``--singles`` single requests, one after the other
-   (``vm_request_create``, auto-approved: the same work for one VM per call), creates/s.
+   (``vm_request_create``, auto-approved: the same work for one VM per call), creates/s;
+3. a floor: ``--vms`` bare ``send_task`` publishes to the same broker and queue (each
+   VM's create operation is published once, on commit).
 
 No worker runs: the operations stay pending (acceptance is what is measured; building
 them is the engine benchmark's). Uses its own database (BENCH_BATCH_DATABASE_URL,
@@ -138,6 +140,14 @@ def main():
         assert response.status_code == 201, response.content
         assert response.json()["progress"]["building"] == args.vms
 
+        def publishes():  # the floor of the on-commit publishing: bare send_task, same broker and queue
+            from controlplane.celery import app
+
+            for _ in range(args.vms):
+                app.send_task("execute_operation", args=[0], queue=QUEUE, retry=False)
+
+        _, publish_s, _ = timed(publishes)
+
         unit = "VMs/s"
         result.add(
             f"accept a batch of {args.vms} (service)", args.vms / batch_s, unit, single_rate,
@@ -151,9 +161,14 @@ def main():
             "SQL statements per VM (batch, service)", batch_q / args.vms, "", single_q / args.singles,
             "statements per single request",
         )  # fmt: skip
+        result.add(
+            f"accept a batch of {args.vms} (service)", args.vms / batch_s, unit, args.vms / publish_s,
+            "bare Celery publishes/s (send_task), the batch's floor",
+        )  # fmt: skip
         result.notes.append(
             f"batch: {batch_s:.2f} s for {args.vms} VMs ({args.vms} create operations published on commit); "
-            f"API: {api_s:.2f} s; singles: {single_s:.2f} s for {args.singles}"
+            f"API: {api_s:.2f} s; singles: {single_s:.2f} s for {args.singles}; "
+            f"{args.vms} bare publishes: {publish_s:.2f} s"
         )
     finally:
         client = redis.Redis.from_url(BROKER)

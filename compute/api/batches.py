@@ -1,5 +1,6 @@
 """/api/v1/vm-batches/: N VM requests at once (compute/services/batches.py), with progress."""
 
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -17,11 +18,24 @@ ProgressSerializer = inline_serializer(
 )
 
 
+# Every name a pattern gives is a valid VM name (at most 63 characters with a 7-digit number).
+NAME_PATTERN = r"^([a-z0-9][a-z0-9-]*)?\{n\}([a-z0-9-]*[a-z0-9])?$"
+
+
+@extend_schema_field({"type": "string", "maxLength": 59, "pattern": NAME_PATTERN})
+class NamePatternField(serializers.CharField):
+    """``lab-{n}``: lowercase letters, digits and hyphens around one ``{n}``."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=59, **kwargs)
+        self.validators.append(
+            RegexValidator(NAME_PATTERN, "Lowercase letters, digits and hyphens around one {n}, such as lab-{n}.")
+        )
+
+
 class VMBatchSerializer(NewVMFieldsMixin, serializers.ModelSerializer):
     url = serializers.HyperlinkedIdentityField(view_name="vmbatch-detail")
-    name_pattern = serializers.CharField(
-        max_length=63, help_text="VM names, {n} replaced by the number: lab-{n} gives lab-1, lab-2, ..."
-    )
+    name_pattern = NamePatternField(help_text="VM names, {n} replaced by the number: lab-{n} gives lab-1, lab-2, ...")
     count = serializers.IntegerField(min_value=1, max_value=MAX_BATCH_SIZE, help_text="How many VMs.")
     first_number = serializers.IntegerField(min_value=0, max_value=1_000_000, default=1)
     ssh_public_key = serializers.CharField(required=False, allow_blank=True, write_only=True, default="")
