@@ -27,7 +27,7 @@ from .. import admission
 from .capacity import hypervisor_capacity_check
 from .ipam import ipam_allocate_for_vm
 from .operations import operation_create
-from .quotas import quota_release, quota_reserve
+from .quotas import quota_check, quota_release, quota_reserve
 from .requests import _check_not_suspended, _saved_key_text, _staff_required, _validate
 from .writeback import vm_timeline_append_many
 
@@ -99,6 +99,7 @@ def vm_batch_create(
     ssh_public_key = _saved_key_text(user=user, project=project, ssh_key_id=ssh_key_id, ssh_public_key=ssh_public_key)
     _check_not_suspended(project)
     _validate(plan=plan, image=image, hypervisor=hypervisor, ssh_public_key=ssh_public_key, user_data=user_data)
+    quota_check(project=project, plan=plan, count=count)  # a batch over the quota is refused for that first
     admission.run_checks(project=project, plan=plan, count=count)
     hypervisor_capacity_check(hypervisor=hypervisor, plan=plan, lock=True, count=count)  # before anything audits
     _check_names_free(project, names)

@@ -18,10 +18,11 @@ def _locked_quota(project) -> ProjectQuota:
     return ProjectQuota.objects.select_for_update(no_key=True, of=("self",)).get(project=project)
 
 
-@transaction.atomic
-def quota_reserve(*, project, plan: Plan, count: int = 1) -> ProjectQuota:
-    """Take ``count`` VMs of ``plan`` (a batch takes all of them or none)."""
-    quota = _locked_quota(project)
+def quota_check(*, project, plan: Plan, count: int = 1, quota: ProjectQuota | None = None) -> None:
+    """``Conflict`` (quota_exceeded) when ``count`` more VMs of ``plan`` do not fit ``quota``
+    (default: the project's, read without a lock: a preview; ``quota_reserve`` decides)."""
+    if quota is None:
+        quota = ProjectQuota.objects.filter(project=project).first() or ProjectQuota(project=project)
     excess = quota_excess(quota=quota, plan=plan, count=count)
     if excess is not None:
         label, wanted, limit = excess
@@ -30,6 +31,13 @@ def quota_reserve(*, project, plan: Plan, count: int = 1) -> ProjectQuota:
             "Delete a VM or ask an operator to raise the quota.",
             code="quota_exceeded",
         )
+
+
+@transaction.atomic
+def quota_reserve(*, project, plan: Plan, count: int = 1) -> ProjectQuota:
+    """Take ``count`` VMs of ``plan`` (a batch takes all of them or none)."""
+    quota = _locked_quota(project)
+    quota_check(project=project, plan=plan, count=count, quota=quota)
     ProjectQuota.objects.filter(pk=quota.pk).update(
         used_vms=F("used_vms") + count,
         used_vcpus=F("used_vcpus") + count * plan.vcpus,
