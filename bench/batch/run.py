@@ -31,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from bench.report import Result, command_line  # noqa: E402
+from bench.stack import recreate_database  # noqa: E402
 
 DB_URL = os.environ.get("BENCH_BATCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cp_batch_bench")
 BROKER = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/14")
@@ -44,16 +45,6 @@ os.environ.update(
         "EMAIL_BACKEND": "django.core.mail.backends.dummy.EmailBackend",
     }
 )
-
-
-def ensure_database():
-    import psycopg
-
-    name = DB_URL.rsplit("/", 1)[1]
-    server = DB_URL.rsplit("/", 1)[0].replace("postgres://", "postgresql://")
-    with psycopg.connect(server + "/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def setup(vms: int):
@@ -96,7 +87,7 @@ def main():
     parser.add_argument("--json", help="write the figures as JSON here (bench/run_all.py)")
     args = parser.parse_args()
 
-    ensure_database()
+    recreate_database(DB_URL)
     import django
 
     django.setup()
