@@ -1,4 +1,5 @@
-"""Audit log. ``audit.record(...)`` is the single entry point (see audit.services.record).
+"""Audit log. ``audit.record(...)`` is the single entry point (see audit.services.record);
+``audit.record_many([...])`` appends a batch job's events in one go.
 
 Action names live in audit/choices.py; docs/AUDIT.md describes the log.
 
@@ -12,6 +13,12 @@ def record(**kwargs):
     from .services import record as _record
 
     return _record(**kwargs)
+
+
+def record_many(events: list[dict]):
+    from .services import record_many as _record_many
+
+    return _record_many(events)
 
 
 def worker_actor(hostname: str | None = None) -> str:

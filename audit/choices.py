@@ -109,6 +109,7 @@ class Action(models.TextChoices):
     REQUEST_APPROVED = "request.approved", "Request approved"  # an operator (or trust) approved it
     REQUEST_REJECTED = "request.rejected", "Request rejected"  # an operator refused it (reason in details)
     REQUEST_CANCELLED = "request.cancelled", "Request cancelled"  # the requester withdrew it
+    BATCH_CREATED = "batch.created", "Batch created"  # a user asked for N VMs at once (one request each)
     # Authentication
     AUTH_LOGIN_SUCCEEDED = "auth.login.succeeded", "Login succeeded"  # a session was opened
     AUTH_LOGIN_FAILED = "auth.login.failed", "Login failed"  # wrong password, 2FA code or locked out

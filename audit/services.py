@@ -1,4 +1,5 @@
-"""Writes to the audit log: ``record`` (append one event) and ``retention_apply``.
+"""Writes to the audit log: ``record`` (append one event), ``record_many`` (a batch) and
+``retention_apply``.
 
 Appends are serialised so the chain has exactly one order: on PostgreSQL with a
 transaction-level advisory lock (``CHAIN_LOCK_KEY``), on SQLite by the write
@@ -83,6 +84,29 @@ def chain_head() -> str:
     return checkpoint or chain.GENESIS
 
 
+def _event_fields(*, actor, action: str, target=None, project=None, details=None, request=None) -> dict:
+    """The stored columns of one event except ``created_at`` and the hashes."""
+    if not isinstance(action, str) or action not in ACTION_NAMES:
+        raise ValueError(f"Unknown audit action {action!r}: add it to audit/choices.py first.")
+    request = request if request is not None else request_meta.current_request()
+    actor_user_id, actor_name = _actor_fields(actor)
+    target_type, target_id, target_repr = _target_fields(target)
+    return {
+        "actor": actor_name,
+        "actor_user_id": actor_user_id,
+        "action": str(action),
+        "target_type": target_type,
+        "target_id": target_id,
+        "target_repr": target_repr,
+        "project_id": _project_id(project, target),
+        "details": chain.normalize_details(details),
+        "ip_address": request_meta.client_ip(request) if request is not None else "",
+        "user_agent": request_meta.user_agent(request) if request is not None else "",
+        "request_id": (getattr(request, "request_id", "") if request is not None else "")
+        or log_context().get("request_id", ""),
+    }
+
+
 def record(
     *,
     actor,
@@ -107,26 +131,9 @@ def record(
     RequestIDMiddleware), and outside one the request id bound for logging
     (a task published by a request carries it: controlplane/logging.py).
     """
-    if not isinstance(action, str) or action not in ACTION_NAMES:
-        raise ValueError(f"Unknown audit action {action!r}: add it to audit/choices.py first.")
-    request = request if request is not None else request_meta.current_request()
-    actor_user_id, actor_name = _actor_fields(actor)
-    target_type, target_id, target_repr = _target_fields(target)
-    fields = {
-        "actor": actor_name,
-        "actor_user_id": actor_user_id,
-        "action": str(action),
-        "target_type": target_type,
-        "target_id": target_id,
-        "target_repr": target_repr,
-        "project_id": _project_id(project, target),
-        "details": chain.normalize_details(details),
-        "ip_address": request_meta.client_ip(request) if request is not None else "",
-        "user_agent": request_meta.user_agent(request) if request is not None else "",
-        "request_id": (getattr(request, "request_id", "") if request is not None else "")
-        or log_context().get("request_id", ""),
-    }
-    return _append(fields)
+    return _append(
+        _event_fields(actor=actor, action=action, target=target, project=project, details=details, request=request)
+    )
 
 
 # No savepoint when the caller already holds a transaction (every state change does): an
@@ -139,6 +146,27 @@ def _append(fields: dict) -> AuditEvent:
     fields["created_at"] = timezone.now()
     digest = chain.event_hash(prev_hash, chain.payload_of(fields))
     return AuditEvent.objects.create(prev_hash=prev_hash, hash=digest, **fields)
+
+
+@transaction.atomic
+def record_many(events: list[dict]) -> list[AuditEvent]:
+    """Append several events, in the given order, under one chain lock and in one
+    INSERT (a batch job's events: the hourly charge run). Each dict holds
+    ``record()``'s keyword arguments. Same chain as that many ``record()`` calls;
+    the same rule applies: call it last in the transaction."""
+    rows = [_event_fields(**event) for event in events]
+    if not rows:
+        return []
+    _lock_chain()
+    prev_hash = chain_head()
+    now = timezone.now()
+    created = []
+    for fields in rows:
+        fields["created_at"] = now
+        digest = chain.event_hash(prev_hash, chain.payload_of(fields))
+        created.append(AuditEvent(prev_hash=prev_hash, hash=digest, **fields))
+        prev_hash = digest
+    return AuditEvent.objects.bulk_create(created)
 
 
 # --- Retention ---------------------------------------------------------------

@@ -87,6 +87,15 @@ BENCHMARKS = [
         what="The billing benchmark's own figures, each with its baseline",
     ),
     Bench(
+        "batch",
+        "Batch request: 1,000 VMs accepted in one call",
+        "bench/batch/run.py",
+        args=["--vms", "1000", "--singles", "200"],
+        quick=["--vms", "200", "--singles", "50"],
+        env="batch",
+        what="VMs accepted per second by one batch (service and API) vs single requests one after the other",
+    ),
+    Bench(
         "audit",
         "Audit log appends",
         "bench/audit/run.py",
@@ -163,6 +172,8 @@ def run_one(bench: Bench, args, stack: Stack | None) -> Outcome:
         env.update(
             {
                 "BENCH_BILLING_DATABASE_URL": stack.postgres.url("cp_billing_bench"),
+                "BENCH_BATCH_DATABASE_URL": stack.postgres.url("cp_batch_bench"),
+                "BENCH_BROKER_URL": stack.redis.url(0),
                 "DATABASE_URL": stack.postgres.url("cp_scratch"),  # audit, metrics: scratch databases beside it
             }
         )

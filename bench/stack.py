@@ -47,6 +47,17 @@ def exit_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
+def recreate_database(url: str) -> None:
+    """Drop (forcing other sessions off) and create the database ``url`` names."""
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    server = url.rsplit("/", 1)[0].replace("postgres://", "postgresql://")
+    with psycopg.connect(server + "/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))

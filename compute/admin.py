@@ -11,7 +11,7 @@ from django.utils.html import format_html
 
 from audit.admin_mixins import AuditedAdminMixin
 from audit.choices import Action as AuditAction
-from compute import admin_ipam, console_admin, dispatch, services  # noqa: F401  (admin_ipam, console_admin register their models)
+from compute import admin_ipam, console_admin, dispatch, selectors, services  # noqa: F401  (admin_ipam, console_admin register their models)
 from compute.choices import VMStatus
 from compute.models import (
     Hypervisor,
@@ -23,6 +23,7 @@ from compute.models import (
     Snapshot,
     TenantBinding,
     VirtualMachine,
+    VMBatch,
     VMRequest,
     VMStatusEvent,
 )
@@ -201,32 +202,118 @@ class VMRequestAdmin(admin.ModelAdmin):
 
     @admin.action(description="Reject selected requests (asks for a reason)")
     def reject(self, request, queryset):
-        if "apply" in request.POST:
-            form = RejectForm(request.POST)
-            if form.is_valid():
-                reason = form.cleaned_data["reason"]
-                _each(
-                    self,
-                    request,
-                    queryset,
-                    "Rejected",
-                    lambda r: services.vm_request_reject(
-                        vm_request=r, actor=request.user, reason=reason, request=request
-                    ),
-                )
-                return None
-        else:
-            form = RejectForm()
-        return render(
+        return _reject_with_reason(
+            self,
             request,
-            "admin/compute/reject_requests.html",
-            {
-                "form": form,
-                "requests": queryset,
-                "opts": self.model._meta,
-                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-                "title": "Reject requests",
-            },
+            queryset,
+            "Reject requests",
+            lambda r, reason: services.vm_request_reject(
+                vm_request=r, actor=request.user, reason=reason, request=request
+            ),
+        )
+
+
+def _reject_with_reason(modeladmin, request, queryset, title, call):
+    """An admin action ``reject``: ask for a reason, then ``call(obj, reason)`` for each."""
+    if "apply" in request.POST:
+        form = RejectForm(request.POST)
+        if form.is_valid():
+            reason = form.cleaned_data["reason"]
+            _each(modeladmin, request, queryset, "Rejected", lambda obj: call(obj, reason))
+            return None
+    else:
+        form = RejectForm()
+    return render(
+        request,
+        "admin/compute/reject_requests.html",
+        {
+            "form": form,
+            "requests": queryset,
+            "opts": modeladmin.model._meta,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "title": title,
+        },
+    )
+
+
+class VMBatchAddForm(forms.ModelForm):
+    """Operators create a batch for a project; ``clean`` asks the service (all or nothing),
+    so a refusal (quota, pool, wallet, billing profile, names) shows as a form error."""
+
+    class Meta:
+        model = VMBatch
+        fields = ["project", "plan", "image", "hypervisor", "name_pattern", "first_number", "count"]
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        try:
+            self.batch = services.vm_batch_create(user=self.user, request=self.http_request, **data)
+        except ServiceError as exc:
+            for field, errors in (exc.fields or {}).items():
+                self.add_error(field if field in self.fields else None, errors)
+            if not exc.fields:
+                self.add_error(None, exc.message)
+        return data
+
+
+@admin.register(VMBatch)
+class VMBatchAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "project", "plan", "hypervisor", "requester", "created_at", "progress"]
+    list_filter = ["plan", "hypervisor"]
+    search_fields = ["name_pattern", "project__name", "requester__email"]
+    actions = ["approve", "reject"]
+
+    def get_queryset(self, request):
+        return selectors.vm_batch_with_progress(super().get_queryset(request))
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in VMBatch._meta.fields] + ["progress"] if obj is not None else []
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is not None:
+            return super().get_form(request, obj, **kwargs)
+        form = super().get_form(request, obj, form=VMBatchAddForm, **kwargs)
+        form.user, form.http_request = request.user, request
+        return form
+
+    def save_model(self, request, obj, form, change):
+        """The service already wrote the batch (in the form's clean): show that one."""
+        if change:
+            return
+        request._audit_changes = {}
+        obj.pk, obj.requester_id, obj.created_at = form.batch.pk, form.batch.requester_id, form.batch.created_at
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="progress")
+    def progress(self, batch):
+        counts = selectors.vm_batch_progress(batch)
+        return ", ".join(f"{n} {name}" for name, n in counts.items() if n and name != "requested") or "—"
+
+    @admin.action(description="Approve every pending request of the selected batches")
+    def approve(self, request, queryset):
+        _each(
+            self,
+            request,
+            queryset,
+            "Approved",
+            lambda b: services.vm_batch_approve(batch=b, actor=request.user, request=request),
+        )
+
+    @admin.action(description="Reject every pending request of the selected batches (asks for a reason)")
+    def reject(self, request, queryset):
+        return _reject_with_reason(
+            self,
+            request,
+            queryset,
+            "Reject batches",
+            lambda b, reason: services.vm_batch_reject(batch=b, actor=request.user, reason=reason, request=request),
         )
 
 

@@ -6,7 +6,8 @@ registers a check from its ``AppConfig.ready()``; billing registers the
 billing-profile check and the wallet pre-check
 (``billing.services.billing_profile_check``, ``wallet_check_can_afford``).
 
-A check is a callable taking keyword arguments ``project`` and ``plan``. It
+A check is a callable taking keyword arguments ``project``, ``plan`` and
+``count`` (how many VMs of the plan are asked for at once: 1, or a batch's size). It
 refuses by raising a domain error (``controlplane.errors.ServiceError``:
 ``PaymentRequired``, ``Conflict``...), which the API and the portal turn into
 a 4xx; its return value is ignored. ``vm_request_create`` runs every check,
@@ -36,7 +37,7 @@ def registered() -> tuple[Check, ...]:
     return tuple(_checks)
 
 
-def run_checks(*, project, plan) -> None:
+def run_checks(*, project, plan, count: int = 1) -> None:
     """Run every registered check; the first refusal propagates."""
     for check in _checks:
-        check(project=project, plan=plan)
+        check(project=project, plan=plan, count=count)

@@ -140,6 +140,32 @@ class ProjectQuota(models.Model):
         return f"quota of {self.project}"
 
 
+class VMBatch(models.Model):
+    """N VM requests made at once from one plan and image (a class lab: ``lab-{n}``).
+
+    Accepted in one transaction (quota reserved for all or none); each request then
+    follows the usual path (approval if the plan needs it, one create Operation per
+    VM). Progress is counted from its requests and their VMs (``selectors.vm_batch_progress``)."""
+
+    project = models.ForeignKey("accounts.Project", on_delete=models.CASCADE, related_name="vm_batches")
+    requester = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="vm_batches")
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT)
+    image = models.ForeignKey(Image, on_delete=models.PROTECT)
+    hypervisor = models.ForeignKey(Hypervisor, on_delete=models.PROTECT)
+    name_pattern = models.CharField(max_length=63, help_text="Names of the VMs; {n} is replaced by 1, 2, 3...")
+    first_number = models.PositiveIntegerField(default=1)
+    count = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "VM batch"
+        verbose_name_plural = "VM batches"
+
+    def __str__(self):
+        return f"{self.name_pattern} ×{self.count}"
+
+
 class VMRequest(models.Model):
     """A user's request for a VM; approval creates the VM and its create operation."""
 
@@ -148,6 +174,7 @@ class VMRequest(models.Model):
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT)
     image = models.ForeignKey(Image, on_delete=models.PROTECT)
     hypervisor = models.ForeignKey(Hypervisor, on_delete=models.PROTECT)
+    batch = models.ForeignKey(VMBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="requests")
     name = models.CharField(max_length=63, validators=[name_validator])
     ssh_public_key = models.TextField(blank=True)
     user_data = models.TextField(blank=True)

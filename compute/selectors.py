@@ -30,6 +30,7 @@ from .models import (
     Snapshot,
     TenantBinding,
     VirtualMachine,
+    VMBatch,
     VMRequest,
 )
 
@@ -76,6 +77,39 @@ def vm_request_list_for_user(*, user: User) -> QuerySet[VMRequest]:
     return VMRequest.objects.filter(project_id__in=_project_ids_of(user)).select_related(
         "plan", "image", "hypervisor", "project", "requester", "decided_by"
     )
+
+
+# What a batch's progress counts, each from its requests (and their VMs): name → filter.
+BATCH_PROGRESS = {
+    "pending": Q(requests__status=RequestStatus.PENDING),
+    "refused": Q(requests__status__in=(RequestStatus.REJECTED, RequestStatus.CANCELLED)),
+    "building": Q(requests__vm__status=VMStatus.BUILDING),
+    "active": Q(requests__vm__status=VMStatus.ACTIVE),
+    "stopped": Q(requests__vm__status=VMStatus.STOPPED),
+    "failed": Q(requests__vm__status=VMStatus.ERROR),
+    "deleted": Q(requests__vm__status=VMStatus.DELETED),
+}
+
+
+def vm_batch_with_progress(queryset: QuerySet[VMBatch]) -> QuerySet[VMBatch]:
+    """Batches annotated with one count per ``BATCH_PROGRESS`` entry (one query for a page)."""
+    counts = {name: Count("requests", filter=condition) for name, condition in BATCH_PROGRESS.items()}
+    return (
+        queryset.select_related("project", "plan", "image", "hypervisor", "requester")
+        .annotate(**counts)
+        .order_by("-created_at", "-id")
+    )
+
+
+def vm_batch_progress(batch: VMBatch) -> dict[str, int]:
+    """``{"requested": N, "pending": .., "building": .., "active": .., ...}`` of an annotated batch."""
+    return {"requested": batch.count, **{name: getattr(batch, name) for name in BATCH_PROGRESS}}
+
+
+def vm_batch_list_for_user(*, user: User) -> QuerySet[VMBatch]:
+    """The batches of the user's projects (every batch for an operator), with progress."""
+    batches = VMBatch.objects.all() if user.is_staff else VMBatch.objects.filter(project__memberships__user=user)
+    return vm_batch_with_progress(batches)
 
 
 def operation_list_for_user(*, user: User) -> QuerySet[Operation]:
@@ -172,13 +206,13 @@ def hypervisor_list_offered() -> QuerySet[Hypervisor]:
     return Hypervisor.objects.filter(enabled=True)
 
 
-def quota_excess(*, quota: ProjectQuota, plan: Plan) -> tuple[str, int, int] | None:
-    """The first limit one more VM of ``plan`` would pass: (what, would be, limit); None if it fits."""
+def quota_excess(*, quota: ProjectQuota, plan: Plan, count: int = 1) -> tuple[str, int, int] | None:
+    """The first limit ``count`` more VMs of ``plan`` would pass: (what, would be, limit); None if they fit."""
     checks = [
-        ("VMs", quota.used_vms + 1, quota.max_vms),
-        ("vCPUs", quota.used_vcpus + plan.vcpus, quota.max_vcpus),
-        ("MiB of memory", quota.used_memory_mib + plan.memory_mib, quota.max_memory_mib),
-        ("GiB of disk", quota.used_disk_gib + plan.disk_gib, quota.max_disk_gib),
+        ("VMs", quota.used_vms + count, quota.max_vms),
+        ("vCPUs", quota.used_vcpus + count * plan.vcpus, quota.max_vcpus),
+        ("MiB of memory", quota.used_memory_mib + count * plan.memory_mib, quota.max_memory_mib),
+        ("GiB of disk", quota.used_disk_gib + count * plan.disk_gib, quota.max_disk_gib),
     ]
     return next(((label, wanted, limit) for label, wanted, limit in checks if wanted > limit), None)
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import console_views, views, views_backups, views_capacity, views_metrics
+from . import console_views, views, views_backups, views_batches, views_capacity, views_metrics
 
 app_name = "compute"
 urlpatterns = [
@@ -54,4 +54,6 @@ urlpatterns = [
     path("projects/<slug:slug>/operations/<int:pk>/cancel/", views.operation_cancel, name="operation_cancel"),
     path("projects/<slug:slug>/requests/", views.request_list, name="request_list"),
     path("projects/<slug:slug>/requests/<int:pk>/cancel/", views.request_cancel, name="request_cancel"),
+    path("projects/<slug:slug>/batches/", views_batches.batch_list, name="batch_list"),
+    path("projects/<slug:slug>/batches/new/", views_batches.batch_new, name="batch_new"),
 ]

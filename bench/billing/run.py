@@ -1,7 +1,7 @@
 """Billing benchmark on PostgreSQL: hourly metering + charging of a fleet, and
 the monthly invoice run.
 
-    .venv/bin/python bench/billing/run.py [--vms 10000] [--projects 5000] [--hours 24]
+    .venv/bin/python bench/billing/run.py [--vms 10000] [--projects 5000] [--hours 24] [--charge-only]
 
 Prints wall time and queries per VM / per project / per invoice, each beside a
 baseline measured in the same run on the same database, as a ratio:
@@ -208,6 +208,7 @@ def main():
     parser.add_argument("--vms", type=int, default=10_000)
     parser.add_argument("--projects", type=int, default=5_000)
     parser.add_argument("--hours", type=int, default=24, help="usage per invoice (metered in one catch-up)")
+    parser.add_argument("--charge-only", action="store_true", help="stop after the hourly charge job (1-2)")
     args = parser.parse_args()
 
     ensure_database()
@@ -244,6 +245,12 @@ def main():
     base_total = {"seconds": base_insert["seconds"] + base_debit["seconds"]}
     line("hourly job (meter + charge)", total, args.vms, "VM", base_total)
 
+    if args.charge_only:
+        from billing.selectors import ledger_problems
+
+        assert ledger_problems() == [], "ledger unbalanced"
+        print("\nchecks: every wallet equals its ledger")
+        return
     print(f"\n3. monthly invoices ({args.hours} h of usage each)")
     with measured() as catchup:
         services.usage_meter(until=start + args.hours * HOUR)

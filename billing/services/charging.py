@@ -1,8 +1,9 @@
 """The hourly charge job: meter, debit usage plus GST, suspend the overdue.
 
-Charging takes a project's uncharged usage records with its wallet locked,
-debits them (one ``UsageCharge`` and ledger entry per month of usage) and
-marks them charged, all in one transaction: a crash at any point leaves
+Charging takes a batch of projects' uncharged usage records with their wallets
+locked, debits them (one ``UsageCharge`` and ledger entry per project and month
+of usage) and marks them charged, set-based (a few statements per batch, not
+per project), all in one transaction: a crash at any point leaves
 either all of it or none of it, and a re-run charges only what is left.
 The invoice later settles the few paise by which per-charge rounding differs
 from the invoice's per-line rounding (billing.services.invoices).
@@ -17,6 +18,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
+from django.db.models import Case, Value, When
 from django.utils import timezone
 
 import audit
@@ -27,13 +29,19 @@ from ..models import BillingSettings, SupplierRegistration, UsageCharge, UsageRe
 from ..money import ZERO, paise
 from ..periods import HOUR, month_of
 from ..selectors import billing_settings_get, registration_by_hypervisor, treatment_for, usage_uncharged_project_ids
-from .ledger import entry_post, wallet_lock, wallet_profile
+from .ledger import entries_post, entry_post, wallet_lock, wallet_profile
 from .metering import meter_horizon, usage_meter
 from .suspension import suspension_apply_due
 
 ACTOR = "system:billing"
-CHARGE_BATCH = 25  # projects per transaction
+CHARGE_BATCH = 200  # projects per transaction (set-based: a few statements per batch)
 logger = logging.getLogger(__name__)
+
+
+def _month_totals(by_rate: dict[Decimal, Decimal], regime: str) -> tuple[Decimal, Decimal]:
+    """Taxable value and GST of a month's amounts (before GST, by GST rate), per-head rounding."""
+    heads = [tax_heads(taxable=paise(v), gst_rate=r, regime=regime) for r, v in sorted(by_rate.items())]
+    return sum((h.taxable for h in heads), ZERO), sum((h.tax for h in heads), ZERO)
 
 
 def month_charge_post(
@@ -104,57 +112,95 @@ def charge_treatment(*, settings: BillingSettings, wallet: Wallet, registration_
     return treatment_for(settings=settings, profile=wallet_profile(wallet), registration=registration)
 
 
+def project_month_then_registration(item) -> tuple:
+    (project_id, period, registration_id), _ = item
+    return project_id, period, registration_id or 0
+
+
 def usage_charge_locked(
     *, wallet: Wallet, settings: BillingSettings, before: datetime | None = None
 ) -> list[UsageCharge]:
     """Charge the uncharged usage of a wallet already locked by the caller
     (optionally only hours before ``before``)."""
-    records = UsageRecord.objects.filter(project_id=wallet.project_id, charge__isnull=True)
+    return usage_charge_wallets(wallets=[wallet], settings=settings, before=before)
+
+
+def usage_charge_wallets(
+    *, wallets: list[Wallet], settings: BillingSettings, before: datetime | None = None
+) -> list[UsageCharge]:
+    """Charge the uncharged usage of several wallets locked by the caller, set-based:
+    one read of their usage rows, one INSERT of ledger entries (``ledger.entries_post``),
+    one of ``UsageCharge`` rows, one UPDATE marking the rows charged and one audit append
+    (``audit.record_many``), whatever the number of projects. Per project and month the
+    result is what ``month_charge_post`` gives: one charge, one entry (none at 0.00), one
+    ``wallet.debited`` event, the rows marked with their charge."""
+    by_project = {wallet.project_id: wallet for wallet in wallets}
+    records = UsageRecord.objects.filter(project_id__in=list(by_project), charge__isnull=True)
     if before is not None:
         records = records.filter(hour_start__lt=before)
-    rows = list(
-        records.values_list(
-            "id",
-            "hour_start",
-            "running_seconds",
-            "stopped_seconds",
-            "price_running",
-            "price_stopped",
-            "gst_rate",
-            "vm__hypervisor_id",
-        )
-    )
-    if not rows:
-        return []
+    rows = records.values_list(
+        "id", "project_id", "hour_start", "running_seconds", "stopped_seconds", "price_running", "price_stopped",
+        "gst_rate", "vm__hypervisor_id",
+    )  # fmt: skip
     registration_of = registration_by_hypervisor()
     months: dict = defaultdict(list)
-    for row in rows:
-        months[(month_of(row[1]), registration_of.get(row[7]))].append(row)
-    charges = []
-    for (period, registration_id), month_rows in sorted(months.items(), key=month_then_registration):
-        treatment = charge_treatment(settings=settings, wallet=wallet, registration_id=registration_id)
+    for row in rows:  # per project, month and supplier registration (its VM's hypervisor's)
+        months[(row[1], month_of(row[2]), registration_of.get(row[8]))].append(row)
+    if not months:
+        return []
+    registrations = SupplierRegistration.objects.in_bulk({key[2] for key in months if key[2]})
+    charges, postings, record_ids = [], [], []
+    for (project_id, period, registration_id), month_rows in sorted(
+        months.items(), key=project_month_then_registration
+    ):
+        wallet = by_project[project_id]
+        regime = treatment_for(
+            settings=settings, profile=wallet_profile(wallet), registration=registrations.get(registration_id)
+        ).regime
         by_rate: dict[Decimal, Decimal] = defaultdict(Decimal)
-        for _, _, running, stopped, price_running, price_stopped, rate, _ in month_rows:
+        for _, _, _, running, stopped, price_running, price_stopped, rate, _ in month_rows:
             by_rate[rate] += (running * price_running + stopped * price_stopped) / 3600
-        hour_from = min(row[1] for row in month_rows)
-        hour_to = max(row[1] for row in month_rows) + HOUR
-        charge = month_charge_post(
-            wallet=wallet,
-            settings=settings,
-            regime=treatment.regime,
-            period=period,
-            by_rate=by_rate,
-            hour_from=hour_from,
-            hour_to=hour_to,
-            description=(
+        taxable, tax = _month_totals(by_rate, regime)
+        hour_from = min(row[2] for row in month_rows)
+        hour_to = max(row[2] for row in month_rows) + HOUR
+        charge = UsageCharge(
+            project_id=project_id, period=period, hour_from=hour_from, hour_to=hour_to, regime=regime,
+            taxable=taxable, tax=tax, total=taxable + tax, registration_id=registration_id,
+        )  # fmt: skip
+        if taxable + tax:
+            description = (
                 f"Usage {timezone.localtime(hour_from):%d %b %H:%M} to {timezone.localtime(hour_to):%d %b %H:%M}"
                 f" ({len(month_rows)} VM-hours)"
-            ),
-            kind=EntryKind.USAGE,
-            registration_id=registration_id,
-        )
-        UsageRecord.objects.filter(id__in=[row[0] for row in month_rows]).update(charge=charge)
+            )
+            postings.append((wallet, EntryKind.USAGE, -(taxable + tax), description))
         charges.append(charge)
+        record_ids.append([row[0] for row in month_rows])
+    entries = iter(entries_post(postings=postings, actor=ACTOR, settings=settings))
+    for charge in charges:
+        charge.entry = next(entries) if charge.total else None
+    UsageCharge.objects.bulk_create(charges)
+    UsageRecord.objects.filter(id__in=[pk for ids in record_ids for pk in ids]).update(
+        charge=Case(*(When(id__in=ids, then=Value(c.pk)) for c, ids in zip(charges, record_ids, strict=True)))
+    )
+    audit.record_many(
+        [
+            {
+                "actor": ACTOR,
+                "action": "wallet.debited",
+                "target": by_project[charge.project_id],
+                "project": charge.project_id,
+                "details": {
+                    "kind": EntryKind.USAGE,
+                    "amount": str(charge.entry.amount),
+                    "balance": str(charge.entry.balance_after),
+                    "entry": charge.entry.pk,
+                    "charge": charge.pk,
+                },
+            }
+            for charge in charges
+            if charge.entry is not None
+        ]
+    )
     return charges
 
 
@@ -179,14 +225,11 @@ def _wallets_lock(project_ids: list[int]) -> list[Wallet]:
 
 @transaction.atomic
 def usage_charge_projects(*, project_ids: list[int], settings: BillingSettings | None = None) -> list[UsageCharge]:
-    """Charge several projects in one transaction (one commit instead of one
-    each). All their wallets are locked first, in project order, before
-    anything is audited: the lock order stays wallet, then audit chain."""
+    """Charge several projects in one transaction, set-based (``usage_charge_wallets``).
+    All their wallets are locked first, in project order, before anything is
+    audited: the lock order stays wallet, then audit chain."""
     settings = settings or billing_settings_get()
-    charges = []
-    for wallet in _wallets_lock(sorted(project_ids)):
-        charges += usage_charge_locked(wallet=wallet, settings=settings)
-    return charges
+    return usage_charge_wallets(wallets=_wallets_lock(sorted(project_ids)), settings=settings)
 
 
 def usage_charge_pending(*, deadline: float | None = None, batch: int = CHARGE_BATCH) -> tuple[int, bool]:

@@ -112,7 +112,7 @@ def billing_settings_update(*, actor, **changes) -> BillingSettings:
     return current
 
 
-def billing_profile_check(*, project: Project, plan) -> None:
+def billing_profile_check(*, project: Project, plan, count: int = 1) -> None:
     """Admission check (registered by billing.apps): a paid VM needs the
     project's billing profile first, since every invoice needs the recipient's
     name, address and state (Rule 46; the place of supply is its state)."""

@@ -133,6 +133,46 @@ def entry_post(
     return entry
 
 
+def entries_post(
+    *, postings: list[tuple[Wallet, str, Decimal, str]], actor, settings: BillingSettings | None = None
+) -> list[LedgerEntry]:
+    """``entry_post`` for many entries at once (the hourly charge run): each
+    posting is ``(wallet, kind, amount, description)`` on a wallet locked by
+    ``wallet_lock`` (or the charge run's batch lock) in the current transaction.
+    Applied in the given order with the same bookkeeping as ``entry_post``
+    (balance, ``negative_since``, low-balance email), then written with one
+    INSERT for the entries and one UPDATE for the wallets. Nothing more."""
+    at = timezone.now()
+    settings = settings or billing_settings_get()
+    entries, touched = [], {}
+    for wallet, kind, amount, description in postings:
+        wallet.balance += amount
+        entries.append(
+            LedgerEntry(
+                project_id=wallet.project_id,
+                kind=kind,
+                amount=amount,
+                balance_after=wallet.balance,
+                description=description[:255],
+                actor=actor_name(actor),
+                actor_user=None if actor is None or isinstance(actor, str) else actor,
+                created_at=at,
+            )
+        )
+        if wallet.balance < 0 and wallet.negative_since is None:
+            wallet.negative_since = at
+        elif wallet.balance >= 0:
+            wallet.negative_since = None
+        _low_balance_bookkeeping(wallet, settings)
+        wallet.updated_at = at
+        touched[wallet.pk] = wallet
+    LedgerEntry.objects.bulk_create(entries)
+    Wallet.objects.bulk_update(
+        list(touched.values()), ["balance", "negative_since", "notified_threshold", "updated_at"]
+    )
+    return entries
+
+
 def _low_balance_bookkeeping(wallet: Wallet, settings: BillingSettings) -> None:
     """Email once per threshold crossed downwards; re-arm as the balance rises."""
     thresholds = sorted({*settings.thresholds, ZERO})

@@ -158,9 +158,9 @@ def wallet_refund(*, project: Project, amount, actor, reason: str, reference: st
     return entry
 
 
-def wallet_check_can_afford(*, project: Project, plan, hours: int | None = None) -> None:
+def wallet_check_can_afford(*, project: Project, plan, hours: int | None = None, count: int = 1) -> None:
     """Raise PaymentRequired when the project is suspended or its wallet cannot
-    pay ``hours`` (default: the configured pre-check hours) of ``plan`` with GST.
+    pay ``hours`` (default: the configured pre-check hours) of ``count`` VMs of ``plan`` with GST.
     Registered as a compute admission check (billing.apps), so the VM request
     service runs it before a request is accepted."""
     if project.is_suspended:
@@ -170,10 +170,13 @@ def wallet_check_can_afford(*, project: Project, plan, hours: int | None = None)
         )
     price = plan_price_for_project(plan=plan, project=project, hours=hours)
     balance = wallet_balance(project=project)
-    if balance < price.period_total:
+    needed = count * price.period_total
+    if balance < needed:
+        what = f"A {plan.name} machine needs" if count == 1 else f"{count} {plan.name} machines need"
+        their, each = ("its", "") if count == 1 else ("their", " each")
         raise PaymentRequired(
-            f"A {plan.name} machine needs ₹{format_inr(price.period_total)} for its first {price.hours} hours "
-            f"(₹{format_inr(price.running.total)}/hour with GST); the wallet of {project.name} holds "
-            f"₹{format_inr(balance)}. Top up at least ₹{format_inr(price.period_total - balance)}.",
+            f"{what} ₹{format_inr(needed)} for {their} first {price.hours} hours "
+            f"(₹{format_inr(price.running.total)}/hour{each} with GST); the wallet of {project.name} holds "
+            f"₹{format_inr(balance)}. Top up at least ₹{format_inr(needed - balance)}.",
             fields={"plan": "Not enough balance."},
         )

@@ -127,8 +127,9 @@ class VirtualMachineSerializer(serializers.ModelSerializer):
         return [{"address": a.address, "family": a.family} for a in held]
 
 
-class VMRequestSerializer(JSONTypesMixin, serializers.ModelSerializer):
-    url = serializers.HyperlinkedIdentityField(view_name="vmrequest-detail")
+class NewVMFieldsMixin(JSONTypesMixin, serializers.Serializer):
+    """What a request and a batch ask for: project, plan, image, hypervisor, a saved key."""
+
     project = serializers.SlugRelatedField(
         slug_field="slug",
         queryset=Project.objects.none(),  # the caller's projects: see get_fields
@@ -139,8 +140,6 @@ class VMRequestSerializer(JSONTypesMixin, serializers.ModelSerializer):
     image = IdField(queryset=Image.objects.filter(active=True))
     hypervisor = IdField(queryset=Hypervisor.objects.filter(enabled=True))
     requester = serializers.EmailField(source="requester.email", read_only=True)
-    decided_by = serializers.EmailField(source="decided_by.email", read_only=True, default=None, allow_null=True)
-    vm = serializers.SerializerMethodField()
     ssh_key = serializers.IntegerField(
         write_only=True,
         required=False,
@@ -149,6 +148,21 @@ class VMRequestSerializer(JSONTypesMixin, serializers.ModelSerializer):
             "ssh_public_key: one or the other, not both."
         ),
     )
+
+    def get_fields(self):
+        """Only the caller's projects can be named, so another tenant's slug and
+        a slug that does not exist get the same answer."""
+        fields = super().get_fields()
+        request = self.context.get("request")
+        if request is not None and request.user.is_authenticated:
+            fields["project"].queryset = project_list_for_user(user=request.user)
+        return fields
+
+
+class VMRequestSerializer(NewVMFieldsMixin, serializers.ModelSerializer):
+    url = serializers.HyperlinkedIdentityField(view_name="vmrequest-detail")
+    decided_by = serializers.EmailField(source="decided_by.email", read_only=True, default=None, allow_null=True)
+    vm = serializers.SerializerMethodField()
 
     class Meta:
         model = VMRequest
@@ -174,15 +188,6 @@ class VMRequestSerializer(JSONTypesMixin, serializers.ModelSerializer):
         read_only_fields = ["status", "requester", "decided_by", "decided_at", "reason", "created_at"]
         extra_kwargs = {"user_data": {"write_only": True}}
         validators = []  # a name taken is the service's 409, not the model constraint's 400
-
-    def get_fields(self):
-        """Only the caller's projects can be named, so another tenant's slug and
-        a slug that does not exist get the same answer."""
-        fields = super().get_fields()
-        request = self.context.get("request")
-        if request is not None and request.user.is_authenticated:
-            fields["project"].queryset = project_list_for_user(user=request.user)
-        return fields
 
     def get_vm(self, obj) -> int | None:
         vm = getattr(obj, "vm", None)

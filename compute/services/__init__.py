@@ -15,6 +15,7 @@ from .backups import (  # noqa: F401
     vm_backup_delete,
     vm_backup_restore,
 )
+from .batches import vm_batch_approve, vm_batch_create, vm_batch_reject  # noqa: F401
 from .console import (  # noqa: F401
     console_session_close,
     console_session_consume,

@@ -18,10 +18,12 @@ def _locked_quota(project) -> ProjectQuota:
     return ProjectQuota.objects.select_for_update(no_key=True, of=("self",)).get(project=project)
 
 
-@transaction.atomic
-def quota_reserve(*, project, plan: Plan) -> ProjectQuota:
-    quota = _locked_quota(project)
-    excess = quota_excess(quota=quota, plan=plan)
+def quota_check(*, project, plan: Plan, count: int = 1, quota: ProjectQuota | None = None) -> None:
+    """``Conflict`` (quota_exceeded) when ``count`` more VMs of ``plan`` do not fit ``quota``
+    (default: the project's, read without a lock: a preview; ``quota_reserve`` decides)."""
+    if quota is None:
+        quota = ProjectQuota.objects.filter(project=project).first() or ProjectQuota(project=project)
+    excess = quota_excess(quota=quota, plan=plan, count=count)
     if excess is not None:
         label, wanted, limit = excess
         raise Conflict(
@@ -29,24 +31,31 @@ def quota_reserve(*, project, plan: Plan) -> ProjectQuota:
             "Delete a VM or ask an operator to raise the quota.",
             code="quota_exceeded",
         )
+
+
+@transaction.atomic
+def quota_reserve(*, project, plan: Plan, count: int = 1) -> ProjectQuota:
+    """Take ``count`` VMs of ``plan`` (a batch takes all of them or none)."""
+    quota = _locked_quota(project)
+    quota_check(project=project, plan=plan, count=count, quota=quota)
     ProjectQuota.objects.filter(pk=quota.pk).update(
-        used_vms=F("used_vms") + 1,
-        used_vcpus=F("used_vcpus") + plan.vcpus,
-        used_memory_mib=F("used_memory_mib") + plan.memory_mib,
-        used_disk_gib=F("used_disk_gib") + plan.disk_gib,
+        used_vms=F("used_vms") + count,
+        used_vcpus=F("used_vcpus") + count * plan.vcpus,
+        used_memory_mib=F("used_memory_mib") + count * plan.memory_mib,
+        used_disk_gib=F("used_disk_gib") + count * plan.disk_gib,
     )
     quota.refresh_from_db()
     return quota
 
 
 @transaction.atomic
-def quota_release(*, project, plan: Plan) -> None:
+def quota_release(*, project, plan: Plan, count: int = 1) -> None:
     quota = _locked_quota(project)
     ProjectQuota.objects.filter(pk=quota.pk).update(
-        used_vms=Greatest(F("used_vms") - 1, 0),
-        used_vcpus=Greatest(F("used_vcpus") - plan.vcpus, 0),
-        used_memory_mib=Greatest(F("used_memory_mib") - plan.memory_mib, 0),
-        used_disk_gib=Greatest(F("used_disk_gib") - plan.disk_gib, 0),
+        used_vms=Greatest(F("used_vms") - count, 0),
+        used_vcpus=Greatest(F("used_vcpus") - count * plan.vcpus, 0),
+        used_memory_mib=Greatest(F("used_memory_mib") - count * plan.memory_mib, 0),
+        used_disk_gib=Greatest(F("used_disk_gib") - count * plan.disk_gib, 0),
     )
 
 

@@ -60,6 +60,14 @@ def _saved_key_text(*, user, project, ssh_key_id: int | None, ssh_public_key: st
         raise InvalidInput(exc.message, fields={"ssh_key": [exc.message]}) from None
 
 
+def _check_not_suspended(project) -> None:
+    if project.is_suspended:
+        raise Conflict(
+            f"Project {project.name} is suspended: {project.suspended_reason or 'see billing'}.",
+            code="project_suspended",
+        )
+
+
 def _check_name_free(project, name: str) -> None:
     if (
         VirtualMachine.objects.filter(project=project, name=name).exclude(status=VMStatus.DELETED).exists()
@@ -90,11 +98,7 @@ def vm_request_create(
     approval or the user is trusted. ``ssh_key_id`` picks a saved key instead of a pasted one."""
     project_require_role(user=user, project=project, role=Role.MEMBER)
     ssh_public_key = _saved_key_text(user=user, project=project, ssh_key_id=ssh_key_id, ssh_public_key=ssh_public_key)
-    if project.is_suspended:
-        raise Conflict(
-            f"Project {project.name} is suspended: {project.suspended_reason or 'see billing'}.",
-            code="project_suspended",
-        )
+    _check_not_suspended(project)
     _validate(plan=plan, image=image, hypervisor=hypervisor, ssh_public_key=ssh_public_key, user_data=user_data)
     admission.run_checks(project=project, plan=plan)
     hypervisor_capacity_check(hypervisor=hypervisor, plan=plan, lock=True)  # before anything audits

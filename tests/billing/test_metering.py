@@ -181,14 +181,14 @@ def test_one_failing_project_does_not_hold_up_its_batch(user, plan, image, simul
     for project in projects:
         make_vm(project, plan, image, simulator, "vm", [(T0, "active")])
     services.usage_meter(until=T0 + HOUR)
-    real = services.charging.usage_charge_locked
+    real = services.charging.usage_charge_wallets
 
-    def charge(*, wallet, settings, before=None):
-        if wallet.project_id == projects[2].pk:
+    def charge(*, wallets, settings, before=None):
+        if projects[2].pk in {wallet.project_id for wallet in wallets}:
             raise RuntimeError("broken project")
-        return real(wallet=wallet, settings=settings, before=before)
+        return real(wallets=wallets, settings=settings, before=before)
 
-    with mock.patch.object(services.charging, "usage_charge_locked", side_effect=charge):
+    with mock.patch.object(services.charging, "usage_charge_wallets", side_effect=charge):
         assert services.usage_charge_pending(batch=5) == (4, False)
     assert set(UsageCharge.objects.values_list("project_id", flat=True)) == {p.pk for p in projects} - {projects[2].pk}
     assert services.usage_charge_pending() == (1, False)

@@ -38,7 +38,7 @@ def test_a_registered_check_refuses_with_its_domain_error_and_nothing_is_written
 ):
     seen = []
 
-    def closed_on_sundays(*, project, plan):
+    def closed_on_sundays(*, project, plan, count):
         seen.append((project.pk, plan.pk))
         raise Conflict("No new machines today.", code="closed")
 
