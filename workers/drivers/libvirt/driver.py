@@ -52,6 +52,8 @@ from .client import LibvirtClient, code_of
 from .console import connect_host, vnc_endpoint
 from .domain import NS_URI, Instance, domain_name, domain_xml, wants_seed
 from .options import ImageRef, LibvirtSettings
+from .rebuild import LibvirtRebuild
+from .resize import LibvirtResize
 from .seed import build_iso, nocloud_files
 from .snapshots import LibvirtSnapshots
 from .storage import GIB, Storage
@@ -82,9 +84,12 @@ def _version(number: int) -> str:
 
 
 @register("libvirt")
-class LibvirtDriver(LibvirtSnapshots, Driver):
-    # internal qcow2 snapshots: snapshots.py
-    capabilities = frozenset({Capability.CONSOLE, Capability.METRICS, Capability.SNAPSHOTS})
+class LibvirtDriver(LibvirtSnapshots, LibvirtResize, LibvirtRebuild, Driver):
+    # internal qcow2 snapshots: snapshots.py; resize.py; rebuild.py
+    capabilities = frozenset(
+        {Capability.CONSOLE, Capability.METRICS, Capability.SNAPSHOTS, Capability.RESIZE, Capability.REBUILD}
+    )
+    resize_live = frozenset({"disk"})  # vCPU / memory: shut down, redefine, start (resize.py)
 
     def __init__(self, config):
         super().__init__(config)
@@ -366,6 +371,8 @@ class LibvirtDriver(LibvirtSnapshots, Driver):
             return TaskStatus(done=True, progress=100, vm=self._vm(dom, addresses=True), message="started")
         if step == "shutdown":
             return self._poll_shutdown(task)
+        if step == "resize":
+            return self._poll_resize(task)
         raise PermanentDriverError(f"Unknown libvirt task {task.ref} (step {step!r}).", code="unknown_task")
 
     def _poll_shutdown(self, task: DriverTask) -> TaskStatus:
