@@ -54,6 +54,7 @@ from . import guests, ha, metrics, steps
 from .client import Code, ProxmoxClient, classify
 from .console import console_target
 from .guests import Guest
+from .resize import ProxmoxResize
 from .settings import ProxmoxSettings
 from .snapshots import ProxmoxSnapshots
 
@@ -77,16 +78,20 @@ STEP_MESSAGES = {
     "snapshot": "taking the snapshot",
     "rollback": "rolling back to the snapshot",
     "delsnapshot": "deleting the snapshot",
+    "resize_config": "setting vCPU and memory",
 }
 
 
 @register("proxmox")
-class ProxmoxDriver(ProxmoxSnapshots, Driver):
+class ProxmoxDriver(ProxmoxSnapshots, ProxmoxResize, Driver):
     """Settings: see ``ProxmoxSettings`` and ``ProxmoxClient``. Credentials: token_id
     (user@realm!tokenid) + token_secret, or user + password."""
 
-    # PVE's snapshot API: snapshots.py
-    capabilities = frozenset({Capability.CONSOLE, Capability.METRICS, Capability.SNAPSHOTS})
+    # PVE's snapshot API: snapshots.py; resize and rebuild: resize.py
+    capabilities = frozenset(
+        {Capability.CONSOLE, Capability.METRICS, Capability.SNAPSHOTS, Capability.RESIZE, Capability.REBUILD}
+    )
+    resize_live = frozenset({"disk"})  # QEMU cores/memory: reboot to apply (containers take them live)
 
     def __init__(self, config):
         super().__init__(config)
@@ -395,7 +400,8 @@ class ProxmoxDriver(ProxmoxSnapshots, Driver):
             wait = data["retry_at"] - time.time()
             if wait > 0:
                 return self._progress(task, poll_after=wait)
-            return self._run(task, dict(data, retry_at=None), fresh_vmid=data["steps"][0] == "clone")
+            fresh = data["steps"][0] == "clone" and not data.get("fixed_vmid")  # a rebuild keeps its VMID
+            return self._run(task, dict(data, retry_at=None), fresh_vmid=fresh)
         if data["steps"][0] == "adopt":
             guest = self._locate(task.backend_id)
             if guest is None:
@@ -476,7 +482,7 @@ class ProxmoxDriver(ProxmoxSnapshots, Driver):
         if step == "reboot" and code == Code.NOT_RUNNING:
             data["steps"] = ["start"]
             return self._run(task, data)
-        if step == "clone" and code == Code.VMID_TAKEN:
+        if step == "clone" and code == Code.VMID_TAKEN and not data.get("fixed_vmid"):
             transient = True  # another client took the id: a new one is taken on the retry
         retries = int(data.get("retries") or 0)
         if transient and retries < STEP_RETRIES:
