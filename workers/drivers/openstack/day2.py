@@ -1,0 +1,125 @@
+"""OpenStack resize and rebuild through nova, submit then poll.
+
+- **resize**: the flavor with exactly the new plan's sizes (or ``settings.flavors[plan]``);
+  ``resize_server`` (nova cold-migrates: the guest is always restarted, so ``resize_live`` is
+  empty) → ``RESIZE`` … ``VERIFY_RESIZE`` → ``confirm_server_resize`` when the server now has
+  the wanted flavor, ``revert_server_resize`` (and a failed operation) when it does not.
+  A smaller disk is refused before nova is asked. Re-submitted after a crash: a server already
+  in ``VERIFY_RESIZE`` is confirmed, one already on the flavor is done, one still resizing is
+  followed.
+- **rebuild**: ``rebuild_server`` with the new image, key pair and user data, and the server's
+  metadata plus ``cp_rebuild_key`` (the rebuild operation's key; nova replaces the metadata
+  with what a rebuild sends). The server keeps its UUID, ports (so its addresses) and flavor. A
+  re-submit that finds its key in the metadata follows that rebuild instead of starting another.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..base import DriverTask, PermanentDriverError, ResizeSpec, TaskStatus, VMSpec
+from . import servers
+from .client import Code, translate
+
+logger = logging.getLogger(__name__)
+
+REBUILD_METADATA = "cp_rebuild_key"
+
+
+def flavor_sizes(server: Any) -> tuple[int, int, int]:
+    """(vCPUs, RAM MiB, disk GiB) of the server's flavor (embedded since microversion 2.47)."""
+    flavor = server.flavor
+    get = flavor.get if isinstance(flavor, dict) else lambda name: getattr(flavor, name, None)
+    return int(get("vcpus") or 0), int(get("ram") or 0), int(get("disk") or 0)
+
+
+class OpenStackDay2:
+    """Mixed into OpenStackDriver (``client``, ``settings``, ``_existing``, ``_server``, ``_handle``,
+    ``_flavor_id``, ``_keypair``, ``_waiting``, ``_done``)."""
+
+    # -- resize ---------------------------------------------------------------------
+    def resize(self, backend_id: str, *, spec: ResizeSpec) -> DriverTask:
+        server = self._existing(backend_id)
+        wanted = (spec.vcpus, spec.memory_mib, spec.disk_gib)
+        current = flavor_sizes(server)
+        status = str(server.status or "").upper()
+        if status == "VERIFY_RESIZE":  # a crash after nova finished: confirm (or revert) now
+            return self._handle("resize", backend_id, wanted=list(wanted), step="verify")
+        if status == "RESIZE" or server.task_state in ("resize_prep", "resize_migrating", "resize_finish"):
+            return self._handle("resize", backend_id, wanted=list(wanted), step="resize")
+        if current == wanted:
+            return self._handle("resize", backend_id, done=True)
+        if spec.disk_gib < current[2]:
+            raise PermanentDriverError(
+                f"Disks only grow: server {backend_id}'s flavor has {current[2]} GiB and cannot become "
+                f"{spec.disk_gib} GiB.",
+                code="disk_shrink",
+            )
+        flavor_id = self._flavor_id(
+            VMSpec(
+                name=server.name,
+                idempotency_key="",
+                vcpus=spec.vcpus,
+                memory_mib=spec.memory_mib,
+                disk_gib=spec.disk_gib,
+                image_ref="",
+                extra={"plan": spec.plan} if spec.plan else {},
+            )
+        )
+        with translate(f"resizing server {backend_id}"):
+            self.client.conn.compute.resize_server(backend_id, flavor_id)
+        return self._handle("resize", backend_id, wanted=list(wanted), step="resize")
+
+    def _poll_resize(self, task: DriverTask, server: Any, status: str) -> TaskStatus:
+        if task.done:
+            return self._done(server)
+        wanted = tuple(task.data["wanted"])
+        if status == "VERIFY_RESIZE":
+            if flavor_sizes(server) != wanted:
+                with translate(f"reverting the resize of server {task.backend_id}"):
+                    self.client.conn.compute.revert_server_resize(task.backend_id)
+                raise PermanentDriverError(
+                    f"Nova resized server {task.backend_id} to {flavor_sizes(server)}, not {wanted}; reverted.",
+                    code=Code.FAULT,
+                )
+            with translate(f"confirming the resize of server {task.backend_id}"):
+                self.client.conn.compute.confirm_server_resize(task.backend_id)
+            return TaskStatus(
+                done=False,
+                task=DriverTask(ref=task.ref, backend_id=task.backend_id, data=dict(task.data, step="confirm")),
+                poll_after=self.settings.poll_seconds,
+                message="confirming the resize",
+            )
+        if status in ("ACTIVE", "SHUTOFF") and not server.task_state:
+            if flavor_sizes(server) == wanted:
+                return self._done(server)
+            if task.data.get("step") == "resize":
+                raise PermanentDriverError(
+                    f"Nova did not resize server {task.backend_id}: it is back on its old flavor "
+                    f"({servers.fault_message(server)}).",
+                    code=Code.FAULT,
+                )
+        return self._waiting(task, server, "resizing" if task.data.get("step") == "resize" else "confirming")
+
+    # -- rebuild --------------------------------------------------------------------
+    def rebuild(self, backend_id: str, *, spec: VMSpec) -> DriverTask:
+        server = self._existing(backend_id)
+        metadata = dict(server.metadata or {})
+        if metadata.get(REBUILD_METADATA) == spec.idempotency_key:
+            return self._handle("rebuild", backend_id)  # submitted before a crash: follow it
+        attrs: dict[str, Any] = {"metadata": {**metadata, REBUILD_METADATA: spec.idempotency_key}}
+        if spec.ssh_public_key.strip():
+            conn = self.client.for_project(spec.tenant.get("project_id"))
+            attrs["key_name"] = self._keypair(conn, spec.ssh_public_key)
+        else:
+            attrs["key_name"] = None
+        attrs["user_data"] = servers.encode_user_data(spec.user_data) if spec.user_data else None
+        with translate(f"rebuilding server {backend_id}"):
+            self.client.conn.compute.rebuild_server(backend_id, spec.image_ref, **attrs)
+        return self._handle("rebuild", backend_id)
+
+    def _poll_rebuild(self, task: DriverTask, server: Any, status: str) -> TaskStatus:
+        if status in ("ACTIVE", "SHUTOFF") and not server.task_state:
+            return self._done(server)
+        return self._waiting(task, server, "rebuilding")
