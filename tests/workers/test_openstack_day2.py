@@ -90,3 +90,24 @@ def test_rebuild_keeps_id_addresses_and_flavor_and_is_found_by_key(new_driver, n
     # Submitted again with the same key (a crash after nova accepted it): followed, not repeated
     wait_done(driver, driver.rebuild(created.backend_id, spec=rebuild), 60)
     assert _actions(driver, created.backend_id).count("rebuild") == 1
+
+
+def test_image_snapshot_reports_its_size_and_revert_rebuilds_from_it(new_driver, nova_spec):  # noqa: F811
+    driver = new_driver()
+    backend_id = wait_done(driver, driver.create(nova_spec()), 60).vm.backend_id
+
+    status = wait_done(driver, driver.snapshot_create(backend_id, ref="cp-7"), 90)
+    image = driver.client.conn.compute.get_image(driver._snapshot_image(backend_id, "cp-7").id)
+    assert image.name == f"cp-snap-{backend_id}-cp-7" and image.status == "ACTIVE"
+    assert status.result == {"size_bytes": image.size} and image.size > 0, image.size
+    assert [s.ref for s in driver.snapshot_list(backend_id)] == ["cp-7"]
+
+    # Revert of a stopped server: rebuilt from the snapshot image, still stopped
+    wait_done(driver, driver.stop(backend_id), 60)
+    wait_done(driver, driver.snapshot_revert(backend_id, ref="cp-7"), 90)
+    server = _server(driver, backend_id)
+    assert server.image["id"] == image.id and server.status == "SHUTOFF"
+    assert "cp_idempotency_key" in server.metadata  # our markers survive the rebuild
+
+    wait_done(driver, driver.snapshot_delete(backend_id, ref="cp-7"), 60)
+    assert driver.snapshot_list(backend_id) == []

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..base import DriverTask, PermanentDriverError, ResizeSpec, TaskStatus, VMSpec
+from ..base import DriverTask, PermanentDriverError, ResizeSpec, SnapshotInfo, TaskStatus, VMSpec
 from . import servers
 from .client import Code, translate
 
@@ -123,3 +123,90 @@ class OpenStackDay2:
         if status in ("ACTIVE", "SHUTOFF") and not server.task_state:
             return self._done(server)
         return self._waiting(task, server, "rebuilding")
+
+
+SNAPSHOT_PREFIX = "cp-snap"
+SNAPSHOT_ACTIONS = ("snapshot_create", "snapshot_revert", "snapshot_delete")
+
+
+def snapshot_name(backend_id: str, ref: str) -> str:
+    return f"{SNAPSHOT_PREFIX}-{backend_id}-{ref}"
+
+
+class OpenStackSnapshots:
+    """Image snapshots (``createImage``, nova's ``create_image_snapshot``), through nova's own API
+    only: the image's status, listing and delete go through nova's image proxy (``/images``,
+    served at the default microversion 2.1), so no image (glance) endpoint is needed.
+
+    - create: an image named ``cp-snap-<server>-<ref>`` (metadata ``cp_snapshot`` = ref); an
+      image of that name found first is followed instead (a retry after a crash). Done when the
+      image is ``ACTIVE``; its size is reported for metering.
+    - revert: nova has no revert; the server is **rebuilt from the snapshot image** (same id,
+      ports, flavor, key pair and metadata; a stopped server stays stopped).
+    - delete: the image is deleted; one already gone counts as deleted.
+    """
+
+    def _snapshot_image(self, backend_id: str, ref: str) -> Any | None:
+        name = snapshot_name(backend_id, ref)
+        with translate(f"looking up snapshot {ref}"):
+            found = [image for image in self.client.conn.compute.images(details=True, name=name)]
+        found = [image for image in found if image.name == name and str(image.status).upper() != "DELETED"]
+        return found[0] if found else None
+
+    def snapshot_create(self, backend_id: str, *, ref: str) -> DriverTask:
+        server = self._existing(backend_id)
+        image = self._snapshot_image(backend_id, ref)
+        if image is None:
+            from openstack.compute.v2.server import Server
+
+            with translate(f"taking snapshot {ref} of server {backend_id}"):
+                image_id = Server(id=server.id).create_image(
+                    self.client.conn.compute, snapshot_name(backend_id, ref), {"cp_snapshot": ref}
+                )
+        else:
+            image_id = image.id
+        return self._handle("snapshot_create", backend_id, image_id=image_id, ref=ref)
+
+    def snapshot_revert(self, backend_id: str, *, ref: str) -> DriverTask:
+        server = self._existing(backend_id)
+        image = self._snapshot_image(backend_id, ref)
+        if image is None or str(image.status).upper() != "ACTIVE":
+            raise PermanentDriverError(f"Snapshot {ref} does not exist on {self.config.name}.", code=Code.NOT_FOUND)
+        with translate(f"reverting server {backend_id} to snapshot {ref}"):
+            self.client.conn.compute.rebuild_server(backend_id, image.id, metadata=dict(server.metadata or {}))
+        return self._handle("snapshot_revert", backend_id, ref=ref)
+
+    def snapshot_delete(self, backend_id: str, *, ref: str) -> DriverTask:
+        image = self._snapshot_image(backend_id, ref)
+        if image is not None:
+            with translate(f"deleting snapshot {ref}"):
+                self.client.conn.compute.delete_image(image.id, ignore_missing=True)
+        return self._handle("snapshot_delete", backend_id, done=True)
+
+    def snapshot_list(self, backend_id: str) -> list[SnapshotInfo]:
+        prefix = snapshot_name(backend_id, "")
+        with translate(f"listing the snapshots of server {backend_id}"):
+            images = list(self.client.conn.compute.images(details=True))
+        return [
+            SnapshotInfo(ref=image.name[len(prefix) :], size_bytes=image.size)
+            for image in images
+            if (image.name or "").startswith(prefix) and str(image.status).upper() not in ("DELETED", "KILLED")
+        ]
+
+    def _poll_snapshot(self, task: DriverTask, server: Any, status: str) -> TaskStatus:
+        action = task.data["action"]
+        if task.done or action == "snapshot_delete":
+            return self._done(server)
+        if action == "snapshot_revert":
+            return self._poll_rebuild(task, server, status)
+        with translate(f"reading snapshot {task.data['ref']}"):
+            image = self.client.conn.compute.get_image(task.data["image_id"])
+        state = str(image.status or "").upper()
+        if state == "ACTIVE" and not server.task_state:
+            done = self._done(server)
+            return TaskStatus(
+                done=True, progress=100, vm=done.vm, message="snapshot taken", result={"size_bytes": image.size}
+            )
+        if state in ("ERROR", "DELETED", "KILLED"):
+            raise PermanentDriverError(f"OpenStack could not take snapshot {task.data['ref']}: image {state}.")
+        return self._waiting(task, server, f"taking the snapshot ({state.lower() or 'queued'})")

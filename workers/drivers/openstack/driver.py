@@ -50,7 +50,7 @@ from ..base import (
 )
 from . import floating, metrics, servers
 from .client import Code, OpenStackClient, is_not_found, translate
-from .day2 import OpenStackDay2
+from .day2 import SNAPSHOT_ACTIONS, OpenStackDay2, OpenStackSnapshots
 from .settings import OpenStackSettings
 from .tenants import TenantProvisioner
 
@@ -60,13 +60,15 @@ TARGET_STATUS = {"start": "ACTIVE", "stop": "SHUTOFF"}
 
 
 @register("openstack")
-class OpenStackDriver(OpenStackDay2, Driver):
+class OpenStackDriver(OpenStackDay2, OpenStackSnapshots, Driver):
     """Settings: see ``OpenStackSettings`` (a clouds.yaml cloud entry plus ours). Credentials:
     password (+ username), or application_credential_id + application_credential_secret."""
 
     supports_tenants = True
-    # resize_server + confirm/revert, rebuild_server: day2.py
-    capabilities = frozenset({Capability.CONSOLE, Capability.METRICS, Capability.RESIZE, Capability.REBUILD})
+    # resize_server + confirm/revert, rebuild_server, image snapshots: day2.py
+    capabilities = frozenset(
+        {Capability.CONSOLE, Capability.METRICS, Capability.RESIZE, Capability.REBUILD, Capability.SNAPSHOTS}
+    )
     resize_live = frozenset()  # nova's resize is a cold migration: the guest always restarts
 
     def __init__(self, config):
@@ -338,6 +340,8 @@ class OpenStackDriver(OpenStackDay2, Driver):
             return self._poll_resize(task, server, status)
         if action == "rebuild":
             return self._poll_rebuild(task, server, status)
+        if action in SNAPSHOT_ACTIONS:
+            return self._poll_snapshot(task, server, status)
         if status == TARGET_STATUS.get(action) and not server.task_state:
             return self._done(server)
         return self._waiting(task, server, {"start": "starting", "stop": "shutting down"}.get(action, action))
