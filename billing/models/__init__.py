@@ -8,6 +8,7 @@ from .documents import (
     ReceiptVoucher,
 )
 from .payments import Payment, PaymentSettings, Refund, RefundVoucher, TrialGrant
+from .snapshots import SnapshotStorageRecord
 from .transfer import TransferRecord
 from .usage import MeterCursor, UsageCharge, UsageRecord
 from .wallet import LedgerEntry, Wallet
@@ -27,6 +28,7 @@ __all__ = [
     "ReceiptVoucher",
     "Refund",
     "RefundVoucher",
+    "SnapshotStorageRecord",
     "TransferRecord",
     "TrialGrant",
     "UsageCharge",

@@ -19,6 +19,7 @@ from .config import (  # noqa: F401
 from .invoices import credit_note_issue, invoice_issue, invoice_issue_monthly  # noqa: F401
 from .metering import usage_meter  # noqa: F401
 from .notifications import wallet_notify_low_balance  # noqa: F401
+from .snapshot_storage import snapshot_storage_charge_pending, snapshot_storage_meter  # noqa: F401
 from .suspension import project_suspend, project_unsuspend, suspension_apply, suspension_apply_due  # noqa: F401
 from .wallet import (  # noqa: F401
     wallet_adjust,
