@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..base import DriverTask, PermanentDriverError, ResizeSpec, SnapshotInfo, TaskStatus, VMSpec
+from ..base import DriverTask, PermanentDriverError, ResizeSpec, SnapshotInfo, TaskStatus, TransientDriverError, VMSpec
 from . import servers
 from .client import Code, translate
 
@@ -83,8 +83,16 @@ class OpenStackDay2:
                     f"Nova resized server {task.backend_id} to {flavor_sizes(server)}, not {wanted}; reverted.",
                     code=Code.FAULT,
                 )
-            with translate(f"confirming the resize of server {task.backend_id}"):
-                self.client.conn.compute.confirm_server_resize(task.backend_id)
+            if task.data.get("step") == "confirm":  # asked already; nova's compute is on it
+                return self._waiting(task, server, "confirming")
+            try:
+                with translate(f"confirming the resize of server {task.backend_id}"):
+                    self.client.conn.compute.confirm_server_resize(task.backend_id)
+            except TransientDriverError as exc:
+                if exc.code != Code.BUSY:
+                    raise
+                # 409: confirmed meanwhile (a resubmit racing nova's compute); the next poll sees it
+                return self._waiting(task, server, "confirming")
             return TaskStatus(
                 done=False,
                 task=DriverTask(ref=task.ref, backend_id=task.backend_id, data=dict(task.data, step="confirm")),
