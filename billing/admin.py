@@ -73,6 +73,7 @@ class BillingSettingsAdmin(admin.ModelAdmin):
                     "hours_per_month",
                     "metering_starts_at",
                     "transfer_price_per_gb",
+                    "snapshot_price_per_gib_hour",
                 ]
             },
         ),

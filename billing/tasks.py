@@ -38,6 +38,12 @@ def charge_transfer():
     return {"charges": services.transfer_charge_pending()}
 
 
+@shared_task(name="charge_snapshot_storage")
+def charge_snapshot_storage():
+    """Meter closed months' snapshot storage (GiB-hours) and debit it, when it has a price."""
+    return {"charges": services.snapshot_storage_charge_pending()}
+
+
 @shared_task(name="expire_trial_credit")
 def expire_trial_credit():
     """Take back unused trial credit past its validity (a ledger entry each)."""

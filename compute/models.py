@@ -445,6 +445,7 @@ class Snapshot(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     missing_since = models.DateTimeField(null=True, blank=True, help_text="Reconciliation no longer found it.")
+    deleted_at = models.DateTimeField(null=True, blank=True, help_text="When its delete was confirmed (metering).")
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -32,6 +32,78 @@ TOKEN_SECRET = "5f0c1b7e-6a4e-4b53-9d2f-2d1c1e0a9f11"
 CEPH = "ceph-pool"
 
 
+def _install_qemu_resize() -> None:
+    """fakepve 0.5 has LXC's ``PUT .../lxc/{vmid}/resize`` but answers QEMU's from its schema
+    without changing anything. This adds it the way qemu-server's ``API2/Qemu.pm`` resize_vm
+    does (PVE 8/9): a ``resize`` task; ``size`` absolute or ``+N``; the drive must exist and not
+    be a CD-ROM; the config lock and digest are checked; a shrink fails with "shrinking disks is
+    not supported"; the same size does nothing; the drive's ``size=`` is rewritten. Installed on
+    the class before any fake starts (its routes are built at start)."""
+    from fakepve import server as fake
+    from fakepve.lxc import format_size, parse_size
+    from fakepve.model import PveError, TaskError
+    from fakepve.qemu import drives_of
+
+    if getattr(fake.FakePve, "_cp_qemu_resize", False):
+        return
+    original = fake.FakePve._register_stateful
+
+    async def qemu_resize(self, request):
+        p = await fake.params(request)
+        vm = self._vm(request, "VM.Config.Disk")
+        user = request[fake.USER]
+        self.need_quorum()
+        disk, text = p.get("disk"), str(p.get("size") or "")
+        extend = text.startswith("+")
+        wanted = parse_size(text.lstrip("+"))
+        if not disk or wanted is None:
+            raise PveError(400, "Parameter verification failed.", {"size": "invalid format - value does not match"})
+
+        def plan():
+            if p.get("digest") and p["digest"] != vm.digest():
+                raise PveError(500, "detected modified configuration - file changed by other user? Try again.")
+            if not p.get("skiplock"):
+                self._check_lock(vm)
+            value = vm.config.get(disk)
+            if value is None or disk not in [key for key, _, _ in drives_of(vm.config)]:
+                raise PveError(500, f"disk '{disk}' does not exist")
+            if "media=cdrom" in str(value):
+                raise PveError(500, "you can't resize a cdrom")
+            size = next((parse_size(part[5:]) for part in str(value).split(",") if part.startswith("size=")), None)
+            size = size or 0
+            new = size + wanted if extend else wanted
+            if new < size:
+                raise PveError(500, "shrinking disks is not supported")
+            return value, size, new
+
+        plan()
+
+        async def body():
+            try:
+                value, size, new = plan()
+            except PveError as exc:
+                raise TaskError(exc.message.strip()) from exc
+            if new == size:
+                return f"disk {disk} already has {format_size(size)}"
+            parts = [part for part in str(value).split(",") if not part.startswith("size=")]
+            vm.config[disk] = ",".join([*parts, f"size={format_size(new)}"])
+            return f"resized {disk} to {format_size(new)}"
+
+        return fake.ok(await self.task(vm.node, "resize", vm.vmid, user, body, vm=vm))
+
+    def register(self, router, formats):
+        for prefix in formats:
+            router.add_put(prefix + "/nodes/{node}/qemu/{vmid}/resize", self._cp_qemu_resize_handler)
+        return original(self, router, formats)
+
+    fake.FakePve._cp_qemu_resize_handler = qemu_resize
+    fake.FakePve._register_stateful = register
+    fake.FakePve._cp_qemu_resize = True
+
+
+_install_qemu_resize()
+
+
 def add_templates(pve, *, storage: str = "local-lvm") -> None:
     pve.add_vm(
         QEMU_TEMPLATE,

@@ -37,7 +37,12 @@ def _snapshot_delete(operation: Operation, driver: Driver) -> DriverTask:
 
 def _resize(operation: Operation, driver: Driver) -> DriverTask:
     target = operation.params["to"]
-    spec = ResizeSpec(vcpus=target["vcpus"], memory_mib=target["memory_mib"], disk_gib=target["disk_gib"])
+    spec = ResizeSpec(
+        vcpus=target["vcpus"],
+        memory_mib=target["memory_mib"],
+        disk_gib=target["disk_gib"],
+        plan=operation.params.get("plan_name", ""),
+    )
     return driver.resize(operation.vm.backend_id, spec=spec)
 
 

@@ -23,9 +23,16 @@ from dataclasses import dataclass, field
 import requests
 
 FINAL = {"succeeded", "failed", "cancelled"}
-ACTIONS_FROM = {"active": ["stop", "reboot", "snapshot"], "stopped": ["start", "snapshot"]}
+ACTIONS_FROM = {
+    "active": ["stop", "reboot", "snapshot", "resize", "rebuild"],
+    "stopped": ["start", "snapshot", "resize", "rebuild"],
+}
 # Actions posted elsewhere than /virtual-machines/<id>/<action>/: (path, operation action, body)
-DAY2_POSTS = {"snapshot": ("snapshots/", "snapshot_create", lambda: {"name": f"chaos-{uuid.uuid4().hex[:8]}"})}
+DAY2_POSTS = {
+    "snapshot": ("snapshots/", "snapshot_create", lambda: {"name": f"chaos-{uuid.uuid4().hex[:8]}"}),
+    "resize": ("resize/", "resize", dict),  # body from the catalogue: {"plan": id}
+    "rebuild": ("rebuild/", "rebuild", dict),  # {"image": id}
+}
 RETRY_STATUSES = {500, 502, 503, 504}
 
 
@@ -173,11 +180,14 @@ class Client:
         op = self.latest_operation(vm_id, "create")
         return self._track(op, vm_id, "create", started, adopted is not None)
 
-    def act(self, vm_id: int, action: str, known: set[int]) -> OpRecord | None:
-        """Start/stop/reboot/snapshot/delete; None when the API refused (409: the VM moved on,
-        or a snapshot over the plan's limit)."""
+    def act(self, vm_id: int, action: str, known: set[int], payload: dict | None = None) -> OpRecord | None:
+        """Start/stop/reboot/snapshot/resize/rebuild/delete; None when the API refused (409: the VM
+        moved on, a snapshot over the plan's limit, a resize to the plan it has or to a smaller disk)."""
         started = time.time()
-        tail, op_action, body = DAY2_POSTS.get(action, (f"{action}/", action, lambda: None))
+        tail, op_action, make_body = DAY2_POSTS.get(action, (f"{action}/", action, lambda: None))
+
+        def body():
+            return payload if payload is not None else make_body()
 
         def adopt():
             op = self.latest_operation(vm_id, op_action)
@@ -249,7 +259,7 @@ class Client:
 class Behaviour:
     """How the simulated users behave."""
 
-    actions: int = 4  # start/stop/reboot/snapshot between create and delete
+    actions: int = 4  # start/stop/reboot/snapshot/resize/rebuild between create and delete
     delete: bool = True  # False: the VM is left alive for the final comparison
     cancel_rate: float = 0.0  # chance that a user tries to cancel an operation soon after asking for it
     retry_failed: bool = True  # a failed operation is retried once (the operator's "retry")
@@ -273,7 +283,9 @@ def lifecycle(client: Client, *, n: int, catalogue: dict, how: Behaviour, rng: r
     False: the VMs left alive are what the final database/hypervisor comparison looks at)."""
     name = f"chaos-{n:04d}"
     try:
-        record = client.create(name=name, **catalogue)
+        record = client.create(
+            name=name, plan=catalogue["plan"], image=catalogue["image"], hypervisor=catalogue["hypervisor"]
+        )
         known: set[int] = set()
         state = _follow(client, record, known, rng, how)
         if not state or (state != "succeeded" and (not how.delete or client.vm(record.vm)["status"] == "deleted")):
@@ -283,7 +295,13 @@ def lifecycle(client: Client, *, n: int, catalogue: dict, how: Behaviour, rng: r
             choices = ACTIONS_FROM.get(vm["status"])
             if not choices or vm["task_state"]:
                 break
-            step = client.act(record.vm, rng.choice(choices), known)
+            action = rng.choice(choices)
+            payload = None
+            if action == "resize":  # up, down, or to the plan it has (a 409)
+                payload = {"plan": rng.choice(catalogue.get("plans", [catalogue["plan"]]))}
+            elif action == "rebuild":
+                payload = {"image": rng.choice(catalogue.get("images", [catalogue["image"]]))}
+            step = client.act(record.vm, action, known, payload)
             if step is not None and not _follow(client, step, known, rng, how):
                 return
         if not how.delete:

@@ -16,7 +16,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from django.db.models import Count, F, Max
+from django.db.models import Count, F, Max, Sum
 
 REGISTRY: list[tuple[str, Callable]] = []
 MAX_SHOWN = 25
@@ -401,21 +401,31 @@ def ledger_balances(ctx: Context) -> Check:
 
 @invariant("no VM-hour charged twice")
 def no_double_charge(ctx: Context) -> Check:
-    """One usage record per VM and hour, at most an hour of seconds in it, and each charge's
-    ledger debit equal to its total."""
+    """One usage record per VM, hour and plan (a resize splits an hour between two plans), at
+    most an hour of seconds in a VM's hour over its plans, and each charge's ledger debit equal
+    to its total."""
     name = "no VM-hour charged twice"
     models = _billing_models()
     if models is None or not hasattr(models, "UsageRecord"):
         return Check.skipped_because(name, "billing (metering) not installed")
     doubled = (
-        models.UsageRecord.objects.values("vm_id", "hour_start").annotate(n=Count("id")).filter(n__gt=1).order_by()
+        models.UsageRecord.objects.values("vm_id", "hour_start", "plan_id")
+        .annotate(n=Count("id"))
+        .filter(n__gt=1)
+        .order_by()
     )
     offenders = [
-        f"vm {row['vm_id']} hour {row['hour_start']:%Y-%m-%d %H:00} metered {row['n']} times" for row in doubled
+        f"vm {row['vm_id']} hour {row['hour_start']:%Y-%m-%d %H:00} plan {row['plan_id']} metered {row['n']} times"
+        for row in doubled
     ]
-    overfull = models.UsageRecord.objects.annotate(seconds=F("running_seconds") + F("stopped_seconds"))
-    for record in overfull.filter(seconds__gt=3600).order_by("id"):
-        offenders.append(f"usage record {record.pk} (vm {record.vm_id}) counts {record.seconds} s in one hour")
+    overfull = (
+        models.UsageRecord.objects.values("vm_id", "hour_start")
+        .annotate(seconds=Sum(F("running_seconds") + F("stopped_seconds")))
+        .filter(seconds__gt=3600)
+        .order_by("vm_id", "hour_start")
+    )
+    for row in overfull:
+        offenders.append(f"vm {row['vm_id']} hour {row['hour_start']:%Y-%m-%d %H:00} counts {row['seconds']} s")
     for charge in models.UsageCharge.objects.filter(entry__isnull=False).select_related("entry"):
         if charge.entry.amount != -charge.total:
             offenders.append(f"usage charge {charge.pk}: total {charge.total}, ledger debit {charge.entry.amount}")

@@ -144,8 +144,19 @@ def seed(args, state_path: Path) -> tuple[dict, list, int]:
         price_hourly_running=Decimal("1.5000"),
         price_hourly_stopped=Decimal("0.2500"),
     )
+    bigger = Plan.objects.create(  # resizes go up and down between the two (same disk: both ways allowed)
+        name="chaos-big",
+        vcpus=2,
+        memory_mib=1024,
+        disk_gib=10,
+        requires_approval=False,
+        price_hourly_running=Decimal("3.0000"),
+        price_hourly_stopped=Decimal("0.2500"),
+    )
     image = Image.objects.create(name="chaos-img", os_name="Chaos Linux")
     ImageReference.objects.create(image=image, hypervisor=hv, ref="tmpl-chaos")
+    other = Image.objects.create(name="chaos-img-2", os_name="Chaos Linux 2")  # rebuilds pick either
+    ImageReference.objects.create(image=other, hypervisor=hv, ref="tmpl-chaos-2")
     accounts_ = []
     for n in range(args.users):
         user = accounts.user_create(email=f"chaos{n}@example.com", password=None)
@@ -158,7 +169,9 @@ def seed(args, state_path: Path) -> tuple[dict, list, int]:
             hook(project=project, user=user)
         _, token = accounts.token_create(user=user, name="chaos")
         accounts_.append(Account(email=user.email, token=token, project=project.slug))
-    return {"plan": plan.pk, "image": image.pk, "hypervisor": hv.pk}, accounts_, hv.pk
+    catalogue = {"plan": plan.pk, "image": image.pk, "hypervisor": hv.pk}
+    catalogue.update(plans=[plan.pk, bigger.pk], images=[image.pk, other.pk])
+    return catalogue, accounts_, hv.pk
 
 
 def _fund_wallet(*, project, user) -> None:

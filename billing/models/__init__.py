@@ -15,6 +15,7 @@ from .documents import (
     ReceiptVoucher,
 )
 from .payments import Payment, PaymentSettings, Refund, RefundVoucher, TrialGrant
+from .snapshots import SnapshotStorageRecord
 from .transfer import TransferRecord
 from .usage import MeterCursor, UsageCharge, UsageRecord
 from .wallet import LedgerEntry, Wallet
@@ -35,6 +36,7 @@ __all__ = [
     "ReceiptVoucher",
     "Refund",
     "RefundVoucher",
+    "SnapshotStorageRecord",
     "SupplierLocation",
     "SupplierRegistration",
     "TdsCertificate",

@@ -23,6 +23,7 @@ from .invoices import credit_note_issue, invoice_issue, invoice_issue_monthly, i
 from .metering import usage_meter  # noqa: F401
 from .notifications import wallet_notify_low_balance  # noqa: F401
 from .registrations import supplier_registration_save, supplier_registration_validate  # noqa: F401
+from .snapshot_storage import snapshot_storage_charge_pending, snapshot_storage_meter  # noqa: F401
 from .suspension import project_suspend, project_unsuspend, suspension_apply, suspension_apply_due  # noqa: F401
 from .tds import tds_certificate_record, tds_record  # noqa: F401
 from .wallet import (  # noqa: F401

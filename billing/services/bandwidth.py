@@ -87,11 +87,22 @@ def transfer_charge_locked(
 ) -> list[UsageCharge]:
     """Meter and charge the closed months' over-use of a wallet the caller has locked."""
     transfer_meter(settings=settings, now=now, project_id=wallet.project_id)
-    rows = list(
-        TransferRecord.objects.filter(project_id=wallet.project_id, charge__isnull=True).values_list(
-            "id", "period", "amount", "gst_rate", "vm__hypervisor_id"
-        )
+    return records_charge_locked(
+        wallet=wallet,
+        settings=settings,
+        records=TransferRecord.objects.filter(project_id=wallet.project_id, charge__isnull=True),
+        describe=lambda period: f"Data transfer over plan allowances, {period:%B %Y}",
+        kind="transfer",
     )
+
+
+def records_charge_locked(
+    *, wallet: Wallet, settings: BillingSettings, records, describe, kind: str
+) -> list[UsageCharge]:
+    """Debit uncharged monthly records (``period``, ``amount``, ``gst_rate``; transfer over-use,
+    snapshot storage) of a locked wallet: one ``UsageCharge`` per month and supplier registration
+    (the one its VM's hypervisor supplies under), linked from its records."""
+    rows = list(records.values_list("id", "period", "amount", "gst_rate", "vm__hypervisor_id"))
     if not rows:
         return []
     registration_of = registration_by_hypervisor()
@@ -112,29 +123,35 @@ def transfer_charge_locked(
             by_rate=by_rate,
             hour_from=month_start(period),
             hour_to=month_start(next_month(period)),
-            description=f"Data transfer over plan allowances, {period:%B %Y}",
-            kind="transfer",
+            description=describe(period),
+            kind=kind,
             registration_id=registration_id,
         )
-        TransferRecord.objects.filter(id__in=[row[0] for row in month_rows]).update(charge=charge)
+        records.model.objects.filter(id__in=[row[0] for row in month_rows]).update(charge=charge)
         charges.append(charge)
     return charges
 
 
 def transfer_charge_pending(*, now: datetime | None = None) -> int:
     """Meter closed months and charge every project with uncharged over-use, one transaction each."""
+    return records_charge_pending(
+        model=TransferRecord, meter=transfer_meter, charge_locked=transfer_charge_locked, now=now, what="transfer"
+    )
+
+
+def records_charge_pending(*, model, meter, charge_locked, now: datetime | None, what: str) -> int:
+    """Meter, then charge every project with uncharged ``model`` records, one transaction each
+    (one project's failure is logged and leaves the others charged)."""
     settings = billing_settings_get()
-    transfer_meter(settings=settings, now=now)
-    project_ids = TransferRecord.objects.filter(charge__isnull=True).values_list("project_id", flat=True).distinct()
+    meter(settings=settings, now=now)
+    project_ids = model.objects.filter(charge__isnull=True).values_list("project_id", flat=True).distinct()
     count = 0
     for project_id in sorted(set(project_ids)):
         try:
             with transaction.atomic():
-                count += len(
-                    transfer_charge_locked(wallet=wallet_lock(project_id=project_id), settings=settings, now=now)
-                )
+                count += len(charge_locked(wallet=wallet_lock(project_id=project_id), settings=settings, now=now))
         except Exception:
-            logger.exception("charging the transfer of project %s failed", project_id)
+            logger.exception("charging the %s of project %s failed", what, project_id)
     return count
 
 
@@ -148,29 +165,42 @@ def transfer_lines(charge_ids: list[int], regime: str, *, first_position: int) -
     )
     lines = []
     for group in groups:
-        heads = tax_heads(taxable=group["over"] * group["price_per_gb"], gst_rate=group["gst_rate"], regime=regime)
         lines.append(
-            InvoiceLine(
+            record_line(
                 position=first_position + len(lines),
                 description=(
                     f"Data transfer of {group['vm__name']} over the {group['plan__name']} plan's "
                     f"{group['included'] // GB} GB, {group['period']:%B %Y}"
                 ),
-                sac_code=group["sac_code"],
+                group=group,
                 quantity=group["over"],
                 unit="GB",
                 rate=group["price_per_gb"],
-                vm_id=group["vm_id"],
-                plan_id=group["plan_id"],
-                taxable=heads.taxable,
-                gst_rate=heads.gst_rate,
-                cgst_rate=heads.cgst_rate,
-                cgst=heads.cgst,
-                sgst_rate=heads.sgst_rate,
-                sgst=heads.sgst,
-                igst_rate=heads.igst_rate,
-                igst=heads.igst,
-                total=heads.total,
+                regime=regime,
             )
         )
     return lines
+
+
+def record_line(*, position: int, description: str, group: dict, quantity, unit: str, rate, regime: str) -> InvoiceLine:
+    """One invoice line of monthly records (``group``: vm_id, plan_id, sac_code, gst_rate), taxed by ``regime``."""
+    heads = tax_heads(taxable=quantity * rate, gst_rate=group["gst_rate"], regime=regime)
+    return InvoiceLine(
+        position=position,
+        description=description,
+        sac_code=group["sac_code"],
+        quantity=quantity,
+        unit=unit,
+        rate=rate,
+        vm_id=group["vm_id"],
+        plan_id=group["plan_id"],
+        taxable=heads.taxable,
+        gst_rate=heads.gst_rate,
+        cgst_rate=heads.cgst_rate,
+        cgst=heads.cgst,
+        sgst_rate=heads.sgst_rate,
+        sgst=heads.sgst,
+        igst_rate=heads.igst_rate,
+        igst=heads.igst,
+        total=heads.total,
+    )

@@ -51,6 +51,7 @@ from .documents import numbered, parties, parties_of, totals_fields
 from .ledger import amount_parse, entry_post, wallet_lock, wallet_profile
 from .metering import meter_horizon, usage_meter
 from .notifications import operator_alert
+from .snapshot_storage import snapshot_storage_charge_locked, snapshot_storage_lines
 from .suspension import suspension_lift_if_paid
 
 logger = logging.getLogger(__name__)
@@ -180,6 +181,7 @@ def invoice_issue(
         number = numbered(kind=DocumentKind.INVOICE, prefix=prefix, at=at, actor=actor)
     usage_charge_locked(wallet=wallet, settings=settings, before=before)
     transfer_charge_locked(wallet=wallet, settings=settings, now=at)
+    snapshot_storage_charge_locked(wallet=wallet, settings=settings, now=at)
     rows = list(charges.values_list("id", "total", "hour_from", "hour_to"))
     charge_ids = [row[0] for row in rows]
     charged = sum((row[1] for row in rows), ZERO)
@@ -188,6 +190,7 @@ def invoice_issue(
     treatment = treatment_for(settings=settings, profile=profile, registration=registration)
     lines = _usage_lines(charge_ids, treatment.regime)
     lines += transfer_lines(charge_ids, treatment.regime, first_position=len(lines) + 1)
+    lines += snapshot_storage_lines(charge_ids, treatment.regime, first_position=len(lines) + 1)
     totals = document_totals(_line_heads(lines))
     invoice = Invoice.objects.create(
         **number,

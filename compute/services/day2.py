@@ -147,6 +147,7 @@ def vm_resize(*, vm: VirtualMachine, plan: Plan, user=None, request=None) -> Ope
         params={
             "from_plan": old.pk,
             "plan": plan.pk,
+            "plan_name": plan.name,
             "to": {field: getattr(plan, field) for field, _ in RESIZE_DIMENSIONS},
             "reserved": reserved,
             "release_on_success": {field: max(0, -value) for field, value in delta.items()},

@@ -34,7 +34,7 @@ def day2_after_success(*, operation: Operation, vm: VirtualMachine, result: dict
             state=SnapshotState.AVAILABLE, size_bytes=result.get("size_bytes"), missing_since=None
         )
     elif operation.action == Action.SNAPSHOT_DELETE:
-        Snapshot.objects.filter(pk=params["snapshot"]).update(state=SnapshotState.DELETED)
+        Snapshot.objects.filter(pk=params["snapshot"]).update(state=SnapshotState.DELETED, deleted_at=timezone.now())
     elif operation.action == Action.RESIZE:
         VirtualMachine.objects.filter(pk=vm.pk).update(plan_id=params["plan"])
         vm.plan_id = params["plan"]

@@ -18,7 +18,13 @@ from tests.workers.libvirt_support import (
     libvirt_driver,
     spec_factory,
 )
-from workers.drivers.base import PermanentDriverError, PowerState, TransientDriverError, clear_driver_cache
+from workers.drivers.base import (
+    PermanentDriverError,
+    PowerState,
+    ResizeSpec,
+    TransientDriverError,
+    clear_driver_cache,
+)
 from workers.drivers.libvirt.client import translate
 from workers.drivers.libvirt.domain import NS_URI, domain_name, domain_xml, wants_seed
 from workers.drivers.libvirt.options import ImageRef, LibvirtSettings
@@ -59,6 +65,20 @@ class TestLibvirtTestDriverContract(DriverContract):
     console_serves = False  # libvirt's test driver runs no QEMU: the VNC device never gets a port
     # ... and keeps no CPU, disk or network counters: the real tier checks them (test_libvirt_metrics.py)
     metrics_counters = False
+
+    def test_resize_grows_and_refuses_a_smaller_disk(self, driver, make_spec):
+        """libvirt's test driver has no ``blockResize``: the disk grows on the real tier
+        (test_libvirt_day2_real.py); here vCPU/memory (shutdown, redefine, start) and the refusal."""
+        spec = make_spec()
+        vm, _ = self._create(driver, lambda: spec)
+        bigger = ResizeSpec(vcpus=spec.vcpus + 1, memory_mib=spec.memory_mib * 2, disk_gib=spec.disk_gib)
+        wait_done(driver, driver.resize(vm.backend_id, spec=bigger), self.poll_timeout)
+        root = _domain_xml(driver, vm.backend_id)
+        assert (root.findtext("vcpu"), int(root.findtext("memory"))) == (str(spec.vcpus + 1), spec.memory_mib * 2048)
+        assert driver.get(vm.backend_id).power_state == PowerState.RUNNING
+        with pytest.raises(PermanentDriverError) as refused:
+            driver.resize(vm.backend_id, spec=ResizeSpec(vcpus=1, memory_mib=128, disk_gib=0))
+        assert refused.value.code == "disk_shrink"
 
 
 def _domain_xml(driver, backend_id) -> ElementTree.Element:

@@ -18,7 +18,7 @@ from compute.models import Hypervisor
 from tests.fixtures.console import ws_connect
 from tests.fixtures.openstack import QUIET_SDK, SSH_KEY, vm_spec
 from tests.workers.contract import DriverContract, wait_done
-from workers.drivers.base import HypervisorConfig, PermanentDriverError, PowerState, TenantSpec, VMSpec
+from workers.drivers.base import HypervisorConfig, PermanentDriverError, PowerState, ResizeSpec, TenantSpec, VMSpec
 from workers.drivers.openstack import OpenStackDriver
 from workers.drivers.openstack.client import Code
 from workers.drivers.openstack.servers import keypair_name
@@ -89,6 +89,16 @@ class TestNovaContract(DriverContract):
     @pytest.fixture
     def unknown_backend_id(self):
         return str(uuid.uuid4())
+
+    def test_resize_grows_and_refuses_a_smaller_disk(self, driver, make_spec):
+        """Nova resizes to flavors only: m1.tiny → m1.small (test_openstack_day2.py has the rest)."""
+        vm, _ = self._create(driver, make_spec)
+        small = ResizeSpec(vcpus=1, memory_mib=2048, disk_gib=20)
+        wait_done(driver, driver.resize(vm.backend_id, spec=small), self.poll_timeout)
+        wait_done(driver, driver.resize(vm.backend_id, spec=small), self.poll_timeout)  # already there
+        assert driver.get(vm.backend_id).power_state == PowerState.RUNNING
+        with pytest.raises(PermanentDriverError):
+            driver.resize(vm.backend_id, spec=ResizeSpec(vcpus=1, memory_mib=512, disk_gib=1))
 
 
 def test_provisioning_pushes_our_quotas_and_nova_enforces_them(new_driver, tenant, nova_spec):

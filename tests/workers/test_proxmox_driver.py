@@ -78,7 +78,7 @@ def test_qemu_clone_configure_start_stop_delete(pve, proxmox_driver, proxmox_spe
     assert "base-9000-disk-0" not in config["scsi0"]  # a linked clone got its own disk
     assert task_types(pve, QEMU_TEMPLATE) == ["qmclone"]
     assert task_types(pve, vmid) == ["qmconfig", "resize", "qmstart"]
-    # the 4G template disk is grown to the plan's 10G (fakepve answers resize without reflecting it)
+    # the 4G template disk is grown to the plan's 10G (QEMU resize: tests/fakepve_server.py)
     assert ("PUT", f"/api2/json/nodes/pve1/qemu/{vmid}/resize", b"disk=scsi0&size=10G") in pve.requests
 
     # stop is a graceful shutdown; delete purges

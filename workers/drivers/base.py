@@ -172,6 +172,7 @@ class ResizeSpec:
     vcpus: int
     memory_mib: int
     disk_gib: int
+    plan: str = ""  # the new plan's name (a driver may map plans to its own sizes, e.g. nova flavors)
 
 
 class ConsoleProtocol:

@@ -53,6 +53,8 @@ from .client import LibvirtClient, code_of
 from .console import connect_host, vnc_endpoint
 from .domain import NS_URI, Instance, domain_name, domain_xml, wants_seed
 from .options import ImageRef, LibvirtSettings
+from .rebuild import LibvirtRebuild
+from .resize import LibvirtResize
 from .seed import build_iso, nocloud_files
 from .snapshots import LibvirtSnapshots
 from .storage import GIB, Storage
@@ -83,10 +85,20 @@ def _version(number: int) -> str:
 
 
 @register("libvirt")
-class LibvirtDriver(LibvirtSnapshots, LibvirtBackups, Driver):
-    # internal qcow2 snapshots: snapshots.py
+class LibvirtDriver(LibvirtSnapshots, LibvirtBackups, LibvirtResize, LibvirtRebuild, Driver):
+    # internal qcow2 snapshots: snapshots.py; resize.py; rebuild.py
     # backups (disk copies in a backup pool, backupBegin for a running guest): backups.py
-    capabilities = frozenset({Capability.CONSOLE, Capability.METRICS, Capability.SNAPSHOTS, Capability.BACKUPS})
+    capabilities = frozenset(
+        {
+            Capability.CONSOLE,
+            Capability.METRICS,
+            Capability.SNAPSHOTS,
+            Capability.BACKUPS,
+            Capability.RESIZE,
+            Capability.REBUILD,
+        }
+    )
+    resize_live = frozenset({"disk"})  # vCPU / memory: shut down, redefine, start (resize.py)
 
     def __init__(self, config):
         super().__init__(config)
@@ -370,6 +382,8 @@ class LibvirtDriver(LibvirtSnapshots, LibvirtBackups, Driver):
             return self._poll_shutdown(task)
         if step == BACKUP_STEP:
             return self._poll_backup(task)
+        if step == "resize":
+            return self._poll_resize(task)
         raise PermanentDriverError(f"Unknown libvirt task {task.ref} (step {step!r}).", code="unknown_task")
 
     def _poll_shutdown(self, task: DriverTask) -> TaskStatus:

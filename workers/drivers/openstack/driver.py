@@ -50,6 +50,7 @@ from ..base import (
 )
 from . import floating, metrics, servers
 from .client import Code, OpenStackClient, is_not_found, translate
+from .day2 import SNAPSHOT_ACTIONS, OpenStackDay2, OpenStackSnapshots
 from .settings import OpenStackSettings
 from .tenants import TenantProvisioner
 
@@ -59,12 +60,16 @@ TARGET_STATUS = {"start": "ACTIVE", "stop": "SHUTOFF"}
 
 
 @register("openstack")
-class OpenStackDriver(Driver):
+class OpenStackDriver(OpenStackDay2, OpenStackSnapshots, Driver):
     """Settings: see ``OpenStackSettings`` (a clouds.yaml cloud entry plus ours). Credentials:
     password (+ username), or application_credential_id + application_credential_secret."""
 
     supports_tenants = True
-    capabilities = frozenset({Capability.CONSOLE, Capability.METRICS})
+    # resize_server + confirm/revert, rebuild_server, image snapshots: day2.py
+    capabilities = frozenset(
+        {Capability.CONSOLE, Capability.METRICS, Capability.RESIZE, Capability.REBUILD, Capability.SNAPSHOTS}
+    )
+    resize_live = frozenset()  # nova's resize is a cold migration: the guest always restarts
 
     def __init__(self, config):
         super().__init__(config)
@@ -331,6 +336,12 @@ class OpenStackDriver(Driver):
             return self._done(server)
         if action == "reboot":
             return self._poll_reboot(task, server, status)
+        if action == "resize":
+            return self._poll_resize(task, server, status)
+        if action == "rebuild":
+            return self._poll_rebuild(task, server, status)
+        if action in SNAPSHOT_ACTIONS:
+            return self._poll_snapshot(task, server, status)
         if status == TARGET_STATUS.get(action) and not server.task_state:
             return self._done(server)
         return self._waiting(task, server, {"start": "starting", "stop": "shutting down"}.get(action, action))

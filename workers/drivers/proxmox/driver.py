@@ -55,6 +55,7 @@ from .backups import ProxmoxBackups
 from .client import Code, ProxmoxClient, classify
 from .console import console_target
 from .guests import Guest
+from .resize import ProxmoxResize
 from .settings import ProxmoxSettings
 from .snapshots import ProxmoxSnapshots
 
@@ -81,17 +82,28 @@ STEP_MESSAGES = {
     "vzdump": "backing up (vzdump)",
     "restore": "restoring the backup",
     "delbackup": "deleting the backup",
+    "resize_config": "setting vCPU and memory",
 }
 
 
 @register("proxmox")
-class ProxmoxDriver(ProxmoxSnapshots, ProxmoxBackups, Driver):
+class ProxmoxDriver(ProxmoxSnapshots, ProxmoxBackups, ProxmoxResize, Driver):
     """Settings: see ``ProxmoxSettings`` and ``ProxmoxClient``. Credentials: token_id
     (user@realm!tokenid) + token_secret, or user + password."""
 
-    # PVE's snapshot API: snapshots.py
+    # PVE's snapshot API: snapshots.py; resize and rebuild: resize.py
     # vzdump backups and restores: backups.py
-    capabilities = frozenset({Capability.CONSOLE, Capability.METRICS, Capability.SNAPSHOTS, Capability.BACKUPS})
+    capabilities = frozenset(
+        {
+            Capability.CONSOLE,
+            Capability.METRICS,
+            Capability.SNAPSHOTS,
+            Capability.BACKUPS,
+            Capability.RESIZE,
+            Capability.REBUILD,
+        }
+    )
+    resize_live = frozenset({"disk"})  # QEMU cores/memory: reboot to apply (containers take them live)
 
     def __init__(self, config):
         super().__init__(config)
@@ -400,7 +412,8 @@ class ProxmoxDriver(ProxmoxSnapshots, ProxmoxBackups, Driver):
             wait = data["retry_at"] - time.time()
             if wait > 0:
                 return self._progress(task, poll_after=wait)
-            return self._run(task, dict(data, retry_at=None), fresh_vmid=data["steps"][0] == "clone")
+            fresh = data["steps"][0] == "clone" and not data.get("fixed_vmid")  # a rebuild keeps its VMID
+            return self._run(task, dict(data, retry_at=None), fresh_vmid=fresh)
         if data["steps"][0] == "adopt":
             guest = self._locate(task.backend_id)
             if guest is None:
@@ -481,7 +494,7 @@ class ProxmoxDriver(ProxmoxSnapshots, ProxmoxBackups, Driver):
         if step == "reboot" and code == Code.NOT_RUNNING:
             data["steps"] = ["start"]
             return self._run(task, data)
-        if step == "clone" and code == Code.VMID_TAKEN:
+        if step == "clone" and code == Code.VMID_TAKEN and not data.get("fixed_vmid"):
             transient = True  # another client took the id: a new one is taken on the retry
         retries = int(data.get("retries") or 0)
         if transient and retries < STEP_RETRIES:

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..base import PermanentDriverError
 from . import backups, guests
+from . import resize as resizing
 from .client import Code, ProxmoxClient
 from .settings import ProxmoxSettings
 
@@ -34,6 +35,8 @@ def submit(client: ProxmoxClient, settings: ProxmoxSettings, step: str, data: di
         return configure(client, settings, data)
     if step == "resize":
         return resize(client, data)
+    if step == "resize_config":
+        return resizing.resize_config(client, data)
     if step == "snapshot":  # disk-only (vmstate 0): no state storage needed
         return client.post(f"{path}/snapshot", snapname=data["ref"], description="control plane")
     if step == "rollback":
@@ -57,7 +60,7 @@ def clone(client: ProxmoxClient, settings: ProxmoxSettings, data: dict[str, Any]
     full = settings.clone_mode == "full"
     params = {
         "newid": data["vmid"],
-        "description": guests.marker(spec["key"]),
+        "description": guests.marker(spec["key"]) + spec.get("note", ""),
         "full": 1 if full else 0,
         "target": data["node"] if data["node"] != spec["template_node"] else None,
         "storage": settings.storage if full else None,
@@ -81,7 +84,7 @@ def create_container(client: ProxmoxClient, settings: ProxmoxSettings, data: dic
         net0=f"name=eth0,bridge={_bridge(settings, spec) or 'vmbr0'},{_ipconfig(settings, spec)}",
         nameserver=spec.get("nameserver") or None,
         tags=guests.key_tag(spec["key"]),
-        description=guests.marker(spec["key"]),
+        description=guests.marker(spec["key"]) + spec.get("note", ""),
         pool=settings.pool,
         unprivileged=1,
         **({"ssh-public-keys": spec["ssh_public_key"]} if spec["ssh_public_key"] else {}),
@@ -110,8 +113,9 @@ def configure(client: ProxmoxClient, settings: ProxmoxSettings, data: dict[str, 
         params["ciuser"] = settings.ci_user
     if spec["ssh_public_key"]:
         params["sshkeys"] = urllib.parse.quote(spec["ssh_public_key"], safe="")  # Proxmox wants it URL-encoded
-    if _bridge(settings, spec):
-        params["net0"] = guests.with_properties(current.get("net0"), {"bridge": _bridge(settings, spec)}, "virtio")
+    if _bridge(settings, spec) or spec.get("net0"):  # a rebuild keeps the old NIC (its MAC)
+        changes = {"bridge": _bridge(settings, spec)} if _bridge(settings, spec) else {}
+        params["net0"] = guests.with_properties(spec.get("net0") or current.get("net0"), changes, "virtio")
     return client.post(path, **params)  # the asynchronous form: a qmconfig task
 
 
