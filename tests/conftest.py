@@ -21,6 +21,7 @@ pytest_plugins = [
     "tests.fixtures.console",
     "tests.fixtures.notifications",
     "tests.fixtures.metrics",
+    "tests.fixtures.powerdns",
 ]
 
 

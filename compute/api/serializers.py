@@ -80,6 +80,8 @@ class OperationSerializer(serializers.ModelSerializer):
 class AddressSerializer(serializers.Serializer):
     address = serializers.CharField()
     family = serializers.IntegerField(help_text="4 or 6.")
+    ptr = serializers.CharField(help_text="Reverse DNS name (PTR), with the trailing dot; empty: none.")
+    ptr_pending = serializers.BooleanField(help_text="The PTR change is not in the DNS server yet.")
 
 
 class VirtualMachineSerializer(serializers.ModelSerializer):
@@ -124,7 +126,7 @@ class VirtualMachineSerializer(serializers.ModelSerializer):
         held = getattr(vm, "assigned_addresses", None)
         if held is None:  # a VM not loaded through the list/detail selectors
             held = selectors.ip_allocation_list_for_vm(vm=vm)
-        return [{"address": a.address, "family": a.family} for a in held]
+        return [{"address": a.address, "family": a.family, "ptr": a.ptr, "ptr_pending": a.ptr_pending} for a in held]
 
 
 class VMRequestSerializer(JSONTypesMixin, serializers.ModelSerializer):

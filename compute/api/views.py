@@ -17,6 +17,7 @@ from compute.models import Hypervisor, Image, ImageReference, Operation, Plan, V
 from controlplane.api import IdFilter, SlugFilter
 
 from .day2 import VMDay2Mixin
+from .network import VMNetworkMixin
 from .serializers import (
     ActionAcceptedSerializer,
     HypervisorSerializer,
@@ -115,7 +116,7 @@ class VirtualMachineFilter(django_filters.FilterSet):
         fields = ["status", "power_state", "project__slug"]
 
 
-class VirtualMachineViewSet(VMDay2Mixin, viewsets.ReadOnlyModelViewSet):
+class VirtualMachineViewSet(VMDay2Mixin, VMNetworkMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = VirtualMachineSerializer
     queryset = VirtualMachine.objects.none()
     filterset_class = VirtualMachineFilter

@@ -17,10 +17,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 import audit
-from compute import ipam
+from compute import ipam, rdns
 from compute.choices import AllocationState
 from compute.models import IPAllocation, IPPool, VirtualMachine
 from controlplane.errors import Conflict, InvalidInput
+
+from .rdns import rdns_clear_addresses, rdns_default_for_allocations, rdns_zone
 
 logger = logging.getLogger(__name__)
 ALLOCATE_ATTEMPTS = 5
@@ -48,6 +50,12 @@ def ipam_pool_check(*, pool: IPPool) -> None:
         layouts = ipam.pool_layouts(pool)
     except ipam.PoolError as exc:
         raise _invalid(exc) from None
+    for layout in layouts:
+        try:
+            rdns_zone(pool, layout.family)
+        except rdns.ReverseDNSError as exc:
+            field = f"ipv{layout.family}_reverse_zone"
+            raise InvalidInput(str(exc), fields={field: [str(exc)]}) from None
     others = IPPool.objects.exclude(pk=pool.pk)
     for layout in layouts:
         field = f"ipv{layout.family}_prefix"
@@ -107,6 +115,7 @@ def ipam_allocate_for_vm(*, vm: VirtualMachine) -> list[IPAllocation]:
             with transaction.atomic():
                 for layout in layouts:
                     allocations.append(_take(pool=pool, layout=layout, vm=vm, state=AllocationState.ASSIGNED))
+            rdns_default_for_allocations(vm=vm, allocations=allocations)
             return allocations
         except Conflict as exc:
             if exc.code != "ip_pool_exhausted":
@@ -124,12 +133,14 @@ def ipam_allocate_for_vm(*, vm: VirtualMachine) -> list[IPAllocation]:
 def ipam_release_for_vm(*, vm: VirtualMachine) -> int:
     """The VM is confirmed deleted: its addresses start cooling down. Returns how many."""
     now = timezone.now()
-    released = 0
+    released = []
     for allocation in IPAllocation.objects.filter(vm=vm, state=AllocationState.ASSIGNED).select_related("pool"):
-        released += IPAllocation.objects.filter(pk=allocation.pk, state=AllocationState.ASSIGNED).update(
+        if IPAllocation.objects.filter(pk=allocation.pk, state=AllocationState.ASSIGNED).update(
             state=AllocationState.COOLING, cool_until=now + timedelta(seconds=allocation.pool.cooldown_seconds)
-        )
-    return released
+        ):
+            released.append(allocation.address)
+    rdns_clear_addresses(addresses=released)
+    return len(released)
 
 
 def _layout_for(pool: IPPool, address: str) -> tuple[ipam.Layout, int]:
@@ -166,6 +177,8 @@ def ipam_address_hold(
             )
     except IntegrityError:
         raise Conflict(f"{address} is already taken in {pool.name}.", code="ip_taken") from None
+    if vm is not None:
+        rdns_default_for_allocations(vm=vm, allocations=[allocation])
     audit.record(
         actor=actor,
         action="admin.action",
@@ -190,6 +203,10 @@ def ipam_address_move(*, allocation: IPAllocation, vm: VirtualMachine | None, ac
     allocation.state = AllocationState.ASSIGNED if vm else AllocationState.RESERVED
     allocation.cool_until = None
     allocation.save(update_fields=["vm", "state", "cool_until"])
+    if before != allocation.vm_id:  # the old VM's PTR goes; the new one gets the default
+        rdns_clear_addresses(addresses=[allocation.address])
+        if vm is not None:
+            rdns_default_for_allocations(vm=vm, allocations=[allocation])
     audit.record(
         actor=actor,
         action="admin.action",
