@@ -49,10 +49,10 @@ def publish_check(*, hypervisor_id: int, queue: str) -> None:
     _send(CHECK, [hypervisor_id], queue)
 
 
-def publish_reverse_dns(*, record_id: int, on_commit: bool = True) -> None:
+def publish_reverse_dns(*, record_id: int, on_commit: bool = True, countdown: float | None = None) -> None:
     """Write one PTR record to PowerDNS (after commit; the beat relay retries what this misses).
     On the housekeeping queue: it waits on an outside server, never in front of the engine's relay."""
     if on_commit:
         transaction.on_commit(lambda: _send(REVERSE_DNS, [record_id], settings.HOUSEKEEPING_QUEUE))
     else:
-        _send(REVERSE_DNS, [record_id], settings.HOUSEKEEPING_QUEUE)
+        _send(REVERSE_DNS, [record_id], settings.HOUSEKEEPING_QUEUE, countdown)

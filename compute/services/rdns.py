@@ -145,7 +145,8 @@ def rdns_mark_applied(*, record_id: int, version: int) -> bool:
 
 
 def rdns_mark_failed(*, record_id: int, version: int, error: str) -> None:
-    """Delivery of ``version`` failed: try again later (exponential backoff with jitter, capped)."""
+    """Delivery of ``version`` failed: try again later (exponential backoff with jitter, capped).
+    A short wait is published now with a countdown; a longer one is left to the beat relay."""
     record = ReverseDNSRecord.objects.filter(pk=record_id, version=version).first()
     if record is None:
         return
@@ -154,6 +155,8 @@ def rdns_mark_failed(*, record_id: int, version: int, error: str) -> None:
         attempts=F("attempts") + 1, last_error=error[:2000], next_attempt_at=timezone.now() + timedelta(seconds=delay)
     )
     logger.warning("reverse DNS for %s not written (attempt %s): %s", record.address, record.attempts + 1, error)
+    if delay <= settings.REVERSE_DNS_RELAY_INTERVAL_SECONDS:
+        dispatch.publish_reverse_dns(record_id=record_id, on_commit=False, countdown=delay)
 
 
 def rdns_lease(*, record_id: int, seconds: float = 60) -> bool:
