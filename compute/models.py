@@ -84,6 +84,12 @@ class Plan(models.Model):
         default=120, help_text="Graceful shutdown waits this long before powering off; 0 never forces."
     )
     max_snapshots = models.PositiveSmallIntegerField(default=3, help_text="Snapshots a VM on this plan may keep.")
+    max_extra_ips = models.PositiveSmallIntegerField(
+        default=0, help_text="Additional IP addresses a VM on this plan may add (priced add-on); 0: not offered."
+    )
+    price_hourly_extra_ip = models.DecimalField(
+        max_digits=12, decimal_places=4, default=Decimal("0"), help_text="Per additional IP and hour held, before GST."
+    )
     active = models.BooleanField(default=True)
     sort_order = models.PositiveSmallIntegerField(default=0)
 
@@ -394,6 +400,9 @@ class IPAllocation(models.Model):
         VirtualMachine, null=True, blank=True, on_delete=models.SET_NULL, related_name="ip_allocations"
     )
     state = models.CharField(max_length=16, choices=AllocationState.choices, default=AllocationState.ASSIGNED)
+    extra = models.BooleanField(
+        default=False, help_text="An additional IP the user added (billed); not in the guest config."
+    )
     note = models.CharField(max_length=200, blank=True)
     cool_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -408,6 +417,25 @@ class IPAllocation(models.Model):
 
     def __str__(self):
         return self.address
+
+
+class ExtraIPHolding(models.Model):
+    """A VM held an additional IP (plan add-on) from ``started_at`` until ``ended_at``: the timeline
+    billing meters by the hour (billing/services/metering.py), like VMStatusEvent for the VM."""
+
+    vm = models.ForeignKey(VirtualMachine, on_delete=models.PROTECT, related_name="extra_ip_holdings")
+    address = models.CharField(max_length=39)
+    allocation = models.ForeignKey(IPAllocation, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    started_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    metered_until = models.DateTimeField(help_text="Billing has metered every second before this.")
+
+    class Meta:
+        ordering = ["vm", "started_at"]
+        indexes = [models.Index(fields=["metered_until"])]
+
+    def __str__(self):
+        return f"{self.address} on {self.vm_id}"
 
 
 class ReverseDNSRecord(models.Model):

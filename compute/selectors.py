@@ -390,8 +390,9 @@ def reverse_dns_by_address(*, addresses: list[str]) -> dict[str, ReverseDNSRecor
 
 
 def vm_network_config(*, vm: VirtualMachine) -> dict:
-    """Static addressing for the guest (VMSpec.network); {} when no pool gave it addresses."""
-    allocations = ip_allocation_list_for_vm(vm=vm)
+    """Static addressing for the guest (VMSpec.network); {} when no pool gave it addresses.
+    Additional IPs (plan add-on) are not part of it: the user configures them in the guest."""
+    allocations = [a for a in ip_allocation_list_for_vm(vm=vm) if not a.extra]
     if not allocations:
         return {}
     pool = allocations[0].pool

@@ -21,7 +21,7 @@ from controlplane.errors import InvalidInput, NotFound
 
 from . import capabilities, selectors, services
 from .choices import ACTION_ALLOWED_FROM, Action, RequestStatus, SnapshotState, VMStatus
-from .services import rdns
+from .services import ipam, rdns
 
 PAGE_SIZE = 50
 POWER_ACTIONS = (Action.START, Action.STOP, Action.REBOOT)
@@ -142,6 +142,21 @@ def vm_ptr_set(request, project, pk):
     )
     shown = record.ptr if record and record.ptr else "none"
     messages.success(request, f"Reverse DNS of {address} set to {shown}; the DNS server has it within a minute.")
+    return _after_action(request, project, vm)
+
+
+@require_POST
+@with_project(Role.MEMBER)
+def vm_extra_ip(request, project, pk):
+    """Add (``family``) or give back (``remove`` = address) an additional IP, the plan's priced add-on."""
+    vm = selectors.vm_get_for_project(project=project, pk=pk)
+    if request.POST.get("remove"):
+        ipam.vm_extra_ip_remove(vm=vm, address=request.POST["remove"], user=request.user, request=request)
+        messages.success(request, f"{request.POST['remove']} given back; it is no longer billed.")
+    else:
+        family = 6 if request.POST.get("family") == "6" else 4
+        allocation = ipam.vm_extra_ip_add(vm=vm, family=family, user=request.user, request=request)
+        messages.success(request, f"{allocation.address} added to {vm.name}: configure it inside the guest.")
     return _after_action(request, project, vm)
 
 

@@ -1,12 +1,13 @@
 """/api/v1/virtual-machines/<id>/ptr/: a user sets the reverse DNS name of one of their VM's
-addresses (compute/services/rdns.py). Mixed into VirtualMachineViewSet."""
+addresses (compute/services/rdns.py); /extra-ips/: additional IPs, the plan's priced add-on
+(compute/services/ipam.py). Mixed into VirtualMachineViewSet."""
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from compute.services import rdns
+from compute.services import ipam, rdns
 
 
 class PTRSetSerializer(serializers.Serializer):
@@ -22,6 +23,15 @@ class PTRSerializer(serializers.Serializer):
     address = serializers.CharField()
     ptr = serializers.CharField(help_text="Empty: no PTR record.")
     ptr_pending = serializers.BooleanField(help_text="Not in the DNS server yet (written within seconds).")
+
+
+class ExtraIPAddSerializer(serializers.Serializer):
+    family = serializers.ChoiceField(choices=[4, 6], default=4)
+
+
+class ExtraIPSerializer(serializers.Serializer):
+    address = serializers.CharField()
+    family = serializers.IntegerField()
 
 
 class VMNetworkMixin:
@@ -44,3 +54,25 @@ class VMNetworkMixin:
         )
         ptr, pending = (record.ptr, record.pending) if record else ("", False)
         return Response({"address": address, "ptr": ptr, "ptr_pending": pending})
+
+    @extend_schema(
+        request=ExtraIPAddSerializer,
+        responses={201: ExtraIPSerializer},
+        description="Add an additional IP (the plan's add-on, billed per hour held at price_hourly_extra_ip). "
+        "409 when the plan offers none, at the plan's limit, or no address is free. Configure it in the guest.",
+    )
+    @action(detail=True, methods=["post"], url_path="extra-ips")
+    def extra_ips(self, request, pk=None):
+        vm = self.get_object()
+        body = ExtraIPAddSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        allocation = ipam.vm_extra_ip_add(
+            vm=vm, family=int(body.validated_data["family"]), user=request.user, request=request
+        )
+        return Response({"address": allocation.address, "family": allocation.family}, status=201)
+
+    @extend_schema(request=None, responses={204: None}, description="Give an additional IP back; billing stops now.")
+    @action(detail=True, methods=["delete"], url_path=r"extra-ips/(?P<address>[0-9a-fA-F:.]+)")
+    def extra_ip_remove(self, request, pk=None, address=None):
+        ipam.vm_extra_ip_remove(vm=self.get_object(), address=address, user=request.user, request=request)
+        return Response(status=204)

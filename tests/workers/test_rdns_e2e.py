@@ -48,6 +48,7 @@ def test_ptr_records_follow_the_vm_from_create_to_delete(
         "family": 4,
         "ptr": "ip-192-0-2-2.cloud.test.",
         "ptr_pending": False,
+        "extra": False,
     }
 
     # Portal: a name that does not resolve is refused with the reason; one that does is written
