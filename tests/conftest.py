@@ -22,6 +22,7 @@ pytest_plugins = [
     "tests.fixtures.notifications",
     "tests.fixtures.metrics",
     "tests.fixtures.powerdns",
+    "tests.fixtures.neutronstack",
 ]
 
 
