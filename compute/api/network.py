@@ -11,7 +11,7 @@ from compute.services import ipam, rdns
 
 
 class PTRSetSerializer(serializers.Serializer):
-    address = serializers.CharField(max_length=39, help_text="One of the VM's assigned addresses.")
+    address = serializers.IPAddressField(help_text="One of the VM's assigned addresses.")
     ptr = serializers.CharField(
         max_length=255,
         allow_blank=True,

@@ -336,10 +336,14 @@ def vm_extra_ip_add(*, vm: VirtualMachine, family: int = 4, user, request=None) 
 def vm_extra_ip_remove(*, vm: VirtualMachine, address: str, user, request=None) -> None:
     """The user gives an additional IP back: billing stops now, it cools down like a deleted VM's."""
     project_require_role(user=user, project=vm.project, role=Role.MEMBER)
+    try:
+        address = ipam.normalise_address(address)
+    except ipam.PoolError as exc:
+        raise _invalid(exc) from None
     allocation = (
         IPAllocation.objects.select_for_update()
         .select_related("pool")
-        .filter(vm=vm, extra=True, state=AllocationState.ASSIGNED, address=(address or "").strip())
+        .filter(vm=vm, extra=True, state=AllocationState.ASSIGNED, address=address)
         .first()
     )
     if allocation is None:

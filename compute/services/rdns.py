@@ -21,7 +21,7 @@ from django.utils import timezone
 import audit
 from accounts.choices import Role
 from accounts.selectors import project_require_role
-from compute import dispatch, rdns
+from compute import dispatch, ipam, rdns
 from compute.choices import AllocationState, VMStatus
 from compute.models import IPAllocation, IPPool, ReverseDNSRecord, VirtualMachine
 from controlplane.errors import Conflict, InvalidInput, NotFound
@@ -98,7 +98,10 @@ def rdns_ptr_set(*, vm: VirtualMachine, address: str, ptr: str, user, request=No
     vm = VirtualMachine.objects.select_for_update(no_key=True, of=("self",)).select_related("project").get(pk=vm.pk)
     if vm.status in (VMStatus.DELETED,):
         raise Conflict(f"{vm.name} is deleted.")
-    address = (address or "").strip()
+    try:
+        address = ipam.normalise_address(address)
+    except ipam.PoolError as exc:
+        raise InvalidInput(exc.message, fields={"address": [exc.message]}) from None
     allocation = (
         IPAllocation.objects.filter(vm=vm, state=AllocationState.ASSIGNED, address=address)
         .select_related("pool")

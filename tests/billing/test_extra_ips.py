@@ -58,6 +58,8 @@ def test_added_from_the_pool_up_to_the_plans_limit_and_given_back(vm, user):
     assert holding.ended_at is not None
     with pytest.raises(InvalidInput, match="not an additional IP"):
         vm_extra_ip_remove(vm=vm, address="192.0.2.2", user=user)
+    with pytest.raises(InvalidInput, match="is not an IP address"):
+        vm_extra_ip_remove(vm=vm, address="web\x00", user=user)
     assert vm_extra_ip_add(vm=vm, user=user).address == "192.0.2.3"  # the given-back one cools down
 
 

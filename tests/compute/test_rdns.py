@@ -90,6 +90,8 @@ def test_bad_names_are_refused_before_any_lookup(vm, rdns_on, user, ptr, message
 def test_only_the_vms_own_addresses_and_only_where_offered(vm, rdns_on, user, settings):
     with pytest.raises(InvalidInput, match="not one of mail-1's addresses"):
         rdns_ptr_set(vm=vm, address="192.0.2.3", ptr="x.customer.test", user=user)
+    with pytest.raises(InvalidInput, match="is not an IP address"):
+        rdns_ptr_set(vm=vm, address="192.0.2.2\x00", ptr="x.customer.test", user=user)
     settings.POWERDNS_API_URL = ""
     with pytest.raises(NotFound, match="not offered"):
         rdns_ptr_set(vm=vm, address=V4, ptr="x.customer.test", user=user)
