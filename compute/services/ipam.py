@@ -300,7 +300,11 @@ def vm_extra_ip_add(*, vm: VirtualMachine, family: int = 4, user, request=None) 
         )
     for pool in IPPool.objects.filter(hypervisor_id=vm.hypervisor_id, active=True).order_by("name"):
         pool = IPPool.objects.select_for_update().get(pk=pool.pk)
-        layout = next((item for item in ipam.pool_layouts(pool) if item.family == family), None)
+        try:
+            layout = next((item for item in ipam.pool_layouts(pool) if item.family == family), None)
+        except ipam.PoolError:
+            logger.error("IP pool %s is misconfigured; skipped", pool.name)
+            continue
         if layout is None:
             continue
         _purge_cooled(pool)
