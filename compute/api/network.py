@@ -2,7 +2,7 @@
 addresses (compute/services/rdns.py); /extra-ips/: additional IPs, the plan's priced add-on
 (compute/services/ipam.py). Mixed into VirtualMachineViewSet."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -10,8 +10,13 @@ from rest_framework.response import Response
 from compute.services import ipam, rdns
 
 
+@extend_schema_field({"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]})
+class _AddressField(serializers.IPAddressField):
+    pass
+
+
 class PTRSetSerializer(serializers.Serializer):
-    address = serializers.IPAddressField(help_text="One of the VM's assigned addresses.")
+    address = _AddressField(help_text="One of the VM's assigned addresses.")
     ptr = serializers.CharField(
         max_length=255,
         allow_blank=True,
@@ -71,7 +76,11 @@ class VMNetworkMixin:
         )
         return Response({"address": allocation.address, "family": allocation.family}, status=201)
 
-    @extend_schema(request=None, responses={204: None}, description="Give an additional IP back; billing stops now.")
+    @extend_schema(
+        request=None,
+        responses={204: None},
+        description="Give an additional IP back; billing stops now. 404 if it is not one of this VM's additional IPs.",
+    )
     @action(detail=True, methods=["delete"], url_path=r"extra-ips/(?P<address>[0-9a-fA-F:.]+)")
     def extra_ip_remove(self, request, pk=None, address=None):
         ipam.vm_extra_ip_remove(vm=self.get_object(), address=address, user=request.user, request=request)

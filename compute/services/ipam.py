@@ -22,7 +22,7 @@ from accounts.selectors import project_require_role
 from compute import ipam, rdns
 from compute.choices import AllocationState, VMStatus
 from compute.models import ExtraIPHolding, IPAllocation, IPPool, VirtualMachine
-from controlplane.errors import Conflict, InvalidInput
+from controlplane.errors import Conflict, InvalidInput, NotFound
 
 from .rdns import rdns_clear_addresses, rdns_default_for_allocations, rdns_zone
 
@@ -342,17 +342,18 @@ def vm_extra_ip_remove(*, vm: VirtualMachine, address: str, user, request=None) 
     project_require_role(user=user, project=vm.project, role=Role.MEMBER)
     try:
         address = ipam.normalise_address(address)
-    except ipam.PoolError as exc:
-        raise _invalid(exc) from None
+    except ipam.PoolError:
+        address = ""
     allocation = (
         IPAllocation.objects.select_for_update()
         .select_related("pool")
         .filter(vm=vm, extra=True, state=AllocationState.ASSIGNED, address=address)
         .first()
+        if address
+        else None
     )
-    if allocation is None:
-        message = f"{address or 'That address'} is not an additional IP of {vm.name}."
-        raise InvalidInput(message, fields={"address": [message]})
+    if allocation is None:  # the address is the resource here (API path): 404
+        raise NotFound(f"{address or 'That'} is not an additional IP of {vm.name}.")
     now = timezone.now()
     allocation.state = AllocationState.COOLING
     allocation.cool_until = now + timedelta(seconds=allocation.pool.cooldown_seconds)

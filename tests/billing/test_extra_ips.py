@@ -10,7 +10,7 @@ from billing.models import UsageRecord
 from compute import selectors
 from compute.models import ExtraIPHolding, IPAllocation
 from compute.services.ipam import vm_extra_ip_add, vm_extra_ip_remove
-from controlplane.errors import Conflict, InvalidInput
+from controlplane.errors import Conflict, NotFound
 from tests.compute.test_ipam import _pool
 from tests.fixtures.billing import HOUR, at, fund, make_vm, set_profile
 from tests.fixtures.factories import PlanFactory
@@ -56,9 +56,9 @@ def test_added_from_the_pool_up_to_the_plans_limit_and_given_back(vm, user):
     assert IPAllocation.objects.get(address="192.0.2.2").state == "cooling"
     holding = ExtraIPHolding.objects.get(address="192.0.2.2")
     assert holding.ended_at is not None
-    with pytest.raises(InvalidInput, match="not an additional IP"):
+    with pytest.raises(NotFound, match="not an additional IP"):
         vm_extra_ip_remove(vm=vm, address="192.0.2.2", user=user)
-    with pytest.raises(InvalidInput, match="is not an IP address"):
+    with pytest.raises(NotFound, match="not an additional IP"):
         vm_extra_ip_remove(vm=vm, address="web\x00", user=user)
     assert vm_extra_ip_add(vm=vm, user=user).address == "192.0.2.3"  # the given-back one cools down
 
@@ -107,4 +107,4 @@ def test_api_and_vm_page(vm, api, project):
     assert response.status_code == 409 and response.json()["error"]["code"] == "extra_ip_limit"
 
     assert api.delete(f"/api/v1/virtual-machines/{vm.pk}/extra-ips/192.0.2.2/").status_code == 204
-    assert api.delete(f"/api/v1/virtual-machines/{vm.pk}/extra-ips/192.0.2.2/").status_code == 400
+    assert api.delete(f"/api/v1/virtual-machines/{vm.pk}/extra-ips/192.0.2.2/").status_code == 404
