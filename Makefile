@@ -58,6 +58,7 @@ test: deps-dev libvirt
 	bash .ci/services.sh
 	bash .ci/system-packages.sh
 	bash .ci/nova-setup.sh
+	bash .ci/neutron-setup.sh
 	bash .ci/vendor-js.sh --check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

@@ -28,6 +28,10 @@ class Action(models.TextChoices):
     VM_DELETE_FAILED = "vm.delete.failed", "VM delete failed"  # the delete gave up
     CONSOLE_OPENED = "console.opened", "Console opened"  # the console proxy connected a browser (IP, protocol)
     CONSOLE_CLOSED = "console.closed", "Console closed"  # the console session ended (duration in details)
+    # Networking (compute/services/rdns.py, compute/services/ipam.py)
+    VM_PTR_SET = "vm.ptr_set", "VM reverse DNS name set"  # a user set or reset the PTR of an address
+    VM_EXTRA_IP_ADDED = "vm.extra_ip_added", "Additional IP added"  # a priced additional address (plan add-on)
+    VM_EXTRA_IP_REMOVED = "vm.extra_ip_removed", "Additional IP removed"  # the user gave an additional address back
     # VM monitoring (compute/services/alerts.py)
     ALERT_RULE_CREATED = "alert.rule_created", "Alert rule created"  # a user set a threshold on a VM
     ALERT_RULE_DELETED = "alert.rule_deleted", "Alert rule deleted"  # a user removed a threshold

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from django.db.models import Count, Min, OuterRef, QuerySet, Subquery, Sum
+from django.db.models import Count, Min, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce, TruncDate
 
 from accounts.choices import Role
@@ -113,7 +113,11 @@ def usage_by_day(*, project: Project, month: date) -> list[dict]:
         _month_records(project, month)
         .annotate(day=TruncDate("hour_start", tzinfo=billing_tz()))
         .values("day")
-        .annotate(running=Sum("running_seconds"), stopped=Sum("stopped_seconds"), amount=Sum("amount"))
+        .annotate(  # server hours only; the amount includes additional IPs
+            running=Sum("running_seconds", filter=Q(item="")),
+            stopped=Sum("stopped_seconds", filter=Q(item="")),
+            amount=Sum("amount"),
+        )
         .order_by("day")
     )
     return [
@@ -130,17 +134,18 @@ def usage_by_day(*, project: Project, month: date) -> list[dict]:
 def usage_by_vm(*, project: Project, month: date) -> list[dict]:
     rows = (
         _month_records(project, month)
-        .values("vm_id", "vm__name", "plan__name")
+        .values("vm_id", "vm__name", "plan__name", "item")
         .annotate(
             running=Sum("running_seconds"), stopped=Sum("stopped_seconds"), amount=Sum("amount"), hours=Count("id")
         )
-        .order_by("vm__name", "vm_id", "plan__name")
+        .order_by("vm__name", "vm_id", "plan__name", "item")
     )
     return [
         {
             "vm_id": row["vm_id"],
             "vm": row["vm__name"],
-            "plan": row["plan__name"],
+            # an additional IP's row: its hours held are its "running" hours
+            "plan": f"{row['plan__name']} + IP {row['item'].split(':', 2)[2]}" if row["item"] else row["plan__name"],
             "running_hours": _hours(row["running"]),
             "stopped_hours": _hours(row["stopped"]),
             "amount": paise(row["amount"]),

@@ -143,6 +143,8 @@ class PlanAdmin(admin.ModelAdmin):
         "gst_rate",
         "requires_approval",
         "max_snapshots",
+        "max_extra_ips",
+        "price_hourly_extra_ip",
         "active",
     ]
     list_filter = ["guest_type", "requires_approval", "active"]

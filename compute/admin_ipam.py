@@ -7,8 +7,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.shortcuts import render
 
+from audit.admin import ReadOnlyAdmin
 from compute import selectors
-from compute.models import IPAllocation, IPPool, VirtualMachine
+from compute.models import IPAllocation, IPPool, ReverseDNSRecord, VirtualMachine
 from compute.services.ipam import (
     ipam_address_free,
     ipam_address_hold,
@@ -16,6 +17,7 @@ from compute.services.ipam import (
     ipam_pool_check,
     ipam_range_reserve,
 )
+from compute.services.rdns import rdns_retry_now
 from controlplane.errors import InvalidInput, ServiceError
 
 
@@ -39,6 +41,8 @@ class IPPoolForm(forms.ModelForm):
             "excluded_ranges",
             "cooldown_seconds",
             "active",
+            "ipv4_reverse_zone",
+            "ipv6_reverse_zone",
         ]
 
     def clean(self):
@@ -175,3 +179,19 @@ class IPAllocationAdmin(admin.ModelAdmin):
                 ipam_address_free(allocation=allocation, actor=request.user, request=request)
             except ServiceError as exc:
                 self.message_user(request, exc.message, messages.WARNING)
+
+
+@admin.register(ReverseDNSRecord)
+class ReverseDNSRecordAdmin(ReadOnlyAdmin):
+    """What each address's PTR should be and whether PowerDNS has it (written by workers/rdns.py)."""
+
+    list_display = ["address", "ptr", "vm", "custom", "pending", "attempts", "next_attempt_at", "last_error"]
+    list_filter = ["pending", "custom"]
+    search_fields = ["address", "ptr", "vm__name"]
+    list_select_related = ["vm"]
+    actions = ["retry_now"]
+
+    @admin.action(description="Write the selected PTR records to PowerDNS now")
+    def retry_now(self, request, queryset):
+        count = rdns_retry_now(record_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"{count} pending records queued.", messages.SUCCESS)

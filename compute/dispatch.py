@@ -7,6 +7,7 @@ re-publishes pending operations nobody picked up.
 
 import logging
 
+from django.conf import settings
 from django.db import transaction
 
 from controlplane.celery import app
@@ -17,6 +18,7 @@ EXECUTE = "execute_operation"
 POLL = "poll_operation"
 RESYNC = "resync_vm"
 CHECK = "check_hypervisor"
+REVERSE_DNS = "apply_reverse_dns"
 
 
 def _send(name: str, args: list, queue: str, countdown: float | None = None) -> bool:
@@ -45,3 +47,12 @@ def publish_resync(*, vm_id: int, queue: str) -> None:
 
 def publish_check(*, hypervisor_id: int, queue: str) -> None:
     _send(CHECK, [hypervisor_id], queue)
+
+
+def publish_reverse_dns(*, record_id: int, on_commit: bool = True, countdown: float | None = None) -> None:
+    """Write one PTR record to PowerDNS (after commit; the beat relay retries what this misses).
+    On the housekeeping queue: it waits on an outside server, never in front of the engine's relay."""
+    if on_commit:
+        transaction.on_commit(lambda: _send(REVERSE_DNS, [record_id], settings.HOUSEKEEPING_QUEUE))
+    else:
+        _send(REVERSE_DNS, [record_id], settings.HOUSEKEEPING_QUEUE, countdown)

@@ -146,3 +146,11 @@ def pool_layouts(pool) -> list[Layout]:
         if prefix.strip():
             result.append(layout(prefix=prefix, gateway=gateway, excluded=pool.excluded_ranges, family=family))
     return result
+
+
+def normalise_address(value: str, *, field: str = "address") -> str:
+    """An address as stored (``str(ipaddress.ip_address(...))``); PoolError for anything else."""
+    try:
+        return str(ipaddress.ip_address((value or "").strip()))
+    except ValueError:
+        raise PoolError(f"{str(value)[:60]!r} is not an IP address.", field=field) from None

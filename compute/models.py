@@ -1,3 +1,4 @@
+import ipaddress
 import uuid
 from decimal import Decimal
 
@@ -5,6 +6,7 @@ from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from .choices import (
     ACTIVE_OPERATION_STATES,
@@ -84,6 +86,12 @@ class Plan(models.Model):
     max_snapshots = models.PositiveSmallIntegerField(default=3, help_text="Snapshots a VM on this plan may keep.")
     max_backups = models.PositiveSmallIntegerField(
         default=7, help_text="Backups of each kind (manual, scheduled) a VM on this plan may keep; 0: no backups."
+    )
+    max_extra_ips = models.PositiveSmallIntegerField(
+        default=0, help_text="Additional IP addresses a VM on this plan may add (priced add-on); 0: not offered."
+    )
+    price_hourly_extra_ip = models.DecimalField(
+        max_digits=12, decimal_places=4, default=Decimal("0"), help_text="Per additional IP and hour held, before GST."
     )
     active = models.BooleanField(default=True)
     sort_order = models.PositiveSmallIntegerField(default=0)
@@ -392,6 +400,12 @@ class IPPool(models.Model):
         default=86400, help_text="A deleted VM's address is handed out again only after this long."
     )
     active = models.BooleanField(default=True, help_text="New VMs take addresses from it.")
+    ipv4_reverse_zone = models.CharField(
+        max_length=255, blank=True, help_text="PowerDNS zone for the PTR records; blank: derived from the prefix."
+    )
+    ipv6_reverse_zone = models.CharField(
+        max_length=255, blank=True, help_text="PowerDNS zone for the PTR records; blank: derived from the prefix."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -416,6 +430,9 @@ class IPAllocation(models.Model):
         VirtualMachine, null=True, blank=True, on_delete=models.SET_NULL, related_name="ip_allocations"
     )
     state = models.CharField(max_length=16, choices=AllocationState.choices, default=AllocationState.ASSIGNED)
+    extra = models.BooleanField(
+        default=False, help_text="An additional IP the user added (billed); not in the guest config."
+    )
     note = models.CharField(max_length=200, blank=True)
     cool_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -430,6 +447,65 @@ class IPAllocation(models.Model):
 
     def __str__(self):
         return self.address
+
+
+class ExtraIPHolding(models.Model):
+    """A VM held an additional IP (plan add-on) from ``started_at`` until ``ended_at``: the timeline
+    billing meters by the hour (billing/services/metering.py), like VMStatusEvent for the VM."""
+
+    vm = models.ForeignKey(VirtualMachine, on_delete=models.PROTECT, related_name="extra_ip_holdings")
+    address = models.CharField(max_length=39)
+    allocation = models.ForeignKey(IPAllocation, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    started_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    metered_until = models.DateTimeField(help_text="Billing has metered every second before this.")
+
+    class Meta:
+        ordering = ["vm", "started_at"]
+        indexes = [models.Index(fields=["metered_until"])]
+
+    def __str__(self):
+        return f"{self.address} on {self.vm_id}"
+
+
+class ReverseDNSRecord(models.Model):
+    """The PTR record one address should have in PowerDNS: desired state and its delivery (an outbox).
+
+    Every change bumps ``version`` and sets ``pending``; workers/rdns.py writes the RRset
+    (REPLACE, or DELETE when ``ptr`` is empty) under a short lease (one writer at a time, no
+    row lock held over HTTP) and clears ``pending`` only if ``version`` is still the one it
+    wrote; otherwise it writes the newer state before letting go. A row outlives its
+    address's allocation, so a released address's PTR is removed even after that row is gone.
+    """
+
+    address = models.CharField(max_length=39, unique=True)
+    zone = models.CharField(max_length=255, help_text="The reverse zone in PowerDNS (absolute name).")
+    ptr = models.CharField(max_length=255, blank=True, help_text="Target host name with trailing dot; empty: none.")
+    vm = models.ForeignKey(
+        VirtualMachine, null=True, blank=True, on_delete=models.SET_NULL, related_name="reverse_dns_records"
+    )
+    custom = models.BooleanField(default=False, help_text="Set by the user (not the operator's default).")
+    version = models.PositiveIntegerField(default=1)
+    applied_version = models.PositiveIntegerField(default=0)
+    pending = models.BooleanField(default=True)
+    attempts = models.PositiveIntegerField(default=0, help_text="Failed deliveries of the current version.")
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_error = models.TextField(blank=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True, help_text="A worker is writing it until then.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["address"]
+        indexes = [models.Index(fields=["pending", "next_attempt_at"])]
+
+    def __str__(self):
+        return f"{self.address} -> {self.ptr or '(none)'}"
+
+    @property
+    def owner(self) -> str:
+        """The PTR record's own name (``5.113.0.203.in-addr.arpa.``)."""
+        return ipaddress.ip_address(self.address).reverse_pointer + "."
 
 
 class Snapshot(models.Model):

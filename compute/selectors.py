@@ -1,7 +1,21 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Min, Prefetch, Q, QuerySet, Sum
+from django.db.models import (
+    Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    Min,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import Membership, Project, User
@@ -27,6 +41,7 @@ from .models import (
     Operation,
     Plan,
     ProjectQuota,
+    ReverseDNSRecord,
     Snapshot,
     TenantBinding,
     VirtualMachine,
@@ -44,7 +59,7 @@ def assigned_addresses_prefetch() -> Prefetch:
     """``vm.assigned_addresses``: the pool addresses a VM holds (IPv4 first), in one query per list."""
     return Prefetch(
         "ip_allocations",
-        queryset=IPAllocation.objects.filter(state=AllocationState.ASSIGNED).order_by("family", "offset"),
+        queryset=_with_ptr(IPAllocation.objects.filter(state=AllocationState.ASSIGNED).order_by("family", "offset")),
         to_attr="assigned_addresses",
     )
 
@@ -53,6 +68,16 @@ def _project_ids_of(user: User) -> QuerySet:
     """The user's projects as a subquery: filtering on it needs no join through memberships,
     so no DISTINCT and a cheap COUNT for pagination (issue 25)."""
     return Membership.objects.filter(user=user).values("project_id")
+
+
+def _with_ptr(queryset: QuerySet[IPAllocation]) -> QuerySet[IPAllocation]:
+    """Each address's reverse-DNS name (``ptr``, "" when none) and ``ptr_pending`` (not yet in
+    PowerDNS), read in the same query."""
+    record = ReverseDNSRecord.objects.filter(address=OuterRef("address"))
+    return queryset.annotate(
+        ptr=Coalesce(Subquery(record.values("ptr")[:1]), Value("")),
+        ptr_pending=Coalesce(Subquery(record.values("pending")[:1]), Value(False)),
+    )
 
 
 def vm_list_for_user(*, user: User) -> QuerySet[VirtualMachine]:
@@ -393,12 +418,26 @@ def vm_get_with_hypervisor(*, pk: int) -> VirtualMachine | None:
 
 
 def ip_allocation_list_for_vm(*, vm: VirtualMachine) -> list[IPAllocation]:
-    return list(vm.ip_allocations.filter(state=AllocationState.ASSIGNED).select_related("pool").order_by("family"))
+    return list(
+        _with_ptr(
+            vm.ip_allocations.filter(state=AllocationState.ASSIGNED).select_related("pool").order_by("family", "offset")
+        )
+    )
+
+
+def reverse_dns_record(*, record_id: int) -> ReverseDNSRecord:
+    return ReverseDNSRecord.objects.get(pk=record_id)
+
+
+def reverse_dns_by_address(*, addresses: list[str]) -> dict[str, ReverseDNSRecord]:
+    """The PTR records of these addresses, by address (one query)."""
+    return {record.address: record for record in ReverseDNSRecord.objects.filter(address__in=addresses)}
 
 
 def vm_network_config(*, vm: VirtualMachine) -> dict:
-    """Static addressing for the guest (VMSpec.network); {} when no pool gave it addresses."""
-    allocations = ip_allocation_list_for_vm(vm=vm)
+    """Static addressing for the guest (VMSpec.network); {} when no pool gave it addresses.
+    Additional IPs (plan add-on) are not part of it: the user configures them in the guest."""
+    allocations = [a for a in ip_allocation_list_for_vm(vm=vm) if not a.extra]
     if not allocations:
         return {}
     pool = allocations[0].pool

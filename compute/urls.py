@@ -22,6 +22,8 @@ urlpatterns = [
     path("console/vm/<int:pk>/", console_views.operator_console, name="operator_console"),
     path("console/vm/<int:pk>/token/", console_views.operator_console_token, name="operator_console_token"),
     path("projects/<slug:slug>/vms/<int:pk>/snapshots/", views.vm_snapshot_create, name="vm_snapshot_create"),
+    path("projects/<slug:slug>/vms/<int:pk>/ptr/", views.vm_ptr_set, name="vm_ptr_set"),
+    path("projects/<slug:slug>/vms/<int:pk>/extra-ips/", views.vm_extra_ip, name="vm_extra_ip"),
     path(
         "projects/<slug:slug>/vms/<int:pk>/snapshots/<int:snapshot_pk>/revert/",
         views.vm_snapshot_revert,

@@ -21,6 +21,7 @@ from controlplane.errors import InvalidInput, NotFound
 
 from . import capabilities, selectors, services
 from .choices import ACTION_ALLOWED_FROM, Action, RequestStatus, SnapshotState, VMStatus
+from .services import ipam, rdns
 from .views_backups import backups_context
 
 PAGE_SIZE = 50
@@ -69,6 +70,7 @@ def vm_detail(request, project, pk):
         "can_delete": can_act and vm.status in ACTION_ALLOWED_FROM[Action.DELETE],
         "signature": signature,
         "announce": request.htmx and request.GET.get("seen") != signature,
+        "rdns_on": rdns.rdns_enabled(),
         **_day2_context(vm, can_act),
         **backups_context(vm, can_act),
     }
@@ -128,6 +130,35 @@ def vm_delete(request, project, pk):
         raise InvalidInput(f"Type the VM's name ({vm.name}) to confirm the deletion.")
     services.vm_action(vm=vm, action=Action.DELETE, user=request.user, request=request)
     messages.success(request, f"Deletion of {vm.name} requested: its disks are destroyed with it.")
+    return _after_action(request, project, vm)
+
+
+@require_POST
+@with_project(Role.MEMBER)
+def vm_ptr_set(request, project, pk):
+    """The reverse DNS name of one address (compute/services/rdns.py); refusals come back as messages."""
+    vm = selectors.vm_get_for_project(project=project, pk=pk)
+    address = request.POST.get("address", "")
+    record = rdns.rdns_ptr_set(
+        vm=vm, address=address, ptr=request.POST.get("ptr", ""), user=request.user, request=request
+    )
+    shown = record.ptr if record and record.ptr else "none"
+    messages.success(request, f"Reverse DNS of {address} set to {shown}; the DNS server has it within a minute.")
+    return _after_action(request, project, vm)
+
+
+@require_POST
+@with_project(Role.MEMBER)
+def vm_extra_ip(request, project, pk):
+    """Add (``family``) or give back (``remove`` = address) an additional IP, the plan's priced add-on."""
+    vm = selectors.vm_get_for_project(project=project, pk=pk)
+    if request.POST.get("remove"):
+        ipam.vm_extra_ip_remove(vm=vm, address=request.POST["remove"], user=request.user, request=request)
+        messages.success(request, f"{request.POST['remove']} given back; it is no longer billed.")
+    else:
+        family = 6 if request.POST.get("family") == "6" else 4
+        allocation = ipam.vm_extra_ip_add(vm=vm, family=family, user=request.user, request=request)
+        messages.success(request, f"{allocation.address} added to {vm.name}: configure it inside the guest.")
     return _after_action(request, project, vm)
 
 

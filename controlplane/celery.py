@@ -88,7 +88,12 @@ def configure(celery_app: Celery) -> None:
 
 
 # Periodic tasks that may take long; routed to settings.HOUSEKEEPING_QUEUE.
-SLOW_HOUSEKEEPING = ("reconcile_hypervisors", "charge_usage", "issue_monthly_invoices")
+SLOW_HOUSEKEEPING = (
+    "reconcile_hypervisors",
+    "charge_usage",
+    "issue_monthly_invoices",
+    "relay_reverse_dns",  # and apply_reverse_dns, published there by compute/dispatch.py: they wait on PowerDNS
+)
 
 
 def beat_schedule() -> dict:

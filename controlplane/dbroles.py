@@ -33,6 +33,8 @@ TASK_ROLES = {
     "relay_pending_operations": HOUSEKEEPING,
     "reap_expired_operations": HOUSEKEEPING,
     "reconcile_hypervisors": HOUSEKEEPING,
+    "relay_reverse_dns": HOUSEKEEPING,
+    "apply_reverse_dns": HOUSEKEEPING,
     "charge_usage": BILLING,
     "issue_monthly_invoices": BILLING,
 }

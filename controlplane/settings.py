@@ -508,6 +508,21 @@ SECURITY_BRUTE_FORCE_THRESHOLDS = {
 SECURITY_ALERT_EMAILS = env_list("SECURITY_ALERT_EMAILS")
 # How often beat looks for backup schedules whose window is open (docs/OPERATIONS.md "Backups").
 BACKUP_SCHEDULE_INTERVAL_SECONDS = env_int("BACKUP_SCHEDULE_INTERVAL_SECONDS", 60)
+# --- Reverse DNS on PowerDNS Authoritative (docs/NETWORKING.md "Reverse DNS") ----
+# Empty POWERDNS_API_URL: the feature is hidden (no PTR records, no PTR form or API).
+POWERDNS_API_URL = os.environ.get("POWERDNS_API_URL", "")  # e.g. http://127.0.0.1:8081
+POWERDNS_API_KEY = os.environ.get("POWERDNS_API_KEY", "")
+POWERDNS_SERVER_ID = os.environ.get("POWERDNS_SERVER_ID", "localhost")
+POWERDNS_TIMEOUT_SECONDS = float(os.environ.get("POWERDNS_TIMEOUT_SECONDS", "5"))
+# NS names of reverse zones the control plane creates when missing (absolute names).
+POWERDNS_NAMESERVERS = env_list("POWERDNS_NAMESERVERS")
+REVERSE_DNS_TTL = env_int("REVERSE_DNS_TTL", 3600)
+# A new VM's addresses get this PTR: {dashed} (203-0-113-5), {vm}, {id}, {project}; empty: none.
+REVERSE_DNS_DEFAULT_PTR = os.environ.get("REVERSE_DNS_DEFAULT_PTR", "")
+# A user's PTR name must resolve (A/AAAA) to the address; resolvers "ip" or "ip:port" (empty: the system's).
+REVERSE_DNS_REQUIRE_FORWARD = env_bool("REVERSE_DNS_REQUIRE_FORWARD", True)
+REVERSE_DNS_RESOLVERS = env_list("REVERSE_DNS_RESOLVERS")
+REVERSE_DNS_RELAY_INTERVAL_SECONDS = float(os.environ.get("REVERSE_DNS_RELAY_INTERVAL_SECONDS", "30"))
 EXTRA_BEAT_SCHEDULE = {
     "billing-charge-usage": {"task": "charge_usage", "schedule": float(BILLING_CHARGE_INTERVAL_SECONDS)},
     "billing-issue-invoices": {"task": "issue_monthly_invoices", "schedule": float(BILLING_INVOICE_INTERVAL_SECONDS)},
@@ -526,6 +541,8 @@ EXTRA_BEAT_SCHEDULE = {
     "security-brute-force-scan": {"task": "detect_brute_force", "schedule": float(SECURITY_SCAN_INTERVAL_SECONDS)},
     # Scheduled backups and their retention (docs/OPERATIONS.md "Backups"): one pass a minute.
     "backups-run-schedules": {"task": "run_backup_schedules", "schedule": float(BACKUP_SCHEDULE_INTERVAL_SECONDS)},
+    # Reverse DNS (docs/NETWORKING.md): PTR changes not yet written to PowerDNS.
+    "reverse-dns-relay": {"task": "relay_reverse_dns", "schedule": REVERSE_DNS_RELAY_INTERVAL_SECONDS},
 }
 # Razorpay (docs/BILLING.md "Getting paid"): keys are normally entered in admin (Payment settings,
 # encrypted at rest); each variable set here wins over the stored value. RAZORPAY_API_URL points

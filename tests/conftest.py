@@ -21,6 +21,8 @@ pytest_plugins = [
     "tests.fixtures.console",
     "tests.fixtures.notifications",
     "tests.fixtures.metrics",
+    "tests.fixtures.powerdns",
+    "tests.fixtures.neutronstack",
 ]
 
 

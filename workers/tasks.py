@@ -13,7 +13,7 @@ from compute import services as compute_services
 from compute.services import alerts
 from compute.services import metrics as metrics_services
 
-from . import engine, metrics
+from . import engine, metrics, rdns
 
 
 def _worker_name(task) -> str:
@@ -34,6 +34,16 @@ def execute_operation(self, operation_id: int) -> str:
 @shared_task(name="poll_operation")
 def poll_operation(operation_id: int, token: str) -> str:
     return engine.poll_operation(operation_id, token)
+
+
+@shared_task(name="apply_reverse_dns")
+def apply_reverse_dns(record_id: int) -> str:
+    return rdns.apply_record(record_id)
+
+
+@shared_task(name="relay_reverse_dns")
+def relay_reverse_dns() -> dict:
+    return rdns.relay()
 
 
 @shared_task(name="relay_pending_operations")

@@ -32,14 +32,20 @@ class MeterCursor(models.Model):
 
 class UsageRecord(models.Model):
     """One VM's usage on one plan in one hour slot, prorated by the second. Unique per VM,
-    slot and plan (an hour with a resize has one per plan), so metering the same hour again
-    inserts nothing.
+    slot, plan and item (an hour with a resize has one per plan; each additional IP its own
+    item), so metering the same hour again inserts nothing.
 
     Price, SAC and GST rate are those in force when the hour was metered."""
 
     vm = models.ForeignKey("compute.VirtualMachine", on_delete=models.PROTECT, related_name="usage_records")
     project = models.ForeignKey("accounts.Project", on_delete=models.PROTECT, related_name="usage_records")
     plan = models.ForeignKey("compute.Plan", on_delete=models.PROTECT, related_name="+")
+    item = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        help_text='"": the server; "ip:<holding id>:<address>": an additional IP, seconds held in running_seconds.',
+    )
     hour_start = models.DateTimeField()
     running_seconds = models.PositiveIntegerField(default=0)
     stopped_seconds = models.PositiveIntegerField(default=0)
@@ -54,7 +60,9 @@ class UsageRecord(models.Model):
 
     class Meta:
         ordering = ["hour_start", "vm_id"]
-        constraints = [models.UniqueConstraint(fields=["vm", "hour_start", "plan"], name="usage_unique_vm_hour_plan")]
+        constraints = [
+            models.UniqueConstraint(fields=["vm", "hour_start", "plan", "item"], name="usage_unique_vm_hour_plan_item")
+        ]
         indexes = [
             models.Index(fields=["project", "hour_start"]),
             models.Index(fields=["project"], condition=Q(charge__isnull=True), name="usage_uncharged"),

@@ -82,9 +82,19 @@ def _heads_fields(heads: Heads) -> dict:
 def _usage_lines(charge_ids: list[int], regime: str) -> list[InvoiceLine]:
     groups = (
         UsageRecord.objects.filter(charge_id__in=charge_ids)
-        .values("vm_id", "vm__name", "plan_id", "plan__name", "price_running", "price_stopped", "sac_code", "gst_rate")
+        .values(
+            "vm_id",
+            "vm__name",
+            "plan_id",
+            "plan__name",
+            "item",
+            "price_running",
+            "price_stopped",
+            "sac_code",
+            "gst_rate",
+        )
         .annotate(running=Sum("running_seconds"), stopped=Sum("stopped_seconds"))
-        .order_by("vm__name", "vm_id", "plan__name", "price_running", "price_stopped", "gst_rate")
+        .order_by("vm__name", "vm_id", "plan__name", "item", "price_running", "price_stopped", "gst_rate")
     )
     lines = []
     for group in groups:
@@ -98,7 +108,11 @@ def _usage_lines(charge_ids: list[int], regime: str) -> list[InvoiceLine]:
             lines.append(
                 InvoiceLine(
                     position=len(lines) + 1,
-                    description=f"Cloud server {group['vm__name']} ({group['plan__name']} plan), {state}",
+                    description=(
+                        f"Additional IP {group['item'].split(':', 2)[2]} of {group['vm__name']}"
+                        if group["item"]
+                        else f"Cloud server {group['vm__name']} ({group['plan__name']} plan), {state}"
+                    ),
                     sac_code=group["sac_code"],
                     quantity=(Decimal(seconds) / 3600).quantize(HOURS),
                     unit="HRS",

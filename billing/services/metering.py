@@ -16,10 +16,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Min, OuterRef, Subquery
+from django.db.models import F, Min, OuterRef, Subquery
 from django.utils import timezone
 
-from compute.models import Plan, VirtualMachine, VMStatusEvent
+from compute.models import ExtraIPHolding, Plan, VirtualMachine, VMStatusEvent
 
 from ..choices import MeterStatus
 from ..models import MeterCursor, UsageRecord
@@ -135,6 +135,49 @@ def _meter_chunk(until: datetime, size: int) -> tuple[int, int]:
     return len(cursors), len(records)
 
 
+def _meter_extra_ips(until: datetime) -> int:
+    """Additional IPs (plan add-on): every second a VM held one, per hour slot, at its plan's
+    ``price_hourly_extra_ip``; one UsageRecord per holding and slot (item ``ip:<id>:<address>``,
+    the seconds in ``running_seconds``). Each holding remembers how far it is metered."""
+    holdings = list(
+        ExtraIPHolding.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(metered_until__lt=until)
+        .exclude(ended_at__lte=F("metered_until"))
+        .select_related("vm", "vm__plan")
+    )
+    records = []
+    for holding in holdings:
+        begin, end = holding.metered_until, min(holding.ended_at or until, until)
+        plan = holding.vm.plan
+        while begin < end:
+            slot = slot_floor(begin)
+            stop = min(slot + timedelta(hours=1), end)
+            seconds = round((stop - begin).total_seconds())
+            if seconds:
+                records.append(
+                    UsageRecord(
+                        vm_id=holding.vm_id,
+                        project_id=holding.vm.project_id,
+                        plan_id=plan.pk,
+                        item=f"ip:{holding.pk}:{holding.address}",
+                        hour_start=slot,
+                        running_seconds=seconds,
+                        stopped_seconds=0,
+                        price_running=plan.price_hourly_extra_ip,
+                        price_stopped=Decimal("0"),
+                        sac_code=plan.sac_code,
+                        gst_rate=plan.gst_rate,
+                        amount=(seconds * plan.price_hourly_extra_ip / 3600).quantize(_AMOUNT),
+                    )
+                )
+            begin = stop
+        holding.metered_until = max(end, holding.metered_until)
+    UsageRecord.objects.bulk_create(records, ignore_conflicts=True, batch_size=2000)
+    for holding in holdings:
+        ExtraIPHolding.objects.filter(pk=holding.pk).update(metered_until=holding.metered_until)
+    return len(records)
+
+
 def usage_meter(
     *,
     until: datetime | None = None,
@@ -155,6 +198,8 @@ def usage_meter(
         with transaction.atomic():
             vms, records = _meter_chunk(until, chunk)
         if not vms:
+            with transaction.atomic():
+                result.records += _meter_extra_ips(until)
             return result
         result.vms += vms
         result.records += records

@@ -20,6 +20,8 @@ class PlanSerializer(serializers.ModelSerializer):
             "guest_type",
             "price_hourly_running",
             "price_hourly_stopped",
+            "max_extra_ips",
+            "price_hourly_extra_ip",
             "sac_code",
             "gst_rate",
             "requires_approval",
@@ -80,6 +82,10 @@ class OperationSerializer(serializers.ModelSerializer):
 class AddressSerializer(serializers.Serializer):
     address = serializers.CharField()
     family = serializers.IntegerField(help_text="4 or 6.")
+    ptr = serializers.CharField(help_text="Reverse DNS name (PTR), with the trailing dot; empty: none.")
+    ptr_pending = serializers.BooleanField(help_text="The PTR change is not in the DNS server yet.")
+    extra = serializers.BooleanField(help_text="An additional IP (the plan's priced add-on), billed by the hour held.")
+    extra = serializers.BooleanField(help_text="An additional IP (the plan's priced add-on), billed by the hour held.")
 
 
 class VirtualMachineSerializer(serializers.ModelSerializer):
@@ -124,7 +130,10 @@ class VirtualMachineSerializer(serializers.ModelSerializer):
         held = getattr(vm, "assigned_addresses", None)
         if held is None:  # a VM not loaded through the list/detail selectors
             held = selectors.ip_allocation_list_for_vm(vm=vm)
-        return [{"address": a.address, "family": a.family} for a in held]
+        return [
+            {"address": a.address, "family": a.family, "ptr": a.ptr, "ptr_pending": a.ptr_pending, "extra": a.extra}
+            for a in held
+        ]
 
 
 class NewVMFieldsMixin(JSONTypesMixin, serializers.Serializer):

@@ -18,6 +18,7 @@ from controlplane.api import IdFilter, SlugFilter
 
 from .backups import VMBackupMixin
 from .day2 import VMDay2Mixin
+from .network import VMNetworkMixin
 from .serializers import (
     ActionAcceptedSerializer,
     HypervisorSerializer,
@@ -116,7 +117,7 @@ class VirtualMachineFilter(django_filters.FilterSet):
         fields = ["status", "power_state", "project__slug"]
 
 
-class VirtualMachineViewSet(VMDay2Mixin, VMBackupMixin, viewsets.ReadOnlyModelViewSet):
+class VirtualMachineViewSet(VMDay2Mixin, VMBackupMixin, VMNetworkMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = VirtualMachineSerializer
     queryset = VirtualMachine.objects.none()
     filterset_class = VirtualMachineFilter

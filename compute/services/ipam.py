@@ -17,10 +17,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 import audit
-from compute import ipam
-from compute.choices import AllocationState
-from compute.models import IPAllocation, IPPool, VirtualMachine
-from controlplane.errors import Conflict, InvalidInput
+from accounts.choices import Role
+from accounts.selectors import project_require_role
+from compute import ipam, rdns
+from compute.choices import AllocationState, VMStatus
+from compute.models import ExtraIPHolding, IPAllocation, IPPool, VirtualMachine
+from controlplane.errors import Conflict, InvalidInput, NotFound
+
+from .rdns import rdns_clear_addresses, rdns_default_for_allocations, rdns_zone
 
 logger = logging.getLogger(__name__)
 ALLOCATE_ATTEMPTS = 5
@@ -48,6 +52,12 @@ def ipam_pool_check(*, pool: IPPool) -> None:
         layouts = ipam.pool_layouts(pool)
     except ipam.PoolError as exc:
         raise _invalid(exc) from None
+    for layout in layouts:
+        try:
+            rdns_zone(pool, layout.family)
+        except rdns.ReverseDNSError as exc:
+            field = f"ipv{layout.family}_reverse_zone"
+            raise InvalidInput(str(exc), fields={field: [str(exc)]}) from None
     others = IPPool.objects.exclude(pk=pool.pk)
     for layout in layouts:
         field = f"ipv{layout.family}_prefix"
@@ -107,6 +117,7 @@ def ipam_allocate_for_vm(*, vm: VirtualMachine) -> list[IPAllocation]:
             with transaction.atomic():
                 for layout in layouts:
                     allocations.append(_take(pool=pool, layout=layout, vm=vm, state=AllocationState.ASSIGNED))
+            rdns_default_for_allocations(vm=vm, allocations=allocations)
             return allocations
         except Conflict as exc:
             if exc.code != "ip_pool_exhausted":
@@ -124,12 +135,15 @@ def ipam_allocate_for_vm(*, vm: VirtualMachine) -> list[IPAllocation]:
 def ipam_release_for_vm(*, vm: VirtualMachine) -> int:
     """The VM is confirmed deleted: its addresses start cooling down. Returns how many."""
     now = timezone.now()
-    released = 0
+    released = []
     for allocation in IPAllocation.objects.filter(vm=vm, state=AllocationState.ASSIGNED).select_related("pool"):
-        released += IPAllocation.objects.filter(pk=allocation.pk, state=AllocationState.ASSIGNED).update(
+        if IPAllocation.objects.filter(pk=allocation.pk, state=AllocationState.ASSIGNED).update(
             state=AllocationState.COOLING, cool_until=now + timedelta(seconds=allocation.pool.cooldown_seconds)
-        )
-    return released
+        ):
+            released.append(allocation.address)
+    ExtraIPHolding.objects.filter(vm=vm, ended_at__isnull=True).update(ended_at=now)  # billing stops
+    rdns_clear_addresses(addresses=released)
+    return len(released)
 
 
 def _layout_for(pool: IPPool, address: str) -> tuple[ipam.Layout, int]:
@@ -166,6 +180,8 @@ def ipam_address_hold(
             )
     except IntegrityError:
         raise Conflict(f"{address} is already taken in {pool.name}.", code="ip_taken") from None
+    if vm is not None:
+        rdns_default_for_allocations(vm=vm, allocations=[allocation])
     audit.record(
         actor=actor,
         action="admin.action",
@@ -190,6 +206,10 @@ def ipam_address_move(*, allocation: IPAllocation, vm: VirtualMachine | None, ac
     allocation.state = AllocationState.ASSIGNED if vm else AllocationState.RESERVED
     allocation.cool_until = None
     allocation.save(update_fields=["vm", "state", "cool_until"])
+    if before != allocation.vm_id:  # the old VM's PTR goes; the new one gets the default
+        rdns_clear_addresses(addresses=[allocation.address])
+        if vm is not None:
+            rdns_default_for_allocations(vm=vm, allocations=[allocation])
     audit.record(
         actor=actor,
         action="admin.action",
@@ -251,3 +271,95 @@ def ipam_address_free(*, allocation: IPAllocation, actor, request=None) -> None:
         request=request,
     )
     allocation.delete()
+
+
+@transaction.atomic
+def vm_extra_ip_add(*, vm: VirtualMachine, family: int = 4, user, request=None) -> IPAllocation:
+    """A user adds an additional IP (the plan's priced add-on) from the pools of the VM's hypervisor.
+    Billed by the hour held (ExtraIPHolding) from now until removed or the VM is deleted. The
+    guest is not reconfigured: the user adds the address inside it."""
+    project_require_role(user=user, project=vm.project, role=Role.MEMBER)
+    vm = (
+        VirtualMachine.objects.select_for_update(no_key=True, of=("self",))
+        .select_related("plan", "project")
+        .get(pk=vm.pk)
+    )
+    plan = vm.plan
+    if family not in (4, 6):
+        raise InvalidInput("Choose IPv4 or IPv6.", fields={"family": ["4 or 6."]})
+    if plan.max_extra_ips == 0:
+        raise Conflict(f"Plan {plan.name} offers no additional IP addresses.", code="extra_ip_not_offered")
+    if vm.status not in (VMStatus.ACTIVE, VMStatus.STOPPED, VMStatus.BUILDING):
+        raise Conflict(f"Cannot add an address to {vm.name}: it is {vm.get_status_display().lower()}.")
+    if vm.project.is_suspended:
+        raise Conflict(f"Project {vm.project.name} is suspended.", code="project_suspended")
+    if ExtraIPHolding.objects.filter(vm=vm, ended_at__isnull=True).count() >= plan.max_extra_ips:
+        raise Conflict(
+            f"{vm.name} has {plan.max_extra_ips} additional addresses, the most plan {plan.name} allows.",
+            code="extra_ip_limit",
+        )
+    for pool in IPPool.objects.filter(hypervisor_id=vm.hypervisor_id, active=True).order_by("name"):
+        pool = IPPool.objects.select_for_update().get(pk=pool.pk)
+        try:
+            layout = next((item for item in ipam.pool_layouts(pool) if item.family == family), None)
+        except ipam.PoolError:
+            logger.error("IP pool %s is misconfigured; skipped", pool.name)
+            continue
+        if layout is None:
+            continue
+        _purge_cooled(pool)
+        try:
+            with transaction.atomic():
+                allocation = _take(pool=pool, layout=layout, vm=vm, state=AllocationState.ASSIGNED)
+        except Conflict as exc:
+            if exc.code != "ip_pool_exhausted":
+                raise
+            continue
+        IPAllocation.objects.filter(pk=allocation.pk).update(extra=True)
+        allocation.extra = True
+        now = timezone.now()
+        ExtraIPHolding.objects.create(
+            vm=vm, address=allocation.address, allocation=allocation, started_at=now, metered_until=now
+        )
+        rdns_default_for_allocations(vm=vm, allocations=[allocation])
+        audit.record(
+            actor=user,
+            action="vm.extra_ip_added",
+            target=vm,
+            details={"address": allocation.address, "price_hourly": plan.price_hourly_extra_ip},
+            request=request,
+        )
+        return allocation
+    logger.error("no IPv%s address free for an additional IP on hypervisor %s", family, vm.hypervisor_id)
+    raise Conflict(
+        f"No IPv{family} address is free for {vm.name}; the operator has been alerted.", code="ip_pool_exhausted"
+    )
+
+
+@transaction.atomic
+def vm_extra_ip_remove(*, vm: VirtualMachine, address: str, user, request=None) -> None:
+    """The user gives an additional IP back: billing stops now, it cools down like a deleted VM's."""
+    project_require_role(user=user, project=vm.project, role=Role.MEMBER)
+    try:
+        address = ipam.normalise_address(address)
+    except ipam.PoolError:
+        address = ""
+    allocation = (
+        IPAllocation.objects.select_for_update()
+        .select_related("pool")
+        .filter(vm=vm, extra=True, state=AllocationState.ASSIGNED, address=address)
+        .first()
+        if address
+        else None
+    )
+    if allocation is None:  # the address is the resource here (API path): 404
+        raise NotFound(f"{address or 'That'} is not an additional IP of {vm.name}.")
+    now = timezone.now()
+    allocation.state = AllocationState.COOLING
+    allocation.cool_until = now + timedelta(seconds=allocation.pool.cooldown_seconds)
+    allocation.save(update_fields=["state", "cool_until"])
+    ExtraIPHolding.objects.filter(vm=vm, address=allocation.address, ended_at__isnull=True).update(ended_at=now)
+    rdns_clear_addresses(addresses=[allocation.address])
+    audit.record(
+        actor=user, action="vm.extra_ip_removed", target=vm, details={"address": allocation.address}, request=request
+    )

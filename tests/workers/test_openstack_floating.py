@@ -1,6 +1,7 @@
 """Per-project networks: a server gets a floating IP once active, its public address, released on
 delete. Fast tier only (openstacksdk's ConnectionFixture + requests-mock with an in-memory Neutron
-registry); a real Neutron API server is not part of the test suite yet (docs/NETWORKING.md)."""
+registry). The Neutron calls themselves also run against a real neutron-server in
+test_openstack_neutron.py; the create poll that drives them is tested here (docs/OPENSTACK.md)."""
 
 from tests.fixtures.openstack import COMPUTE, QUIET_SDK, SERVER, server_body, show
 
