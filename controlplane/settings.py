@@ -60,7 +60,8 @@ FIELD_ENCRYPTION_KEY = os.environ.get("FIELD_ENCRYPTION_KEY", "")
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "" if PRODUCTION else "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
-SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000")
+# Links in mail and webhooks. Unset, it follows `make up`'s BIND (web, worker and beat all get it).
+SITE_URL = os.environ.get("SITE_URL") or f"http://{os.environ.get('BIND') or '127.0.0.1:8000'}"
 
 # Optional pieces, switched on by their variables (plain `if` blocks below).
 # Google sign-in only when both variables are set.
