@@ -119,7 +119,7 @@ class ProjectAdmin(admin.ModelAdmin):
     inlines = [MembershipInline]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(member_count=Count("memberships"))
+        return super().get_queryset(request).annotate(member_count=Count("memberships", distinct=True))
 
     @admin.display(description="Members", ordering="member_count")
     def member_total(self, obj):

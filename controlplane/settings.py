@@ -130,6 +130,8 @@ MIDDLEWARE = [
     "allauth.account.middleware.AccountMiddleware",
     # 2FA enforcement for session users: needs is_verified() from OTPMiddleware.
     "accounts.middleware.TwoFactorMiddleware",
+    # Times on pages in the user's own zone (Profile page): needs request.user.
+    "accounts.middleware.TimeZoneMiddleware",
     # Flash messages stored in the session.
     "django.contrib.messages.middleware.MessageMiddleware",
     # X-Frame-Options: DENY on every response.

@@ -25,7 +25,7 @@ from ..choices import EntryKind
 from ..gst import tax_heads
 from ..models import BillingSettings, UsageCharge, UsageRecord, Wallet
 from ..money import ZERO, paise
-from ..periods import HOUR, month_of
+from ..periods import HOUR, billing_tz, month_of
 from ..selectors import billing_settings_get, treatment_for, usage_uncharged_project_ids
 from .ledger import entry_post, wallet_lock, wallet_profile
 from .metering import meter_horizon, usage_meter
@@ -126,7 +126,8 @@ def usage_charge_locked(
             hour_from=hour_from,
             hour_to=hour_to,
             description=(
-                f"Usage {timezone.localtime(hour_from):%d %b %H:%M} to {timezone.localtime(hour_to):%d %b %H:%M}"
+                f"Usage {hour_from.astimezone(billing_tz()):%d %b %H:%M} "
+                f"to {hour_to.astimezone(billing_tz()):%d %b %H:%M}"
                 f" ({len(month_rows)} VM-hours)"
             ),
             kind=EntryKind.USAGE,
