@@ -92,3 +92,23 @@ def test_plain_log_lines_are_in_labelled_utc():
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "hello", None, None)
     record.created = CREATED.timestamp()
     assert PlainFormatter().format(record).startswith("2026-12-05T10:00:00.000Z INFO x hello")
+
+
+@pytest.mark.django_db
+def test_audit_page_shows_details_as_key_value_text(client, user, project):
+    import audit
+
+    audit.record(actor=user, action="wallet.topup", target=project, details={"amount": "500.00", "utr": None})
+    audit.record(
+        actor=user,
+        action="project.updated",
+        target=project,
+        details={"name": ["", "Team X"], "require_2fa": [False, True]},
+    )
+    client.force_login(user)
+    page = client.get(f"/projects/{project.slug}/audit/").content.decode()
+    assert "<dt>Amount</dt><dd>500.00</dd>" in page
+    assert "<dt>Utr</dt><dd>—</dd>" in page
+    assert "<dt>Name</dt><dd>— → Team X</dd>" in page
+    assert "<dt>Require 2fa</dt><dd>no → yes</dd>" in page
+    assert "{&#x27;" not in page and "{'" not in page  # no Python dict reprs

@@ -1,0 +1,36 @@
+"""An audit event's details as readable key/value text for the portal (the raw JSON stays
+in the admin and the exports)."""
+
+from django import template
+
+register = template.Library()
+
+# Events whose details are ``{field: [old, new]}`` maps: a pair reads "old → new".
+CHANGE_SUFFIXES = ("_changed", ".updated", "profile_updated")
+
+
+def _label(key) -> str:
+    text = str(key).replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
+def _text(value, *, pairs_are_changes: bool = False) -> str:
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        if pairs_are_changes and len(value) == 2:
+            return f"{_text(value[0])} → {_text(value[1])}"
+        return ", ".join(_text(item) for item in value) or "—"
+    if isinstance(value, dict):
+        return "; ".join(f"{_label(k)}: {_text(v, pairs_are_changes=pairs_are_changes)}" for k, v in value.items())
+    return str(value)
+
+
+@register.filter
+def audit_details(event) -> list[tuple[str, str]]:
+    """``[(label, text), …]`` of ``event.details``: "Amount" "500.00", "Role" "member → admin"."""
+    details = event.details if isinstance(event.details, dict) else {"details": event.details}
+    changes = str(event.action).endswith(CHANGE_SUFFIXES) or "changed" in details
+    return [(_label(key), _text(value, pairs_are_changes=changes)) for key, value in details.items()]
