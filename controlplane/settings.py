@@ -433,7 +433,7 @@ ACCOUNT_PREVENT_ENUMERATION = True
 ACCOUNT_REAUTHENTICATION_REQUIRED = True  # email changes ask for the password again
 ACCOUNT_EMAIL_NOTIFICATIONS = True  # mail the user when the password or email changes
 ACCOUNT_LOGOUT_ON_GET = False
-ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Control Plane] "
+# Subjects and bodies of allauth's mail are branded with OPERATOR_NAME (accounts/adapter.py).
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
 # allauth's rate limits (see docs/SECURITY.md); failed logins per account+IP are
 # django-axes' job, these catch spraying from one address and slow attacks on one account.
