@@ -9,14 +9,12 @@ import re
 import signal
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bench.stack import INHERITED_NOT
-from tests.deploy.conftest import free_port, wait_until
+from tests.deploy.conftest import make_up_processes
 from tests.workerproc import ROOT
 
 
@@ -27,53 +25,24 @@ def readme_block(heading: str) -> str:
     return re.search(r"```sh\n(.*?)```", section, re.S).group(1)
 
 
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=3) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 def test_the_readme_api_walkthrough_runs_verbatim_on_make_up(tmp_path):
     block = readme_block("## The API in five commands")
     assert "uuidgen" not in block and "demos-project" not in block  # nothing a fresh machine lacks, no fixed slug
 
-    env = {key: value for key, value in os.environ.items() if not key.startswith((*INHERITED_NOT, "MAKE"))}
-    env.update({"CONTROLPLANE_VAR_DIR": str(tmp_path / "var"), "PYTHONUNBUFFERED": "1"})
-    env["CONSOLE_PROXY_LISTEN"] = f"127.0.0.1:{free_port()}"
-    for command in (["migrate", "--noinput"], ["seed_demo"]):
-        subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True, capture_output=True)
-    token = (
-        subprocess.run(
-            [sys.executable, "manage.py", "shell", "-c", MAKE_TOKEN], cwd=ROOT, env=env, check=True, capture_output=True
-        )
-        .stdout.decode()
-        .split()[-1]
-    )
-    assert token.startswith("cpat_")
-    home = tmp_path / "home"
-    (home / ".ssh").mkdir(parents=True)
-    public = (
-        Ed25519PrivateKey.generate()
-        .public_key()
-        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-    )
-    (home / ".ssh" / "id_ed25519.pub").write_text(public.decode() + " me@laptop\n")
-
-    bind = f"127.0.0.1:{free_port()}"
-    log = tmp_path / "processes.log"
-    with open(log, "wb") as out:
-        make = subprocess.Popen(
-            ["make", "--no-print-directory", "processes", f"BIND={bind}", f"PY={sys.executable}"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    make, bind, log, env = make_up_processes(tmp_path)
     try:
-        wait_until(lambda: b" ready." in log.read_bytes() and _answers(f"http://{bind}/healthz"), 120, message="up")
+        manage = [sys.executable, "manage.py", "shell", "-c", MAKE_TOKEN]
+        made = subprocess.run(manage, cwd=ROOT, env=env, check=True, capture_output=True)
+        token = made.stdout.decode().split()[-1]  # after the shell's "N objects imported" line
+        assert token.startswith("cpat_")
+        home = tmp_path / "home"
+        (home / ".ssh").mkdir(parents=True)
+        public = (
+            Ed25519PrivateKey.generate()
+            .public_key()
+            .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        )
+        (home / ".ssh" / "id_ed25519.pub").write_text(public.decode() + " me@laptop\n")
         shell_env = {"PATH": os.environ["PATH"], "HOME": str(home), "TOKEN": token, "API": f"http://{bind}/api/v1"}
         run = subprocess.run(
             ["bash", "-e", "-o", "pipefail", "-c", block], env=shell_env, capture_output=True, text=True, timeout=240
