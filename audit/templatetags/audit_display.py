@@ -2,6 +2,9 @@
 in the admin and the exports)."""
 
 from django import template
+from django.utils import timezone
+from django.utils.dateformat import format as date_format
+from django.utils.dateparse import parse_datetime
 
 register = template.Library()
 
@@ -25,7 +28,17 @@ def _text(value, *, pairs_are_changes: bool = False) -> str:
         return ", ".join(_text(item) for item in value) or "—"
     if isinstance(value, dict):
         return "; ".join(f"{_label(k)}: {_text(v, pairs_are_changes=pairs_are_changes)}" for k, v in value.items())
+    if isinstance(value, str) and "T" in value and (moment := _iso_datetime(value)):
+        return date_format(timezone.localtime(moment), "j M Y, H:i T")  # the page's zone, labelled
     return str(value)
+
+
+def _iso_datetime(value: str):
+    try:
+        moment = parse_datetime(value)
+    except ValueError:
+        return None
+    return moment if moment is not None and timezone.is_aware(moment) else None
 
 
 @register.filter

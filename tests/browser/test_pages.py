@@ -132,7 +132,16 @@ def save_screenshot(page, path: Path, *, full_page: bool) -> None:
     PILImage.open(path).convert("RGB").quantize(colors=128).save(path, optimize=True)
 
 
+def tour() -> bool:
+    """SAVE_SCREENSHOTS=all: every page in every mode to var/tour/, to look at (never committed)."""
+    return os.environ.get("SAVE_SCREENSHOTS") == "all"
+
+
 def shots_dir(tmp_path) -> Path:
+    if tour():
+        path = Path(settings.BASE_DIR) / "var" / "tour"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
     if os.environ.get("SAVE_SCREENSHOTS") == "1":
         path = Path(settings.BASE_DIR) / "docs" / "screenshots"
         path.mkdir(parents=True, exist_ok=True)
@@ -163,7 +172,7 @@ def test_main_pages_render_cleanly(new_page, client, live_server, showcase, view
     for name, path in PAGES:
         page.goto(path.format(**ids))
         expect(page.locator("main h1").first).to_be_visible()
-        if (name in KEPT and suffix in ("desktop", "phone")) or (name == "dashboard" and "dark" in suffix):
+        if tour() or (name in KEPT and suffix in ("desktop", "phone")) or (name == "dashboard" and "dark" in suffix):
             save_screenshot(page, out / f"{name}-{suffix}.png", full_page=suffix == "desktop")
         # Keyboard users: the skip link is the first stop and lands on the content
         page.keyboard.press("Tab")

@@ -98,7 +98,8 @@ def test_plain_log_lines_are_in_labelled_utc():
 def test_audit_page_shows_details_as_key_value_text(client, user, project):
     import audit
 
-    audit.record(actor=user, action="wallet.topup", target=project, details={"amount": "500.00", "utr": None})
+    details = {"amount": "500.00", "utr": None, "at": "2026-12-05T10:00:00+00:00"}
+    audit.record(actor=user, action="wallet.topup", target=project, details=details)
     audit.record(
         actor=user,
         action="project.updated",
@@ -109,6 +110,7 @@ def test_audit_page_shows_details_as_key_value_text(client, user, project):
     page = client.get(f"/projects/{project.slug}/audit/").content.decode()
     assert "<dt>Amount</dt><dd>500.00</dd>" in page
     assert "<dt>Utr</dt><dd>—</dd>" in page
+    assert "<dt>At</dt><dd>5 Dec 2026, 15:30 IST</dd>" in page  # ISO times: the page's zone, labelled
     assert "<dt>Name</dt><dd>— → Team X</dd>" in page
     assert "<dt>Require 2fa</dt><dd>no → yes</dd>" in page
     assert "{&#x27;" not in page and "{'" not in page  # no Python dict reprs
