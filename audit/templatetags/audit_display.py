@@ -46,4 +46,9 @@ def audit_details(event) -> list[tuple[str, str]]:
     """``[(label, text), …]`` of ``event.details``: "Amount" "500.00", "Role" "member → admin"."""
     details = event.details if isinstance(event.details, dict) else {"details": event.details}
     changes = str(event.action).endswith(CHANGE_SUFFIXES) or "changed" in details
-    return [(_label(key), _text(value, pairs_are_changes=changes)) for key, value in details.items()]
+    rows = []
+    for key, value in details.items():
+        # A nested map ({"changed": {"city": [old, new], …}}) reads as rows of its own.
+        items = value.items() if isinstance(value, dict) and value else [(key, value)]
+        rows += [(_label(k), _text(v, pairs_are_changes=changes)) for k, v in items]
+    return rows

@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 
 from compute.models import Image, ImageReference
 from tests.fixtures.accounts import enrol, login_verified
-from tests.fixtures.browser import DESKTOP, PHONE
+from tests.fixtures.browser import DESKTOP, PHONE, popovers_off_screen
 from tests.fixtures.factories import ImageFactory, PlanFactory, UserFactory
 from tests.fixtures.notifications import build_notifications_showcase
 from tests.fixtures.portal import build_showcase
@@ -61,21 +61,6 @@ KEPT = {
     "notifications",
     "audit",
 }
-# Open confirmation popovers (<details class="confirm">) must fit the screen too.
-POPOVER_OVERFLOW = """(() => {
-  const out = [];
-  for (const d of document.querySelectorAll('main details.confirm')) {
-    if (!d.offsetParent) continue;  // not shown on this page
-    d.open = true;
-    const panel = d.querySelector('.confirm-panel').getBoundingClientRect();
-    const wider = document.documentElement.scrollWidth - window.innerWidth;
-    if (panel.left < 0 || panel.right > window.innerWidth || wider > 0)
-      out.push(`${d.querySelector('summary').textContent.trim()}: ${Math.round(panel.left)}..${Math.round(panel.right)}`
-               + ` of ${window.innerWidth}, page ${wider}px wider`);
-    d.open = false;
-  }
-  return out;
-})()"""
 
 
 @pytest.fixture
@@ -187,7 +172,7 @@ def test_main_pages_render_cleanly(new_page, client, live_server, showcase, view
                .map(el => el.name)"""
         )
         assert unlabelled == [], f"{name}: unlabelled controls {unlabelled}"
-        popovers = page.evaluate(POPOVER_OVERFLOW)
+        popovers = popovers_off_screen(page)
         assert popovers == [], f"{name}: popovers off the {viewport['width']}px screen: {popovers}"
         if "dark" in suffix:
             assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(15, 18, 22)"
