@@ -54,7 +54,7 @@ up: deps vendor
 ## var/static stay. Refuses when DATABASE_URL points at a real database.
 reset-demo: deps
 	@if [ -n "$$DATABASE_URL" ]; then echo "reset-demo wipes only the embedded SQLite default: unset DATABASE_URL" >&2; exit 1; fi
-	rm -rf var/controlplane.sqlite3* var/broker var/simulator var/cache var/audit-archive var/celerybeat-schedule*
+	cd "$${CONTROLPLANE_VAR_DIR:-var}" && rm -rf controlplane.sqlite3* broker simulator cache audit-archive celerybeat-schedule*
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
 
