@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 BIND ?= 127.0.0.1:8000
 
-.PHONY: up processes test venv deps deps-dev migrate seed lint format services bench clean libvirt deps-libvirt vendor
+.PHONY: up reset-demo processes test venv deps deps-dev migrate seed lint format services bench clean libvirt deps-libvirt vendor
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,15 @@ up: deps vendor
 	@echo "  Ctrl-C stops web, worker, scheduler and console proxy."
 	@echo ""
 	@$(MAKE) --no-print-directory processes
+
+## Wipe the embedded default (SQLite database, broker queue, simulator guests, cache, audit
+## archive, beat schedule under var/) and seed it again; stop `make up` first. var/secret_key and
+## var/static stay. Refuses when DATABASE_URL points at a real database.
+reset-demo: deps
+	@if [ -n "$$DATABASE_URL" ]; then echo "reset-demo wipes only the embedded SQLite default: unset DATABASE_URL" >&2; exit 1; fi
+	cd "$${CONTROLPLANE_VAR_DIR:-var}" && rm -rf controlplane.sqlite3* broker simulator cache audit-archive celerybeat-schedule*
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_demo
 
 ## Only web + worker + beat from the Procfile (the end of `make up`); Ctrl-C stops them warm.
 processes:

@@ -110,17 +110,19 @@ class UserAdmin(AuditedAdminMixin, DjangoUserAdmin):
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
-    list_display = ("name", "slug", "kind", "members", "require_2fa", "suspended_at", "created_at")
+    # "member_total", not "members": a model field of that name (the M2M) would win over the
+    # method in the change list and show "accounts.User.None".
+    list_display = ("name", "slug", "kind", "member_total", "require_2fa", "suspended_at", "created_at")
     list_filter = ("kind", "require_2fa", ("suspended_at", admin.EmptyFieldListFilter))
     search_fields = ("name", "slug", "memberships__user__email")
     readonly_fields = ("slug", "kind", "created_at")
     inlines = [MembershipInline]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(member_count=Count("memberships"))
+        return super().get_queryset(request).annotate(member_count=Count("memberships", distinct=True))
 
-    @admin.display(ordering="member_count")
-    def members(self, obj):
+    @admin.display(description="Members", ordering="member_count")
+    def member_total(self, obj):
         return obj.member_count
 
 

@@ -1,6 +1,8 @@
+import zoneinfo
 from datetime import timedelta
 
 from django import forms
+from django.conf import settings
 from django.utils import timezone
 
 from .choices import Role
@@ -87,3 +89,25 @@ class SSHKeyForm(forms.Form):
             return ssh_key_parse(self.cleaned_data["public_key"]).line
         except InvalidSSHKey as exc:
             raise forms.ValidationError(str(exc)) from None
+
+
+def time_zone_choices() -> list[tuple[str, str]]:
+    """Every Area/City zone of the tz database (not the Etc/ and legacy aliases), the
+    operator's default first."""
+    zones = sorted(
+        name
+        for name in zoneinfo.available_timezones()
+        if "/" in name and name.split("/")[0] not in {"Etc", "SystemV", "US", "Brazil", "Canada", "Chile", "Mexico"}
+    )
+    named = [(name, name.replace("_", " ")) for name in zones]
+    return [("", f"Default ({settings.TIME_ZONE})"), ("UTC", "UTC"), *named]
+
+
+class ProfileForm(forms.Form):
+    full_name = forms.CharField(max_length=150, required=False, label="Full name")
+    time_zone = forms.ChoiceField(
+        choices=time_zone_choices,
+        required=False,
+        label="Time zone",
+        help_text="Pages show times in this zone, labelled with its abbreviation. The API answers in UTC.",
+    )

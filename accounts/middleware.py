@@ -1,10 +1,12 @@
 import time
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.contrib import messages
 from django.http import JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils import timezone
 
 from controlplane.api import error_body
 
@@ -76,3 +78,23 @@ class SessionActivityMiddleware:
             if time.time() - request.session.get(SESSION_TOUCHED_AT, 0) > settings.SESSION_TOUCH_SECONDS:
                 session_touch(user=user, request=request)
         return self.get_response(request)
+
+
+class TimeZoneMiddleware:
+    """Pages render times in the user's own zone (Profile page), else in TIME_ZONE
+    (DISPLAY_TIME_ZONE, Asia/Kolkata by default); templates print the zone's abbreviation
+    beside every time. Storage stays UTC. The API is untouched: it answers ISO 8601 in UTC."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        name = getattr(request.user, "time_zone", "") if request.user.is_authenticated else ""
+        try:
+            timezone.activate(ZoneInfo(name)) if name else timezone.deactivate()
+        except (ZoneInfoNotFoundError, ValueError):
+            timezone.deactivate()  # a zone removed from the tz database since it was chosen
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()

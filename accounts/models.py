@@ -44,6 +44,11 @@ class User(AbstractBaseUser, PermissionsMixin):
         default=False, help_text="VM requests of a trusted user are approved without review."
     )
     date_joined = models.DateTimeField(default=timezone.now)
+    time_zone = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="IANA zone the portal shows times in (e.g. Europe/Berlin); empty: the operator's DISPLAY_TIME_ZONE.",
+    )
     session_generation = models.PositiveIntegerField(
         default=0, editable=False, help_text="Raised to end every session of the user at once."
     )

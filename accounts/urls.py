@@ -3,7 +3,7 @@ email) are mounted at /accounts/ by controlplane/urls.py."""
 
 from django.urls import path
 
-from .views import projects, sessions, ssh_keys, tokens, two_factor
+from .views import profile, projects, sessions, ssh_keys, tokens, two_factor
 
 app_name = "accounts"
 urlpatterns = [
@@ -20,6 +20,7 @@ urlpatterns = [
     path("accounts/tokens/", tokens.token_list, name="token_list"),
     path("accounts/tokens/new/", tokens.token_create, name="token_create"),
     path("accounts/tokens/<int:pk>/revoke/", tokens.token_revoke, name="token_revoke"),
+    path("accounts/profile/", profile.profile, name="profile"),
     path("accounts/ssh-keys/", ssh_keys.ssh_key_list, name="ssh_key_list"),
     path("accounts/ssh-keys/new/", ssh_keys.ssh_key_create, name="ssh_key_create"),
     path("accounts/ssh-keys/<int:pk>/delete/", ssh_keys.ssh_key_delete, name="ssh_key_delete"),

@@ -142,6 +142,7 @@ class Action(models.TextChoices):
     USER_DEACTIVATED = "user.deactivated", "User deactivated"  # the account can no longer log in
     USER_REACTIVATED = "user.reactivated", "User reactivated"  # the account can log in again
     USER_PRIVILEGES_CHANGED = "user.privileges_changed", "Privileges changed"  # staff/superuser/groups (from/to)
+    USER_PROFILE_UPDATED = "user.profile_updated", "Profile updated"  # name or display time zone (from/to)
     # Projects
     PROJECT_CREATED = "project.created", "Project created"  # a tenant was created
     PROJECT_UPDATED = "project.updated", "Project updated"  # renamed or 2FA requirement changed (from/to in details)

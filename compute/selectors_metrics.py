@@ -145,7 +145,7 @@ class TransferSummary:
 
 
 def month_bounds(month) -> tuple[datetime, datetime]:
-    tz = timezone.get_current_timezone()
+    tz = timezone.get_default_timezone()  # billing months, whatever zone the page shows
     start = datetime(month.year, month.month, 1, tzinfo=tz)
     end = datetime(month.year + (month.month == 12), month.month % 12 + 1, 1, tzinfo=tz)
     return start.astimezone(UTC), end.astimezone(UTC)

@@ -122,6 +122,11 @@ class PlainFormatter(logging.Formatter):
     def __init__(self, fmt="%(asctime)s %(levelname)s %(name)s %(message)s", **kwargs):
         super().__init__(fmt, **kwargs)
 
+    def formatTime(self, record, datefmt=None):  # noqa: N802 (logging's name)
+        """UTC, labelled (``2026-12-05T23:01:02.345Z``), like the JSON format: Django sets the
+        process's zone to TIME_ZONE (the portal's display zone), which a log must not follow."""
+        return datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         on_record = {name: getattr(record, name, None) for name in CONTEXT_FIELDS}

@@ -60,7 +60,8 @@ FIELD_ENCRYPTION_KEY = os.environ.get("FIELD_ENCRYPTION_KEY", "")
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "" if PRODUCTION else "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
-SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000")
+# Links in mail and webhooks. Unset, it follows `make up`'s BIND (web, worker and beat all get it).
+SITE_URL = os.environ.get("SITE_URL") or f"http://{os.environ.get('BIND') or '127.0.0.1:8000'}"
 
 # Optional pieces, switched on by their variables (plain `if` blocks below).
 # Google sign-in only when both variables are set.
@@ -129,6 +130,8 @@ MIDDLEWARE = [
     "allauth.account.middleware.AccountMiddleware",
     # 2FA enforcement for session users: needs is_verified() from OTPMiddleware.
     "accounts.middleware.TwoFactorMiddleware",
+    # Times on pages in the user's own zone (Profile page): needs request.user.
+    "accounts.middleware.TimeZoneMiddleware",
     # Flash messages stored in the session.
     "django.contrib.messages.middleware.MessageMiddleware",
     # X-Frame-Options: DENY on every response.
@@ -435,7 +438,7 @@ ACCOUNT_PREVENT_ENUMERATION = True
 ACCOUNT_REAUTHENTICATION_REQUIRED = True  # email changes ask for the password again
 ACCOUNT_EMAIL_NOTIFICATIONS = True  # mail the user when the password or email changes
 ACCOUNT_LOGOUT_ON_GET = False
-ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Control Plane] "
+# Subjects and bodies of allauth's mail are branded with OPERATOR_NAME (accounts/adapter.py).
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
 # allauth's rate limits (see docs/SECURITY.md); failed logins per account+IP are
 # django-axes' job, these catch spraying from one address and slow attacks on one account.

@@ -21,6 +21,7 @@ from .users import (
     user_deactivate,
     user_email_verified,
     user_privileges_record,
+    user_profile_update,
     user_reactivate,
     user_register,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "user_deactivate",
     "user_email_verified",
     "user_privileges_record",
+    "user_profile_update",
     "user_reactivate",
     "user_register",
 ]

@@ -88,3 +88,18 @@ def user_privileges_record(*, user: User, actor, changes: dict, request=None) ->
     """Note a change of operator privileges (staff, superuser, groups, permissions) made
     in the admin: ``changes`` is ``{field: [old, new]}``. Critical in the security feed."""
     audit.record(actor=actor, action="user.privileges_changed", target=user, details=changes, request=request)
+
+
+@transaction.atomic
+def user_profile_update(*, user: User, full_name: str, time_zone: str, request=None) -> User:
+    """The Profile page: a name and the zone the portal shows times in ("" = the operator's
+    default). ``time_zone`` must be a zone of the tz database (the form's choices are)."""
+    changes = {}
+    for field, value in (("full_name", full_name.strip()), ("time_zone", time_zone)):
+        if getattr(user, field) != value:
+            changes[field] = [getattr(user, field), value]
+            setattr(user, field, value)
+    if changes:
+        user.save(update_fields=list(changes))
+        audit.record(actor=user, action="user.profile_updated", target=user, details=changes, request=request)
+    return user

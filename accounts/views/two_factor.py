@@ -90,7 +90,10 @@ def two_factor_verify(request):
     if request.method == "POST" and form.is_valid():
         device = otp_verify(user=request.user, token=form.cleaned_data["otp_token"])
         if device is not None:
+            reconfirm = request.user.is_verified()
             otp_mark_verified(request, device)
+            if not reconfirm:
+                messages.success(request, f"Signed in as {request.user.email}.")
             return redirect(next_url)
         services.login_failure_record(identifier=request.user.email, reason="otp", request=request)
         form.add_error("otp_token", "That code is not right (or you tried too often: wait a moment).")

@@ -299,7 +299,7 @@ def invoice_pdf(invoice: Invoice, *, compress: bool = True) -> bytes:
     pdf = DocumentPDF(f"Tax invoice {invoice.number}")
     # period_end is exclusive (the first instant not supplied): the last day supplied is the day before it.
     last_instant = invoice.period_end - timedelta(microseconds=1)
-    start, last = (timezone.localtime(t) for t in (invoice.period_start, last_instant))
+    start, last = (timezone.localtime(t, timezone.get_default_timezone()) for t in (invoice.period_start, last_instant))
     details = _common_details(invoice, "Invoice no.", "Invoice date")
     details.insert(2, ("Supply period", f"{start:%d/%m/%Y} to {last:%d/%m/%Y}"))
     _header(pdf, invoice, "TAX INVOICE", details)

@@ -52,7 +52,7 @@ def trial_grant(*, user, email: str, request=None) -> TrialGrant | None:
         wallet=wallet,
         kind=EntryKind.TRIAL,
         amount=settings.trial_amount,
-        description=f"Trial credit (expires {timezone.localtime(expires):%d %b %Y})",
+        description=f"Trial credit (expires {timezone.localtime(expires, timezone.get_default_timezone()):%d %b %Y})",
         actor=ACTOR,
         at=now,
     )

@@ -27,7 +27,7 @@ from ..choices import EntryKind
 from ..gst import tax_heads
 from ..models import BillingSettings, SupplierRegistration, UsageCharge, UsageRecord, Wallet
 from ..money import ZERO, paise
-from ..periods import HOUR, month_of
+from ..periods import HOUR, billing_tz, month_of
 from ..selectors import billing_settings_get, registration_by_hypervisor, treatment_for, usage_uncharged_project_ids
 from .ledger import entries_post, entry_post, wallet_lock, wallet_profile
 from .metering import meter_horizon, usage_meter
@@ -169,7 +169,8 @@ def usage_charge_wallets(
         )  # fmt: skip
         if taxable + tax:
             description = (
-                f"Usage {timezone.localtime(hour_from):%d %b %H:%M} to {timezone.localtime(hour_to):%d %b %H:%M}"
+                f"Usage {hour_from.astimezone(billing_tz()):%d %b %H:%M} "
+                f"to {hour_to.astimezone(billing_tz()):%d %b %H:%M}"
                 f" ({len(month_rows)} VM-hours)"
             )
             postings.append((wallet, EntryKind.USAGE, -(taxable + tax), description))

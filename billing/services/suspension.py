@@ -30,6 +30,7 @@ from controlplane.errors import Conflict, InvalidInput, ServiceError
 
 from ..models import Wallet
 from ..money import format_inr
+from ..periods import billing_tz
 from ..selectors import billing_settings_get, suspension_due_project_ids
 from .ledger import wallet_lock
 
@@ -73,7 +74,7 @@ def suspension_apply(*, project_id: int, now: datetime | None = None) -> bool:
     if not overdue or project.is_suspended:
         return False
     reason = (
-        f"Wallet below zero since {timezone.localtime(wallet.negative_since):%d %b %Y %H:%M} "
+        f"Wallet below zero since {wallet.negative_since.astimezone(billing_tz()):%d %b %Y %H:%M} "
         f"(₹{format_inr(wallet.balance)}); top up to lift."
     )
     Project.objects.filter(pk=project_id).update(suspended_at=now, suspended_reason=reason[:255])

@@ -57,7 +57,7 @@ def interval_seconds() -> int:
 
 
 def month_of(moment: datetime):
-    return timezone.localtime(moment).date().replace(day=1)
+    return timezone.localtime(moment, timezone.get_default_timezone()).date().replace(day=1)
 
 
 @dataclass

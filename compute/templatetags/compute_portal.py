@@ -32,3 +32,19 @@ def mib(value) -> str:
     if value >= 1024:
         return f"{value / 1024:.1f} GiB"
     return f"{value} MiB"
+
+
+@register.filter
+def took(started, finished) -> str:
+    """How long an operation ran, to the second: "4 s", "2 min 5 s", "1 h 3 min"
+    (Django's timesince rounds a four-second stop down to "0 minutes")."""
+    if not started or not finished:
+        return ""
+    seconds = max(0, round((finished - started).total_seconds()))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"

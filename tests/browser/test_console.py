@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.test_pages import browser_as, save_screenshot, shots_dir
-from tests.fixtures.browser import PageErrors, wait_for_value
+from tests.fixtures.browser import PHONE, PageErrors, popovers_off_screen, wait_for_value
 from tests.fixtures.console import running_sim_vm
 from workers.drivers.simulator import console
 from workers.drivers.simulator.console import Screen, render
@@ -73,6 +73,12 @@ def test_the_screen_shows_types_and_ends_with_the_vm(
     screen.key("root")
     wait_for_value(page, CANVAS_DIGEST, screen_digest(screen).__eq__)
     save_screenshot(page, shots_dir(tmp_path) / "console-simulator-desktop.png", full_page=False)
+    # The page and its Paste box fit a 1366 px laptop and a 390 px phone
+    for width in (1366, PHONE["width"]):
+        page.set_viewport_size({"width": width, "height": 800})
+        assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0, width
+        assert popovers_off_screen(page) == [], width
+    page.set_viewport_size({"width": 1366, "height": 800})
     # Ctrl-Alt-Del reaches the guest (the simulator "reboots" its screen)
     page.get_by_role("button", name="Ctrl-Alt-Del").click()
     screen.ctrl_alt_del()

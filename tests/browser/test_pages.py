@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 
 from compute.models import Image, ImageReference
 from tests.fixtures.accounts import enrol, login_verified
-from tests.fixtures.browser import DESKTOP, PHONE
+from tests.fixtures.browser import DESKTOP, PHONE, popovers_off_screen
 from tests.fixtures.factories import ImageFactory, PlanFactory, UserFactory
 from tests.fixtures.notifications import build_notifications_showcase
 from tests.fixtures.portal import build_showcase
@@ -25,8 +25,11 @@ pytestmark = pytest.mark.browser
 PAGES = [
     ("dashboard", "/projects/{slug}/dashboard/"),
     ("vms", "/projects/{slug}/vms/"),
+    ("vm", "/projects/{slug}/vms/{active}/"),
+    ("vm-stopped", "/projects/{slug}/vms/{stopped}/"),
     ("vm-building", "/projects/{slug}/vms/{building}/"),
     ("vm-failed", "/projects/{slug}/vms/{failed}/"),
+    ("vm-metrics", "/projects/{slug}/vms/{active}/metrics/"),
     ("request-new", "/projects/{slug}/requests/new/"),
     ("requests", "/projects/{slug}/requests/"),
     ("billing-usage", "/billing/{slug}/usage/"),
@@ -34,7 +37,10 @@ PAGES = [
     ("billing-invoices", "/billing/{slug}/invoices/"),
     ("members", "/projects/{slug}/"),
     ("security", "/accounts/2fa/"),
+    ("tokens", "/accounts/tokens/"),
     ("sessions", "/accounts/sessions/"),
+    ("profile", "/accounts/profile/"),
+    ("projects", "/projects/"),
     ("audit", "/projects/{slug}/audit/"),
     ("ssh-keys", "/accounts/ssh-keys/"),
     ("notifications", "/notifications/"),
@@ -43,7 +49,18 @@ PAGES = [
     ("webhook", "/projects/{slug}/webhooks/{webhook}/"),
 ]
 # Saved to docs/screenshots/ (desktop and phone); the others are checked, not kept.
-KEPT = {"dashboard", "vms", "vm-building", "vm-failed", "request-new", "billing-usage", "members", "security"}
+KEPT = {
+    "dashboard",
+    "vms",
+    "vm",
+    "vm-building",
+    "vm-failed",
+    "request-new",
+    "billing-usage",
+    "billing-wallet",
+    "notifications",
+    "audit",
+}
 
 
 @pytest.fixture
@@ -100,7 +117,16 @@ def save_screenshot(page, path: Path, *, full_page: bool) -> None:
     PILImage.open(path).convert("RGB").quantize(colors=128).save(path, optimize=True)
 
 
+def tour() -> bool:
+    """SAVE_SCREENSHOTS=all: every page in every mode to var/tour/, to look at (never committed)."""
+    return os.environ.get("SAVE_SCREENSHOTS") == "all"
+
+
 def shots_dir(tmp_path) -> Path:
+    if tour():
+        path = Path(settings.BASE_DIR) / "var" / "tour"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
     if os.environ.get("SAVE_SCREENSHOTS") == "1":
         path = Path(settings.BASE_DIR) / "docs" / "screenshots"
         path.mkdir(parents=True, exist_ok=True)
@@ -110,13 +136,20 @@ def shots_dir(tmp_path) -> Path:
 
 @pytest.mark.parametrize(
     ("viewport", "scheme", "suffix"),
-    [(DESKTOP, "light", "desktop"), (PHONE, "light", "phone"), (DESKTOP, "dark", "desktop-dark")],
+    [
+        (DESKTOP, "light", "desktop"),
+        (PHONE, "light", "phone"),
+        (DESKTOP, "dark", "desktop-dark"),
+        (PHONE, "dark", "phone-dark"),
+    ],
 )
 def test_main_pages_render_cleanly(new_page, client, live_server, showcase, viewport, scheme, suffix, tmp_path):
     page = browser_as(new_page, client, live_server, showcase["user"], showcase["device"], viewport, scheme)
     out = shots_dir(tmp_path)
     ids = {
         "slug": showcase["project"].slug,
+        "active": showcase["vms"]["web-1"].pk,
+        "stopped": showcase["vms"]["db-1"].pk,
         "building": showcase["vms"]["ci-runner"].pk,
         "failed": showcase["vms"]["staging"].pk,
         "webhook": showcase["webhook"].pk,
@@ -124,8 +157,8 @@ def test_main_pages_render_cleanly(new_page, client, live_server, showcase, view
     for name, path in PAGES:
         page.goto(path.format(**ids))
         expect(page.locator("main h1").first).to_be_visible()
-        if (name in KEPT and suffix != "desktop-dark") or name == "dashboard":
-            save_screenshot(page, out / f"{name}-{suffix}.png", full_page=suffix != "phone")
+        if tour() or (name in KEPT and suffix in ("desktop", "phone")) or (name == "dashboard" and "dark" in suffix):
+            save_screenshot(page, out / f"{name}-{suffix}.png", full_page=suffix == "desktop")
         # Keyboard users: the skip link is the first stop and lands on the content
         page.keyboard.press("Tab")
         expect(page.locator(".skip-link")).to_be_focused()
@@ -139,7 +172,9 @@ def test_main_pages_render_cleanly(new_page, client, live_server, showcase, view
                .map(el => el.name)"""
         )
         assert unlabelled == [], f"{name}: unlabelled controls {unlabelled}"
-        if suffix == "desktop-dark":
+        popovers = popovers_off_screen(page)
+        assert popovers == [], f"{name}: popovers off the {viewport['width']}px screen: {popovers}"
+        if "dark" in suffix:
             assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(15, 18, 22)"
     assert page.errors == []
 

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 
 import pytest
@@ -51,6 +52,45 @@ def wait_until(predicate, timeout: float, interval: float = 0.1, message: str = 
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def make_up_processes(tmp_path):
+    """`make up` on the embedded default in ``tmp_path/var`` (SQLite, filesystem broker, the
+    seeded simulator): migrate and seed, then `make processes` (web, worker, beat, console
+    proxy) on a free port, as its own process group. Returns (process, bind, log path, env)
+    once /healthz answers and the worker is ready."""
+    from bench.stack import INHERITED_NOT
+
+    env = {key: value for key, value in os.environ.items() if not key.startswith((*INHERITED_NOT, "MAKE"))}
+    env.update({"CONTROLPLANE_VAR_DIR": str(tmp_path / "var"), "PYTHONUNBUFFERED": "1"})
+    env["CONSOLE_PROXY_LISTEN"] = f"127.0.0.1:{free_port()}"  # the Procfile's console proxy, off a shared port
+    for command in (["migrate", "--noinput"], ["seed_demo"]):
+        subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True, capture_output=True)
+    bind = f"127.0.0.1:{free_port()}"
+    log = tmp_path / "processes.log"
+    with open(log, "wb") as out:
+        make = subprocess.Popen(
+            ["make", "--no-print-directory", "processes", f"BIND={bind}", f"PY={sys.executable}"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_until(lambda: b" ready." in log.read_bytes() and answers(f"http://{bind}/healthz"), 120, message="up")
+    except BaseException:
+        os.killpg(make.pid, signal.SIGKILL)
+        raise
+    return make, bind, log, env
 
 
 @pytest.fixture

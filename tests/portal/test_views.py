@@ -24,19 +24,8 @@ def messages_of(response) -> list[str]:
 
 
 @pytest.fixture
-def vm(project, user, plan, image, simulator):
-    return VirtualMachine.objects.create(
-        project=project,
-        owner=user,
-        name="web-1",
-        plan=plan,
-        image=image,
-        hypervisor=simulator,
-        status=VMStatus.ACTIVE,
-        power_state="running",
-        backend_id="sim-1",
-        ip_addresses=["10.0.0.5"],
-    )
+def vm(active_vm):
+    return active_vm
 
 
 @pytest.fixture

@@ -37,11 +37,11 @@ DEMO_SUPPLIER = {
     "pin": "411001",
     "gstin": "27AAPFU0939F1ZV",
     "state_code": "27",
-    "authorised_signatory": "Demo Admin",
+    "authorised_signatory": "Asha Operator",
 }
 
 DEMO_PROFILE = {
-    "legal_name": "Demo User",
+    "legal_name": "Priya Sharma",
     "address_line1": "Demo address, change on the billing profile page",
     "city": "Mumbai",
     "pin": "400001",

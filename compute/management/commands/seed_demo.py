@@ -39,10 +39,10 @@ class Command(BaseCommand):
         demo_password = os.environ.get("DEMO_USER_PASSWORD", "demo-user-pass")
         if not User.objects.filter(email=ADMIN_EMAIL).exists():
             account_services.user_create(
-                email=ADMIN_EMAIL, password=admin_password, full_name="Demo Admin", is_staff=True, is_superuser=True
+                email=ADMIN_EMAIL, password=admin_password, full_name="Asha Operator", is_staff=True, is_superuser=True
             )
         if not User.objects.filter(email=DEMO_EMAIL).exists():
-            account_services.user_create(email=DEMO_EMAIL, password=demo_password, full_name="Demo User")
+            account_services.user_create(email=DEMO_EMAIL, password=demo_password, full_name="Priya Sharma")
         hypervisor, _ = Hypervisor.objects.get_or_create(
             name="sim-local",
             defaults={
