@@ -80,7 +80,8 @@ ENDORSEMENTS = {
 }
 
 _GSTIN_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_GSTIN_SHAPE = re.compile(r"^[0-9]{2}[A-Z]{5}[0-9]{4}[A-Z][1-9A-Z][A-Z0-9][0-9A-Z]$")
+GSTIN_SHAPE = "[0-9]{2}[A-Z]{5}[0-9]{4}[A-Z][1-9A-Z][A-Z0-9][0-9A-Z]"
+_GSTIN_SHAPE = re.compile(f"^{GSTIN_SHAPE}$")
 
 
 class GSTINError(ValueError):
