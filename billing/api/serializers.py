@@ -1,10 +1,11 @@
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import RegexValidator
 from django.urls import reverse
 from rest_framework import serializers
 
 from controlplane.api import JSONTypesMixin
 
-from ..gst import GSTIN_SHAPE, STATES
+from ..gst import GSTIN_SHAPE, STATES, GSTINError, validate_gstin
 from ..models import BillingProfile, CreditNote, Invoice, InvoiceLine, LedgerEntry, ReceiptVoucher, Wallet
 from ..services.config import PROFILE_FIELDS
 
@@ -186,6 +187,23 @@ _FIELD_RULES = {
 }
 
 
+class GSTINShapeValidator(RegexValidator):
+    """The GSTIN's shape (drf-spectacular writes the regex into the schema); when it does
+    not match, the message says what is wrong, as ``billing.gst.validate_gstin`` does."""
+
+    regex = f"^{GSTIN_SHAPE}$"
+
+    def __call__(self, value):
+        try:
+            super().__call__(value)
+        except DjangoValidationError:
+            try:
+                validate_gstin(value)
+            except GSTINError as exc:
+                raise DjangoValidationError(str(exc)) from None
+            raise
+
+
 class BillingProfileInputSerializer(BillingProfileSerializer):
     """A project's billing profile. Rules across fields (billing_profile_validate):
     in India (`country` IN, the default) a 6-digit PIN not starting with 0, a state in
@@ -195,7 +213,7 @@ class BillingProfileInputSerializer(BillingProfileSerializer):
     gstin = serializers.CharField(
         required=False,
         allow_blank=True,
-        validators=[RegexValidator(f"^{GSTIN_SHAPE}$", "A GSTIN is 15 capital letters and digits.")],
+        validators=[GSTINShapeValidator()],
     )
 
     class Meta(BillingProfileSerializer.Meta):
