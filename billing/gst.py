@@ -81,15 +81,20 @@ ENDORSEMENTS = {
 }
 
 _GSTIN_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_GSTIN_SHAPE = re.compile(r"^[0-9]{2}[A-Z]{5}[0-9]{4}[A-Z][1-9A-Z][A-Z0-9][0-9A-Z]$")
+GSTIN_SHAPE = "[0-9]{2}[A-Z]{5}[0-9]{4}[A-Z][1-9A-Z][A-Z0-9][0-9A-Z]"
+_GSTIN_SHAPE = re.compile(f"^{GSTIN_SHAPE}$")
 # Registrations that are not a regular GSTIN but identify a recipient the same way
 # (15 characters, state code first, same check character):
 # - GST-TDS (s.51, government deductors): state + TAN (4 letters, 1 letter/digit,
 #   4 digits, 1 letter) + entity number + "D" + check;
 # - UIN (s.25(9), UN bodies, embassies, consulates): state + 2 digits + 3-letter
 #   country/body code + 5 digits + "UN"/"ON" + check.
-_GST_TDS_SHAPE = re.compile(r"^[0-9]{2}[A-Z]{4}[A-Z0-9][0-9]{4}[A-Z][1-9A-Z]D[0-9A-Z]$")
-_UIN_SHAPE = re.compile(r"^[0-9]{4}[A-Z]{3}[0-9]{5}[UO]N[0-9A-Z]$")
+GST_TDS_SHAPE = "[0-9]{2}[A-Z]{4}[A-Z0-9][0-9]{4}[A-Z][1-9A-Z]D[0-9A-Z]"
+UIN_SHAPE = "[0-9]{4}[A-Z]{3}[0-9]{5}[UO]N[0-9A-Z]"
+_GST_TDS_SHAPE = re.compile(f"^{GST_TDS_SHAPE}$")
+_UIN_SHAPE = re.compile(f"^{UIN_SHAPE}$")
+# Any of the three (a billing profile's `gstin` holds the one its registration_type names).
+RECIPIENT_ID_SHAPE = f"(?:{GSTIN_SHAPE})|(?:{GST_TDS_SHAPE})|(?:{UIN_SHAPE})"
 
 
 class GSTINError(ValueError):

@@ -6,7 +6,7 @@ from hh:30 to hh+1:30 UTC and months and financial years end exactly on a
 slot boundary. A zone without daylight saving time is assumed.
 """
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import MAXYEAR, MINYEAR, UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -48,9 +48,12 @@ def previous_month(month: date) -> date:
 
 
 def parse_month(value: str | None, default: date) -> date:
-    """``"2025-04"`` → 2025-04-01; anything unparsable gives ``default``."""
+    """``"2025-04"`` → 2025-04-01; anything unparsable gives ``default``, and so does a
+    year at the calendar's edge (1 or 9999: the month before or after, or the month's
+    start in UTC, would overflow: a 500 on ``?month=9999-12``)."""
     try:
         year, month = (int(part) for part in (value or "").split("-"))
-        return date(year, month, 1)
+        first = date(year, month, 1)
     except ValueError:
         return default
+    return first if MINYEAR < year < MAXYEAR else default

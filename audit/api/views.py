@@ -1,5 +1,7 @@
+import re
+
 from rest_framework import generics
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
 
 from accounts.choices import Role
@@ -14,10 +16,20 @@ from .serializers import AuditEventSerializer, SecurityEventSerializer
 
 
 class AuditEventPagination(CursorPagination):
+    """DRF's cursor, whose position (the last id seen) must be a whole number: a crafted
+    cursor carrying text (``p=2026-01-01``) was a 500 when the query ran; now a 404
+    "Invalid cursor", like any cursor that cannot be decoded."""
+
     ordering = "-id"
     page_size = 50
     max_page_size = 500
     page_size_query_param = "page_size"
+
+    def decode_cursor(self, request):
+        cursor = super().decode_cursor(request)
+        if cursor is not None and cursor.position is not None and not re.fullmatch("-?[0-9]+", cursor.position):
+            raise NotFound(self.invalid_cursor_message)
+        return cursor
 
 
 class ProjectAuditEventListApi(ProjectScopedMixin, generics.ListAPIView):

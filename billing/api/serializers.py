@@ -1,10 +1,12 @@
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import RegexValidator
 from django.urls import reverse
 from rest_framework import serializers
 
 from controlplane.api import JSONTypesMixin
 
 from ..choices import SupplyType
-from ..gst import STATES
+from ..gst import RECIPIENT_ID_SHAPE, STATES, GSTINError, validate_gstin
 from ..models import BillingProfile, CreditNote, Invoice, InvoiceLine, LedgerEntry, ReceiptVoucher, Wallet
 from ..selectors import billing_settings_get
 from ..services.config import PROFILE_FIELDS
@@ -179,8 +181,6 @@ class ReceiptSerializer(DocumentSerializer):
 
 
 class BillingProfileSerializer(JSONTypesMixin, serializers.ModelSerializer):
-    """Validation is the service's (billing_profile_validate): one set of rules."""
-
     state_code = serializers.ChoiceField(choices=[*STATES, ""], required=False, allow_blank=True)
     gstin = serializers.CharField(required=False, allow_blank=True)
     updated_at = serializers.DateTimeField(
@@ -191,6 +191,60 @@ class BillingProfileSerializer(JSONTypesMixin, serializers.ModelSerializer):
         model = BillingProfile
         fields = [*PROFILE_FIELDS, "updated_at"]
         extra_kwargs = {name: {"validators": []} for name in fields}
+
+
+# What the schema can say of each field (each pattern refuses "" where blank is allowed:
+# an empty value is the schema's other branch). billing_profile_validate has the same rules
+# and those across fields, which a JSON Schema cannot state (in the description below).
+_NO_NUL = "[^\\x00]"
+_NOT_BLANK = f"^{_NO_NUL}*[^\\s\\x00]{_NO_NUL}*$"
+_AT_LEAST_3 = f"^{_NO_NUL}*[^\\s\\x00]{_NO_NUL}+[^\\s\\x00]{_NO_NUL}*$"
+_FIELD_RULES = {
+    "legal_name": (_AT_LEAST_3, "Required (at least 3 characters)."),
+    "address_line1": (_AT_LEAST_3, "Required (at least 3 characters)."),
+    "address_line2": (f"^{_NO_NUL}+$", "No NUL characters."),
+    "city": (_AT_LEAST_3, "Required (at least 3 characters)."),
+    "pin": (_NOT_BLANK, "Required (the postal code)."),
+    "country": ("^[A-Za-z]{2}$", "A two-letter ISO country code such as IN or US."),
+}
+
+
+class GSTINShapeValidator(RegexValidator):
+    """The shape of a GSTIN, a GST-TDS registration or a UIN (drf-spectacular writes the regex
+    into the schema; which one the profile's ``registration_type`` names is checked by the
+    service); when it matches none, the message says what is wrong, as
+    ``billing.gst.validate_gstin`` does."""
+
+    regex = f"^(?:{RECIPIENT_ID_SHAPE})$"
+
+    def __call__(self, value):
+        try:
+            super().__call__(value)
+        except DjangoValidationError:
+            try:
+                validate_gstin(value)
+            except GSTINError as exc:
+                raise DjangoValidationError(str(exc)) from None
+            raise
+
+
+class BillingProfileInputSerializer(BillingProfileSerializer):
+    """A project's billing profile. Rules across fields (billing_profile_validate):
+    in India (`country` IN, the default) a 6-digit PIN not starting with 0, a state in
+    `state_code`, and a `gstin` (optional; required for an SEZ) valid with its check
+    character whose first two digits are that state; abroad no `gstin` and `is_sez` false."""
+
+    gstin = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        validators=[GSTINShapeValidator()],
+    )
+
+    class Meta(BillingProfileSerializer.Meta):
+        extra_kwargs = {
+            name: {"validators": [RegexValidator(*_FIELD_RULES[name])] if name in _FIELD_RULES else []}
+            for name in BillingProfileSerializer.Meta.fields
+        }
 
 
 class PlanPriceSerializer(serializers.Serializer):

@@ -18,6 +18,7 @@ from ..documents import pdf
 from ..models import BillingProfile
 from ..periods import month_of, parse_month
 from .serializers import (
+    BillingProfileInputSerializer,
     BillingProfileSerializer,
     CreditNoteSerializer,
     InvoiceDetailSerializer,
@@ -147,9 +148,9 @@ class ProjectBillingProfileApi(BillingApi, APIView):
     def project_role_needed(self) -> str:
         return Role.ADMIN if self.request.method == "PUT" else Role.VIEWER
 
-    @extend_schema(request=BillingProfileSerializer, responses=BillingProfileSerializer)
+    @extend_schema(request=BillingProfileInputSerializer, responses=BillingProfileSerializer)
     def put(self, request, slug):
-        serializer = BillingProfileSerializer(data=request.data)
+        serializer = BillingProfileInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         profile = services.billing_profile_update(project=self.project, actor=request.user, **serializer.validated_data)
         return Response(BillingProfileSerializer(profile).data)

@@ -8,7 +8,8 @@ from rest_framework.response import Response
 
 from accounts.security import check_recent_otp
 from compute import selectors, services
-from compute.models import Image, Plan, Snapshot
+from compute.models import Image, Plan, Snapshot, name_validator
+from controlplane.api import IdField, JSONTypesMixin
 from controlplane.errors import NotFound
 
 from .serializers import ActionAcceptedSerializer
@@ -20,12 +21,21 @@ class SnapshotSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "state", "size_bytes", "created_at", "missing_since"]
 
 
-class SnapshotCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=63)
+class SnapshotCreateSerializer(JSONTypesMixin, serializers.Serializer):
+    # Not trimmed: the pattern in the schema is the whole rule (" db1" is refused, not cleaned).
+    name = serializers.CharField(max_length=63, trim_whitespace=False, validators=[name_validator])
 
 
-class ResizeSerializer(serializers.Serializer):
-    plan = serializers.PrimaryKeyRelatedField(queryset=Plan.objects.filter(active=True))
+class ResizeSerializer(JSONTypesMixin, serializers.Serializer):
+    plan = IdField(queryset=Plan.objects.filter(active=True), help_text="The plan to move to (/api/v1/plans/).")
+
+
+class ResizeQuerySerializer(serializers.Serializer):
+    """``GET .../resize/?plan=<id>``: the preview's one (required) parameter."""
+
+    plan = serializers.PrimaryKeyRelatedField(
+        queryset=Plan.objects.filter(active=True), help_text="The plan to preview (/api/v1/plans/)."
+    )
 
 
 class RebuildSerializer(serializers.Serializer):
@@ -60,7 +70,7 @@ class VMDay2Mixin:
         description="Take a snapshot (409 at the plan's limit, while another action runs, or where the "
         "hypervisor has no snapshots).",
     )
-    @action(detail=True, methods=["get", "post"])
+    @action(detail=True, methods=["get", "post"], pagination_class=None, filter_backends=[])
     def snapshots(self, request, pk=None):
         vm = self.get_object()
         if request.method == "GET":
@@ -95,14 +105,16 @@ class VMDay2Mixin:
     @extend_schema(
         methods=["GET"],
         request=None,
+        parameters=[ResizeQuerySerializer],
         responses={200: ResizePreviewSerializer},
         description="What resizing to ?plan=<id> would do: allowed or why not, and whether the VM is restarted.",
     )
     @extend_schema(methods=["POST"], request=ResizeSerializer, responses={202: ActionAcceptedSerializer})
-    @action(detail=True, methods=["get", "post"])
+    @action(detail=True, methods=["get", "post"], filter_backends=[])
     def resize(self, request, pk=None):
         vm = self.get_object()
-        body = ResizeSerializer(data=request.data if request.method == "POST" else request.query_params)
+        serializer = ResizeSerializer if request.method == "POST" else ResizeQuerySerializer
+        body = serializer(data=request.data if request.method == "POST" else request.query_params)
         body.is_valid(raise_exception=True)
         plan = body.validated_data["plan"]
         if request.method == "GET":

@@ -7,8 +7,10 @@ project's VM is a 404. Bad query parameters answer 400 with the reason.
 
 from datetime import timedelta
 
+from django.core.validators import RegexValidator
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -16,41 +18,53 @@ from rest_framework.views import APIView
 from accounts.choices import Role
 from accounts.selectors import project_require_role
 from compute import selectors
+from compute.choices import AlertKind
 from compute.models import VirtualMachine, VMAlertRule
 from compute.selectors_metrics import MAX_POINTS, METRICS, metric_series, vm_transfer_month
 from compute.services import alerts
-from controlplane.errors import NotFound
+from controlplane.api import DateTimeParameter, JSONTypesMixin
+from controlplane.errors import InvalidInput, NotFound
 
 MAX_RANGE = timedelta(days=366)
 
 
+# ?metric=: one or more names, comma-separated, no spaces (the schema's pattern is the rule).
+METRIC_NAMES = "|".join(METRICS)
+METRIC_PATTERN = f"^({METRIC_NAMES})(,({METRIC_NAMES}))*$"
+
+
 class MetricsQuerySerializer(serializers.Serializer):
+    """``from`` / ``to`` are Python keywords: read into ``start`` / ``end``. An empty
+    value is refused like a malformed one (leave the parameter out for the default)."""
+
     metric = serializers.CharField(
-        required=False, default=",".join(METRICS), help_text=f"Comma-separated: {', '.join(METRICS)}."
+        required=False,
+        default=",".join(METRICS),
+        trim_whitespace=False,
+        validators=[RegexValidator(METRIC_PATTERN, f"Comma-separated, from: {', '.join(METRICS)}.")],
     )
-    start = serializers.DateTimeField(required=False, help_text="ISO 8601; default: an hour before `to`.")
-    end = serializers.DateTimeField(required=False, help_text="ISO 8601; default: now.")
-    step = serializers.IntegerField(required=False, min_value=60, max_value=86400, help_text="Seconds per point.")
+    start = DateTimeParameter(required=False)
+    end = DateTimeParameter(required=False)
+    step = serializers.IntegerField(required=False, min_value=60, max_value=86400)
 
     def to_internal_value(self, data):
-        data = {k: v for k, v in data.items() if k not in ("from", "to")} | {
-            "start": data.get("from") or None,
-            "end": data.get("to") or None,
-        }
-        return super().to_internal_value({k: v for k, v in data.items() if v is not None})
+        renamed = {"from": "start", "to": "end"}
+        data = {renamed.get(key, key): data[key] for key in data if key in ("metric", "step", "from", "to")}
+        try:
+            return super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            back = {value: key for key, value in renamed.items()}
+            raise serializers.ValidationError({back.get(k, k): v for k, v in exc.detail.items()}) from None
 
     def validate_metric(self, value):
-        names = [name.strip() for name in value.split(",") if name.strip()]
-        unknown = [name for name in names if name not in METRICS]
-        if unknown or not names:
-            raise serializers.ValidationError(
-                f"Unknown metric {', '.join(unknown) or '(none)'}; use {', '.join(METRICS)}."
-            )
-        return list(dict.fromkeys(names))
+        return list(dict.fromkeys(value.split(",")))
 
     def validate(self, attrs):
         end = attrs.get("end") or timezone.now()
-        start = attrs.get("start") or end - timedelta(hours=1)
+        try:
+            start = attrs.get("start") or end - timedelta(hours=1)
+        except OverflowError:  # to=0001-01-01T00:30:00Z
+            raise serializers.ValidationError({"to": ["Too early for the default `from`: give `from` too."]}) from None
         if start >= end:
             raise serializers.ValidationError({"from": ["Must be before `to`."]})
         if end - start > MAX_RANGE:
@@ -73,10 +87,22 @@ def vm_for(request, pk) -> VirtualMachine:
 class VMMetricsApi(APIView):
     @extend_schema(
         parameters=[
-            OpenApiParameter("metric", str, description=f"Comma-separated: {', '.join(METRICS)} (default all)."),
-            OpenApiParameter("from", str, description="ISO 8601 start; default an hour before `to`."),
-            OpenApiParameter("to", str, description="ISO 8601 end; default now."),
-            OpenApiParameter("step", int, description="Seconds per point, 60..86400; default about 720 points."),
+            OpenApiParameter(
+                "metric",
+                {"type": "string", "pattern": METRIC_PATTERN},
+                description=f"Comma-separated: {', '.join(METRICS)} (default all).",
+            ),
+            OpenApiParameter(
+                "from",
+                OpenApiTypes.DATETIME,
+                description="RFC 3339 start; default an hour before `to`. Before `to`, at most 366 days before it.",
+            ),
+            OpenApiParameter("to", OpenApiTypes.DATETIME, description="RFC 3339 end; default now."),
+            OpenApiParameter(
+                "step",
+                {"type": "integer", "minimum": 60, "maximum": 86400},
+                description=f"Seconds per point; default about 720 points, at most {MAX_POINTS} points.",
+            ),
         ],
         responses={200: dict},
         description="Column-wise series: `t` (unix seconds) and one list per column in `values`; "
@@ -122,6 +148,41 @@ class AlertRuleSerializer(serializers.ModelSerializer):
         return [{"state": e.state, "value": e.value, "at": e.at} for e in rule.events.all()[:20]]
 
 
+class _AlertRuleInput(JSONTypesMixin, serializers.Serializer):
+    duration_minutes = serializers.IntegerField(
+        required=False, default=10, min_value=0, max_value=1440, help_text="CPU only: minutes above the threshold."
+    )
+
+
+@extend_schema_field({"type": "string", "enum": [AlertKind.CPU.value]})
+class _CPUKindField(serializers.ChoiceField):
+    pass
+
+
+@extend_schema_field({"type": "string", "enum": [AlertKind.TRANSFER.value]})
+class _TransferKindField(serializers.ChoiceField):
+    pass
+
+
+class CPUAlertRuleSerializer(_AlertRuleInput):
+    kind = _CPUKindField(choices=[AlertKind.CPU.value])
+    threshold = serializers.IntegerField(min_value=1, max_value=100, help_text="Percent CPU.")
+
+
+class TransferAlertRuleSerializer(_AlertRuleInput):
+    kind = _TransferKindField(choices=[AlertKind.TRANSFER.value])
+    threshold = serializers.IntegerField(
+        min_value=1, max_value=1000, help_text="Percent of the plan's included transfer this month."
+    )
+
+
+# The threshold's range hangs on the kind: the schema says so with one body per kind.
+ALERT_RULE_INPUTS = {AlertKind.CPU.value: CPUAlertRuleSerializer, AlertKind.TRANSFER.value: TransferAlertRuleSerializer}
+AlertRuleRequest = PolymorphicProxySerializer(
+    component_name="AlertRuleRequest", serializers=ALERT_RULE_INPUTS, resource_type_field_name="kind"
+)
+
+
 def _writable_vm(request, pk) -> VirtualMachine:
     vm = vm_for(request, pk)
     if not request.user.is_staff:
@@ -137,10 +198,20 @@ class VMAlertRulesApi(APIView):
         rules = VMAlertRule.objects.filter(vm=vm_for(request, pk)).prefetch_related("events")
         return Response(AlertRuleSerializer(rules, many=True).data)
 
-    @extend_schema(request=AlertRuleSerializer, responses={201: AlertRuleSerializer})
+    @extend_schema(
+        request=AlertRuleRequest,
+        responses={201: AlertRuleSerializer},
+        description="Add a rule: CPU above `threshold` % (1-100) for `duration_minutes`, or this month's "
+        "transfer above `threshold` % (1-1000) of the plan's (409 when the plan includes none, or at the "
+        "per-VM limit).",
+    )
     def post(self, request, pk):
         vm = _writable_vm(request, pk)
-        body = AlertRuleSerializer(data=request.data)
+        kind = request.data.get("kind") if isinstance(request.data, dict) else None
+        if not isinstance(kind, str) or kind not in ALERT_RULE_INPUTS:
+            choices = " or ".join(ALERT_RULE_INPUTS)
+            raise InvalidInput(f"Give the rule's kind: {choices}.", fields={"kind": [f"Choose {choices}."]})
+        body = ALERT_RULE_INPUTS[kind](data=request.data)
         body.is_valid(raise_exception=True)
         rule = alerts.alert_rule_create(vm=vm, user=request.user, **body.validated_data)
         return Response(AlertRuleSerializer(rule).data, status=status.HTTP_201_CREATED)

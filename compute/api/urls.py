@@ -15,13 +15,13 @@ urlpatterns = router.urls + [
     path(
         "virtual-machines/<int:pk>/console/", console.VirtualMachineConsoleApi.as_view(), name="virtualmachine-console"
     ),
-    path("virtual-machines/<str:pk>/metrics/", metrics.VMMetricsApi.as_view(), name="virtualmachine-metrics"),
-    path("virtual-machines/<str:pk>/transfer/", metrics.VMTransferApi.as_view(), name="virtualmachine-transfer"),
+    path("virtual-machines/<int:pk>/metrics/", metrics.VMMetricsApi.as_view(), name="virtualmachine-metrics"),
+    path("virtual-machines/<int:pk>/transfer/", metrics.VMTransferApi.as_view(), name="virtualmachine-transfer"),
     path(
-        "virtual-machines/<str:pk>/alert-rules/", metrics.VMAlertRulesApi.as_view(), name="virtualmachine-alert-rules"
+        "virtual-machines/<int:pk>/alert-rules/", metrics.VMAlertRulesApi.as_view(), name="virtualmachine-alert-rules"
     ),
     path(
-        "virtual-machines/<str:pk>/alert-rules/<int:rule_pk>/",
+        "virtual-machines/<int:pk>/alert-rules/<int:rule_pk>/",
         metrics.VMAlertRuleApi.as_view(),
         name="virtualmachine-alert-rule",
     ),

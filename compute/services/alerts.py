@@ -22,7 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 import audit
-from controlplane.errors import InvalidInput
+from controlplane.errors import Conflict, InvalidInput
 
 from ..choices import VM_LIVE_STATUSES, AlertKind, AlertState
 from ..models import VirtualMachine, VMAlertEvent, VMAlertRule, VMMetricSample, VMTransfer
@@ -44,9 +44,9 @@ def alert_rule_create(
     if not 0 <= duration_minutes <= 1440:
         raise InvalidInput("The duration is 0 to 1440 minutes.", fields={"duration_minutes": []})
     if kind == AlertKind.TRANSFER and not vm.plan.included_transfer_gb:
-        raise InvalidInput(f"The {vm.plan} plan includes no transfer to compare with.", fields={"kind": []})
+        raise Conflict(f"The {vm.plan} plan includes no transfer to compare with.", fields={"kind": []})
     if VMAlertRule.objects.filter(vm=vm).count() >= MAX_RULES_PER_VM:
-        raise InvalidInput(f"A VM has at most {MAX_RULES_PER_VM} alert rules.")
+        raise Conflict(f"A VM has at most {MAX_RULES_PER_VM} alert rules; delete one first.")
     rule = VMAlertRule.objects.create(
         vm=vm, kind=kind, threshold=threshold, duration_minutes=duration_minutes, created_by=user
     )

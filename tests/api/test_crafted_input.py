@@ -1,13 +1,16 @@
 """Crafted input gets a 4xx with a clear message, never a 500; another tenant's
 objects answer exactly like objects that do not exist; nothing under /api/ answers HTML."""
 
+import base64
 import json
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts import services as accounts_services
 from accounts.choices import Role
+from billing.periods import month_of
 from compute import services
 from compute.models import VirtualMachine, VMRequest
 from tests.fixtures.factories import UserFactory, make_billable
@@ -180,3 +183,30 @@ def test_a_bad_request_under_api_is_json(client, settings):
     response = client.get("/api/v1/plans/", HTTP_HOST="evil.example")
     assert response.status_code == 400
     assert _error(response)["code"] == "bad_request"
+
+
+# -- values at the edges (found by hand while schemathesis was made strict) -------------------
+
+
+@pytest.mark.parametrize(
+    "position",
+    [b"p=2026-01-01", b"p=%00", "p=١٢".encode(), b"r=1&p=x"],
+)
+def test_a_crafted_audit_cursor_is_a_404_not_a_500(api, project, position):
+    """The cursor is opaque base64 of ``p=<last id>``; text there reached the query (a 500)."""
+    cursor = base64.b64encode(position).decode()
+    response = api.get(f"/api/v1/projects/{project.slug}/audit-events/", {"cursor": cursor})
+    assert response.status_code == 404
+    assert _error(response)["message"] == "Invalid cursor"
+    huge = base64.b64encode(b"p=" + b"9" * 30).decode()
+    assert api.get(f"/api/v1/projects/{project.slug}/audit-events/", {"cursor": huge}).status_code == 200
+
+
+@pytest.mark.parametrize("month", ["9999-12", "0001-01"])
+def test_a_month_at_the_calendars_edge_is_this_month_not_a_500(api, project, month):
+    """Like any month that cannot be read: the default (this month), in the API and the portal."""
+    response = api.get(f"/api/v1/projects/{project.slug}/usage/", {"month": month})
+    assert response.status_code == 200
+    assert response.json()["month"] == f"{month_of(timezone.now()):%Y-%m}"
+    assert api.get(f"/billing/{project.slug}/usage/", {"month": month}).status_code == 200
+    assert api.get(f"/api/v1/projects/{project.slug}/usage/", {"month": "9998-12"}).json()["month"] == "9998-12"

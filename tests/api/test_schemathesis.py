@@ -13,7 +13,9 @@ added to the schema is covered without touching this file. To reach real rows,
 listing each collection: ``World.known_ids``). docs/API.md: how to run it and read
 a failure; the run time is bounded by ``EXAMPLES`` / ``SCENARIOS``."""
 
+import re
 import zlib
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import schemathesis
@@ -25,25 +27,22 @@ from schemathesis.core.parameters import ParameterLocation
 
 from accounts import services as accounts_services
 from accounts.choices import Role
+from billing.choices import RegistrationType
 from compute import services
 from controlplane.wsgi import application
 from tests.fixtures.accounts import add_member
+from tests.fixtures.billing import make_gstin
 from tests.fixtures.factories import PlanFactory, UserFactory, make_billable
 from tests.fixtures.proxmox import SSH_KEY
 
 API = "/api/v1/"
-# NOT YET CONFORMING (issue 23 stays open for them; the closing note lists them): the VM
-# metrics, alert-rule and transfer routes and the day-2 snapshot/resize routes landed in the
-# same round as this strict run and still fail it (a default case accepted where the schema
-# says it should be refused, a schema-valid snapshot name refused, the resize preview's
-# required plan). They are left out of the per-operation walk (the stateful sequences
-# still pass through them) until fixed, not hidden: remove the regex to see each failure.
-NOT_YET_CONFORMING = r"/virtual-machines/\{id\}/(alert-rules|metrics|transfer|resize|snapshots)/$"
 schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
 CALLERS = ("member", "viewer", "read_only", "anonymous")
 # Fields whose rules a JSON Schema cannot state (a parsable OpenSSH key): schema-valid
 # cases send one of these; invalid ones are tests/compute's business.
 SEMANTIC = {"ssh_public_key": ["", SSH_KEY], "public_key": [SSH_KEY]}
+# A GSTIN's check character is one more such rule; the state it starts with is a rule across fields.
+GSTINS = ["", make_gstin("29")]
 _BOUNDED = {"deadline": None, "derandomize": True, "database": None, "suppress_health_check": list(HealthCheck)}
 EXAMPLES = settings(max_examples=10, **_BOUNDED)  # per operation, each sent as the four callers
 SCENARIOS = settings(max_examples=15, stateful_step_count=6, **_BOUNDED)  # per caller
@@ -101,7 +100,11 @@ class World:
         if isinstance(case.body, dict) and not (meta and meta.is_negative_at(ParameterLocation.BODY)):
             references = self.real_references(case.body)
             real = {name: _pick(values, case.body.get(name)) for name, values in references.items()}
-            case.body = {**case.body, **real}
+            case.body = _across_fields({**case.body, **real})
+        if case.query and not (meta and meta.is_negative_at(ParameterLocation.QUERY)):
+            references = self.real_references(case.query)
+            real = {name: _pick(values, case.query.get(name)) for name, values in references.items()}
+            case.query = _across_fields({**case.query, **real})
         if path_too and case.path_parameters and not (meta and meta.is_negative_at(ParameterLocation.PATH)):
             if zlib.crc32(repr(sorted(case.path_parameters.items())).encode()) % 2:
                 real = self.real_path_parameters(case.operation.path)
@@ -133,6 +136,31 @@ class World:
         return real
 
 
+def _across_fields(values: dict) -> dict:
+    """Rules across fields, written in the schema's descriptions (JSON Schema cannot
+    state them), kept in schema-valid cases; each one is tested by its app's tests:
+    - a time window (``from`` before ``to``, at most 366 days and 5000 points: tests/metrics);
+    - a billing profile's country decides its PIN, state, GSTIN and SEZ, and its
+      ``registration_type`` which shape the ``gstin`` has (tests/billing; the walk keeps
+      regular GSTINs, tests/billing/test_gst_registrations_tds.py the GST-TDS and UIN ones)."""
+    values = dict(values)
+    if "from" in values or "to" in values:  # six hours, ending up to two days ago
+        end = datetime.now(UTC) - timedelta(minutes=zlib.crc32(repr(values).encode()) % 2880)
+        values |= {k: v.isoformat() for k, v in (("from", end - timedelta(hours=6)), ("to", end)) if k in values}
+    if "gstin" in values and "is_sez" in values:
+        if str(values.get("country", "IN")).upper() == "IN":
+            gstin = _pick(GSTINS, values["gstin"])
+            pin = values.get("pin")
+            pin = pin if isinstance(pin, str) and re.fullmatch("[1-9][0-9]{5}", pin) else "560001"
+            values |= {"pin": pin, "state_code": gstin[:2] or "29", "gstin": gstin}
+            values["is_sez"] = values["is_sez"] is True and bool(gstin)
+        else:
+            values |= {"gstin": "", "is_sez": False}
+        if "registration_type" in values:
+            values["registration_type"] = RegistrationType.REGULAR
+    return values
+
+
 def _pick(values: list, seed) -> object:
     return values[zlib.crc32(repr(seed).encode()) % len(values)]
 
@@ -154,7 +182,7 @@ def world(db, plan, image, simulator, monkeypatch):
     return World(plan=plan, image=image, simulator=simulator)
 
 
-@schema.exclude(path_regex=NOT_YET_CONFORMING).parametrize()
+@schema.parametrize()
 @EXAMPLES
 def test_every_operation_conforms_for_every_caller(case, world):
     """Coverage-phase cases (schemathesis' boundary and type-violating values, many
@@ -167,11 +195,6 @@ def test_every_operation_conforms_for_every_caller(case, world):
         case.validate_response(response, headers=world.headers[caller])
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="Issue 23 open: stateful sequences still meet schema-valid bodies the services refuse "
-    "(billing-profile PUT field rules, the new metrics/day-2 routes); see the closing note of 2026-12-05.",
-)
 @pytest.mark.parametrize("caller", CALLERS)
 def test_stateful_sequences_conform(world, caller):
     class Sequences(schema.as_state_machine()):

@@ -10,7 +10,7 @@ from audit.models import AuditEvent
 from compute.models import VMAlertEvent, VMAlertRule, VMMetricSample, VMTransfer
 from compute.services.alerts import alert_rule_create, alerts_evaluate
 from compute.services.metrics import month_of
-from controlplane.errors import InvalidInput
+from controlplane.errors import Conflict, InvalidInput
 
 NOW = timezone.now().replace(microsecond=0)
 
@@ -65,7 +65,7 @@ def test_a_gap_in_the_window_or_stale_data_never_fires(rule):
 @pytest.mark.django_db
 def test_transfer_fires_past_the_share_of_the_plan(sim_vm, user):
     vm = sim_vm("web")
-    with pytest.raises(InvalidInput, match="includes no transfer"):
+    with pytest.raises(Conflict, match="includes no transfer"):
         alert_rule_create(vm=vm, user=user, kind="transfer", threshold=80)
     vm.plan.included_transfer_gb = 100
     vm.plan.save()

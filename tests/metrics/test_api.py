@@ -59,7 +59,15 @@ def test_a_coarser_step_averages_and_a_month_reads_hourly_rollups(api, vm_with_h
     "query,field",
     [
         ({"metric": "cpu,bogus"}, "metric"),
-        ({"from": "yesterday"}, "start"),
+        ({"from": "yesterday"}, "from"),
+        ({"from": "2026-01-01"}, "from"),  # a date is not a date-time
+        ({"to": "2026-01-01T00:00:00"}, "to"),  # nor one without its offset
+        ({"to": ""}, "to"),
+        ({"metric": "cpu, memory"}, "metric"),
+        ({"metric": "cpu,"}, "metric"),
+        # Past the calendar once the offset is applied: 400, not 500.
+        ({"from": "0001-01-01T00:00:00+23:59"}, "from"),
+        ({"to": "9999-12-31T23:59:59-23:59"}, "to"),
         ({"from": "2026-01-02T00:00:00Z", "to": "2026-01-01T00:00:00Z"}, "from"),
         ({"from": "2020-01-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"}, "from"),
         ({"step": "10"}, "step"),
@@ -72,6 +80,17 @@ def test_bad_queries_are_400_with_the_reason(api, sim_vm, query, field):
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["code"] == "invalid" and field in error["fields"] and error["message"]
+
+
+@pytest.mark.django_db
+def test_the_calendar_edges_are_answered(api, sim_vm):
+    vm = sim_vm("web")
+    first = api.get(url(vm), {"from": "0001-01-01T00:00:00Z", "to": "0001-01-01T00:30:00Z", "metric": "cpu"})
+    assert first.status_code == 200 and first.json()["t"] == []
+    too_early = api.get(url(vm), {"to": "0001-01-01T00:30:00Z"})  # the default `from` is before year 1
+    assert too_early.status_code == 400 and "to" in too_early.json()["error"]["fields"]
+    last = api.get(url(vm), {"from": "9999-12-31T00:00:00Z", "to": "9999-12-31T23:59:59.999999999Z"})
+    assert last.status_code == 200
 
 
 @pytest.mark.django_db
@@ -107,7 +126,9 @@ def test_alert_rules_through_the_api(api, sim_vm, client):
     assert [r["id"] for r in api.get(url(vm, "alert-rules")).json()] == [rule["id"]]
 
     bad = api.post(url(vm, "alert-rules"), {"kind": "cpu", "threshold": 500}, format="json")
-    assert bad.status_code == 400 and "percentage" in bad.json()["error"]["message"]
+    assert bad.status_code == 400 and "threshold" in bad.json()["error"]["fields"]
+    unknown = api.post(url(vm, "alert-rules"), {"kind": ["cpu"], "threshold": 50}, format="json")
+    assert unknown.status_code == 400 and "kind" in unknown.json()["error"]["fields"]
     viewer = UserFactory()
     from accounts.models import Membership
 
