@@ -2,7 +2,7 @@
 (each answered 202 with its operation) and the VM's backup schedule (compute/services/backups.py).
 Mixed into VirtualMachineViewSet."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -11,9 +11,12 @@ from accounts.security import check_recent_otp
 from compute import selectors_backups, services
 from compute.choices import BackupFrequency
 from compute.models import Backup, BackupSchedule
+from controlplane.api import JSONTypesMixin
 from controlplane.errors import NotFound
 
 from .serializers import ActionAcceptedSerializer
+
+WINDOW_START_PATTERN = "^([01][0-9]|2[0-3]):[0-5][0-9]$"
 
 
 class BackupSerializer(serializers.ModelSerializer):
@@ -24,10 +27,19 @@ class BackupSerializer(serializers.ModelSerializer):
         fields = ["id", "kind", "state", "size_bytes", "created_at", "completed_at", "missing_since", "operation"]
 
 
-class BackupScheduleSerializer(serializers.ModelSerializer):
+@extend_schema_field({"type": "string", "pattern": WINDOW_START_PATTERN, "example": "02:30"})
+class WindowStartField(serializers.TimeField):
+    """A wall-clock time in the schedule's own zone, so no offset: ``HH:MM`` (the schema's
+    ``format: time`` would demand one). Written back as ``HH:MM``."""
+
+    def __init__(self, **kwargs):
+        super().__init__(format="%H:%M", input_formats=["%H:%M"], **kwargs)
+
+
+class BackupScheduleSerializer(JSONTypesMixin, serializers.ModelSerializer):
     frequency = serializers.ChoiceField(choices=BackupFrequency.choices)
     weekday = serializers.IntegerField(min_value=0, max_value=6, required=False, allow_null=True)
-    window_start = serializers.TimeField(help_text="HH:MM in the schedule's time zone.")
+    window_start = WindowStartField(help_text="HH:MM in the schedule's time zone.")
     window_minutes = serializers.IntegerField(min_value=30, max_value=720, required=False, default=120)
     timezone = serializers.CharField(max_length=64, required=False, default="Asia/Kolkata")
     retention = serializers.IntegerField(min_value=1, help_text="Scheduled backups kept (at most the plan's).")
@@ -69,7 +81,7 @@ class VMBackupMixin:
         description="Back up now (409 at the plan's limit of manual backups, while another action runs, or "
         "where the hypervisor has no backups).",
     )
-    @action(detail=True, methods=["get", "post"])
+    @action(detail=True, methods=["get", "post"], pagination_class=None, filter_backends=[])
     def backups(self, request, pk=None):
         vm = self.get_object()
         if request.method == "GET":

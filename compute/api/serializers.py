@@ -85,7 +85,6 @@ class AddressSerializer(serializers.Serializer):
     ptr = serializers.CharField(help_text="Reverse DNS name (PTR), with the trailing dot; empty: none.")
     ptr_pending = serializers.BooleanField(help_text="The PTR change is not in the DNS server yet.")
     extra = serializers.BooleanField(help_text="An additional IP (the plan's priced add-on), billed by the hour held.")
-    extra = serializers.BooleanField(help_text="An additional IP (the plan's priced add-on), billed by the hour held.")
 
 
 class VirtualMachineSerializer(serializers.ModelSerializer):

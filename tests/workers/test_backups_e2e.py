@@ -133,7 +133,7 @@ def test_schedule_validation(api, project, plan, image, idle_vm):
         url, {"frequency": "weekly", "weekday": 6, "window_start": "23:30", "retention": 2}, format="json"
     ).json()
     got = (ok["frequency"], ok["weekday"], ok["window_start"], ok["timezone"])
-    assert got == ("weekly", 6, "23:30:00", "Asia/Kolkata")
+    assert got == ("weekly", 6, "23:30", "Asia/Kolkata")
     assert api.delete(url).status_code == 204 and not BackupSchedule.objects.exists()
 
 
