@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 from accounts.choices import Role
 from accounts.security import require_recent_otp
 from accounts.views.common import with_project
-from controlplane.errors import InvalidInput, NotFound
+from controlplane.errors import Conflict, InvalidInput, NotFound
 
 from . import capabilities, selectors, selectors_backups, services
 from .choices import ACTION_ALLOWED_FROM, Action, BackupFrequency, BackupState
@@ -114,7 +114,7 @@ def vm_backup_schedule(request, project, pk):
             enabled=bool(request.POST.get("enabled")),
             request=request,
         )
-    except InvalidInput as exc:
+    except (InvalidInput, Conflict) as exc:  # Conflict: over the plan's limit
         for errors in exc.fields.values():
             for error in errors:
                 messages.error(request, error)

@@ -2,6 +2,8 @@
 (each answered 202 with its operation) and the VM's backup schedule (compute/services/backups.py).
 Mixed into VirtualMachineViewSet."""
 
+import zoneinfo
+
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.decorators import action
@@ -41,7 +43,9 @@ class BackupScheduleSerializer(JSONTypesMixin, serializers.ModelSerializer):
     weekday = serializers.IntegerField(min_value=0, max_value=6, required=False, allow_null=True)
     window_start = WindowStartField(help_text="HH:MM in the schedule's time zone.")
     window_minutes = serializers.IntegerField(min_value=30, max_value=720, required=False, default=120)
-    timezone = serializers.CharField(max_length=64, required=False, default="Asia/Kolkata")
+    timezone = serializers.ChoiceField(
+        choices=sorted(zoneinfo.available_timezones()), required=False, default="Asia/Kolkata", help_text="IANA zone."
+    )
     retention = serializers.IntegerField(min_value=1, help_text="Scheduled backups kept (at most the plan's).")
     enabled = serializers.BooleanField(required=False, default=True)
 

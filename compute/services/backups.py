@@ -156,8 +156,8 @@ def backup_schedule_set(
         errors["frequency"] = ["Choose daily or weekly."]
     if frequency == BackupFrequency.WEEKLY and (weekday is None or not 0 <= weekday <= 6):
         errors["weekday"] = ["A weekly schedule needs a weekday, 0 (Monday) to 6 (Sunday)."]
-    if not 1 <= retention <= vm.plan.max_backups:
-        errors["retention"] = [f"Keep between 1 and {vm.plan.max_backups} backups (the plan {vm.plan.name} allows)."]
+    if retention < 1:
+        errors["retention"] = ["Keep at least 1 backup."]
     if not 30 <= window_minutes <= 720:
         errors["window_minutes"] = ["The window is 30 to 720 minutes long."]
     try:
@@ -166,6 +166,12 @@ def backup_schedule_set(
         errors["timezone"] = [f"Unknown time zone {tz!r}."]
     if errors:
         raise InvalidInput("The backup schedule is not valid.", fields=errors)
+    if retention > vm.plan.max_backups:  # the VM's plan decides: a 409, as other plan limits
+        raise Conflict(
+            f"Keep between 1 and {vm.plan.max_backups} backups (the plan {vm.plan.name} allows).",
+            code="backup_limit",
+            fields={"retention": [f"At most {vm.plan.max_backups} on the plan {vm.plan.name}."]},
+        )
     schedule, created = BackupSchedule.objects.update_or_create(
         vm=vm,
         defaults={

@@ -142,7 +142,8 @@ def _across_fields(values: dict) -> dict:
     - a time window (``from`` before ``to``, at most 366 days and 5000 points: tests/metrics);
     - a billing profile's country decides its PIN, state, GSTIN and SEZ, and its
       ``registration_type`` which shape the ``gstin`` has (tests/billing; the walk keeps
-      regular GSTINs, tests/billing/test_gst_registrations_tds.py the GST-TDS and UIN ones)."""
+      regular GSTINs, tests/billing/test_gst_registrations_tds.py the GST-TDS and UIN ones);
+    - a weekly backup schedule has a weekday."""
     values = dict(values)
     if "from" in values or "to" in values:  # six hours, ending up to two days ago
         end = datetime.now(UTC) - timedelta(minutes=zlib.crc32(repr(values).encode()) % 2880)
@@ -158,6 +159,8 @@ def _across_fields(values: dict) -> dict:
             values |= {"gstin": "", "is_sez": False}
         if "registration_type" in values:
             values["registration_type"] = RegistrationType.REGULAR
+    if values.get("frequency") == "weekly" and not isinstance(values.get("weekday"), int):
+        values["weekday"] = 0  # a weekly backup schedule names its weekday (tests/workers/test_backups_e2e.py)
     return values
 
 
