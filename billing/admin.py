@@ -74,6 +74,7 @@ class BillingSettingsAdmin(admin.ModelAdmin):
                     "metering_starts_at",
                     "transfer_price_per_gb",
                     "snapshot_price_per_gib_hour",
+                    "backup_price_per_gib_hour",
                 ]
             },
         ),

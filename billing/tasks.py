@@ -44,6 +44,12 @@ def charge_snapshot_storage():
     return {"charges": services.snapshot_storage_charge_pending()}
 
 
+@shared_task(name="charge_backup_storage")
+def charge_backup_storage():
+    """Meter closed months' backup storage (GiB-hours) and debit it, when it has a price."""
+    return {"charges": services.backup_storage_charge_pending()}
+
+
 @shared_task(name="expire_trial_credit")
 def expire_trial_credit():
     """Take back unused trial credit past its validity (a ledger entry each)."""

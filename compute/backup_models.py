@@ -33,6 +33,7 @@ class Backup(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     completed_at = models.DateTimeField(null=True, blank=True, help_text="When the hypervisor finished the copy.")
     missing_since = models.DateTimeField(null=True, blank=True, help_text="Reconciliation no longer found it.")
+    deleted_at = models.DateTimeField(null=True, blank=True, help_text="When its delete was confirmed (metering).")
 
     class Meta:
         ordering = ["-created_at", "-id"]

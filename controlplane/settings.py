@@ -540,6 +540,7 @@ EXTRA_BEAT_SCHEDULE = {
     "metrics-expire": {"task": "expire_metrics", "schedule": 3600.0},
     "billing-charge-transfer": {"task": "charge_transfer", "schedule": 3600.0},
     "billing-charge-snapshot-storage": {"task": "charge_snapshot_storage", "schedule": 3600.0},
+    "billing-charge-backup-storage": {"task": "charge_backup_storage", "schedule": 3600.0},
     # Brute-force detection over the audit log (docs/SECURITY.md).
     "security-brute-force-scan": {"task": "detect_brute_force", "schedule": float(SECURITY_SCAN_INTERVAL_SECONDS)},
     # Scheduled backups and their retention (docs/OPERATIONS.md "Backups"): one pass a minute.

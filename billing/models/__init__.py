@@ -15,12 +15,13 @@ from .documents import (
     ReceiptVoucher,
 )
 from .payments import Payment, PaymentSettings, Refund, RefundVoucher, TrialGrant
-from .snapshots import SnapshotStorageRecord
+from .snapshots import BackupStorageRecord, SnapshotStorageRecord
 from .transfer import TransferRecord
 from .usage import MeterCursor, UsageCharge, UsageRecord
 from .wallet import LedgerEntry, Wallet
 
 __all__ = [
+    "BackupStorageRecord",
     "BillingProfile",
     "BillingSettings",
     "CreditNote",

@@ -85,6 +85,13 @@ class BillingSettings(models.Model):
         validators=[MinValueValidator(Decimal("0"))],
         help_text="Rupees per GiB-hour of snapshot storage (as the hypervisor reports the size), before GST; 0: free.",
     )
+    backup_price_per_gib_hour = models.DecimalField(
+        max_digits=12,
+        decimal_places=4,
+        default=Decimal("0"),
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="Rupees per GiB-hour of backup storage (as the hypervisor reports the size), before GST; 0: free.",
+    )
     hours_per_month = models.PositiveIntegerField(default=730, help_text="For monthly prices shown to users.")
     metering_starts_at = models.DateTimeField(
         null=True, blank=True, help_text="No usage before this instant is metered (billing added to a running cloud)."

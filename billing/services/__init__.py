@@ -9,6 +9,7 @@ IRP's responses), ``tds`` (income-tax TDS credited to the wallet). Reads are in
 ``billing.selectors``, which imports no service.
 """
 
+from .backup_storage import backup_storage_charge_pending, backup_storage_meter  # noqa: F401
 from .bandwidth import transfer_charge_pending, transfer_meter  # noqa: F401
 from .charging import billing_run_hourly, usage_charge_pending, usage_charge_project  # noqa: F401
 from .config import (  # noqa: F401

@@ -45,6 +45,7 @@ from ..selectors import (
     registration_for_gstin,
     treatment_for,
 )
+from .backup_storage import backup_storage_charge_locked, backup_storage_lines
 from .bandwidth import transfer_charge_locked, transfer_lines
 from .charging import usage_charge_locked
 from .documents import numbered, parties, parties_of, totals_fields
@@ -196,6 +197,7 @@ def invoice_issue(
     usage_charge_locked(wallet=wallet, settings=settings, before=before)
     transfer_charge_locked(wallet=wallet, settings=settings, now=at)
     snapshot_storage_charge_locked(wallet=wallet, settings=settings, now=at)
+    backup_storage_charge_locked(wallet=wallet, settings=settings, now=at)
     rows = list(charges.values_list("id", "total", "hour_from", "hour_to"))
     charge_ids = [row[0] for row in rows]
     charged = sum((row[1] for row in rows), ZERO)
@@ -205,6 +207,7 @@ def invoice_issue(
     lines = _usage_lines(charge_ids, treatment.regime)
     lines += transfer_lines(charge_ids, treatment.regime, first_position=len(lines) + 1)
     lines += snapshot_storage_lines(charge_ids, treatment.regime, first_position=len(lines) + 1)
+    lines += backup_storage_lines(charge_ids, treatment.regime, first_position=len(lines) + 1)
     totals = document_totals(_line_heads(lines))
     invoice = Invoice.objects.create(
         **number,

@@ -23,7 +23,7 @@ def backup_after_success(*, operation: Operation, result: dict) -> None:
             missing_since=None,
         )
     elif operation.action == Action.BACKUP_DELETE:
-        rows.update(state=BackupState.DELETED)
+        rows.update(state=BackupState.DELETED, deleted_at=timezone.now())
 
 
 def backup_after_failure(*, operation: Operation) -> None:

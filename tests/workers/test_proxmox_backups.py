@@ -48,8 +48,10 @@ def test_vzdump_backup_restore_delete_on_proxmox(pve_worker, fakepve_server, api
     assert len([line for line in fakepve_server.requests(":vzdump:") if "/status" in line]) >= 2
     listed = driver.backup_list(vm.backend_id)
     assert [b.ref for b in listed] == [backup.backend_ref] and listed[0].size_bytes > 0
-    # A second submit of the same backup finds its archive (no second vzdump)
-    assert driver.backup_create(vm.backend_id, ref=backup.backend_ref).done
+    assert backup.size_bytes == listed[0].size_bytes  # the archive's size, for backup storage billing
+    # A second submit of the same backup finds its archive (no second vzdump) and reports its size
+    again = driver.backup_create(vm.backend_id, ref=backup.backend_ref)
+    assert again.done and driver.poll(again).result == {"size_bytes": backup.size_bytes}
 
     # Then a restore of the running VM stops it, restores the archive and starts it again
     restore = accepted_and_succeeded(api.post(f"{base}{backup.pk}/restore/"), timeout=60)

@@ -176,13 +176,18 @@ class OpenStackSnapshots:
         return self._handle("snapshot_create", backend_id, image_id=image_id, ref=ref)
 
     def snapshot_revert(self, backend_id: str, *, ref: str) -> DriverTask:
+        return self._rebuild_from_image("snapshot_revert", backend_id, self._snapshot_image(backend_id, ref), ref)
+
+    def _rebuild_from_image(self, action: str, backend_id: str, image: Any | None, ref: str) -> DriverTask:
+        """Snapshot revert and backup restore: rebuild the server from our image (metadata kept)."""
         server = self._existing(backend_id)
-        image = self._snapshot_image(backend_id, ref)
+        kind = action.split("_")[0]
         if image is None or str(image.status).upper() != "ACTIVE":
-            raise PermanentDriverError(f"Snapshot {ref} does not exist on {self.config.name}.", code=Code.NOT_FOUND)
-        with translate(f"reverting server {backend_id} to snapshot {ref}"):
+            message = f"{kind.capitalize()} {ref} does not exist on {self.config.name}."
+            raise PermanentDriverError(message, code=Code.NOT_FOUND)
+        with translate(f"rebuilding server {backend_id} from {kind} {ref}"):
             self.client.conn.compute.rebuild_server(backend_id, image.id, metadata=dict(server.metadata or {}))
-        return self._handle("snapshot_revert", backend_id, ref=ref)
+        return self._handle(action, backend_id, ref=ref)
 
     def snapshot_delete(self, backend_id: str, *, ref: str) -> DriverTask:
         image = self._snapshot_image(backend_id, ref)
@@ -202,19 +207,21 @@ class OpenStackSnapshots:
         ]
 
     def _poll_snapshot(self, task: DriverTask, server: Any, status: str) -> TaskStatus:
+        """Polls snapshot and backup tasks (backups.py): both are nova images of the server."""
         action = task.data["action"]
-        if task.done or action == "snapshot_delete":
+        kind = action.split("_")[0]  # "snapshot" or "backup"
+        if task.done or action.endswith("_delete"):
             return self._done(server)
-        if action == "snapshot_revert":
+        if action in ("snapshot_revert", "backup_restore"):
             return self._poll_rebuild(task, server, status)
-        with translate(f"reading snapshot {task.data['ref']}"):
+        with translate(f"reading {kind} {task.data['ref']}"):
             image = self.client.conn.compute.get_image(task.data["image_id"])
         state = str(image.status or "").upper()
         if state == "ACTIVE" and not server.task_state:
             done = self._done(server)
             return TaskStatus(
-                done=True, progress=100, vm=done.vm, message="snapshot taken", result={"size_bytes": image.size}
+                done=True, progress=100, vm=done.vm, message=f"{kind} taken", result={"size_bytes": image.size}
             )
         if state in ("ERROR", "DELETED", "KILLED"):
-            raise PermanentDriverError(f"OpenStack could not take snapshot {task.data['ref']}: image {state}.")
-        return self._waiting(task, server, f"taking the snapshot ({state.lower() or 'queued'})")
+            raise PermanentDriverError(f"OpenStack could not take {kind} {task.data['ref']}: image {state}.")
+        return self._waiting(task, server, f"taking the {kind} ({state.lower() or 'queued'})")

@@ -49,6 +49,7 @@ from ..base import (
     register,
 )
 from . import floating, metrics, servers
+from .backups import BACKUP_ACTIONS, OpenStackBackups
 from .client import Code, OpenStackClient, is_not_found, translate
 from .day2 import SNAPSHOT_ACTIONS, OpenStackDay2, OpenStackSnapshots
 from .settings import OpenStackSettings
@@ -60,14 +61,21 @@ TARGET_STATUS = {"start": "ACTIVE", "stop": "SHUTOFF"}
 
 
 @register("openstack")
-class OpenStackDriver(OpenStackDay2, OpenStackSnapshots, Driver):
+class OpenStackDriver(OpenStackDay2, OpenStackSnapshots, OpenStackBackups, Driver):
     """Settings: see ``OpenStackSettings`` (a clouds.yaml cloud entry plus ours). Credentials:
     password (+ username), or application_credential_id + application_credential_secret."""
 
     supports_tenants = True
-    # resize_server + confirm/revert, rebuild_server, image snapshots: day2.py
+    # resize_server + confirm/revert, rebuild_server, image snapshots: day2.py; createBackup: backups.py
     capabilities = frozenset(
-        {Capability.CONSOLE, Capability.METRICS, Capability.RESIZE, Capability.REBUILD, Capability.SNAPSHOTS}
+        {
+            Capability.CONSOLE,
+            Capability.METRICS,
+            Capability.RESIZE,
+            Capability.REBUILD,
+            Capability.SNAPSHOTS,
+            Capability.BACKUPS,
+        }
     )
     resize_live = frozenset()  # nova's resize is a cold migration: the guest always restarts
 
@@ -340,7 +348,7 @@ class OpenStackDriver(OpenStackDay2, OpenStackSnapshots, Driver):
             return self._poll_resize(task, server, status)
         if action == "rebuild":
             return self._poll_rebuild(task, server, status)
-        if action in SNAPSHOT_ACTIONS:
+        if action in SNAPSHOT_ACTIONS or action in BACKUP_ACTIONS:
             return self._poll_snapshot(task, server, status)
         if status == TARGET_STATUS.get(action) and not server.task_state:
             return self._done(server)

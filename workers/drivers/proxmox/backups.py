@@ -6,7 +6,8 @@ A backup is a vzdump archive in the storage ``backup_storage`` (hypervisor setti
 zstd-compressed, whose **notes** carry our ref ``cp-backup-<id>``: that is how the driver finds
 it again (``GET …/storage/<storage>/content?content=backup&vmid=…``). Taking one whose notes
 exist counts as done; while the guest is locked by a running vzdump (ours, resumed after a
-crash) the submit is retried later instead of starting a second one.
+crash) the submit is retried later instead of starting a second one. A finished backup reports
+its archive's size (from that listing) for metering.
 
 Restore: QEMU ``POST nodes/<node>/qemu`` with ``archive`` and ``force`` (PVE's qmrestore), LXC
 ``POST nodes/<node>/lxc`` with ``ostemplate=<archive>``, ``restore`` and ``force``; the guest must
@@ -17,6 +18,7 @@ removes the archive volume; a missing one counts as deleted.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from ..base import BackupInfo, DriverTask, PermanentDriverError, TransientDriverError
@@ -44,8 +46,8 @@ def submit_step(client: ProxmoxClient, step: str, data: dict[str, Any]) -> str |
 
 
 class ProxmoxBackups:
-    """Mixed into ProxmoxDriver (which provides ``client``, ``config``, ``_existing``, ``_action``
-    and ``_done``)."""
+    """Mixed into ProxmoxDriver (which provides ``client``, ``config``, ``_existing``, ``_locate``,
+    ``_action`` and ``_done``; its ``_finished`` asks ``_backup_result`` for a backup's size)."""
 
     def _backup_storage(self) -> str:
         return self.config.settings.get("backup_storage") or "local"
@@ -59,7 +61,8 @@ class ProxmoxBackups:
     def backup_create(self, backend_id: str, *, ref: str) -> DriverTask:
         guest = self._existing(backend_id)
         if ref in self._archives(guest):
-            return self._done("backup_create", backend_id)
+            done = self._done("backup_create", backend_id)
+            return dataclasses.replace(done, data={**done.data, "ref": ref})  # the poll reports its size
         if guest.lock == "backup":
             raise TransientDriverError(f"Guest {backend_id} is being backed up already.", code=Code.LOCKED)
         return self._action("backup_create", guest, ["vzdump"], ref=ref, storage=self._backup_storage())
@@ -79,6 +82,12 @@ class ProxmoxBackups:
             return self._done("backup_delete", backend_id)
         volid = archive["volid"]
         return self._action("backup_delete", guest, ["delbackup"], ref=ref, volid=volid, storage=self._backup_storage())
+
+    def _backup_result(self, task: DriverTask) -> dict:
+        """A finished backup's size (its archive's, as the storage lists it), for metering."""
+        guest = self._locate(task.backend_id)
+        archive = self._archives(guest).get(task.data.get("ref")) if guest is not None else None
+        return {"size_bytes": archive["size"]} if archive and archive.get("size") else {}
 
     def backup_list(self, backend_id: str) -> list[BackupInfo]:
         guest = self._existing(backend_id)

@@ -471,7 +471,8 @@ class ProxmoxDriver(ProxmoxSnapshots, ProxmoxBackups, ProxmoxResize, Driver):
         if action == "delete":
             return TaskStatus(done=True, progress=100, vm=None, message="deleted")
         vm = self._observe(task.backend_id) if task.backend_id else None
-        return TaskStatus(done=True, progress=100, vm=vm, message=f"{action} done")
+        result = self._backup_result(task) if action == "backup_create" else {}
+        return TaskStatus(done=True, progress=100, vm=vm, message=f"{action} done", result=result)
 
     def _task_failed(self, task: DriverTask, message: str) -> TaskStatus:
         data = dict(task.data)
