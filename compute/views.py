@@ -271,8 +271,11 @@ def request_list(request, project):
         "can_request": role_at_least(project.role, Role.MEMBER),
         "is_admin": role_at_least(project.role, Role.ADMIN),
         "pending": RequestStatus.PENDING,
+        # A pending request's row refreshes itself until an operator decides (like the VM list).
+        "busy": any(r.status == RequestStatus.PENDING for r in page),
     }
-    return render(request, "compute/request_list.html", context)
+    template = "compute/_request_table.html" if request.htmx else "compute/request_list.html"
+    return render(request, template, context)
 
 
 @require_POST

@@ -179,6 +179,34 @@ class TestRequests:
         assert VMRequest.objects.get(pk=vm_request.pk).status == RequestStatus.CANCELLED
         assert ProjectQuota.objects.get(project=project).used_vms == 0
 
+    def test_a_pending_request_refreshes_until_an_operator_decides(
+        self, member_client, project, image, simulator, user
+    ):
+        from compute import services
+
+        simulator.queue = "nobody-serves-this"
+        simulator.save()
+        vm_request = services.vm_request_create(
+            user=user,
+            project=project,
+            plan=PlanFactory(requires_approval=True),
+            image=image,
+            hypervisor=simulator,
+            name="awaited",
+        )
+        page = member_client.get(url(project, "requests/")).content.decode()
+        assert 'id="request-table" hx-get=' in page and 'hx-trigger="every 3s"' in page
+        waiting = member_client.get(url(project, "requests/"), headers={"HX-Request": "true"}).content.decode()
+        assert waiting.lstrip().startswith('<div id="request-table"') and "Pending approval" in waiting
+
+        # An operator approves: the next refresh shows it (with a link to the VM) and stops polling
+        vm = services.vm_request_approve_as_staff(
+            vm_request=vm_request, actor=UserFactory(is_staff=True, is_superuser=True)
+        )
+        decided = member_client.get(url(project, "requests/"), headers={"HX-Request": "true"}).content.decode()
+        assert "hx-trigger" not in decided and "Approved" in decided
+        assert f"/vms/{vm.pk}/" in decided
+
 
 class TestWizard:
     def post(self, client, project, step="review", **data):
