@@ -1,7 +1,7 @@
 """The chaos run's clients: drive VM lifecycles through the HTTP API only.
 
 Each lifecycle is one VM: create (POST /api/v1/vm-requests/ with a plan that
-needs no approval), then a few start/stop/reboot/snapshot actions chosen from what
+needs no approval), then a few start/stop/reboot/snapshot/resize/rebuild/backup actions chosen from what
 the VM's status allows, then DELETE. Every step waits for its operation to reach a
 final state by polling /api/v1/operations/{id}/.
 
@@ -24,14 +24,15 @@ import requests
 
 FINAL = {"succeeded", "failed", "cancelled"}
 ACTIONS_FROM = {
-    "active": ["stop", "reboot", "snapshot", "resize", "rebuild"],
-    "stopped": ["start", "snapshot", "resize", "rebuild"],
+    "active": ["stop", "reboot", "snapshot", "resize", "rebuild", "backup"],
+    "stopped": ["start", "snapshot", "resize", "rebuild", "backup"],
 }
 # Actions posted elsewhere than /virtual-machines/<id>/<action>/: (path, operation action, body)
 DAY2_POSTS = {
     "snapshot": ("snapshots/", "snapshot_create", lambda: {"name": f"chaos-{uuid.uuid4().hex[:8]}"}),
     "resize": ("resize/", "resize", dict),  # body from the catalogue: {"plan": id}
     "rebuild": ("rebuild/", "rebuild", dict),  # {"image": id}
+    "backup": ("backups/", "backup_create", lambda: None),  # backup now (the plan's limit: a 409)
 }
 RETRY_STATUSES = {500, 502, 503, 504}
 
@@ -181,8 +182,9 @@ class Client:
         return self._track(op, vm_id, "create", started, adopted is not None)
 
     def act(self, vm_id: int, action: str, known: set[int], payload: dict | None = None) -> OpRecord | None:
-        """Start/stop/reboot/snapshot/resize/rebuild/delete; None when the API refused (409: the VM
-        moved on, a snapshot over the plan's limit, a resize to the plan it has or to a smaller disk)."""
+        """Start/stop/reboot/snapshot/resize/rebuild/backup/delete; None when the API refused (409: the
+        VM moved on, a snapshot or backup over the plan's limit, a resize to the plan it has or to a
+        smaller disk)."""
         started = time.time()
         tail, op_action, make_body = DAY2_POSTS.get(action, (f"{action}/", action, lambda: None))
 
@@ -259,7 +261,7 @@ class Client:
 class Behaviour:
     """How the simulated users behave."""
 
-    actions: int = 4  # start/stop/reboot/snapshot/resize/rebuild between create and delete
+    actions: int = 4  # start/stop/reboot/snapshot/resize/rebuild/backup between create and delete
     delete: bool = True  # False: the VM is left alive for the final comparison
     cancel_rate: float = 0.0  # chance that a user tries to cancel an operation soon after asking for it
     retry_failed: bool = True  # a failed operation is retried once (the operator's "retry")
