@@ -36,7 +36,12 @@ def test_worker_killed_mid_create_still_ends_with_exactly_one_vm(
 ):
     # Given a slow hypervisor and a worker of our own that we can kill
     _configure(simulator, latency=3)
-    worker = celery_worker_factory(queues="sim-test", name="victim")
+    # A queue only this worker serves: the session's live worker (sim-test) would otherwise take
+    # the dead worker's poll and finish the create under its still-valid claim, and the reaper
+    # would find nothing to requeue (seen in a full run).
+    simulator.queue = "sim-victim"
+    simulator.save()
+    worker = celery_worker_factory(queues="sim-victim", name="victim")
     _, op = _create_vm(user, project, plan, image, simulator)
     wait_for(lambda: Operation.objects.get(pk=op.pk).task_ref, timeout=60, message="create submitted")
 

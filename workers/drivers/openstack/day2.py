@@ -128,7 +128,10 @@ class OpenStackDay2:
         return self._handle("rebuild", backend_id)
 
     def _poll_rebuild(self, task: DriverTask, server: Any, status: str) -> TaskStatus:
-        if status in ("ACTIVE", "SHUTOFF") and not server.task_state:
+        # nova keeps a stopped server stopped across a rebuild, but it passes through ACTIVE on
+        # the way (the power-off follows the rebuild): wait for the state it had, when recorded.
+        expected = task.data.get("power")
+        if status in ("ACTIVE", "SHUTOFF") and not server.task_state and expected in (None, status):
             return self._done(server)
         return self._waiting(task, server, "rebuilding")
 
@@ -185,9 +188,10 @@ class OpenStackSnapshots:
         if image is None or str(image.status).upper() != "ACTIVE":
             message = f"{kind.capitalize()} {ref} does not exist on {self.config.name}."
             raise PermanentDriverError(message, code=Code.NOT_FOUND)
+        power = str(server.status).upper() if str(server.status).upper() in ("ACTIVE", "SHUTOFF") else None
         with translate(f"rebuilding server {backend_id} from {kind} {ref}"):
             self.client.conn.compute.rebuild_server(backend_id, image.id, metadata=dict(server.metadata or {}))
-        return self._handle(action, backend_id, ref=ref)
+        return self._handle(action, backend_id, ref=ref, power=power)
 
     def snapshot_delete(self, backend_id: str, *, ref: str) -> DriverTask:
         image = self._snapshot_image(backend_id, ref)
