@@ -102,19 +102,16 @@ def month_charge_post(
 
 
 def month_then_registration(item) -> tuple:
-    (period, registration_id), _ = item
-    return period, registration_id or 0
+    """Sort key of a ``{(..., period, registration_id): rows}`` item: the principal
+    registration (None) first."""
+    *key, registration_id = item[0]
+    return (*key, registration_id or 0)
 
 
 def charge_treatment(*, settings: BillingSettings, wallet: Wallet, registration_id: int | None):
     """The customer's treatment when supplied from that registration (None: the principal one)."""
     registration = SupplierRegistration.objects.get(pk=registration_id) if registration_id else None
     return treatment_for(settings=settings, profile=wallet_profile(wallet), registration=registration)
-
-
-def project_month_then_registration(item) -> tuple:
-    (project_id, period, registration_id), _ = item
-    return project_id, period, registration_id or 0
 
 
 def usage_charge_locked(
@@ -150,9 +147,7 @@ def usage_charge_wallets(
         return []
     registrations = SupplierRegistration.objects.in_bulk({key[2] for key in months if key[2]})
     charges, postings, record_ids = [], [], []
-    for (project_id, period, registration_id), month_rows in sorted(
-        months.items(), key=project_month_then_registration
-    ):
+    for (project_id, period, registration_id), month_rows in sorted(months.items(), key=month_then_registration):
         wallet = by_project[project_id]
         regime = treatment_for(
             settings=settings, profile=wallet_profile(wallet), registration=registrations.get(registration_id)

@@ -28,7 +28,7 @@ from .capacity import hypervisor_capacity_check
 from .ipam import ipam_allocate_for_vm
 from .operations import operation_create
 from .quotas import quota_check, quota_release, quota_reserve
-from .requests import _check_not_suspended, _saved_key_text, _staff_required, _validate
+from .requests import _check_not_suspended, _saved_key_text, _staff_required, _validate, names_taken
 from .writeback import vm_timeline_append_many
 
 MAX_BATCH_SIZE = 1000
@@ -57,15 +57,7 @@ def batch_names(*, name_pattern: str, count: int, first_number: int = 1) -> list
 
 
 def _check_names_free(project, names: list[str]) -> None:
-    taken = set(
-        VirtualMachine.objects.filter(project=project, name__in=names)
-        .exclude(status=VMStatus.DELETED)
-        .values_list("name", flat=True)
-    ) | set(
-        VMRequest.objects.filter(project=project, name__in=names, status=RequestStatus.PENDING).values_list(
-            "name", flat=True
-        )
-    )
+    taken = names_taken(project, names)
     if taken:
         shown = ", ".join(sorted(taken)[:5]) + (" ..." if len(taken) > 5 else "")
         raise Conflict(

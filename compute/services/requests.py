@@ -68,11 +68,15 @@ def _check_not_suspended(project) -> None:
         )
 
 
+def names_taken(project, names: list[str]) -> set[str]:
+    """Which of ``names`` a live VM or a pending request of the project already has."""
+    vms = VirtualMachine.objects.filter(project=project, name__in=names).exclude(status=VMStatus.DELETED)
+    pending = VMRequest.objects.filter(project=project, name__in=names, status=RequestStatus.PENDING)
+    return set(vms.values_list("name", flat=True)) | set(pending.values_list("name", flat=True))
+
+
 def _check_name_free(project, name: str) -> None:
-    if (
-        VirtualMachine.objects.filter(project=project, name=name).exclude(status=VMStatus.DELETED).exists()
-        or VMRequest.objects.filter(project=project, name=name, status=RequestStatus.PENDING).exists()
-    ):
+    if names_taken(project, [name]):
         raise Conflict(
             f"A VM or pending request named {name!r} already exists in {project.name}.",
             code="name_taken",
