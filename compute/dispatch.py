@@ -37,6 +37,27 @@ def publish_execute(*, operation_id: int, queue: str, countdown: float | None = 
         _send(EXECUTE, [operation_id], queue, countdown)
 
 
+def _send_executes(operations: list[tuple[int, str]]) -> None:
+    """Publish many execute messages on one producer (one pooled broker connection); on
+    Redis they go out in pipelined round trips (kombu's ``Producer.batch``), not one each."""
+    try:
+        with app.producer_or_acquire() as producer, producer.batch():
+            for operation_id, queue in operations:
+                app.send_task(EXECUTE, args=[operation_id], queue=queue, retry=False, producer=producer)
+    except Exception:  # broker down: what did not go out (maybe all of it), the relay publishes later
+        logger.warning("could not publish %d operations; the relay will retry", len(operations), exc_info=True)
+
+
+def publish_execute_many(*, operations: list[tuple[int, str]], on_commit: bool = True) -> None:
+    """``publish_execute`` for many ``(operation_id, queue)`` at once (a batch's creates, the relay)."""
+    if not operations:
+        return
+    if on_commit:
+        transaction.on_commit(lambda: _send_executes(operations))
+    else:
+        _send_executes(operations)
+
+
 def publish_poll(*, operation_id: int, token: str, queue: str, countdown: float) -> bool:
     return _send(POLL, [operation_id, token], queue, countdown)
 

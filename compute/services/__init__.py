@@ -36,6 +36,7 @@ from .operations import (  # noqa: F401
     Claim,
     operation_claim,
     operation_create,
+    operation_create_many,
     operation_fail,
     operation_is_unlocked,
     operation_list_expired,

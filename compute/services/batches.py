@@ -26,7 +26,7 @@ from controlplane.errors import Conflict, InvalidInput
 from .. import admission
 from .capacity import hypervisor_capacity_check
 from .ipam import ipam_allocate_for_vm
-from .operations import operation_create
+from .operations import operation_create_many
 from .quotas import quota_check, quota_release, quota_reserve
 from .requests import _check_not_suspended, _saved_key_text, _staff_required, _validate, names_taken
 from .writeback import vm_timeline_append_many
@@ -192,8 +192,7 @@ def _approve(requests: list[VMRequest], *, actor, auto: bool, events: list[dict]
             ipam_allocate_for_vm(vm=vm)
     power = vms[0].power_state
     vm_timeline_append_many(vms=vms, status=VMStatus.BUILDING, power_state=power, at=now, source="approval")
-    for vm, r in zip(vms, requests, strict=True):
-        operation_create(vm=vm, action=Action.CREATE, requested_by=r.requester)
+    operation_create_many(vms=vms, action=Action.CREATE, requested_by=first.requester)  # one batch, one requester
     for vm, r in zip(vms, requests, strict=True):
         events.append(
             {

@@ -64,6 +64,22 @@ def _audit_state(op: Operation, actor: str, state: str, **details) -> None:
 # -- creation -------------------------------------------------------------------
 
 
+def _new_operation(*, vm, action, requested_by, project, hypervisor, params, now) -> Operation:
+    """An unsaved pending operation, due now (``operation_create`` and ``operation_create_many``)."""
+    return Operation(
+        vm=vm,
+        project=project or vm.project,
+        hypervisor=hypervisor or vm.hypervisor,
+        action=action,
+        params=params or {},
+        requested_by=requested_by,
+        max_attempts=DEFAULT_MAX_ATTEMPTS[action],
+        next_attempt_at=now,
+        published_at=now,
+        previous_status=vm.status if vm else "",
+    )
+
+
 def operation_create(
     *, vm: VirtualMachine | None, action: str, requested_by=None, project=None, hypervisor=None, params=None
 ) -> Operation:
@@ -73,26 +89,40 @@ def operation_create(
     The partial unique constraint makes a second active operation on the
     same VM impossible; that surfaces as Conflict (HTTP 409).
     """
-    now = timezone.now()
+    op = _new_operation(
+        vm=vm,
+        action=action,
+        requested_by=requested_by,
+        project=project,
+        hypervisor=hypervisor,
+        params=params,
+        now=timezone.now(),
+    )
     try:
         with transaction.atomic():
-            op = Operation.objects.create(
-                vm=vm,
-                project=project or vm.project,
-                hypervisor=hypervisor or vm.hypervisor,
-                action=action,
-                params=params or {},
-                requested_by=requested_by,
-                max_attempts=DEFAULT_MAX_ATTEMPTS[action],
-                next_attempt_at=now,
-                published_at=now,
-                previous_status=vm.status if vm else "",
-            )
+            op.save(force_insert=True)
     except IntegrityError:
         target = vm.name if vm else "this project"
         raise Conflict(f"Another operation is already in progress on {target}; wait for it to finish.") from None
     dispatch.publish_execute(operation_id=op.pk, queue=op.hypervisor.queue)
     return op
+
+
+def operation_create_many(*, vms: list[VirtualMachine], action: str, requested_by=None) -> list[Operation]:
+    """``operation_create`` for VMs inserted in the caller's transaction (a batch's creates):
+    one INSERT, and the messages published together when the transaction commits.
+
+    No savepoint per row: a VM created in this transaction has no active operation, so the
+    one-active-operation constraint cannot fire (if it did, the whole transaction fails)."""
+    now = timezone.now()
+    ops = Operation.objects.bulk_create(
+        _new_operation(
+            vm=vm, action=action, requested_by=requested_by, project=None, hypervisor=None, params=None, now=now
+        )
+        for vm in vms
+    )
+    dispatch.publish_execute_many(operations=[(op.pk, op.hypervisor.queue) for op in ops])
+    return ops
 
 
 # -- claim ------------------------------------------------------------------------
@@ -389,8 +419,7 @@ def operation_relay_pending(*, limit: int = 1000) -> int:
             .order_by("next_attempt_at")[:limit]
         )
         Operation.objects.filter(pk__in=[op.pk for op in stale]).update(next_attempt_at=now, published_at=now)
-    for op in stale:
-        dispatch.publish_execute(operation_id=op.pk, queue=op.hypervisor.queue, on_commit=False)
+    dispatch.publish_execute_many(operations=[(op.pk, op.hypervisor.queue) for op in stale], on_commit=False)
     return len(stale)
 
 

@@ -2,19 +2,28 @@
 admission rules as one request, progress, approval of a batch. The last test builds a
 small batch with a real worker on the simulator."""
 
+import base64
+import json
+import time
+import uuid
 from decimal import Decimal
 
 import pytest
+import redis
+from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from kombu.transport.redis import PublishBatch
 
 from audit.selectors import chain_verify
 from billing.models import BillingProfile
 from compute import services
-from compute.models import IPPool, Operation, ProjectQuota, VirtualMachine, VMBatch, VMRequest
+from compute.models import Hypervisor, IPPool, Operation, ProjectQuota, VirtualMachine, VMBatch, VMRequest
 from compute.services.ipam import ipam_pool_check
+from controlplane.celery import app
 from tests.fixtures.compute import wait_for
 from tests.fixtures.factories import PlanFactory
+from workers import engine
 
 
 def _post(api, project, plan, image, hypervisor, **extra):
@@ -52,7 +61,7 @@ def test_a_batch_is_accepted_in_one_call_and_each_vm_gets_its_own_create_operati
     assert [vm.name for vm in vms] == ["lab-1", "lab-2", "lab-3", "lab-4", "lab-5"]
     assert {(vm.status, vm.task_state) for vm in vms} == {("building", "create")}
     ops = Operation.objects.filter(vm__in=vms, action="create", state="pending")
-    assert ops.count() == 5 and len(published) == 5  # one publish per operation, on commit
+    assert ops.count() == 5 and len(published) == 1  # the 5 operations published together, on commit
     assert set(VMRequest.objects.filter(batch_id=body["id"]).values_list("status", flat=True)) == {"approved"}
     assert ProjectQuota.objects.get(project=project).used_vms == 5
     assert all(vm.status_events.filter(status="building").exists() for vm in vms)
@@ -75,7 +84,48 @@ def test_accepting_a_batch_takes_a_bounded_number_of_statements_per_vm(user, pro
             user=user, project=project, plan=plan, image=image, hypervisor=simulator, name_pattern="b-{n}", count=45
         )
     per_vm = (len(large) - len(small)) / 40
-    assert per_vm <= 4, f"{per_vm} statements per VM"  # the create Operation's insert (in its savepoint)
+    # Bulk statements only: no create Operation inserted (in a savepoint) per VM
+    assert per_vm < 0.5, f"{per_vm} statements per VM"
+
+
+def test_a_batch_is_published_through_one_broker_connection_in_one_round_trip(
+    monkeypatch, user, project, plan, image, simulator, django_capture_on_commit_callbacks
+):
+    # Given a queue no worker serves, and counters on the broker's connection pool and its socket
+    queue = f"batch-publish-{uuid.uuid4().hex[:8]}"
+    Hypervisor.objects.filter(pk=simulator.pk).update(queue=queue)
+    simulator.refresh_from_db()
+    ProjectQuota.objects.update_or_create(project=project, defaults={"max_vms": 100, "max_vcpus": 100})
+    acquired, pushes = [], []
+    acquire = app.producer_pool.acquire
+    send = redis.connection.AbstractConnection.send_packed_command
+
+    def counted_send(connection, command, *args, **kwargs):  # one call: one round trip to Redis
+        packed = b"".join(command) if isinstance(command, list) else command
+        if b"LPUSH" in packed:  # a round trip that carries task messages
+            pushes.append(packed.count(b"LPUSH"))
+        return send(connection, command, *args, **kwargs)
+
+    monkeypatch.setattr(app.producer_pool, "acquire", lambda *a, **k: acquired.append(1) or acquire(*a, **k))
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted_send)
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    try:
+        # When a batch of 20 is accepted and its transaction commits
+        with django_capture_on_commit_callbacks(execute=True):
+            batch = services.vm_batch_create(
+                user=user, project=project, plan=plan, image=image, hypervisor=simulator, name_pattern="p-{n}", count=20
+            )
+        monkeypatch.undo()
+        # Then every create operation's message is on the queue, exactly once
+        messages = [json.loads(raw) for raw in broker.lrange(queue, 0, -1)]
+        published = sorted(json.loads(base64.b64decode(m["body"]))[0][0] for m in messages)
+        ops = Operation.objects.filter(vm__request__batch=batch, action="create", state="pending")
+        assert published == sorted(ops.values_list("pk", flat=True)) and len(published) == 20
+        # And they went through one pooled connection in one pipelined round trip, not one each
+        assert len(acquired) == 1, f"{len(acquired)} broker connections taken from the pool"
+        assert pushes == [20], f"messages per round trip: {pushes}"
+    finally:
+        broker.delete(queue)
 
 
 def test_quota_refuses_the_whole_batch_and_nothing_is_written(api, project, plan, image, simulator):
@@ -237,3 +287,26 @@ def test_a_small_batch_all_becomes_active_through_a_real_worker(live_worker, use
     }  # fmt: skip
     assert set(Operation.objects.filter(vm__request__batch=batch).values_list("state", flat=True)) == {"succeeded"}
     assert chain_verify().ok
+
+
+@pytest.mark.worker
+def test_a_batch_whose_publish_failed_is_built_after_the_relay_publishes_it(
+    live_worker, monkeypatch, user, project, plan, image, simulator
+):
+    # Given a broker that fails when the batch's pipelined messages are sent
+    def broker_down(self):
+        raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(PublishBatch, "flush", broker_down)
+    # When a batch is accepted, it still is, and its operations wait: none was published
+    batch = services.vm_batch_create(
+        user=user, project=project, plan=plan, image=image, hypervisor=simulator, name_pattern="lost-{n}", count=4
+    )
+    time.sleep(1)
+    ops = Operation.objects.filter(vm__request__batch=batch)
+    assert list(ops.values_list("state", flat=True)) == ["pending"] * 4
+    # Then once the broker is back, the relay publishes all four and every VM is built
+    monkeypatch.undo()
+    wait_for(lambda: engine.relay_pending_operations()["relayed"], timeout=10, interval=0.5, message="relayed")
+    wait_for(lambda: set(ops.values_list("state", flat=True)) == {"succeeded"}, timeout=90, message="4 builds")
+    assert set(VirtualMachine.objects.filter(request__batch=batch).values_list("status", flat=True)) == {"active"}
