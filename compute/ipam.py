@@ -68,13 +68,22 @@ class Layout:
 
     def next_free(self, taken: Iterable[int]) -> int | None:
         """The lowest usable offset not in ``taken`` (ascending offsets); None when full."""
+        return next(iter(self.free_offsets(taken, 1)), None)
+
+    def free_offsets(self, taken: Iterable[int], count: int) -> list[int]:
+        """The ``count`` lowest usable offsets not in ``taken`` (ascending offsets); fewer
+        when the pool runs out. One pass over ``taken``, however many are wanted."""
+        free = []
         candidate = self.skipped(self.first)
-        for offset in taken:
-            if offset > candidate:
-                break
-            if offset == candidate:
-                candidate = self.skipped(candidate + 1)
-        return candidate if candidate <= self.last else None
+        taken = iter(taken)
+        used = next(taken, None)
+        while len(free) < count and candidate <= self.last:
+            while used is not None and used < candidate:
+                used = next(taken, None)
+            if used != candidate:
+                free.append(candidate)
+            candidate = self.skipped(candidate + 1)
+        return free
 
 
 def parse_prefix(value: str, *, family: int, field: str) -> Network:

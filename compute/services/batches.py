@@ -20,12 +20,12 @@ import audit
 from accounts.choices import Role
 from accounts.selectors import project_require_role
 from compute.choices import Action, RequestStatus, VMStatus
-from compute.models import Hypervisor, Image, IPPool, Plan, VirtualMachine, VMBatch, VMRequest, name_validator
+from compute.models import Hypervisor, Image, Plan, VirtualMachine, VMBatch, VMRequest, name_validator
 from controlplane.errors import Conflict, InvalidInput
 
 from .. import admission
 from .capacity import hypervisor_capacity_check
-from .ipam import ipam_allocate_for_vm
+from .ipam import ipam_allocate_for_vms
 from .operations import operation_create_many
 from .quotas import quota_check, quota_release, quota_reserve
 from .requests import _check_not_suspended, _saved_key_text, _staff_required, _validate, names_taken
@@ -187,9 +187,7 @@ def _approve(requests: list[VMRequest], *, actor, auto: bool, events: list[dict]
         raise Conflict("A VM with one of these names already exists in the project.", code="name_taken") from None
     for vm, r in zip(vms, requests, strict=True):
         vm.project, vm.hypervisor, vm.plan = r.project, r.hypervisor, r.plan  # no query per VM below
-    if IPPool.objects.filter(hypervisor_id=first.hypervisor_id, active=True).exists():
-        for vm in vms:
-            ipam_allocate_for_vm(vm=vm)
+    ipam_allocate_for_vms(vms=vms)
     power = vms[0].power_state
     vm_timeline_append_many(vms=vms, status=VMStatus.BUILDING, power_state=power, at=now, source="approval")
     operation_create_many(vms=vms, action=Action.CREATE, requested_by=first.requester)  # one batch, one requester

@@ -72,15 +72,20 @@ def _purge_cooled(pool: IPPool) -> None:
     IPAllocation.objects.filter(pool=pool, state=AllocationState.COOLING, cool_until__lte=timezone.now()).delete()
 
 
+def _taken(pool: IPPool, layout: ipam.Layout):
+    """The offsets of one family of the pool in use or cooling, ascending (streamed)."""
+    return (
+        IPAllocation.objects.filter(pool=pool, family=layout.family, offset__gte=layout.first)
+        .order_by("offset")
+        .values_list("offset", flat=True)
+        .iterator(chunk_size=2000)
+    )
+
+
 def _take(*, pool: IPPool, layout: ipam.Layout, vm: VirtualMachine | None, state: str, note: str = "") -> IPAllocation:
     """Insert the next free address of one family; None-safe retry if a racing insert won."""
     for _ in range(ALLOCATE_ATTEMPTS):
-        taken = (
-            IPAllocation.objects.filter(pool=pool, family=layout.family, offset__gte=layout.first)
-            .order_by("offset")
-            .values_list("offset", flat=True)
-        )
-        offset = layout.next_free(taken.iterator(chunk_size=2000))
+        offset = layout.next_free(_taken(pool, layout))
         if offset is None:
             raise Conflict(f"IP pool {pool.name} has no free IPv{layout.family} address.", code="ip_pool_exhausted")
         try:
@@ -125,11 +130,64 @@ def ipam_allocate_for_vm(*, vm: VirtualMachine) -> list[IPAllocation]:
         except ipam.PoolError:
             logger.error("IP pool %s is misconfigured; skipped", pool.name)
     logger.error("IP pools of hypervisor %s are exhausted: VM %s refused", vm.hypervisor_id, vm.name)
-    raise Conflict(
+    raise _exhausted()
+
+
+def _exhausted() -> Conflict:
+    return Conflict(
         "No IP address is free for a new VM on this hypervisor; the operator has been alerted. "
         "Try another location or try again later.",
         code="ip_pool_exhausted",
     )
+
+
+@transaction.atomic
+def ipam_allocate_for_vms(*, vms: list[VirtualMachine]) -> list[IPAllocation]:
+    """``ipam_allocate_for_vm`` for many new VMs of one hypervisor (a batch), in order, by
+    the same rule: each VM's addresses from the first active pool with room. Each pool is
+    locked and read once and the addresses inserted in one statement. Not room for all:
+    Conflict ``ip_pool_exhausted`` (the caller's transaction, every VM, rolls back)."""
+    pools = list(IPPool.objects.filter(hypervisor_id=vms[0].hypervisor_id, active=True).order_by("name"))
+    if not pools:
+        return []
+    waiting, rows, given = list(vms), [], {}
+    for pool in pools:
+        if not waiting:
+            break
+        pool = IPPool.objects.select_for_update().get(pk=pool.pk)
+        _purge_cooled(pool)
+        try:
+            layouts = ipam.pool_layouts(pool)
+        except ipam.PoolError:
+            logger.error("IP pool %s is misconfigured; skipped", pool.name)
+            continue
+        free = [layout.free_offsets(_taken(pool, layout), len(waiting)) for layout in layouts]
+        room = min((len(offsets) for offsets in free), default=len(waiting))  # VMs with every family here
+        for n, vm in enumerate(waiting[:room]):
+            given[vm.pk] = [
+                IPAllocation(
+                    pool=pool,
+                    family=layout.family,
+                    offset=offsets[n],
+                    address=str(layout.address(offsets[n])),
+                    vm=vm,
+                    state=AllocationState.ASSIGNED,
+                )
+                for layout, offsets in zip(layouts, free, strict=True)
+            ]
+            rows += given[vm.pk]
+        waiting = waiting[room:]
+    if waiting:
+        logger.error("IP pools of hypervisor %s are exhausted: %d VMs refused", vms[0].hypervisor_id, len(vms))
+        raise _exhausted()
+    try:
+        with transaction.atomic():
+            allocations = IPAllocation.objects.bulk_create(rows)
+    except IntegrityError:  # every writer locks the pool first, so this is not expected
+        raise Conflict("The IP pool is busy; try again.", code="ip_pool_busy") from None
+    for vm in vms:
+        rdns_default_for_allocations(vm=vm, allocations=given[vm.pk])
+    return allocations
 
 
 def ipam_release_for_vm(*, vm: VirtualMachine) -> int:

@@ -18,7 +18,7 @@ from kombu.transport.redis import PublishBatch
 from audit.selectors import chain_verify
 from billing.models import BillingProfile
 from compute import services
-from compute.models import Hypervisor, IPPool, Operation, ProjectQuota, VirtualMachine, VMBatch, VMRequest
+from compute.models import Hypervisor, IPAllocation, IPPool, Operation, ProjectQuota, VirtualMachine, VMBatch, VMRequest
 from compute.services.ipam import ipam_pool_check
 from controlplane.celery import app
 from tests.fixtures.compute import wait_for
@@ -166,6 +166,34 @@ def test_an_ip_pool_too_small_for_the_batch_refuses_all_of_it(api, project, plan
     assert sorted(a.address for vm in VirtualMachine.objects.all() for a in vm.ip_allocations.all()) == [
         f"192.0.2.{n}" for n in range(2, 7)
     ]
+
+
+def test_a_batch_takes_its_addresses_in_order_from_the_first_pools_with_room(user, project, plan, image, simulator):
+    # Given pool-a with room for three (.1 gateway, .3 excluded, .4 held) and a dual-stack pool-b
+    pools = [
+        IPPool(name="pool-a", hypervisor=simulator, ipv4_prefix="192.0.2.0/29", ipv4_gateway="192.0.2.1",
+               excluded_ranges=["192.0.2.3"]),
+        IPPool(name="pool-b", hypervisor=simulator, ipv4_prefix="198.51.100.0/29", ipv4_gateway="198.51.100.1",
+               ipv6_prefix="2001:db8:20::/64", ipv6_gateway="2001:db8:20::1"),
+    ]  # fmt: skip
+    for pool in pools:
+        ipam_pool_check(pool=pool)
+        pool.save()
+    IPAllocation.objects.create(pool=pools[0], family=4, offset=4, address="192.0.2.4", state="reserved")
+    # When a batch of five is accepted, in a bounded number of statements whatever its size
+    with CaptureQueriesContext(connection) as queries:
+        batch = services.vm_batch_create(
+            user=user, project=project, plan=plan, image=image, hypervisor=simulator, name_pattern="ip-{n}", count=5
+        )
+    # Then each VM has what one request at a time would have given it: the lowest free addresses
+    # of the first pool with room for all its families
+    vms = VirtualMachine.objects.filter(request__batch=batch).order_by("name")
+    assert [sorted(a.address for a in vm.ip_allocations.all()) for vm in vms] == [
+        ["192.0.2.2"], ["192.0.2.5"], ["192.0.2.6"],
+        ["198.51.100.2", "2001:db8:20::2"], ["198.51.100.3", "2001:db8:20::3"],
+    ]  # fmt: skip
+    ip_statements = [q["sql"] for q in queries if "compute_ipallocation" in q["sql"]]
+    assert len(ip_statements) <= 3 * len(pools) + 1, ip_statements  # per pool: purge, read v4, v6; one insert
 
 
 @pytest.mark.parametrize(

@@ -46,6 +46,10 @@ def test_a_48_is_never_enumerated_and_gaps_are_found_between_taken_offsets():
     assert layout.next_free(iter([])) == 10
     assert layout.next_free(iter([10, 11, 13])) == 12
     assert str(layout.address(layout.next_free(iter([10, 11, 12])))) == "2001:db8::d"
+    # many at once (a batch): one pass, skipping taken and excluded offsets, fewer when it runs out
+    assert layout.free_offsets(iter([10, 11, 13]), 3) == [12, 14, 15]
+    small = ipam.layout(prefix="192.0.2.0/29", gateway="192.0.2.1", excluded=["192.0.2.3"], family=4)
+    assert small.free_offsets(iter([4]), 10) == [2, 5, 6]
 
 
 @pytest.mark.parametrize(
