@@ -7,11 +7,13 @@ Prints, beside a baseline measured in the same run on the same database and brok
 1. one batch of ``--vms`` VMs through the service (``vm_batch_create``: quota for all,
    N requests, N VMs, N timeline events, N create Operations published on commit,
    3N audit events) and through the API (``POST /api/v1/vm-batches/``, in process):
-   VMs accepted per second and SQL statements per VM;
+   VMs accepted per second and SQL statements per VM; and once more on a hypervisor
+   with a dual-stack IP pool (each VM also gets an IPv4 and an IPv6 address);
 2. the baseline: ``--singles`` single requests, one after the other
    (``vm_request_create``, auto-approved: the same work for one VM per call), creates/s;
-3. a floor: ``--vms`` bare ``send_task`` publishes to the same broker and queue (each
-   VM's create operation is published once, on commit).
+3. floors: ``--vms`` bare ``send_task`` publishes to the same broker and queue (each
+   VM's create operation is published once, on commit), one after the other, and the
+   same publishes on one producer in pipelined round trips (kombu's ``Producer.batch``).
 
 No worker runs: the operations stay pending (acceptance is what is measured; building
 them is the engine benchmark's). Uses its own database (BENCH_BATCH_DATABASE_URL,
@@ -70,6 +72,21 @@ def setup(vms: int):
     return hv, plan, image, user, project
 
 
+def setup_ip_pool(image):
+    """A second hypervisor on the same queue with a dual-stack pool big enough for the batch."""
+    from compute.models import Hypervisor, ImageReference, IPPool
+
+    hv = Hypervisor.objects.create(
+        name="bench-batch-ip", kind="simulator", queue=QUEUE, connection={"latency": 0}, max_concurrent_operations=10**6
+    )
+    ImageReference.objects.create(image=image, hypervisor=hv, ref="tmpl-lab")
+    IPPool.objects.create(
+        name="bench-pool", hypervisor=hv, ipv4_prefix="10.20.0.0/16", ipv4_gateway="10.20.0.1",
+        ipv6_prefix="2001:db8:20::/64", ipv6_gateway="2001:db8:20::1",
+    )  # fmt: skip
+    return hv
+
+
 def timed(call):
     from bench.orm import count_queries
 
@@ -96,7 +113,7 @@ def main():
     from rest_framework.test import APIClient
 
     from compute import services
-    from compute.models import Operation
+    from compute.models import IPAllocation, Operation
 
     call_command("migrate", verbosity=0)
     hv, plan, image, user, project = setup(args.vms)
@@ -131,6 +148,17 @@ def main():
         assert response.status_code == 201, response.content
         assert response.json()["progress"]["building"] == args.vms
 
+        ip_hv = setup_ip_pool(image)
+
+        def batch_with_addresses():
+            return services.vm_batch_create(
+                user=user, project=project, plan=plan, image=image, hypervisor=ip_hv, name_pattern="ip-{n}",
+                count=args.vms,
+            )  # fmt: skip
+
+        created, ip_s, ip_q = timed(batch_with_addresses)
+        assert IPAllocation.objects.filter(vm__request__batch=created).count() == 2 * args.vms
+
         def publishes():  # the floor of the on-commit publishing: bare send_task, same broker and queue
             from controlplane.celery import app
 
@@ -138,6 +166,15 @@ def main():
                 app.send_task("execute_operation", args=[0], queue=QUEUE, retry=False)
 
         _, publish_s, _ = timed(publishes)
+
+        def pipelined():  # the same on one producer, in pipelined round trips
+            from controlplane.celery import app
+
+            with app.producer_or_acquire() as producer, producer.batch():
+                for _ in range(args.vms):
+                    app.send_task("execute_operation", args=[0], queue=QUEUE, retry=False, producer=producer)
+
+        _, pipelined_s, _ = timed(pipelined)
 
         unit = "VMs/s"
         result.add(
@@ -149,17 +186,29 @@ def main():
             "single requests, one after the other (creates/s)",
         )  # fmt: skip
         result.add(
+            f"accept a batch of {args.vms} with an IP pool (service)", args.vms / ip_s, unit, single_rate,
+            "single requests, one after the other (creates/s)",
+        )  # fmt: skip
+        result.add(
             "SQL statements per VM (batch, service)", batch_q / args.vms, "", single_q / args.singles,
             "statements per single request",
         )  # fmt: skip
         result.add(
+            "SQL statements per VM (batch with an IP pool)", ip_q / args.vms, "", single_q / args.singles,
+            "statements per single request (no pool)",
+        )  # fmt: skip
+        result.add(
             f"accept a batch of {args.vms} (service)", args.vms / batch_s, unit, args.vms / publish_s,
-            "bare Celery publishes/s (send_task), the batch's floor",
+            "bare Celery publishes/s (send_task), one after the other",
+        )  # fmt: skip
+        result.add(
+            f"accept a batch of {args.vms} (service)", args.vms / batch_s, unit, args.vms / pipelined_s,
+            "Celery publishes/s on one producer, pipelined (the batch's floor)",
         )  # fmt: skip
         result.notes.append(
             f"batch: {batch_s:.2f} s for {args.vms} VMs ({args.vms} create operations published on commit); "
-            f"API: {api_s:.2f} s; singles: {single_s:.2f} s for {args.singles}; "
-            f"{args.vms} bare publishes: {publish_s:.2f} s"
+            f"API: {api_s:.2f} s; with an IP pool: {ip_s:.2f} s; singles: {single_s:.2f} s for {args.singles}; "
+            f"{args.vms} bare publishes: {publish_s:.2f} s, pipelined: {pipelined_s:.2f} s"
         )
     finally:
         client = redis.Redis.from_url(BROKER)
