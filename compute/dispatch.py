@@ -37,15 +37,15 @@ def publish_execute(*, operation_id: int, queue: str, countdown: float | None = 
         _send(EXECUTE, [operation_id], queue, countdown)
 
 
-def _send_executes(operations: list[tuple[int, str]]) -> None:
-    """Publish many execute messages on one producer (one pooled broker connection); on
-    Redis they go out in pipelined round trips (kombu's ``Producer.batch``), not one each."""
+def _send_many(name: str, messages: list[tuple[int, str]]) -> None:
+    """Publish many messages of one task, each ``(id, queue)``, on one producer (one pooled
+    broker connection); on Redis in pipelined round trips (kombu's ``Producer.batch``)."""
     try:
         with app.producer_or_acquire() as producer, producer.batch():
-            for operation_id, queue in operations:
-                app.send_task(EXECUTE, args=[operation_id], queue=queue, retry=False, producer=producer)
+            for object_id, queue in messages:
+                app.send_task(name, args=[object_id], queue=queue, retry=False, producer=producer)
     except Exception:  # broker down: what did not go out (maybe all of it), the relay publishes later
-        logger.warning("could not publish %d operations; the relay will retry", len(operations), exc_info=True)
+        logger.warning("could not publish %d %s; the relay will retry", len(messages), name, exc_info=True)
 
 
 def publish_execute_many(*, operations: list[tuple[int, str]], on_commit: bool = True) -> None:
@@ -53,9 +53,9 @@ def publish_execute_many(*, operations: list[tuple[int, str]], on_commit: bool =
     if not operations:
         return
     if on_commit:
-        transaction.on_commit(lambda: _send_executes(operations))
+        transaction.on_commit(lambda: _send_many(EXECUTE, operations))
     else:
-        _send_executes(operations)
+        _send_many(EXECUTE, operations)
 
 
 def publish_poll(*, operation_id: int, token: str, queue: str, countdown: float) -> bool:
@@ -77,3 +77,10 @@ def publish_reverse_dns(*, record_id: int, on_commit: bool = True, countdown: fl
         transaction.on_commit(lambda: _send(REVERSE_DNS, [record_id], settings.HOUSEKEEPING_QUEUE))
     else:
         _send(REVERSE_DNS, [record_id], settings.HOUSEKEEPING_QUEUE, countdown)
+
+
+def publish_reverse_dns_many(*, record_ids: list[int]) -> None:
+    """``publish_reverse_dns`` for many records (a batch's addresses): after commit, together."""
+    messages = [(record_id, settings.HOUSEKEEPING_QUEUE) for record_id in record_ids]
+    if messages:
+        transaction.on_commit(lambda: _send_many(REVERSE_DNS, messages))

@@ -24,7 +24,7 @@ from compute.choices import AllocationState, VMStatus
 from compute.models import ExtraIPHolding, IPAllocation, IPPool, VirtualMachine
 from controlplane.errors import Conflict, InvalidInput, NotFound
 
-from .rdns import rdns_clear_addresses, rdns_default_for_allocations, rdns_zone
+from .rdns import rdns_clear_addresses, rdns_default_for_allocations, rdns_default_for_many, rdns_zone
 
 logger = logging.getLogger(__name__)
 ALLOCATE_ATTEMPTS = 5
@@ -185,8 +185,7 @@ def ipam_allocate_for_vms(*, vms: list[VirtualMachine]) -> list[IPAllocation]:
             allocations = IPAllocation.objects.bulk_create(rows)
     except IntegrityError:  # every writer locks the pool first, so this is not expected
         raise Conflict("The IP pool is busy; try again.", code="ip_pool_busy") from None
-    for vm in vms:
-        rdns_default_for_allocations(vm=vm, allocations=given[vm.pk])
+    rdns_default_for_many(vm_allocations=[(vm, given[vm.pk]) for vm in vms])
     return allocations
 
 

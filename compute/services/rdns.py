@@ -44,38 +44,63 @@ def rdns_zone(pool: IPPool, family: int) -> str:
 
 def _desire(*, address: str, zone: str, ptr: str, vm: VirtualMachine | None, custom: bool) -> ReverseDNSRecord | None:
     """Set the PTR ``address`` should have ("" = none) and publish its delivery after commit."""
-    record = ReverseDNSRecord.objects.select_for_update().filter(address=address).first()
-    if record is None:
-        if not ptr:
-            return None  # never had one: nothing to remove
-        record = ReverseDNSRecord.objects.create(address=address, zone=zone, ptr=ptr, vm=vm, custom=custom)
-    else:
-        record.zone, record.ptr, record.vm, record.custom = zone, ptr, vm, custom
-        record.version += 1
-        record.pending, record.attempts, record.next_attempt_at = True, 0, timezone.now()
-        record.save()
-    dispatch.publish_reverse_dns(record_id=record.pk)
-    return record
+    return _desire_many([{"address": address, "zone": zone, "ptr": ptr, "vm": vm, "custom": custom}]).get(address)
+
+
+def _desire_many(wanted: list[dict]) -> dict[str, ReverseDNSRecord]:
+    """``_desire`` for many addresses (a dict of its arguments each): the records there are
+    locked and read in one statement, the new ones inserted in one, published together."""
+    addresses = [item["address"] for item in wanted]
+    existing = {
+        record.address: record
+        for record in ReverseDNSRecord.objects.select_for_update().filter(address__in=addresses).order_by("address")
+    }
+    records, new = {}, []
+    for item in wanted:
+        record = existing.get(item["address"])
+        if record is None:
+            if not item["ptr"]:
+                continue  # never had one: nothing to remove
+            record = ReverseDNSRecord(**item)
+            new.append(record)
+        else:
+            record.zone, record.ptr, record.vm, record.custom = item["zone"], item["ptr"], item["vm"], item["custom"]
+            record.version += 1
+            record.pending, record.attempts, record.next_attempt_at = True, 0, timezone.now()
+            record.save()
+        records[record.address] = record
+    ReverseDNSRecord.objects.bulk_create(new)
+    dispatch.publish_reverse_dns_many(record_ids=[record.pk for record in records.values()])
+    return records
 
 
 def rdns_default_for_allocations(*, vm: VirtualMachine, allocations: list[IPAllocation]) -> None:
     """New addresses of ``vm`` get the operator's default PTR (REVERSE_DNS_DEFAULT_PTR), if any."""
+    rdns_default_for_many(vm_allocations=[(vm, allocations)])
+
+
+def rdns_default_for_many(*, vm_allocations: list[tuple[VirtualMachine, list[IPAllocation]]]) -> None:
+    """``rdns_default_for_allocations`` for many new VMs at once (a batch), in bulk statements."""
     if not rdns_enabled():
         return
-    for allocation in allocations:
-        try:
-            name = rdns.default_name(
-                settings.REVERSE_DNS_DEFAULT_PTR,
-                address=allocation.address,
-                vm_name=vm.name,
-                vm_id=vm.pk,
-                project=vm.project.slug,
-            )
-            zone = rdns_zone(allocation.pool, allocation.family)
-        except rdns.ReverseDNSError as exc:
-            logger.error("no default PTR for %s: %s", allocation.address, exc)
-            continue
-        _desire(address=allocation.address, zone=zone, ptr=name, vm=vm, custom=False)
+    wanted = []
+    for vm, allocations in vm_allocations:
+        for allocation in allocations:
+            try:
+                name = rdns.default_name(
+                    settings.REVERSE_DNS_DEFAULT_PTR,
+                    address=allocation.address,
+                    vm_name=vm.name,
+                    vm_id=vm.pk,
+                    project=vm.project.slug,
+                )
+                zone = rdns_zone(allocation.pool, allocation.family)
+            except rdns.ReverseDNSError as exc:
+                logger.error("no default PTR for %s: %s", allocation.address, exc)
+                continue
+            wanted.append({"address": allocation.address, "zone": zone, "ptr": name, "vm": vm, "custom": False})
+    if wanted:
+        _desire_many(wanted)
 
 
 def rdns_clear_addresses(*, addresses: list[str]) -> None:

@@ -18,7 +18,17 @@ from kombu.transport.redis import PublishBatch
 from audit.selectors import chain_verify
 from billing.models import BillingProfile
 from compute import services
-from compute.models import Hypervisor, IPAllocation, IPPool, Operation, ProjectQuota, VirtualMachine, VMBatch, VMRequest
+from compute.models import (
+    Hypervisor,
+    IPAllocation,
+    IPPool,
+    Operation,
+    ProjectQuota,
+    ReverseDNSRecord,
+    VirtualMachine,
+    VMBatch,
+    VMRequest,
+)
 from compute.services.ipam import ipam_pool_check
 from controlplane.celery import app
 from tests.fixtures.compute import wait_for
@@ -194,6 +204,29 @@ def test_a_batch_takes_its_addresses_in_order_from_the_first_pools_with_room(use
     ]  # fmt: skip
     ip_statements = [q["sql"] for q in queries if "compute_ipallocation" in q["sql"]]
     assert len(ip_statements) <= 3 * len(pools) + 1, ip_statements  # per pool: purge, read v4, v6; one insert
+
+
+def test_a_batchs_default_ptr_records_are_written_and_published_together(
+    settings, user, project, plan, image, simulator, django_capture_on_commit_callbacks
+):
+    # Given reverse DNS offered (nothing is delivered here: the records are the outbox)
+    settings.POWERDNS_API_URL = "http://127.0.0.1:9"
+    settings.REVERSE_DNS_DEFAULT_PTR = "ip-{dashed}.cloud.test"
+    pool = IPPool(name="pool-a", hypervisor=simulator, ipv4_prefix="192.0.2.0/28", ipv4_gateway="192.0.2.1")
+    ipam_pool_check(pool=pool)
+    pool.save()
+    # When a batch of eight is accepted
+    with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks() as published:
+        services.vm_batch_create(
+            user=user, project=project, plan=plan, image=image, hypervisor=simulator, name_pattern="dns-{n}", count=8
+        )
+    # Then every address has its pending default PTR, written in bulk and published in one go
+    records = ReverseDNSRecord.objects.order_by("address")
+    assert [(r.address, r.ptr, r.pending) for r in records] == [
+        (f"192.0.2.{n}", f"ip-192-0-2-{n}.cloud.test.", True) for n in range(2, 10)
+    ]
+    assert len([q for q in queries if "compute_reversednsrecord" in q["sql"]]) == 2  # lock/read, insert
+    assert len(published) == 2  # the create operations, the PTR records
 
 
 @pytest.mark.parametrize(
