@@ -19,6 +19,7 @@ from controlplane.errors import Conflict, NotFound
 from .choices import EInvoiceStatus, Regime, SupplyType
 from .gst import Customer, Heads, Treatment, tax_heads, treatment
 from .models import (
+    BackupStorageRecord,
     BillingProfile,
     BillingSettings,
     CreditNote,
@@ -28,9 +29,11 @@ from .models import (
     LedgerEntry,
     MeterCursor,
     ReceiptVoucher,
+    SnapshotStorageRecord,
     SupplierLocation,
     SupplierRegistration,
     TdsDeduction,
+    TransferRecord,
     UsageCharge,
     UsageRecord,
     Wallet,
@@ -369,6 +372,20 @@ def invoice_due_projects(*, cutoff: datetime) -> QuerySet[Project]:
         )
     )
     return Project.objects.filter(pk__in=pending - behind).order_by("pk")
+
+
+def uncharged_project_ids(*, before: datetime) -> set[int]:
+    """Projects with records not charged yet: usage of hours before ``before``,
+    transfer over-use, snapshot or backup storage (any month)."""
+    ids = set(
+        UsageRecord.objects.filter(charge__isnull=True, hour_start__lt=before)
+        .values_list("project_id", flat=True)
+        .order_by()
+        .distinct()
+    )
+    for model in (TransferRecord, SnapshotStorageRecord, BackupStorageRecord):
+        ids.update(model.objects.filter(charge__isnull=True).values_list("project_id", flat=True).order_by().distinct())
+    return ids
 
 
 def invoice_creditable(*, invoice: Invoice) -> dict[Decimal, tuple[Decimal, str]]:
