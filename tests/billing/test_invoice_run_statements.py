@@ -4,15 +4,19 @@ charged everything before it (the projects are then not charged again in their t
 
 from decimal import Decimal
 
-from django.db import connection
+import pytest
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from audit.selectors import chain_verify
 from billing import services
-from billing.models import Invoice, LedgerEntry, UsageCharge
+from billing.choices import DocumentKind
+from billing.models import DocumentSeries, Invoice, LedgerEntry, UsageCharge
 from billing.selectors import ledger_problems
+from billing.services.documents import numbered
 from compute.choices import SnapshotState
 from compute.models import Snapshot
+from controlplane.errors import Conflict
 from tests.fixtures.billing import HOUR, at, fund, set_profile
 from tests.fixtures.factories import PlanFactory, UserFactory
 
@@ -20,9 +24,9 @@ D = Decimal
 GIB = 2**30
 T0 = at("2025-04-30 18:30")  # 1 May 00:00 IST
 RUN = at("2025-06-01 02:00")
-# BEGIN, wallet lock, open charges, usage lines, series lock and update, invoice, lines, charges
+# BEGIN, wallet lock, open charges, usage lines, the number (one UPDATE), invoice, lines, charges
 # linked, settlement entry and wallet, audit (chain lock, head, event), COMMIT (the old code: 31).
-PER_INVOICE = 15
+PER_INVOICE = 14
 
 
 def invoice_transactions(queries: list[dict]) -> list[list[str]]:
@@ -78,7 +82,7 @@ def test_each_invoice_of_the_monthly_run_is_a_fixed_number_of_statements(supplie
     transactions = invoice_transactions(ctx.captured_queries)
     assert len(transactions) == 3
     first, *others = [len(t) for t in transactions]
-    assert first <= PER_INVOICE + 5  # the year's first invoice also creates the series
+    assert first <= PER_INVOICE + 7  # the year's first invoice also creates the series
     assert max(others) <= PER_INVOICE, "\n\n".join("\n".join(t) for t in transactions)
     # Settings are read once for the run, not in each project's transaction
     assert not any("billing_billingsettings" in s for t in transactions for s in t)
@@ -104,3 +108,18 @@ def test_the_monthly_run_after_the_hourly_job_keeps_every_invariant(supplier, us
     assert (snapshot_line.quantity, snapshot_line.taxable) == (D("20.0000"), D("0.20"))
     assert ledger_problems() == []
     assert chain_verify().ok
+
+
+def test_a_number_is_one_statement_and_a_refused_one_changes_nothing(supplier, db):
+    with transaction.atomic():
+        numbered(kind=DocumentKind.INVOICE, prefix="INV", at=RUN, actor="system:tests")  # creates the series
+        with CaptureQueriesContext(connection) as ctx:
+            second = numbered(kind=DocumentKind.INVOICE, prefix="INV", at=RUN, actor="system:tests")
+    assert (second["number"], second["sequence"]) == ("INV/2526/000002", 2)
+    assert len(ctx.captured_queries) == 1 and ctx.captured_queries[0]["sql"].startswith("UPDATE")
+    assert DocumentSeries.objects.get(prefix="INV").last_number == 2
+
+    # A prefix of another kind's series is refused, and that series keeps its number
+    with pytest.raises(Conflict, match="already used for Tax invoice numbers"), transaction.atomic():
+        numbered(kind=DocumentKind.CREDIT_NOTE, prefix="INV", at=RUN, actor="system:tests")
+    assert DocumentSeries.objects.get(prefix="INV").last_number == 2
