@@ -28,24 +28,23 @@ from controlplane.errors import Conflict, InvalidInput, ServiceError
 from ..choices import DocumentKind, EntryKind
 from ..gst import Heads, credit_note_deadline, document_totals, tax_heads
 from ..models import (
-    BackupStorageRecord,
     BillingSettings,
     CreditNote,
     CreditNoteLine,
     Invoice,
     InvoiceLine,
-    SnapshotStorageRecord,
     SupplierRegistration,
-    TransferRecord,
     UsageCharge,
     UsageRecord,
 )
 from ..money import ZERO, format_inr, paise
 from ..periods import local_date, month_of, month_start
 from ..selectors import (
+    OTHER_RECORDS,
     billing_settings_get,
     invoice_creditable,
     invoice_due_projects,
+    open_charge_kinds,
     registration_for_gstin,
     treatment_for,
     uncharged_project_ids,
@@ -85,7 +84,7 @@ def _heads_fields(heads: Heads) -> dict:
     }
 
 
-def _usage_lines(charge_ids: list[int], regime: str, *, first_position: int = 1) -> list[InvoiceLine]:
+def _usage_lines(charge_ids: list[int], regime: str) -> list[InvoiceLine]:
     groups = (
         UsageRecord.objects.filter(charge_id__in=charge_ids)
         .values(
@@ -113,7 +112,7 @@ def _usage_lines(charge_ids: list[int], regime: str, *, first_position: int = 1)
             heads = tax_heads(taxable=seconds * price / 3600, gst_rate=group["gst_rate"], regime=regime)
             lines.append(
                 InvoiceLine(
-                    position=first_position + len(lines),
+                    position=len(lines) + 1,
                     description=(
                         f"Additional IP {group['item'].split(':', 2)[2]} of {group['vm__name']}"
                         if group["item"]
@@ -156,34 +155,41 @@ def _charge_locked(*, wallet, settings: BillingSettings, before: datetime | None
     backup_storage_charge_locked(wallet=wallet, settings=settings, now=at)
 
 
-def _open_charges(project: Project, before: datetime | None) -> dict[int | None, list[tuple]]:
+def _open_charges(
+    project: Project, before: datetime | None, kinds: dict[int, set[str]] | None = None
+) -> dict[int | None, list[tuple]]:
     """The project's uninvoiced charges by supplier registration id (None: the principal one):
-    ``(id, total, hour_from, hour_to, has usage records, transfer, snapshot, backup storage)``."""
+    ``(id, total, hour_from, hour_to, kinds)``, ``kinds`` the kinds of records besides usage
+    hours it holds (``OTHER_RECORDS``). Taken from ``kinds`` (``open_charge_kinds``, read when a
+    run began; a charge made since gets every kind, to be asked), else asked here."""
     charges = UsageCharge.objects.filter(project=project, invoice__isnull=True)
     if before is not None:
         charges = charges.filter(period__lt=month_of(before))
-    has = {
-        name: Exists(model.objects.filter(charge=OuterRef("pk")))
-        for name, model in (
-            ("has_usage", UsageRecord),
-            ("has_transfer", TransferRecord),
-            ("has_snapshots", SnapshotStorageRecord),
-            ("has_backups", BackupStorageRecord),
-        )
-    }
-    rows = charges.annotate(**has).values_list("registration_id", "id", "total", "hour_from", "hour_to", *has)
+    if kinds is None:
+        has = {kind: Exists(model.objects.filter(charge=OuterRef("pk"))) for kind, model in OTHER_RECORDS.items()}
+        charges = charges.annotate(**has)
+    fields = ["registration_id", "id", "total", "hour_from", "hour_to"]
     by_registration: dict[int | None, list[tuple]] = defaultdict(list)
-    for registration_id, *row in rows.order_by():
-        by_registration[registration_id].append(tuple(row))
+    for registration_id, charge_id, *row in charges.values_list(*fields, *(OTHER_RECORDS if kinds is None else ())):
+        if kinds is None:
+            held = {kind for kind, has in zip(OTHER_RECORDS, row[3:], strict=True) if has}
+        else:
+            held = kinds.get(charge_id, set(OTHER_RECORDS))
+        by_registration[registration_id].append((charge_id, *row[:3], held))
     return by_registration
 
 
 def _lines(rows: list[tuple], regime: str) -> list[InvoiceLine]:
-    """The lines of these charges (``_open_charges`` rows), asking only for the kinds they hold."""
+    """The lines of these charges (``_open_charges`` rows): usage hours, then the other kinds
+    they hold (asking only for those)."""
     charge_ids = [row[0] for row in rows]
-    lines = []
-    for index, make in enumerate((_usage_lines, transfer_lines, snapshot_storage_lines, backup_storage_lines)):
-        if any(row[4 + index] for row in rows):
+    lines = _usage_lines(charge_ids, regime)
+    for kind, make in (
+        ("transfer", transfer_lines),
+        ("snapshots", snapshot_storage_lines),
+        ("backups", backup_storage_lines),
+    ):
+        if any(kind in row[4] for row in rows):
             lines += make(charge_ids, regime, first_position=len(lines) + 1)
     return lines
 
@@ -198,6 +204,7 @@ def invoices_issue(
     registrations: list[SupplierRegistration | None] | None = None,
     settings: BillingSettings | None = None,
     charge: bool = True,
+    kinds: dict[int, set[str]] | None = None,
 ) -> list[Invoice]:
     """Invoice the project's uninvoiced usage: one invoice per supplier
     registration its VMs' hypervisors supply under (all or none); ``before``:
@@ -205,8 +212,8 @@ def invoices_issue(
     everything metered (on demand). ``registrations``: only these (None in it:
     the principal registration; default all, the principal one first, then by
     GSTIN). ``charge``: first charge what is still uncharged (False: the caller
-    knows nothing is, the monthly run after the hourly job). ``settings``: the
-    billing settings, when the caller has them (a run of many projects).
+    knows nothing is, the monthly run after the hourly job). ``settings`` and
+    ``kinds`` (``open_charge_kinds``): read once by a run of many projects.
 
     Lock order: wallet, document series in a fixed order, audit chain. Charging
     audits, so with ``charge`` the numbers of the registrations that have
@@ -224,7 +231,7 @@ def invoices_issue(
             if _due_now(project, registration, before):
                 numbers[registration] = _invoice_number(settings, registration, at, actor)
         _charge_locked(wallet=wallet, settings=settings, before=before, at=at)
-    open_charges = _open_charges(project, before)
+    open_charges = _open_charges(project, before, kinds)
     profile = wallet_profile(wallet)
     drafts = []
     for registration in registrations:
@@ -357,7 +364,8 @@ def invoice_issue_monthly(
     Stops at ``deadline`` (time.monotonic()); the next run continues.
 
     Read once for the run: the settings, the registrations, which projects
-    have anything uncharged (after metering every kind once). Only those are
+    have anything uncharged (after metering every kind once), which open
+    charges hold records besides usage hours. Only those are
     charged in their transaction (the hourly job has charged the others); a
     record that turns up later is charged and invoiced by the next runs."""
     now = now or timezone.now()
@@ -368,6 +376,7 @@ def invoice_issue_monthly(
         meter(settings=settings, now=now)
     registrations = [None, *SupplierRegistration.objects.order_by("gstin")]
     uncharged = uncharged_project_ids(before=cutoff)
+    kinds = open_charge_kinds(before=cutoff)
     invoices, failures = [], []
     for project in invoice_due_projects(cutoff=cutoff):
         if deadline is not None and time.monotonic() > deadline:
@@ -381,6 +390,7 @@ def invoice_issue_monthly(
                 registrations=registrations,
                 settings=settings,
                 charge=project.pk in uncharged,
+                kinds=kinds,
             )
         except ServiceError as exc:
             logger.error("invoice for project %s not issued: %s", project.pk, exc.message)

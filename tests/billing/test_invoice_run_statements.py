@@ -123,3 +123,10 @@ def test_a_number_is_one_statement_and_a_refused_one_changes_nothing(supplier, d
     with pytest.raises(Conflict, match="already used for Tax invoice numbers"), transaction.atomic():
         numbered(kind=DocumentKind.CREDIT_NOTE, prefix="INV", at=RUN, actor="system:tests")
     assert DocumentSeries.objects.get(prefix="INV").last_number == 2
+
+
+def test_an_invoice_on_demand_has_the_lines_of_every_kind_its_charges_hold(supplier, user, vm_factory):
+    projects = charge_fleet(user, vm_factory, snapshots=True)
+    invoice = services.invoice_issue(project=projects[2], actor="system:tests", at=RUN)
+    assert [line.unit for line in invoice.lines.order_by("position")] == ["HRS", "HRS", "HRS", "GiB-h"]
+    assert invoice.taxable_total == sum(line.taxable for line in invoice.lines.all())
