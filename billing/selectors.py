@@ -19,6 +19,7 @@ from controlplane.errors import Conflict, NotFound
 from .choices import EInvoiceStatus, Regime, SupplyType
 from .gst import Customer, Heads, Treatment, tax_heads, treatment
 from .models import (
+    BackupStorageRecord,
     BillingProfile,
     BillingSettings,
     CreditNote,
@@ -28,9 +29,11 @@ from .models import (
     LedgerEntry,
     MeterCursor,
     ReceiptVoucher,
+    SnapshotStorageRecord,
     SupplierLocation,
     SupplierRegistration,
     TdsDeduction,
+    TransferRecord,
     UsageCharge,
     UsageRecord,
     Wallet,
@@ -369,6 +372,36 @@ def invoice_due_projects(*, cutoff: datetime) -> QuerySet[Project]:
         )
     )
     return Project.objects.filter(pk__in=pending - behind).order_by("pk")
+
+
+OTHER_RECORDS = {"transfer": TransferRecord, "snapshots": SnapshotStorageRecord, "backups": BackupStorageRecord}
+
+
+def open_charge_kinds(*, before: datetime) -> dict[int, set[str]]:
+    """Every uninvoiced charge of the months before ``before``, by id: the kinds of records
+    besides usage hours it holds (``OTHER_RECORDS``; most hold none). A charge's records are
+    linked when it is made and stay, so this holds for these charges until they are invoiced."""
+    charges = UsageCharge.objects.filter(invoice__isnull=True, period__lt=month_of(before))
+    kinds: dict[int, set[str]] = {charge_id: set() for charge_id in charges.values_list("id", flat=True)}
+    for kind, model in OTHER_RECORDS.items():
+        held = model.objects.filter(charge_id__in=list(kinds)).values_list("charge_id", flat=True).order_by()
+        for charge_id in held.distinct():
+            kinds[charge_id].add(kind)
+    return kinds
+
+
+def uncharged_project_ids(*, before: datetime) -> set[int]:
+    """Projects with records not charged yet: usage of hours before ``before``,
+    transfer over-use, snapshot or backup storage (any month)."""
+    ids = set(
+        UsageRecord.objects.filter(charge__isnull=True, hour_start__lt=before)
+        .values_list("project_id", flat=True)
+        .order_by()
+        .distinct()
+    )
+    for model in (TransferRecord, SnapshotStorageRecord, BackupStorageRecord):
+        ids.update(model.objects.filter(charge__isnull=True).values_list("project_id", flat=True).order_by().distinct())
+    return ids
 
 
 def invoice_creditable(*, invoice: Invoice) -> dict[Decimal, tuple[Decimal, str]]:

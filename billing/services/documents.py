@@ -2,14 +2,15 @@
 treatment as they are at issue (or copied from the invoice a credit note
 refers to), and totals.
 
-Numbers: the series row (one per prefix and financial year) is locked with
-``SELECT ... FOR UPDATE`` inside the transaction that creates the document,
-so a rolled-back document gives its number back and concurrent issuers queue.
+Numbers: the series row (one per prefix and financial year) is locked by the
+``UPDATE`` that takes the next number (one statement, ``RETURNING`` it) inside
+the transaction that creates the document, so a rolled-back document gives its
+number back and concurrent issuers queue.
 """
 
 from datetime import date, datetime
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from controlplane.errors import Conflict
 
@@ -35,19 +36,38 @@ def number_allocate(*, kind: str, prefix: str, day: date) -> tuple[DocumentSerie
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("number_allocate must run inside the transaction that creates the document.")
     fy = financial_year(day)
-    locked = DocumentSeries.objects.select_for_update().filter(prefix=prefix, financial_year=fy)
-    series = locked.first()
-    if series is None:  # the first document of the year: create the series (once, even when racing)
-        DocumentSeries.objects.get_or_create(prefix=prefix, financial_year=fy, defaults={"kind": kind})
-        series = locked.get()
-    if series.kind != kind:
-        raise Conflict(f"The prefix {prefix} is already used for {series.get_kind_display()} numbers in {fy}.")
-    sequence = series.last_number + 1
-    number = document_number(prefix, fy, sequence)
-    if sequence >= 10**SEQUENCE_DIGITS or len(number) > MAX_NUMBER_LENGTH:
+    if len(document_number(prefix, fy, 1)) > MAX_NUMBER_LENGTH:
         raise Conflict(f"The {prefix} series of {fy} is full; configure a new prefix in Billing settings.")
-    DocumentSeries.objects.filter(pk=series.pk).update(last_number=sequence)
-    return series, sequence, number
+    taken = _series_next(kind=kind, prefix=prefix, fy=fy)
+    if taken is None:  # no such series yet, or another kind's, or full: nothing was changed
+        locked = DocumentSeries.objects.select_for_update().filter(prefix=prefix, financial_year=fy)
+        series = locked.first()
+        if series is None:  # the first document of the year: create the series (once, even when racing)
+            DocumentSeries.objects.get_or_create(prefix=prefix, financial_year=fy, defaults={"kind": kind})
+            series = locked.get()
+        if series.kind != kind:
+            raise Conflict(f"The prefix {prefix} is already used for {series.get_kind_display()} numbers in {fy}.")
+        taken = _series_next(kind=kind, prefix=prefix, fy=fy)
+        if taken is None:
+            raise Conflict(f"The {prefix} series of {fy} is full; configure a new prefix in Billing settings.")
+    series_id, sequence = taken
+    series = DocumentSeries(pk=series_id, kind=kind, prefix=prefix, financial_year=fy, last_number=sequence)
+    return series, sequence, document_number(prefix, fy, sequence)
+
+
+def _series_next(*, kind: str, prefix: str, fy: str) -> tuple[int, int] | None:
+    """Add one to the series' last number in one statement, which locks its row until the
+    transaction ends (concurrent issuers queue and then count on from the new value): the
+    series id and the number taken. None, changing nothing, when the series does not exist,
+    is of another kind or is full."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {DocumentSeries._meta.db_table} SET last_number = last_number + 1 "
+            "WHERE prefix = %s AND financial_year = %s AND kind = %s AND last_number < %s "
+            "RETURNING id, last_number",
+            [prefix, fy, kind, 10**SEQUENCE_DIGITS - 1],
+        )
+        return cursor.fetchone()
 
 
 def parties(*, settings, project, profile, treatment: Treatment, registration=None) -> dict:

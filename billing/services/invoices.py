@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import defaultdict
 from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Exists, OuterRef, Sum
 from django.utils import timezone
 
 import audit
@@ -39,20 +40,23 @@ from ..models import (
 from ..money import ZERO, format_inr, paise
 from ..periods import local_date, month_of, month_start
 from ..selectors import (
+    OTHER_RECORDS,
     billing_settings_get,
     invoice_creditable,
     invoice_due_projects,
+    open_charge_kinds,
     registration_for_gstin,
     treatment_for,
+    uncharged_project_ids,
 )
-from .backup_storage import backup_storage_charge_locked, backup_storage_lines
-from .bandwidth import transfer_charge_locked, transfer_lines
+from .backup_storage import backup_storage_charge_locked, backup_storage_lines, backup_storage_meter
+from .bandwidth import transfer_charge_locked, transfer_lines, transfer_meter
 from .charging import usage_charge_locked
 from .documents import numbered, parties, parties_of, totals_fields
 from .ledger import amount_parse, entry_post, wallet_lock, wallet_profile
 from .metering import meter_horizon, usage_meter
 from .notifications import operator_alert
-from .snapshot_storage import snapshot_storage_charge_locked, snapshot_storage_lines
+from .snapshot_storage import snapshot_storage_charge_locked, snapshot_storage_lines, snapshot_storage_meter
 from .suspension import suspension_lift_if_paid
 
 logger = logging.getLogger(__name__)
@@ -133,94 +137,163 @@ def _supplied_under(registration: SupplierRegistration | None) -> dict:
     return {"vm__hypervisor__supplier_location__registration": registration}
 
 
-def _to_invoice(project: Project, registration: SupplierRegistration | None, before: datetime | None):
-    """Uncharged usage records and uninvoiced charges supplied under ``registration``."""
+def _due_now(project: Project, registration: SupplierRegistration | None, before: datetime | None) -> bool:
+    """Has the project uncharged usage records or uninvoiced charges supplied under ``registration``?"""
     uncharged = UsageRecord.objects.filter(project=project, charge__isnull=True, **_supplied_under(registration))
     charges = UsageCharge.objects.filter(project=project, invoice__isnull=True, registration=registration)
     if before is not None:
         uncharged = uncharged.filter(hour_start__lt=before)
         charges = charges.filter(period__lt=month_of(before))
-    return uncharged, charges
+    return uncharged.exists() or charges.exists()
+
+
+def _charge_locked(*, wallet, settings: BillingSettings, before: datetime | None, at: datetime) -> None:
+    """Charge what the locked wallet's project has uncharged: usage, transfer, stored copies."""
+    usage_charge_locked(wallet=wallet, settings=settings, before=before)
+    transfer_charge_locked(wallet=wallet, settings=settings, now=at)
+    snapshot_storage_charge_locked(wallet=wallet, settings=settings, now=at)
+    backup_storage_charge_locked(wallet=wallet, settings=settings, now=at)
+
+
+def _open_charges(
+    project: Project, before: datetime | None, kinds: dict[int, set[str]] | None = None
+) -> dict[int | None, list[tuple]]:
+    """The project's uninvoiced charges by supplier registration id (None: the principal one):
+    ``(id, total, hour_from, hour_to, kinds)``, ``kinds`` the kinds of records besides usage
+    hours it holds (``OTHER_RECORDS``). Taken from ``kinds`` (``open_charge_kinds``, read when a
+    run began; a charge made since gets every kind, to be asked), else asked here."""
+    charges = UsageCharge.objects.filter(project=project, invoice__isnull=True)
+    if before is not None:
+        charges = charges.filter(period__lt=month_of(before))
+    if kinds is None:
+        has = {kind: Exists(model.objects.filter(charge=OuterRef("pk"))) for kind, model in OTHER_RECORDS.items()}
+        charges = charges.annotate(**has)
+    fields = ["registration_id", "id", "total", "hour_from", "hour_to"]
+    by_registration: dict[int | None, list[tuple]] = defaultdict(list)
+    for registration_id, charge_id, *row in charges.values_list(*fields, *(OTHER_RECORDS if kinds is None else ())):
+        if kinds is None:
+            held = {kind for kind, has in zip(OTHER_RECORDS, row[3:], strict=True) if has}
+        else:
+            held = kinds.get(charge_id, set(OTHER_RECORDS))
+        by_registration[registration_id].append((charge_id, *row[:3], held))
+    return by_registration
+
+
+def _lines(rows: list[tuple], regime: str) -> list[InvoiceLine]:
+    """The lines of these charges (``_open_charges`` rows): usage hours, then the other kinds
+    they hold (asking only for those)."""
+    charge_ids = [row[0] for row in rows]
+    lines = _usage_lines(charge_ids, regime)
+    for kind, make in (
+        ("transfer", transfer_lines),
+        ("snapshots", snapshot_storage_lines),
+        ("backups", backup_storage_lines),
+    ):
+        if any(kind in row[4] for row in rows):
+            lines += make(charge_ids, regime, first_position=len(lines) + 1)
+    return lines
 
 
 @transaction.atomic
 def invoices_issue(
-    *, project: Project, actor, before: datetime | None = None, at: datetime | None = None
-) -> list[Invoice]:
-    """Invoice the project's uninvoiced usage: one invoice per supplier
-    registration its VMs' hypervisors supply under (all or none). Every
-    number is taken before anything is audited (lock order: wallet, series in
-    a fixed order, audit chain)."""
-    at = at or timezone.now()
-    settings = billing_settings_get()
-    _require_supplier(settings)
-    wallet_lock(project_id=project.pk)
-    due = []
-    for registration in [None, *SupplierRegistration.objects.order_by("gstin")]:
-        uncharged, charges = _to_invoice(project, registration, before)
-        if uncharged.exists() or charges.exists():
-            prefix = registration.invoice_prefix if registration else settings.invoice_prefix
-            due.append((registration, numbered(kind=DocumentKind.INVOICE, prefix=prefix, at=at, actor=actor)))
-    return [
-        invoice_issue(project=project, actor=actor, before=before, at=at, registration=registration, number=number)
-        for registration, number in due
-    ]
-
-
-@transaction.atomic
-def invoice_issue(
     *,
     project: Project,
     actor,
     before: datetime | None = None,
     at: datetime | None = None,
-    registration: SupplierRegistration | None = None,
-    number: dict | None = None,
-) -> Invoice | None:
-    """Invoice the project's uninvoiced usage supplied under ``registration``
-    (None: the principal registration); ``before``: only usage of months that
-    begin before it (the monthly run), else everything metered (on demand).
-    Returns None when there is nothing to invoice. Usage under other
-    registrations is charged too, and invoiced by their own call
-    (``invoices_issue`` makes them all, passing each its ``number``, taken
-    under the same wallet lock after the same check)."""
+    registrations: list[SupplierRegistration | None] | None = None,
+    settings: BillingSettings | None = None,
+    charge: bool = True,
+    kinds: dict[int, set[str]] | None = None,
+) -> list[Invoice]:
+    """Invoice the project's uninvoiced usage: one invoice per supplier
+    registration its VMs' hypervisors supply under (all or none); ``before``:
+    only usage of months that begin before it (the monthly run), else
+    everything metered (on demand). ``registrations``: only these (None in it:
+    the principal registration; default all, the principal one first, then by
+    GSTIN). ``charge``: first charge what is still uncharged (False: the caller
+    knows nothing is, the monthly run after the hourly job). ``settings`` and
+    ``kinds`` (``open_charge_kinds``): read once by a run of many projects.
+
+    Lock order: wallet, document series in a fixed order, audit chain. Charging
+    audits, so with ``charge`` the numbers of the registrations that have
+    something to invoice are taken before it; without, as late as possible
+    (after the lines are made), still all before the first invoice is audited."""
     at = at or timezone.now()
-    settings = billing_settings_get()
+    settings = settings or billing_settings_get()
     _require_supplier(settings)
     wallet = wallet_lock(project_id=project.pk)
-    uncharged, charges = _to_invoice(project, registration, before)
-    if number is None and not uncharged.exists() and not charges.exists():
-        return None
-    if number is None:  # The number before anything that audits (lock order: wallet, series, audit chain).
-        prefix = registration.invoice_prefix if registration else settings.invoice_prefix
-        number = numbered(kind=DocumentKind.INVOICE, prefix=prefix, at=at, actor=actor)
-    usage_charge_locked(wallet=wallet, settings=settings, before=before)
-    transfer_charge_locked(wallet=wallet, settings=settings, now=at)
-    snapshot_storage_charge_locked(wallet=wallet, settings=settings, now=at)
-    backup_storage_charge_locked(wallet=wallet, settings=settings, now=at)
-    rows = list(charges.values_list("id", "total", "hour_from", "hour_to"))
-    charge_ids = [row[0] for row in rows]
-    charged = sum((row[1] for row in rows), ZERO)
-    period_start, period_end = min(row[2] for row in rows), max(row[3] for row in rows)
+    if registrations is None:
+        registrations = [None, *SupplierRegistration.objects.order_by("gstin")]
+    numbers = {}
+    if charge:
+        for registration in registrations:
+            if _due_now(project, registration, before):
+                numbers[registration] = _invoice_number(settings, registration, at, actor)
+        _charge_locked(wallet=wallet, settings=settings, before=before, at=at)
+    open_charges = _open_charges(project, before, kinds)
     profile = wallet_profile(wallet)
-    treatment = treatment_for(settings=settings, profile=profile, registration=registration)
-    lines = _usage_lines(charge_ids, treatment.regime)
-    lines += transfer_lines(charge_ids, treatment.regime, first_position=len(lines) + 1)
-    lines += snapshot_storage_lines(charge_ids, treatment.regime, first_position=len(lines) + 1)
-    lines += backup_storage_lines(charge_ids, treatment.regime, first_position=len(lines) + 1)
+    drafts = []
+    for registration in registrations:
+        rows = open_charges.get(registration.pk if registration else None)
+        if charge and registration not in numbers:
+            continue
+        if not rows:
+            if registration in numbers:  # would leave a gap in the series: roll back
+                raise Conflict(f"Project {project.pk}: nothing left to invoice after charging; not issued.")
+            continue
+        treatment = treatment_for(settings=settings, profile=profile, registration=registration)
+        drafts.append((registration, treatment, rows, _lines(rows, treatment.regime)))
+    for registration, *_ in drafts:
+        if registration not in numbers:
+            numbers[registration] = _invoice_number(settings, registration, at, actor)
+    return [
+        _invoice_create(
+            wallet=wallet,
+            settings=settings,
+            registration=registration,
+            treatment=treatment,
+            rows=rows,
+            lines=lines,
+            number=numbers[registration],
+            actor=actor,
+            at=at,
+        )
+        for registration, treatment, rows, lines in drafts
+    ]
+
+
+def _invoice_number(settings: BillingSettings, registration: SupplierRegistration | None, at: datetime, actor) -> dict:
+    prefix = registration.invoice_prefix if registration else settings.invoice_prefix
+    return numbered(kind=DocumentKind.INVOICE, prefix=prefix, at=at, actor=actor)
+
+
+def _invoice_create(
+    *, wallet, settings, registration, treatment, rows: list[tuple], lines: list[InvoiceLine], number: dict, actor, at
+) -> Invoice:
+    """Write one invoice of a locked wallet's charges (``_open_charges`` rows) with its lines,
+    link the charges, post the settlement and audit."""
+    project = wallet.project
+    charged = sum((row[1] for row in rows), ZERO)
     totals = document_totals(_line_heads(lines))
     invoice = Invoice.objects.create(
         **number,
-        **parties(settings=settings, project=project, profile=profile, treatment=treatment, registration=registration),
+        **parties(
+            settings=settings,
+            project=project,
+            profile=wallet_profile(wallet),
+            treatment=treatment,
+            registration=registration,
+        ),
         **totals_fields(totals),
         project=project,
-        period_start=period_start,
-        period_end=period_end,
+        period_start=min(row[2] for row in rows),
+        period_end=max(row[3] for row in rows),
     )
     for line in lines:
         line.invoice = invoice
     InvoiceLine.objects.bulk_create(lines)
-    UsageCharge.objects.filter(id__in=charge_ids).update(invoice=invoice)
+    UsageCharge.objects.filter(id__in=[row[0] for row in rows]).update(invoice=invoice)
     difference = totals.total - charged
     if difference:
         entry_post(
@@ -250,6 +323,22 @@ def invoice_issue(
     return invoice
 
 
+def invoice_issue(
+    *,
+    project: Project,
+    actor,
+    before: datetime | None = None,
+    at: datetime | None = None,
+    registration: SupplierRegistration | None = None,
+) -> Invoice | None:
+    """Invoice the project's uninvoiced usage supplied under ``registration``
+    (None: the principal registration), as ``invoices_issue`` does for one
+    registration. Returns None when there is nothing to invoice. Usage under
+    other registrations is charged too, and invoiced by their own call."""
+    issued = invoices_issue(project=project, actor=actor, before=before, at=at, registrations=[registration])
+    return issued[0] if issued else None
+
+
 def _line_heads(lines) -> list[Heads]:
     return [
         Heads(
@@ -272,16 +361,37 @@ def invoice_issue_monthly(
     """Invoice last month's (and any older uninvoiced) usage of every project
     whose metering has passed the month's end. Each project in its own
     transaction; one project's problem (logged) does not stop the others.
-    Stops at ``deadline`` (time.monotonic()); the next run continues."""
+    Stops at ``deadline`` (time.monotonic()); the next run continues.
+
+    Read once for the run: the settings, the registrations, which projects
+    have anything uncharged (after metering every kind once), which open
+    charges hold records besides usage hours. Only those are
+    charged in their transaction (the hourly job has charged the others); a
+    record that turns up later is charged and invoiced by the next runs."""
     now = now or timezone.now()
     cutoff = month_start(month_of(now))
-    usage_meter(until=min(meter_horizon(now), cutoff), starts_at=billing_settings_get().metering_starts_at)
+    settings = billing_settings_get()
+    usage_meter(until=min(meter_horizon(now), cutoff), starts_at=settings.metering_starts_at)
+    for meter in (transfer_meter, snapshot_storage_meter, backup_storage_meter):
+        meter(settings=settings, now=now)
+    registrations = [None, *SupplierRegistration.objects.order_by("gstin")]
+    uncharged = uncharged_project_ids(before=cutoff)
+    kinds = open_charge_kinds(before=cutoff)
     invoices, failures = [], []
     for project in invoice_due_projects(cutoff=cutoff):
         if deadline is not None and time.monotonic() > deadline:
             break
         try:
-            issued = invoices_issue(project=project, actor=actor, before=cutoff, at=now)
+            issued = invoices_issue(
+                project=project,
+                actor=actor,
+                before=cutoff,
+                at=now,
+                registrations=registrations,
+                settings=settings,
+                charge=project.pk in uncharged,
+                kinds=kinds,
+            )
         except ServiceError as exc:
             logger.error("invoice for project %s not issued: %s", project.pk, exc.message)
             audit.record(

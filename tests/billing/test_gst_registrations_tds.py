@@ -14,7 +14,7 @@ from billing import services
 from billing.documents.gstr1 import Gstr1
 from billing.documents.pdf import invoice_pdf
 from billing.gst import GSTINError, gstin_check_char, validate_gstin
-from billing.models import LedgerEntry, SupplierLocation, TdsDeduction
+from billing.models import LedgerEntry, SupplierLocation, TdsDeduction, UsageCharge
 from billing.money import rupees
 from billing.selectors import wallet_balance
 from controlplane.errors import Conflict, InvalidInput
@@ -240,13 +240,24 @@ class TestSeveralSupplierRegistrations:
         with pytest.raises(InvalidInput, match="not one of the operator's GSTINs"):
             Gstr1(date(2025, 6, 1), gstin=make_gstin("33"))
 
-    def test_the_monthly_run_issues_one_invoice_per_registration(self, project, plan, image, simulator, bengaluru):
+    @pytest.mark.parametrize("charged_first", [False, True], ids=["charged-by-the-run", "charged-hourly"])
+    def test_the_monthly_run_issues_one_invoice_per_registration(
+        self, project, plan, image, simulator, bengaluru, charged_first
+    ):
         set_profile(project, "karnataka")
         make_vm(project, plan, image, simulator, "pune-1", [(T0, "active"), (T0 + 10 * HOUR, "deleted")])
         make_vm(project, plan, image, bengaluru, "blr-1", [(T0, "active"), (T0 + 20 * HOUR, "deleted")])
         services.usage_meter(until=at("2025-06-01 00:00"))
+        if charged_first:  # the run then takes the numbers after making the lines
+            services.usage_charge_pending()
         invoices = services.invoice_issue_monthly(now=at("2025-06-02 06:00"))
         assert sorted(i.number for i in invoices) == ["INV/2526/000001", "KAI/2526/000001"]
+        mh, ka = sorted(invoices, key=lambda i: i.number)
+        assert [line.description.split()[2] for line in mh.lines.all()] == ["pune-1"]
+        assert [line.description.split()[2] for line in ka.lines.all()] == ["blr-1"]
+        debited = -LedgerEntry.objects.filter(project=project, kind="usage").aggregate(s=Sum("amount"))["s"]
+        assert debited == mh.total + ka.total
+        assert not UsageCharge.objects.filter(invoice__isnull=True).exists()
 
     @pytest.mark.parametrize(
         "changes, field, message",
