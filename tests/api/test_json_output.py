@@ -33,7 +33,7 @@ BODY = {
     "took": datetime.timedelta(seconds=90),
     "id": uuid.UUID("12345678-1234-5678-1234-567812345678"),
     "label": gettext_lazy("Reboot"),
-    "text": "नमस्ते \u2028 line \u2029 paragraph \"quoted\" </script>",
+    "text": 'नमस्ते \u2028 line \u2029 paragraph "quoted" </script>',
     "nested": ReturnDict({"b": [1, 2.5, None, True], "a": ("x", "y")}, serializer=None),
     "keys": {1: "one", "two": 2},
     "float": 0.1,
