@@ -7,7 +7,7 @@ serializers turn Decimals and datetimes into strings, and whatever reaches the e
 unconverted goes through DRF's encoder (datetimes too, not orjson's own format). A body
 orjson cannot write (an int beyond 64 bits) and an ``; indent=`` request go to DRF's
 renderer unchanged; a float NaN is written null, where DRF's strict renderer raised
-(issue 25: the renderer was a tenth of a 50-VM list page)."""
+(issue 25: the API's hot paths, measured in docs/BENCHMARKS.md)."""
 
 import orjson
 from rest_framework import renderers
