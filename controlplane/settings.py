@@ -284,7 +284,7 @@ REST_FRAMEWORK = {
     # JSON in, JSON out; the browsable HTML API only for a developer (DEBUG, not production).
     "DEFAULT_PARSER_CLASSES": ["controlplane.api_input.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": [
-        "rest_framework.renderers.JSONRenderer",
+        "controlplane.api_output.JSONRenderer",  # DRF's bytes, encoded by orjson
         *(["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG and not PRODUCTION else []),
     ],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",

@@ -8,6 +8,9 @@ as JSON objects, with the request id nginx sent).
 import os
 
 bind = os.environ.get("WEB_BIND", "127.0.0.1:8000")
+# Threads overlap the PostgreSQL and Redis round trips of a request; processes use the cores.
+# On two cores (bench/api, issue 25) 3 workers x 2 threads and 4 sync workers were no faster
+# than 2 x 4 (the Procfile's), see docs/BENCHMARKS.md.
 workers = int(os.environ.get("WEB_WORKERS", "3"))
 threads = int(os.environ.get("WEB_THREADS", "4"))
 # A request never waits on a hypervisor, so anything slower than this is stuck.

@@ -117,6 +117,17 @@ class VirtualMachineFilter(django_filters.FilterSet):
         fields = ["status", "power_state", "project__slug"]
 
 
+# What VirtualMachineSerializer reads of a VM and of its joined rows (issue 25: not the plan's
+# prices, the project's billing details, the VM's keys and user data).
+LIST_COLUMNS = [
+    *(name for name in VirtualMachineSerializer.Meta.fields if name not in ("url", "addresses")),
+    *(f"{name}__{field}" for name, field in VirtualMachineSerializer.RELATED.items()),
+]
+
+# The actions that only hand the VM to services.vm_action.
+VM_ACTIONS = ("start", "stop", "reboot", "destroy")
+
+
 class VirtualMachineViewSet(VMDay2Mixin, VMBackupMixin, VMNetworkMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = VirtualMachineSerializer
     queryset = VirtualMachine.objects.none()
@@ -131,8 +142,13 @@ class VirtualMachineViewSet(VMDay2Mixin, VMBackupMixin, VMNetworkMixin, viewsets
             )
         else:
             queryset = selectors.vm_list_for_user(user=user)
+        if self.action in VM_ACTIONS:
+            # vm_action reads the VM again, locked, with what it needs: here its id and project (the role check).
+            return queryset.select_related(None).prefetch_related(None).select_related("project").only("id", "project")
         if self.request.method != "GET":
             return queryset.prefetch_related(None)  # an action answers with its operation, not the VM's addresses
+        if self.action in ("list", "retrieve"):  # the columns the serializer shows, not keys and user data
+            return queryset.only(*LIST_COLUMNS)
         return queryset
 
     def accepted(self, request, operation) -> Response:

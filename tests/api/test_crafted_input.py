@@ -172,7 +172,7 @@ def test_the_browsable_api_is_off_unless_debugging_outside_production():
     from controlplane import settings as real_settings
 
     renderers = real_settings.REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"]
-    assert renderers == ["rest_framework.renderers.JSONRenderer"] or (
+    assert renderers == ["controlplane.api_output.JSONRenderer"] or (
         real_settings.DEBUG and not real_settings.PRODUCTION
     )
 
