@@ -1,14 +1,18 @@
 """Fixtures for the deployment tests: workers and beats as real subprocesses
 with the probe tasks (tests/deploy/settings.py), and a Redis client."""
 
+import atexit
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
+from pathlib import Path
 
 import pytest
 import redis
@@ -62,6 +66,27 @@ def answers(url: str) -> bool:
         return False
 
 
+_MIGRATED: dict[str, str] = {}
+
+
+def _migrated_sqlite(env: dict) -> str:
+    """An embedded-default SQLite database as `manage.py migrate` leaves it, made once per test
+    session (migrating from nothing takes ~10-20 s here) and copied into each test's var dir.
+    Only the migrations are shared: seed_demo stores paths under its own var dir, so each test seeds."""
+    if "path" not in _MIGRATED:
+        template = Path(tempfile.mkdtemp(prefix="cp-migrated-"))
+        atexit.register(shutil.rmtree, template, True)
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--noinput"],
+            cwd=ROOT,
+            env={**env, "CONTROLPLANE_VAR_DIR": str(template)},
+            check=True,
+            capture_output=True,
+        )
+        _MIGRATED["path"] = str(template / "controlplane.sqlite3")
+    return _MIGRATED["path"]
+
+
 def make_up_processes(tmp_path):
     """`make up` on the embedded default in ``tmp_path/var`` (SQLite, filesystem broker, the
     seeded simulator): migrate and seed, then `make processes` (web, worker, beat, console
@@ -72,8 +97,9 @@ def make_up_processes(tmp_path):
     env = {key: value for key, value in os.environ.items() if not key.startswith((*INHERITED_NOT, "MAKE"))}
     env.update({"CONTROLPLANE_VAR_DIR": str(tmp_path / "var"), "PYTHONUNBUFFERED": "1"})
     env["CONSOLE_PROXY_LISTEN"] = f"127.0.0.1:{free_port()}"  # the Procfile's console proxy, off a shared port
-    for command in (["migrate", "--noinput"], ["seed_demo"]):
-        subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True, capture_output=True)
+    (tmp_path / "var").mkdir(exist_ok=True)
+    shutil.copyfile(_migrated_sqlite(env), tmp_path / "var" / "controlplane.sqlite3")
+    subprocess.run([sys.executable, "manage.py", "seed_demo"], cwd=ROOT, env=env, check=True, capture_output=True)
     bind = f"127.0.0.1:{free_port()}"
     log = tmp_path / "processes.log"
     with open(log, "wb") as out:

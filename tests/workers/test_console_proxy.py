@@ -16,7 +16,14 @@ from accounts.models import Membership
 from audit.models import AuditEvent
 from compute.models import ConsoleSession
 from tests.fixtures.compute import wait_for
-from tests.fixtures.console import RFBClient, distinct_colours, refusal, running_sim_vm, ws_connect
+from tests.fixtures.console import (
+    RFBClient,
+    distinct_colours,
+    refusal,
+    running_sim_vm,
+    sessions_recorded_closed,
+    ws_connect,
+)
 from tests.fixtures.factories import UserFactory
 from workers.drivers.simulator.driver import store_for
 
@@ -27,11 +34,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def _sessions_end_before_teardown():
     """The proxy records a session's end after the client left; let it, before the flush."""
     yield
-    wait_for(
-        lambda: not ConsoleSession.objects.filter(consumed_at__isnull=False, closed_at__isnull=True).exists(),
-        15,
-        message="console sessions to be closed",
-    )
+    sessions_recorded_closed()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from compute.models import Hypervisor
 from tests.browser.test_console import CANVAS_COLOURS
 from tests.browser.test_pages import browser_as, save_screenshot, shots_dir
 from tests.fixtures.browser import PageErrors, wait_for_value
-from tests.fixtures.console import RFBClient, distinct_colours, ws_connect
+from tests.fixtures.console import RFBClient, distinct_colours, sessions_recorded_closed, ws_connect
 from tests.workers.contract import wait_done
 from tests.workers.libvirt_support import (
     GUEST_IMAGE_REF,
@@ -70,6 +70,7 @@ def test_an_rfb_client_through_the_proxy_reads_the_guests_screen(api, vm, guest,
     lit = sum(1 for i in range(0, len(screen), 4) if any(screen[i : i + 3]))
     assert distinct_colours(screen) >= 2 and lit > 1000, f"{lit} lit pixels"
     rfb.ws.close()
+    sessions_recorded_closed()
 
 
 @pytest.mark.browser
@@ -120,3 +121,4 @@ def test_the_serial_console_through_the_proxy_reaches_the_guests_tty(
         except TimeoutError:
             pass
     ws.close()
+    sessions_recorded_closed()
