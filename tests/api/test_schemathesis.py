@@ -44,7 +44,7 @@ SEMANTIC = {"ssh_public_key": ["", SSH_KEY], "public_key": [SSH_KEY]}
 # A GSTIN's check character is one more such rule; the state it starts with is a rule across fields.
 GSTINS = ["", make_gstin("29")]
 _BOUNDED = {"deadline": None, "derandomize": True, "database": None, "suppress_health_check": list(HealthCheck)}
-EXAMPLES = settings(max_examples=10, **_BOUNDED)  # per operation, each sent as the four callers
+EXAMPLES = settings(max_examples=5, **_BOUNDED)  # per operation, each sent as the four callers
 SCENARIOS = settings(max_examples=15, stateful_step_count=6, **_BOUNDED)  # per caller
 
 
