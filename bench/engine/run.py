@@ -216,6 +216,15 @@ class SideReader:
     def state(self, op_id: int) -> str:
         return self.conn.execute("SELECT state FROM compute_operation WHERE id = %s", [op_id]).fetchone()[0]
 
+    def stamps(self, op_id: int) -> tuple[float, float, float]:
+        """When the worker claimed, submitted and finished the operation (epoch seconds, its clock)."""
+        row = self.conn.execute(
+            "SELECT extract(epoch FROM started_at), extract(epoch FROM submitted_at), extract(epoch FROM finished_at)"
+            " FROM compute_operation WHERE id = %s",
+            [op_id],
+        ).fetchone()
+        return tuple(float(value) for value in row)
+
     def close(self):
         self.conn.rollback()
         self.conn.close()
@@ -232,20 +241,41 @@ def bench_overhead(hv, plan, image, users, ops: int):
     wait_idle([vm_id], 60)
     reader = SideReader()
     before = commits()
-    latencies = []
+    latencies, phases = [], {name: [] for name in PHASES}
     for n in range(ops):
-        start = time.perf_counter()
+        start, wall_start = time.perf_counter(), time.time()
         with transaction.atomic():  # the request: one transaction, as the API's would be
             vm = VirtualMachine.objects.select_related("project", "hypervisor").get(pk=vm_id)
             op = services.vm_action(vm=vm, action="stop" if n % 2 == 0 else "start", user=users[0])
+        committed = time.time()
         while reader.state(op.pk) != "succeeded":
             time.sleep(0.002)
         latencies.append(time.perf_counter() - start)
+        seen = time.time()
+        claimed, submitted, finished = reader.stamps(op.pk)
+        for name, value in zip(
+            PHASES,
+            (committed - wall_start, claimed - committed, submitted - claimed, finished - submitted, seen - finished),
+            strict=True,
+        ):
+            phases[name].append(value)
     time.sleep(1.0)  # let the statistics collector catch up
     # commits() itself commits once per call (its snapshot-clearing SELECTs run in autocommit).
     per_op = (commits() - before - 1) / ops
     reader.close()
-    return latencies, per_op
+    return latencies, per_op, phases
+
+
+# Where one operation's time goes, from the bench's clock and the operation's own timestamps
+# (same machine, same clock): started_at is taken in the claim, submitted_at/finished_at when
+# the worker records the hypervisor's answer; the last phase ends when the bench sees the commit.
+PHASES = (
+    "request (lock, operation row, audit, commit)",
+    "hand-off (publish on commit, broker, worker takes the task, claim's reads)",
+    "claim + submit to the hypervisor",
+    "write-back of the answer",
+    "commit + the benchmark seeing it (2 ms polling)",
+)
 
 
 def bench_builds(hv, plan, image, users, builds: int, latency: float):
@@ -327,7 +357,7 @@ def run(args) -> None:
         wait_workers(args.workers)
         print(f"workers: {args.workers} x {args.pool}/{args.concurrency} on {os.cpu_count()} cores; logs in {work}")
 
-        latencies, per_op = bench_overhead(hv, plan, image, users, args.ops)
+        latencies, per_op, phases = bench_overhead(hv, plan, image, users, args.ops)
         floor = bench_floor(min(args.ops, 200), FLOOR_COMMITS)
         k = max(1, round(per_op))
         same = bench_floor(min(args.ops, 200), per_op) if k != FLOOR_COMMITS else floor
@@ -348,6 +378,10 @@ def run(args) -> None:
         )
         result.add(
             "PostgreSQL commits per operation", per_op, "commits", baseline=FLOOR_COMMITS, baseline_label="floor"
+        )
+        result.notes.append(
+            "where the p50 operation's time goes (median of each phase, ms): "
+            + ", ".join(f"{label} {pct(values, 50) * 1000:.1f}" for label, values in phases.items())
         )
         result.notes.append(
             "commits counted from pg_stat_database around the sequential operations; the benchmark's own"
