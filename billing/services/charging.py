@@ -18,10 +18,10 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Case, Value, When
 from django.utils import timezone
 
 import audit
+from controlplane.bulk import rows_update
 
 from ..choices import EntryKind
 from ..gst import tax_heads
@@ -175,8 +175,10 @@ def usage_charge_wallets(
     for charge in charges:
         charge.entry = next(entries) if charge.total else None
     UsageCharge.objects.bulk_create(charges)
-    UsageRecord.objects.filter(id__in=[pk for ids in record_ids for pk in ids]).update(
-        charge=Case(*(When(id__in=ids, then=Value(c.pk)) for c, ids in zip(charges, record_ids, strict=True)))
+    rows_update(
+        UsageRecord,
+        [UsageRecord(pk=pk, charge=c) for c, ids in zip(charges, record_ids, strict=True) for pk in ids],
+        ["charge"],
     )
     audit.record_many(
         [

@@ -35,6 +35,7 @@ from decimal import Decimal, InvalidOperation
 from django.db import transaction
 from django.utils import timezone
 
+from controlplane.bulk import rows_update
 from controlplane.errors import InvalidInput
 
 from ..models import BillingProfile, BillingSettings, LedgerEntry, Wallet
@@ -167,9 +168,7 @@ def entries_post(
         wallet.updated_at = at
         touched[wallet.pk] = wallet
     LedgerEntry.objects.bulk_create(entries)
-    Wallet.objects.bulk_update(
-        list(touched.values()), ["balance", "negative_since", "notified_threshold", "updated_at"]
-    )
+    rows_update(Wallet, list(touched.values()), ["balance", "negative_since", "notified_threshold", "updated_at"])
     return entries
 
 
