@@ -399,7 +399,7 @@ def uncharged_project_ids(*, before: datetime) -> set[int]:
         .order_by()
         .distinct()
     )
-    for model in (TransferRecord, SnapshotStorageRecord, BackupStorageRecord):
+    for model in OTHER_RECORDS.values():
         ids.update(model.objects.filter(charge__isnull=True).values_list("project_id", flat=True).order_by().distinct())
     return ids
 
