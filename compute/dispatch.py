@@ -10,7 +10,7 @@ import logging
 from django.conf import settings
 from django.db import transaction
 
-from controlplane.celery import app
+from controlplane.celery import FIRE_AND_FORGET, app
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ REVERSE_DNS = "apply_reverse_dns"
 
 def _send(name: str, args: list, queue: str, countdown: float | None = None) -> bool:
     try:
-        app.send_task(name, args=args, queue=queue, countdown=countdown, retry=False)
+        app.send_task(name, args=args, queue=queue, countdown=countdown, **FIRE_AND_FORGET)
         return True
     except Exception:  # broker down: the relay will publish it later
         logger.warning("could not publish %s%s to %s; the relay will retry", name, args, queue, exc_info=True)
@@ -43,7 +43,7 @@ def _send_many(name: str, messages: list[tuple[int, str]]) -> None:
     try:
         with app.producer_or_acquire() as producer, producer.batch():
             for object_id, queue in messages:
-                app.send_task(name, args=[object_id], queue=queue, retry=False, producer=producer)
+                app.send_task(name, args=[object_id], queue=queue, producer=producer, **FIRE_AND_FORGET)
     except Exception:  # broker down: what did not go out (maybe all of it), the relay publishes later
         logger.warning("could not publish %d %s; the relay will retry", len(messages), name, exc_info=True)
 

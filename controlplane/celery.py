@@ -31,6 +31,14 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
 
 app = Celery("controlplane")
 
+# How the product publishes its tasks: no broker retry loop in a request (a publish that fails is
+# re-published by a relay from the outbox rows) and no result kept, since nobody waits for a
+# return value (the rows are the state). With a result backend configured (the tests' and
+# benchmarks' settings) Celery would otherwise subscribe the publisher to each task's result
+# channel, one more Redis round trip per message and a subscription nobody ends, and the worker
+# would store each return value.
+FIRE_AND_FORGET = {"retry": False, "ignore_result": True}
+
 
 def _transport_options(broker_url: str) -> dict:
     if broker_url.startswith("filesystem://"):

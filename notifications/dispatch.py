@@ -6,7 +6,7 @@ import logging
 from django.conf import settings
 from django.db import transaction
 
-from controlplane.celery import app
+from controlplane.celery import FIRE_AND_FORGET, app
 
 logger = logging.getLogger(__name__)
 
@@ -16,7 +16,7 @@ DELIVER = "deliver_webhook"
 
 def _send(name: str, args: list, countdown: float | None = None) -> bool:
     try:
-        app.send_task(name, args=args, countdown=countdown, queue=settings.NOTIFY_QUEUE, retry=False)
+        app.send_task(name, args=args, countdown=countdown, queue=settings.NOTIFY_QUEUE, **FIRE_AND_FORGET)
         return True
     except Exception:  # broker down: the beat relay publishes it again
         logger.warning("could not publish %s%s; the relay will retry", name, args, exc_info=True)

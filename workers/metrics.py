@@ -21,6 +21,7 @@ from django.conf import settings
 
 from compute import selectors
 from compute.services import metrics as metrics_services
+from controlplane.celery import FIRE_AND_FORGET
 
 from .drivers.base import Capability, DriverError, driver_class
 from .engine import driver_for
@@ -40,7 +41,9 @@ def collect_metrics_all() -> dict:
         except DriverError:
             continue
         try:
-            current_app.send_task(COLLECT, args=[hypervisor.pk], queue=hypervisor.queue, expires=interval, retry=False)
+            current_app.send_task(
+                COLLECT, args=[hypervisor.pk], queue=hypervisor.queue, expires=interval, **FIRE_AND_FORGET
+            )
             sent.append(hypervisor.name)
         except Exception:
             logger.warning("could not publish metrics collection for %s", hypervisor.name, exc_info=True)
