@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Count, F, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -31,6 +31,7 @@ from compute.choices import (
 )
 from compute.models import Hypervisor, Operation, TenantBinding, VirtualMachine
 from compute.retry import backoff_seconds
+from controlplane.compiled import CompiledQuery
 from controlplane.errors import Conflict
 
 from .day2_writeback import day2_after_failure, day2_after_success
@@ -134,6 +135,22 @@ class Claim:
     token: str
 
 
+def _claim_candidate(operation_id: int, due_by):
+    """The pending operation, due by ``due_by``, with what the worker needs (its VM, plan,
+    image, projects) and its hypervisor, whose row this locks: one statement."""
+    # NO KEY UPDATE: serialises claims on this hypervisor without blocking the KEY SHARE
+    # lock that inserting an Operation (foreign key to it) takes elsewhere.
+    return (
+        Operation.objects.select_related("vm", "vm__plan", "vm__image", "vm__project", "hypervisor", "project")
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=due_by), pk=operation_id)
+        .filter(state=OperationState.PENDING)
+        .select_for_update(no_key=True, of=("hypervisor",))
+    )
+
+
+_CLAIM_CANDIDATE = CompiledQuery(_claim_candidate, probe=(0, datetime(2000, 1, 1, tzinfo=UTC)))
+
+
 @transaction.atomic
 def operation_claim(*, operation_id: int, worker: str) -> Claim | None:
     """Take a pending operation for this worker, or return None.
@@ -141,54 +158,70 @@ def operation_claim(*, operation_id: int, worker: str) -> Claim | None:
     None when: it is gone, not pending, not due yet (an early duplicate
     message), or its hypervisor is in maintenance / at its concurrency limit
     (then it stays pending and is re-published later).
+
+    Two statements when it is claimed: the operation with its hypervisor's row lock, then
+    the compare-and-swap that also counts the hypervisor's running operations. That count
+    runs in a statement begun after the lock was granted, so it sees every claim committed
+    by the lock's earlier holders (READ COMMITTED takes a snapshot per statement).
     """
     now = timezone.now()
-    op = (
-        Operation.objects.select_related("vm", "vm__plan", "vm__image", "vm__project", "hypervisor", "project")
-        .filter(pk=operation_id, state=OperationState.PENDING)
-        .first()
-    )
+    op = _CLAIM_CANDIDATE.first(operation_id, now + timedelta(seconds=1))
     if op is None:
         return None
-    if op.next_attempt_at and op.next_attempt_at > now + timedelta(seconds=1):
-        return None
-    # NO KEY UPDATE: serialises claims on this hypervisor without blocking the KEY SHARE
-    # lock that inserting an Operation (foreign key to it) takes elsewhere.
-    hypervisor = Hypervisor.objects.select_for_update(no_key=True).get(pk=op.hypervisor_id)
+    hypervisor = op.hypervisor
     if hypervisor.maintenance:
         Operation.objects.filter(pk=op.pk, state=OperationState.PENDING).update(
             next_attempt_at=now + timedelta(seconds=MAINTENANCE_RECHECK_SECONDS),
             progress_message=f"Waiting: hypervisor {hypervisor.name} is in maintenance.",
         )
         return None
-    running = Operation.objects.filter(hypervisor=hypervisor, state=OperationState.RUNNING).count()
-    if running >= hypervisor.max_concurrent_operations:
-        Operation.objects.filter(pk=op.pk, state=OperationState.PENDING).update(
-            next_attempt_at=now + timedelta(seconds=CAPACITY_RECHECK_SECONDS),
-            progress_message=f"Queued: {hypervisor.name} is at its limit of concurrent operations.",
-        )
-        dispatch.publish_execute(operation_id=op.pk, queue=hypervisor.queue, countdown=CAPACITY_RECHECK_SECONDS)
-        return None
     token = uuid.uuid4()
     lease_until = now + timedelta(seconds=_engine("LEASE_SECONDS"))
-    claimed = Operation.objects.filter(pk=op.pk, state=OperationState.PENDING).update(
-        state=OperationState.RUNNING,
-        claim_token=token,
-        lease_until=lease_until,
-        worker=worker[:200],
-        attempts=F("attempts") + 1,
-        poll_errors=0,
-        started_at=Coalesce(F("started_at"), now),
-        progress_message="",
+    running = (
+        Operation.objects.filter(hypervisor_id=hypervisor.pk, state=OperationState.RUNNING)
+        .order_by()
+        .values("hypervisor_id")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    claimed = (
+        Operation.objects.filter(pk=op.pk, state=OperationState.PENDING)
+        .alias(running=Coalesce(Subquery(running), 0))
+        .filter(running__lt=hypervisor.max_concurrent_operations)
+        .update(
+            state=OperationState.RUNNING,
+            claim_token=token,
+            lease_until=lease_until,
+            worker=worker[:200],
+            attempts=F("attempts") + 1,
+            poll_errors=0,
+            started_at=Coalesce(F("started_at"), now),
+            progress_message="",
+        )
     )
     if not claimed:
+        _claim_refused(op, hypervisor, now)
         return None
     op.state, op.claim_token, op.lease_until, op.worker = OperationState.RUNNING, token, lease_until, worker[:200]
     op.attempts, op.poll_errors, op.started_at = op.attempts + 1, 0, op.started_at or now
-    op.hypervisor, op.progress_message = hypervisor, ""
+    op.progress_message = ""
     # No audit event for pending → running: nobody reads it, and every append serialises on
     # the audit chain's lock. The worker and attempt are on the row and in the final event.
     return Claim(operation=op, token=str(token))
+
+
+def _claim_refused(op: Operation, hypervisor: Hypervisor, now) -> None:
+    """The compare-and-swap found nothing: another worker took it, or the hypervisor is at its
+    limit of concurrent operations (then it waits, and is published again)."""
+    running = Operation.objects.filter(hypervisor=hypervisor, state=OperationState.RUNNING).count()
+    if running < hypervisor.max_concurrent_operations:
+        return
+    waiting = Operation.objects.filter(pk=op.pk, state=OperationState.PENDING).update(
+        next_attempt_at=now + timedelta(seconds=CAPACITY_RECHECK_SECONDS),
+        progress_message=f"Queued: {hypervisor.name} is at its limit of concurrent operations.",
+    )
+    if waiting:
+        dispatch.publish_execute(operation_id=op.pk, queue=hypervisor.queue, countdown=CAPACITY_RECHECK_SECONDS)
 
 
 def _guarded(op: Operation, token: str):
