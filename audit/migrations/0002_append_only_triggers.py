@@ -11,6 +11,8 @@ off; that is what the hash chain and ``audit_verify`` are for.
 
 from django.db import migrations
 
+from audit.migrations._postgresql import PostgreSQLOnly
+
 FUNCTION = r"""
 CREATE FUNCTION audit_reject_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -42,18 +44,6 @@ for table in TABLES:
     ]
     BACKWARD += [f"DROP TRIGGER {table}_append_only ON {table}", f"DROP TRIGGER {table}_no_truncate ON {table}"]
 BACKWARD.append("DROP FUNCTION audit_reject_change()")
-
-
-class PostgreSQLOnly(migrations.RunSQL):
-    """RunSQL that does nothing on other databases (the embedded SQLite default)."""
-
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor == "postgresql":
-            super().database_forwards(app_label, schema_editor, from_state, to_state)
-
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor == "postgresql":
-            super().database_backwards(app_label, schema_editor, from_state, to_state)
 
 
 class Migration(migrations.Migration):
