@@ -71,7 +71,7 @@ def shape(sql: str) -> str:
         if keyword in [w.upper() for w in words]:
             index = [w.upper() for w in words].index(keyword)
             if index + 1 < len(words):
-                table = words[index + 1].strip('"')
+                table = words[index + 1].strip('"').split("(")[0]  # a function: its name
                 break
     if verb == "UPDATE" and len(words) > 1:
         table = words[1].strip('"')

@@ -148,6 +148,22 @@ def _claim_candidate(operation_id: int, due_by):
     )
 
 
+def _vm_locked(vm_id: int):
+    return VirtualMachine.objects.filter(pk=vm_id).select_for_update(no_key=True, of=("self",))
+
+
+_VM_LOCKED = CompiledQuery(_vm_locked, probe=(0,))
+
+
+def vm_lock_for_writeback(vm_id: int) -> VirtualMachine:
+    """The VM's row, locked for the write-back of an operation's result (no key update: an
+    insert referencing the VM elsewhere is not blocked)."""
+    vm = _VM_LOCKED.first(vm_id)
+    if vm is None:
+        raise VirtualMachine.DoesNotExist(f"No VM {vm_id}.")
+    return vm
+
+
 _CLAIM_CANDIDATE = CompiledQuery(_claim_candidate, probe=(0, datetime(2000, 1, 1, tzinfo=UTC)))
 
 
@@ -351,7 +367,7 @@ def operation_succeed(
             defaults={"ready": True, "data": result or {}},
         )
     else:
-        vm = VirtualMachine.objects.select_for_update(no_key=True, of=("self",)).get(pk=operation.vm_id)
+        vm = vm_lock_for_writeback(operation.vm_id)
         status = status_after_success(
             action=operation.action, observed=observed, previous_status=operation.previous_status
         )
@@ -401,7 +417,7 @@ def operation_fail(
         return False
     operation.state = OperationState.FAILED
     if operation.vm_id:
-        vm = VirtualMachine.objects.select_for_update(no_key=True, of=("self",)).get(pk=operation.vm_id)
+        vm = vm_lock_for_writeback(operation.vm_id)
         status = status_after_failure(
             action=operation.action,
             observed=observed,

@@ -16,6 +16,7 @@ from compute.models import Operation, VirtualMachine
 from controlplane.errors import Conflict
 
 from .day2_writeback import day2_after_failure, day2_before_retry
+from .operations import vm_lock_for_writeback
 from .quotas import quota_reserve
 from .writeback import vm_record_status
 
@@ -46,7 +47,7 @@ def operation_cancel(*, operation: Operation, actor) -> Operation:
         )
     operation.refresh_from_db()
     if operation.vm_id:
-        vm = VirtualMachine.objects.select_for_update(no_key=True, of=("self",)).get(pk=operation.vm_id)
+        vm = vm_lock_for_writeback(operation.vm_id)
         if operation.action == Action.CREATE:
             vm_record_status(vm=vm, status=VMStatus.DELETED, observed=None, operation=operation, source="operator")
         else:
@@ -68,7 +69,7 @@ def operation_retry(*, operation: Operation, actor) -> Operation:
     if operation.state != OperationState.FAILED:
         raise Conflict(f"Only a failed operation can be retried; this one is {operation.get_state_display().lower()}.")
     if operation.vm_id:
-        vm = VirtualMachine.objects.select_for_update(no_key=True, of=("self",)).get(pk=operation.vm_id)
+        vm = vm_lock_for_writeback(operation.vm_id)
         if vm.status == VMStatus.DELETED:
             raise Conflict("The VM is deleted; nothing to retry.")
         if operation.action == Action.CREATE and not vm.quota_held:
