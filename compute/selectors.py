@@ -1,3 +1,4 @@
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,6 +20,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import Membership, Project, User
+from controlplane.compiled import CompiledQuery
 from controlplane.errors import NotFound
 
 from . import ipam
@@ -369,13 +371,23 @@ def vm_counts_by_hypervisor() -> list[dict]:
 # -- the engine (workers/engine.py) ----------------------------------------------------
 
 
-def operation_get_claimed(*, operation_id: int, token: str) -> Operation | None:
-    """The running operation this claim token still holds; None when it ended or was reclaimed."""
-    return (
-        Operation.objects.select_related("vm", "hypervisor", "project")
-        .filter(pk=operation_id, state=OperationState.RUNNING, claim_token=token)
-        .first()
+def _claimed(operation_id: int, token: uuid.UUID):
+    return Operation.objects.select_related("vm", "hypervisor", "project").filter(
+        pk=operation_id, state=OperationState.RUNNING, claim_token=token
     )
+
+
+_CLAIMED = CompiledQuery(_claimed, probe=(0, uuid.UUID(int=0)))
+
+
+def operation_get_claimed(*, operation_id: int, token: str) -> Operation | None:
+    """The running operation this claim token still holds; None when it ended or was reclaimed.
+    Every poll of every operation reads it: compiled to SQL once per process."""
+    try:
+        claim = uuid.UUID(str(token))
+    except ValueError:
+        return None
+    return _CLAIMED.first(operation_id, claim)
 
 
 def operation_latest_create(*, vm: VirtualMachine) -> Operation | None:
