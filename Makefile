@@ -71,7 +71,7 @@ test: deps-dev libvirt
 	bash .ci/vendor-js.sh --check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	bash .ci/pytest.sh $(PYTEST_ARGS)
 
 lint: deps-dev
 	$(VENV)/bin/ruff check .
