@@ -154,24 +154,16 @@ def vm_action(*, vm: VirtualMachine, action: str, user=None, actor=None, request
 
 
 @transaction.atomic
-def vm_action_by_id(
-    *, vm_id: int | None, action: str, user, vm_get: Callable[[], VirtualMachine], check=None, request=None
-):
+def vm_action_by_id(*, vm_id: int | None, action: str, user, vm_get: Callable[[], VirtualMachine], request=None):
     """``vm_action`` for an API caller who names the VM by its id, without reading the VM before
-    the statement that takes it (``vm_take_for_action``). Only when that fails: ``vm_get()``
-    returns the VM as the caller may see it or raises (the 404), ``check()`` runs (the
-    delete's two-factor code) and ``vm_lock_for_action`` gives the error. The answers and
-    their order are those of get, check, ``vm_action``; ``check`` also runs after a take
-    (raising then rolls the take back)."""
+    the statement that takes it (``vm_take_for_action``). Only when that takes nothing:
+    ``vm_get()`` returns the VM as the caller may see it or raises (the 404), and
+    ``vm_lock_for_action`` gives the error (or passes, if the VM changed in between): the
+    answers and their order are those of reading the VM, then ``vm_action``."""
     _check_power_action(action)
     vm = vm_take_for_action(vm_id=vm_id, action=action, user=user)
     if vm is None:
-        vm = vm_get()
-        if check is not None:
-            check()
-        vm = vm_lock_for_action(vm=vm, action=action, user=user)
-    elif check is not None:
-        check()
+        vm = vm_lock_for_action(vm=vm_get(), action=action, user=user)
     return vm_operation_start(vm=vm, action=action, user=user, request=request)
 
 

@@ -166,3 +166,18 @@ def test_a_system_caller_without_a_user_takes_any_vm(idle_vm, project):
     assert (stop.requested_by, VirtualMachine.objects.get(pk=vm.pk).task_state) == (None, "stop")
     assert AuditEvent.objects.get(action="vm.stop.requested").actor == "system:billing"
     assert VirtualMachine.objects.get(pk=stopped.pk).task_state is None
+
+
+def test_a_delete_s_wrong_code_is_counted_though_the_delete_is_refused(idle_vm, user_2fa, token_client):
+    from accounts import services as accounts
+    from accounts.models import TOTPDevice
+
+    vm = idle_vm("active")
+    client = token_client(accounts.token_create(user=user_2fa, name="ci")[1])
+
+    response = client.delete(f"/api/v1/virtual-machines/{vm.pk}/", HTTP_X_OTP_TOKEN="000000")
+
+    # The two-factor check runs before the action's transaction: its throttling is not rolled back
+    assert (response.status_code, response.json()["error"]["code"]) == (403, "otp_required")
+    assert TOTPDevice.objects.get(user=user_2fa).throttling_failure_count == 1
+    assert VirtualMachine.objects.get(pk=vm.pk).task_state is None
