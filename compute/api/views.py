@@ -143,7 +143,7 @@ class VirtualMachineViewSet(VMDay2Mixin, VMBackupMixin, VMNetworkMixin, viewsets
         else:
             queryset = selectors.vm_list_for_user(user=user)
         if self.action in VM_ACTIONS:
-            # vm_action reads the VM again, locked, with what it needs: here its id and project (the role check).
+            # Read when vm_action_by_id takes nothing, and for a delete: its id and project (the role check).
             return queryset.select_related(None).prefetch_related(None).select_related("project").only("id", "project")
         if self.request.method != "GET":
             return queryset.prefetch_related(None)  # an action answers with its operation, not the VM's addresses
@@ -155,7 +155,14 @@ class VirtualMachineViewSet(VMDay2Mixin, VMBackupMixin, VMNetworkMixin, viewsets
         return accepted(request, operation)
 
     def _act(self, request, action_name):
-        operation = services.vm_action(vm=self.get_object(), action=action_name, user=request.user, request=request)
+        """The VM is not read before the statement that takes it (services.vm_action_by_id); only
+        when that fails is it looked up as DRF would (get_object: a 404 if not visible), which
+        also applies the list's filters when the URL has a query string, so one skips the take."""
+        pk = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
+        vm_id = int(pk) if pk.isascii() and pk.isdigit() and not request.query_params else None
+        operation = services.vm_action_by_id(
+            vm_id=vm_id, action=action_name, user=request.user, vm_get=self.get_object, request=request
+        )
         return accepted(request, operation)
 
     @extend_schema(request=None, responses={202: ActionAcceptedSerializer})
@@ -180,6 +187,8 @@ class VirtualMachineViewSet(VMDay2Mixin, VMBackupMixin, VMNetworkMixin, viewsets
         "code in the X-OTP-Token header (or have entered one in this session in the last minutes).",
     )
     def destroy(self, request, pk=None):
+        # Read first: the two-factor check comes after the 404 and before the transaction (a
+        # code's use and a wrong code's throttling are written even when the delete is refused).
         vm = self.get_object()
         check_recent_otp(request)
         operation = services.vm_action(vm=vm, action=Action.DELETE, user=request.user, request=request)

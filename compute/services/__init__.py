@@ -60,5 +60,12 @@ from .requests import (  # noqa: F401
 )
 from .snapshot_reconcile import backup_reconcile, snapshot_reconcile  # noqa: F401
 from .tenants import tenant_gate, tenant_quotas, tenant_wake_waiting  # noqa: F401
-from .vms import vm_action, vm_apply_observation, vm_lock_for_action, vm_resync_request  # noqa: F401
+from .vms import (  # noqa: F401
+    vm_action,
+    vm_action_by_id,
+    vm_apply_observation,
+    vm_lock_for_action,
+    vm_resync_request,
+    vm_take_for_action,
+)
 from .writeback import vm_record_status  # noqa: F401

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Count, F, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -31,6 +31,7 @@ from compute.choices import (
 )
 from compute.models import Hypervisor, Operation, TenantBinding, VirtualMachine
 from compute.retry import backoff_seconds
+from controlplane.bulk import insert_unless_conflict
 from controlplane.compiled import CompiledQuery
 from controlplane.errors import Conflict
 
@@ -87,8 +88,11 @@ def operation_create(
     """Create a pending operation and publish it when the transaction commits.
 
     Must run inside the caller's transaction (which set the VM's task_state).
-    The partial unique constraint makes a second active operation on the
-    same VM impossible; that surfaces as Conflict (HTTP 409).
+    The partial unique constraints make a second active operation on the
+    same VM (or a second active provision of a project on a hypervisor)
+    impossible; that surfaces as Conflict (HTTP 409). The INSERT is ``ON
+    CONFLICT DO NOTHING`` (controlplane/bulk.py): a conflict leaves the
+    transaction usable, so no savepoint is needed around it (issue 25).
     """
     op = _new_operation(
         vm=vm,
@@ -99,10 +103,7 @@ def operation_create(
         params=params,
         now=timezone.now(),
     )
-    try:
-        with transaction.atomic():
-            op.save(force_insert=True)
-    except IntegrityError:
+    if not insert_unless_conflict(op):
         target = vm.name if vm else "this project"
         raise Conflict(f"Another operation is already in progress on {target}; wait for it to finish.") from None
     dispatch.publish_execute(operation_id=op.pk, queue=op.hypervisor.queue)

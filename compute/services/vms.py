@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from django.db import transaction
+from collections.abc import Callable
+
+from django.db import connections, router, transaction
+from django.db.models import JSONField, TextField
 
 import audit
-from accounts.choices import Role
+from accounts.choices import ROLE_ORDER, Role, role_at_least
+from accounts.models import Membership, Project, TOTPDevice
 from accounts.selectors import project_require_role
 from compute import dispatch
 from compute.choices import ACTION_ALLOWED_FROM, Action, PowerState, VMStatus
-from compute.models import VirtualMachine
+from compute.models import Hypervisor, VirtualMachine
 from controlplane.errors import Conflict, InvalidInput
 
 from .operations import operation_create
@@ -44,12 +48,84 @@ def vm_lock_for_action(*, vm: VirtualMachine, action: str, user=None) -> Virtual
     return vm
 
 
+def _plain_columns(model, connection) -> list:
+    """The fields of ``model`` a raw row gives as Python values with no conversion (no text
+    blobs, JSON or encrypted columns): the ones ``vm_take_for_action`` reads back."""
+    return [
+        field
+        for field in model._meta.concrete_fields
+        if not isinstance(field, TextField | JSONField) and not field.get_db_converters(connection)
+    ]
+
+
+def vm_take_for_action(*, vm_id: int | None, action: str, user=None) -> VirtualMachine | None:
+    """``vm_lock_for_action`` and setting ``task_state`` in one statement, when every check
+    passes (issue 25): ``UPDATE … SET task_state WHERE`` the VM is idle, in a status the action
+    is allowed from, its project not suspended (start, reboot) and ``user`` (when given) a
+    member or better of the project, with 2FA if the project requires it; ``RETURNING`` the
+    VM with its project and hypervisor. Locks the VM row as ``vm_lock_for_action`` does (FOR
+    NO KEY UPDATE, the project and hypervisor not). Returns None, having changed nothing,
+    when any check fails or the database is not PostgreSQL: the caller then runs
+    ``vm_lock_for_action``, which raises the error that applies, in its order (404 and 403 of
+    the role check, then 409), or passes if the VM changed in between."""
+    connection = connections[router.db_for_write(VirtualMachine)]
+    if connection.vendor != "postgresql" or vm_id is None or not 0 < vm_id < 2**63:
+        return None
+    if action not in ACTION_ALLOWED_FROM or (user is not None and not user.is_authenticated):
+        return None
+    quote = connection.ops.quote_name
+    tables = {"vm": VirtualMachine, "p": Project, "h": Hypervisor}
+    columns = {alias: _plain_columns(model, connection) for alias, model in tables.items()}
+    returning = ", ".join(f"{alias}.{quote(field.column)}" for alias, fields in columns.items() for field in fields)
+    allowed = list(ACTION_ALLOWED_FROM[action])
+    where = [
+        "vm.id = %s",
+        "p.id = vm.project_id",
+        "h.id = vm.hypervisor_id",
+        "(vm.task_state IS NULL OR vm.task_state = '')",
+        f"vm.status IN ({', '.join(['%s'] * len(allowed))})",
+    ]
+    params = [action, vm_id, *allowed]
+    if action in (Action.START, Action.REBOOT):
+        where.append("p.suspended_at IS NULL")
+    if user is not None:
+        roles = [role for role in ROLE_ORDER if role_at_least(role, Role.MEMBER)]
+        where.append(
+            f"EXISTS (SELECT 1 FROM {quote(Membership._meta.db_table)} m WHERE m.project_id = vm.project_id"
+            f" AND m.user_id = %s AND m.role IN ({', '.join(['%s'] * len(roles))}))"
+        )
+        where.append(
+            f"(NOT p.require_2fa OR EXISTS (SELECT 1 FROM {quote(TOTPDevice._meta.db_table)} d"
+            " WHERE d.user_id = %s AND d.confirmed))"
+        )
+        params += [user.pk, *roles, user.pk]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {quote(VirtualMachine._meta.db_table)} vm SET task_state = %s"
+            f" FROM {quote(Project._meta.db_table)} p, {quote(Hypervisor._meta.db_table)} h"
+            f" WHERE {' AND '.join(where)} RETURNING {returning}",
+            params,
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values, loaded = iter(row), {}
+    for alias, model in tables.items():
+        fields = columns[alias]
+        loaded[alias] = model.from_db(connection.alias, [f.attname for f in fields], [next(values) for _ in fields])
+    vm = loaded["vm"]
+    vm.project, vm.hypervisor = loaded["p"], loaded["h"]
+    return vm
+
+
 def vm_operation_start(
     *, vm: VirtualMachine, action: str, user=None, actor=None, request=None, params=None, details=None
 ):
-    """Create the Operation on a VM locked by ``vm_lock_for_action``, set its task_state, audit."""
+    """Create the Operation on a VM locked by ``vm_lock_for_action``, set its task_state, audit
+    (a VM from ``vm_take_for_action`` has its task_state set already)."""
     operation = operation_create(vm=vm, action=action, requested_by=user, params=params)
-    VirtualMachine.objects.filter(pk=vm.pk).update(task_state=action)
+    if vm.task_state != action:
+        VirtualMachine.objects.filter(pk=vm.pk).update(task_state=action)
     vm.task_state = action
     audit.record(
         actor=user or actor or "system",
@@ -70,10 +146,30 @@ def vm_action(*, vm: VirtualMachine, action: str, user=None, actor=None, request
     callers (billing suspension) pass ``user=None`` and an ``actor`` name.
     Returns the Operation; its task is published when the transaction commits.
     """
+    _check_power_action(action)
+    vm = vm_take_for_action(vm_id=vm.pk, action=action, user=user) or vm_lock_for_action(
+        vm=vm, action=action, user=user
+    )
+    return vm_operation_start(vm=vm, action=action, user=user, actor=actor, request=request, params=params)
+
+
+@transaction.atomic
+def vm_action_by_id(*, vm_id: int | None, action: str, user, vm_get: Callable[[], VirtualMachine], request=None):
+    """``vm_action`` for an API caller who names the VM by its id, without reading the VM before
+    the statement that takes it (``vm_take_for_action``). Only when that takes nothing:
+    ``vm_get()`` returns the VM as the caller may see it or raises (the 404), and
+    ``vm_lock_for_action`` gives the error (or passes, if the VM changed in between): the
+    answers and their order are those of reading the VM, then ``vm_action``."""
+    _check_power_action(action)
+    vm = vm_take_for_action(vm_id=vm_id, action=action, user=user)
+    if vm is None:
+        vm = vm_lock_for_action(vm=vm_get(), action=action, user=user)
+    return vm_operation_start(vm=vm, action=action, user=user, request=request)
+
+
+def _check_power_action(action: str) -> None:
     if action not in (Action.START, Action.STOP, Action.REBOOT, Action.DELETE):
         raise InvalidInput(f"Unknown action {action!r}; use start, stop, reboot or delete.")
-    vm = vm_lock_for_action(vm=vm, action=action, user=user)
-    return vm_operation_start(vm=vm, action=action, user=user, actor=actor, request=request, params=params)
 
 
 @transaction.atomic
