@@ -30,3 +30,5 @@ def test_ctrl_c_stops_web_worker_and_beat_without_sigkill(tmp_path):
     for name in ("web.1", "worker.1", "beat.1", "console.1"):
         assert f"{name} stopped" in output, output[-3000:]
     assert "ForkPoolWorker" not in output  # no pool child killed by the group's SIGTERM
+    # and beat kept its schedule under CONTROLPLANE_VAR_DIR, not in the checkout's var/
+    assert list((tmp_path / "var").glob("celerybeat-schedule*")), sorted(os.listdir(tmp_path / "var"))
