@@ -1,6 +1,6 @@
 """API conventions shared by every app: the error body and its handler, the
-common error responses in the schema, the JSON parser, id inputs, and
-project-scoped views.
+common error responses in the schema, the JSON parser, id inputs, project-scoped
+views, and a page whose count comes with its rows.
 
 Every error answers ``{"error": {"code": ..., "message": ..., "fields": {...}}}``,
 also the errors Django answers before a view runs (400, 403, 404, 413, 500).
@@ -15,13 +15,17 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.paginator import EmptyPage, PageNotAnInteger
+from django.core.paginator import Paginator as DjangoPaginator
 from django.core.validators import RegexValidator
+from django.db.models import IntegerField, QuerySet, Subquery
 from django.http import Http404, JsonResponse
 from django.views.defaults import bad_request, page_not_found, permission_denied, server_error
 from drf_spectacular.openapi import AutoSchema as _AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import exceptions, serializers, status
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -269,6 +273,89 @@ class ProjectScopedMixin:
             role=self.project_role_needed(),
             staff_override=self.staff_override,
         )
+
+
+# -- A page and its count in one statement ----------------------------------------------------
+
+
+class _CountOf(Subquery):
+    """``COUNT(*)`` of a queryset as a scalar subquery: it depends on no outer row, so
+    PostgreSQL runs it once per statement (an InitPlan) and SQLite likewise."""
+
+    template = "(SELECT COUNT(*) FROM (%(subquery)s) _counted)"
+
+
+class CountedPaginator(DjangoPaginator):
+    """Django's paginator, except that the total comes with the page's rows: one statement,
+    ``SELECT ..., (SELECT COUNT(*) FROM (<the same filter>)) ... LIMIT n OFFSET m``, instead
+    of a ``COUNT(*)`` and then the page. Every page number is judged as Django judges it (not a
+    whole number, below 1, past the last page: the same exceptions); a page past the end has no
+    row to carry the count, and needs none to know it is past the end.
+
+    ``counted`` is the queryset whose rows are counted (default: the listed one); a
+    ``values_list`` page can count its model queryset, without the joins its columns need."""
+
+    COUNT = "_page_total"
+    NO_SUCH_PAGE = 2**31  # above any table's row count / page size: EmptyPage without a query
+
+    def __init__(self, object_list: QuerySet, per_page: int, *, counted: QuerySet | None = None):
+        super().__init__(object_list, per_page)
+        self.counted = object_list if counted is None else counted
+
+    def page(self, number):
+        if "count" in self.__dict__:  # counted already (DRF's ?page=last): Django's way
+            return super().page(number)
+        try:
+            if isinstance(number, float) and not number.is_integer():
+                raise ValueError
+            number = int(number)
+        except (TypeError, ValueError):
+            raise PageNotAnInteger(self.error_messages["invalid_page"]) from None
+        if number < 1:
+            raise EmptyPage(self.error_messages["min_page"])
+        if number >= self.NO_SUCH_PAGE:
+            raise EmptyPage(self.error_messages["no_results"])
+        total = _CountOf(self.counted.order_by().values("pk"), output_field=IntegerField())
+        bottom = (number - 1) * self.per_page
+        rows = list(self.object_list.annotate(**{self.COUNT: total})[bottom : bottom + self.per_page])
+        if not rows and number > 1:
+            raise EmptyPage(self.error_messages["no_results"])
+        self.count = _strip_count(rows, self.COUNT)
+        return self._get_page(rows, number, self)
+
+
+def _strip_count(rows: list, name: str) -> int:
+    """The total each row carries, taken off the rows (tuples, dicts or model instances)."""
+    if not rows:
+        return 0
+    first = rows[0]
+    if isinstance(first, tuple):
+        total = first[-1]
+        rows[:] = [row[:-1] for row in rows]
+    elif isinstance(first, dict):
+        total = first[name]
+        for row in rows:
+            del row[name]
+    else:
+        total = getattr(first, name)
+        for row in rows:
+            delattr(row, name)
+    return total
+
+
+class CountedPagination(PageNumberPagination):
+    """DRF's page-number pagination (same query parameters, body and errors) with the count
+    in the page's statement (``CountedPaginator``). ``paginate_queryset(..., counted=qs)``
+    counts ``qs`` instead of the listed queryset."""
+
+    counted = None
+
+    def django_paginator_class(self, object_list, per_page):  # DRF: self.django_paginator_class(queryset, size)
+        return CountedPaginator(object_list, per_page, counted=self.counted)
+
+    def paginate_queryset(self, queryset, request, view=None, *, counted=None):
+        self.counted = counted
+        return super().paginate_queryset(queryset, request, view)
 
 
 # -- JSON for /api/ paths that no view matched (and for server errors there) ---------------
