@@ -285,6 +285,16 @@ class _CountOf(Subquery):
     template = "(SELECT COUNT(*) FROM (%(subquery)s) _counted)"
 
 
+COUNT = "_page_total"
+
+
+def with_total(queryset: QuerySet, counted: QuerySet | None = None) -> QuerySet:
+    """``queryset`` with the number of rows of ``counted`` (default: ``queryset``) as each row's
+    last column (``COUNT``): ``CountedPaginator``'s statement before its LIMIT and OFFSET."""
+    total = _CountOf((queryset if counted is None else counted).order_by().values("pk"), output_field=IntegerField())
+    return queryset.annotate(**{COUNT: total})
+
+
 class CountedPaginator(DjangoPaginator):
     """Django's paginator, except that the total comes with the page's rows: one statement,
     ``SELECT ..., (SELECT COUNT(*) FROM (<the same filter>)) ... LIMIT n OFFSET m``, instead
@@ -293,14 +303,16 @@ class CountedPaginator(DjangoPaginator):
     row to carry the count, and needs none to know it is past the end.
 
     ``counted`` is the queryset whose rows are counted (default: the listed one); a
-    ``values_list`` page can count its model queryset, without the joins its columns need."""
+    ``values_list`` page can count its model queryset, without the joins its columns need.
+    ``fetch(offset, limit)``, if given, reads the rows of ``with_total(...)`` another way (a
+    statement compiled once: ``controlplane.compiled.CompiledQuery.rows``)."""
 
-    COUNT = "_page_total"
+    COUNT = COUNT
     NO_SUCH_PAGE = 2**31  # above any table's row count / page size: EmptyPage without a query
 
-    def __init__(self, object_list: QuerySet, per_page: int, *, counted: QuerySet | None = None):
+    def __init__(self, object_list, per_page: int, *, counted: QuerySet | None = None, fetch=None):
         super().__init__(object_list, per_page)
-        self.counted = object_list if counted is None else counted
+        self.counted, self.fetch = counted, fetch
 
     def page(self, number):
         if "count" in self.__dict__:  # counted already (DRF's ?page=last): Django's way
@@ -315,9 +327,11 @@ class CountedPaginator(DjangoPaginator):
             raise EmptyPage(self.error_messages["min_page"])
         if number >= self.NO_SUCH_PAGE:
             raise EmptyPage(self.error_messages["no_results"])
-        total = _CountOf(self.counted.order_by().values("pk"), output_field=IntegerField())
         bottom = (number - 1) * self.per_page
-        rows = list(self.object_list.annotate(**{self.COUNT: total})[bottom : bottom + self.per_page])
+        if self.fetch is not None:
+            rows = self.fetch(bottom, self.per_page)
+        else:
+            rows = list(with_total(self.object_list, self.counted)[bottom : bottom + self.per_page])
         if not rows and number > 1:
             raise EmptyPage(self.error_messages["no_results"])
         self.count = _strip_count(rows, self.COUNT)
@@ -346,15 +360,15 @@ def _strip_count(rows: list, name: str) -> int:
 class CountedPagination(PageNumberPagination):
     """DRF's page-number pagination (same query parameters, body and errors) with the count
     in the page's statement (``CountedPaginator``). ``paginate_queryset(..., counted=qs)``
-    counts ``qs`` instead of the listed queryset."""
+    counts ``qs`` instead of the listed queryset; ``fetch=`` as ``CountedPaginator``'s."""
 
-    counted = None
+    counted = fetch = None
 
     def django_paginator_class(self, object_list, per_page):  # DRF: self.django_paginator_class(queryset, size)
-        return CountedPaginator(object_list, per_page, counted=self.counted)
+        return CountedPaginator(object_list, per_page, counted=self.counted, fetch=self.fetch)
 
-    def paginate_queryset(self, queryset, request, view=None, *, counted=None):
-        self.counted = counted
+    def paginate_queryset(self, queryset, request, view=None, *, counted=None, fetch=None):
+        self.counted, self.fetch = counted, fetch
         return super().paginate_queryset(queryset, request, view)
 
 

@@ -5,7 +5,8 @@ claim's operation with its VM, plan, image, projects and hypervisor, the write-b
 row lock) building that SQL costs more CPU than PostgreSQL spends running it. A
 ``CompiledQuery`` builds the queryset from its parameters, compiles it once, and later
 runs the same SQL with the new parameters, turning the rows into model instances the way
-``QuerySet`` does (the compiler's converters, ``from_db``, ``select_related`` populators).
+``QuerySet`` does (the compiler's converters, ``from_db``, ``select_related`` populators), or,
+for a ``values_list()`` shape, into its tuples, a page at a time (``rows``: the API's VM list).
 
 Which SQL parameter is which argument is found by compiling twice, with the caller's
 ``probe`` values and with the first real ones: a parameter that changed must be exactly
@@ -21,7 +22,7 @@ from collections.abc import Callable, Sequence
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import QuerySet
-from django.db.models.query import get_related_populators
+from django.db.models.query import ModelIterable, ValuesListIterable, get_related_populators
 from django.db.transaction import TransactionManagementError
 
 UNCACHEABLE = object()
@@ -31,17 +32,22 @@ class _Shape:
     """What one compilation leaves to run the SQL again: the statement, where each argument
     goes, and how a row becomes model instances."""
 
-    def __init__(self, compiler, sql: str, slots: list[int | None], constants: list, db: str):
+    def __init__(self, compiler, sql: str, slots: list[int | None], constants: list, db: str, tuples: bool = False):
         self.sql, self.slots, self.constants = sql, slots, constants
         self.compiler = compiler
         select, klass_info = compiler.select, compiler.klass_info
+        self.converters = compiler.get_converters([column[0] for column in select[0 : compiler.col_count]])
+        self.for_update = bool(compiler.query.select_for_update)
+        # Appending LIMIT/OFFSET parameters is right for a statement without its own (``rows``).
+        self.sliceable = not compiler.query.is_sliced and not self.for_update and not compiler.query.combinator
+        self.model = None
+        if tuples:  # values_list(): the columns as they come, no model instances
+            return
         fields = klass_info["select_fields"]
         self.start, self.end = fields[0], fields[-1] + 1
         self.model = klass_info["model"]
         self.init_list = [column[0].target.attname for column in select[self.start : self.end]]
         self.populators = get_related_populators(klass_info, select, db)
-        self.converters = compiler.get_converters([column[0] for column in select[0 : compiler.col_count]])
-        self.for_update = bool(compiler.query.select_for_update)
 
     def params(self, values: Sequence) -> list:
         return [
@@ -63,7 +69,7 @@ class CompiledQuery:
         shape = self._shapes.get(connection.vendor)
         if shape is None:
             shape = self._compile(connection, values)
-        if shape is UNCACHEABLE:
+        if shape is UNCACHEABLE or shape.model is None:  # not model instances: Django's own ``first()``
             return self.build(*values).first()
         if shape.for_update and connection.get_autocommit():
             raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
@@ -79,15 +85,38 @@ class CompiledQuery:
             populator.populate(row, obj)
         return obj
 
+    def rows(self, *values, offset: int = 0, limit: int) -> list[tuple]:
+        """``list(build(*values)[offset:offset + limit])`` of a ``values_list()`` queryset: the
+        tuples, its statement compiled once with LIMIT and OFFSET as parameters (the API's page
+        of VMs). A shape that is not a plain ``values_list()`` is evaluated as Django would."""
+        connection = connections[DEFAULT_DB_ALIAS]
+        shape = self._shapes.get(connection.vendor)
+        if shape is None:
+            shape = self._compile(connection, values)
+        if shape is UNCACHEABLE or shape.model is not None or not shape.sliceable:
+            return list(self.build(*values)[offset : offset + limit])
+        with connection.cursor() as cursor:
+            cursor.execute(f"{shape.sql} LIMIT %s OFFSET %s", [*shape.params(values), limit, offset])
+            found = cursor.fetchall()
+        if shape.converters:
+            found = shape.compiler.apply_converters(found, shape.converters)
+        width = shape.compiler.col_count
+        return [tuple(row[:width]) for row in found]
+
     def _compile(self, connection, values: Sequence):
         with self._lock:
             if connection.vendor in self._shapes:
                 return self._shapes[connection.vendor]
-            compiler = self.build(*values).query.get_compiler(connection=connection)
+            queryset = self.build(*values)
+            compiler = queryset.query.get_compiler(connection=connection)
             sql, params = compiler.as_sql()
             probe_sql, probe_params = self.build(*self.probe).query.get_compiler(connection=connection).as_sql()
             slots = _slots(params, probe_params, values, self.probe) if sql == probe_sql else None
-            shape = UNCACHEABLE if slots is None else _Shape(compiler, sql, slots, list(params), DEFAULT_DB_ALIAS)
+            tuples = queryset._iterable_class is not ModelIterable
+            if slots is None or (tuples and not _plain_tuples(queryset)):
+                shape = UNCACHEABLE
+            else:
+                shape = _Shape(compiler, sql, slots, list(params), DEFAULT_DB_ALIAS, tuples=tuples)
             self._shapes[connection.vendor] = shape
             return shape
 
@@ -109,3 +138,12 @@ def _slots(params: Sequence, probe_params: Sequence, values: Sequence, probe: Se
     if sorted(set(slot for slot in slots if slot is not None)) != list(range(len(values))):
         return None
     return slots
+
+
+def _plain_tuples(queryset: QuerySet) -> bool:
+    """A ``values_list()`` whose tuples are its statement's columns in order (Django reorders
+    them when an annotation comes before the named fields; named and flat rows are not tuples)."""
+    query = queryset.query
+    names = [*query.extra_select, *query.values_select, *query.annotation_select]
+    fields = [*(queryset._fields or ()), *(name for name in query.annotation_select if name not in queryset._fields)]
+    return queryset._iterable_class is ValuesListIterable and (not queryset._fields or fields == names)

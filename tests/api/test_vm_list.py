@@ -134,3 +134,38 @@ def test_rows_with_ptr_records_and_in_utc_are_drf_s(token_api, settings, vms_wit
         assert addresses[0]["ptr"] == "web.example.net." and addresses[0]["ptr_pending"] is True
         assert addresses[1]["ptr"] == "" and addresses[1]["ptr_pending"] is False
         assert rows[active.pk]["lost_at"] == ("2026-03-04T05:06:07Z" if zone == "UTC" else "2026-03-04T10:36:07+05:30")
+
+
+def test_a_page_without_filters_is_the_filtered_path_s_page_compiled_once(token_api, many_vms, monkeypatch):  # noqa: F811
+    from compute.api import views
+
+    many_vms(120)
+    page = views._PAGE[False]
+    builds = []
+    monkeypatch.setattr(page, "build", lambda *args: builds.append(args) or views._page_rows(*args))
+    monkeypatch.setattr(page, "_shapes", {})
+    for number in (1, 2, 3):
+        plain = token_api.get(f"/api/v1/virtual-machines/?page={number}").json()
+        filtered = token_api.get(f"/api/v1/virtual-machines/?page={number}&ordering=name").json()
+        assert plain["results"] == filtered["results"] and plain["count"] == filtered["count"] == 120
+    assert len(builds) == 2  # the shape's compilation (the user's values and the probe's), then never again
+
+
+def test_staff_see_every_vm_on_a_plain_page_as_with_filters(staff_api, many_vms, plan, image, simulator):
+    from tests.fixtures.factories import UserFactory
+
+    many_vms(60)
+    stranger = UserFactory()  # another user's project: staff see it, its owner's peers would not
+    active_vms(
+        hypervisor=simulator,
+        plan=plan,
+        image=image,
+        owners=[(stranger, stranger.projects.get())],
+        count=1,
+        name=lambda n: "zz-other",
+        backend_id=lambda n: "sim-zz-other",
+    )
+    plain = staff_api.get("/api/v1/virtual-machines/?page=2").json()
+    filtered = staff_api.get("/api/v1/virtual-machines/?page=2&ordering=name").json()
+    assert plain["count"] == filtered["count"] == VirtualMachine.objects.count() == 61
+    assert plain["results"] == filtered["results"] and plain["results"][-1]["name"] == "zz-other"

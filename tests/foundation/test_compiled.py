@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -92,3 +92,40 @@ def test_a_constant_of_the_shape_stays_and_a_locking_shape_needs_a_transaction(u
         assert query.first(op.pk, soon) is None  # 'pending' is the shape's constant, still applied
     with pytest.raises(TransactionManagementError):
         query.first(op.pk, soon)
+
+
+def test_a_values_list_page_is_django_s_slice_with_the_statement_compiled_once(user, project, plan, image, simulator):
+    # Given VMs with a JSON column, datetimes (one NULL) and a joined name, read as tuples
+    for n in range(7):
+        VirtualMachine.objects.create(
+            project=project, owner=user, plan=plan, image=image, hypervisor=simulator, name=f"page-{n}",
+            ip_addresses=[f"192.0.2.{n}"], lost_at=timezone.now() if n % 2 else None,
+        )  # fmt: skip
+    builds = []
+
+    def build(project_id):
+        builds.append(project_id)
+        return VirtualMachine.objects.filter(project_id=project_id).values_list(
+            "id", "name", "ip_addresses", "lost_at", "plan__name"
+        )
+
+    query = CompiledQuery(build, probe=(-1,))
+
+    # When pages are read, the later ones without building or compiling the queryset again
+    pages = [query.rows(project.pk, offset=offset, limit=3) for offset in (0, 3, 6, 9)]
+    with CaptureQueriesContext(connection) as queries:
+        again = query.rows(project.pk, offset=3, limit=3)
+
+    # Then each page is Django's own slice, converters applied (the JSON column is a list)
+    assert pages == [list(build(project.pk).order_by("name")[offset : offset + 3]) for offset in (0, 3, 6, 9)]
+    assert again == pages[1] and pages[0][0][2] == ["192.0.2.0"] and pages[3] == []
+    assert builds.count(project.pk) == 1 + 4 and builds.count(-1) == 1  # compiled once; the other 4: the check
+    assert len(queries) == 1 and queries.captured_queries[0]["sql"].endswith("LIMIT 3 OFFSET 3")
+
+
+def test_a_values_list_whose_tuples_django_reorders_is_evaluated_as_django_does(user, project, plan, image, simulator):
+    VirtualMachine.objects.create(project=project, owner=user, plan=plan, image=image, hypervisor=simulator, name="r")
+    named = VirtualMachine.objects.annotate(plan_name=F("plan__name"))
+    query = CompiledQuery(lambda pk: named.filter(pk__gte=pk).values_list("plan_name", "name"), probe=(10**9,))
+    assert query.rows(0, offset=0, limit=5) == [(plan.name, "r")]  # the annotation first, as asked
+    assert query._shapes[connection.vendor] is UNCACHEABLE
