@@ -152,26 +152,10 @@ def _append(fields: dict) -> AuditEvent:
     return AuditEvent.objects.create(prev_hash=prev_hash, hash=digest, **fields)
 
 
-# The columns audit_event_append takes after the lock key, the payload and the placeholder
-# (migration 0003).
-_APPEND_COLUMNS = (
-    "created_at",
-    "actor_user_id",
-    "actor",
-    "action",
-    "target_type",
-    "target_id",
-    "target_repr",
-    "project_id",
-    "details",
-    "ip_address",
-    "user_agent",
-    "request_id",
-)
-_APPEND_SQL = (
-    "SELECT * FROM audit_event_append(%s, %s, %s, "
-    + ", ".join("%s::jsonb" if column == "details" else "%s" for column in _APPEND_COLUMNS)
-    + ")"
+# audit_event_append (migration 0003) takes the lock key, the payload, its placeholder and one
+# parameter per stored column of the payload, named p_<column>.
+_APPEND_SQL = "SELECT * FROM audit_event_append(p_lock_key => %s, p_payload => %s, p_placeholder => %s, {})".format(
+    ", ".join(f"p_{column} => %s" + ("::jsonb" if column == "details" else "") for column in chain.PAYLOAD_FIELDS)
 )
 _TIME_PLACEHOLDER = "@created_at@"
 
@@ -183,7 +167,7 @@ def _append_in_one_statement(fields: dict) -> AuditEvent:
     placeholder and hashes the payload exactly as ``chain.event_hash`` would."""
     payload = chain.canonical(chain.payload_of({**fields, "created_at": _TIME_PLACEHOLDER}))
     placeholder = chain.canonical({"created_at": _TIME_PLACEHOLDER})[1:-1]
-    values = [json.dumps(fields[c]) if c == "details" else fields[c] for c in _APPEND_COLUMNS]
+    values = [json.dumps(fields[c]) if c == "details" else fields[c] for c in chain.PAYLOAD_FIELDS]
     with connection.cursor() as cursor:
         cursor.execute(_APPEND_SQL, [CHAIN_LOCK_KEY, payload, placeholder, *values])
         pk, created_at, prev_hash, digest = cursor.fetchone()
