@@ -145,26 +145,14 @@ class VirtualMachineSerializer(serializers.ModelSerializer):
 
     def to_representation(self, vm) -> dict:
         """The fields above, without DRF's per-field, per-row machinery (issue 25: it was a
-        quarter of a 50-VM list page): each model field through its own serializer field's
-        ``to_representation`` (same values: datetimes in the display time zone), the related
-        names off the joined rows, and the URL reversed once per list, not once per row."""
-        url_prefix, url_suffix = self._url_parts()
-        tz = timezone.get_current_timezone()
-        row = {}
-        for name, kind, convert in self.row_plan():
-            if kind == "field" or kind == "datetime":
-                value = getattr(vm, name)
-                row[name] = (
-                    None if value is None else _iso(value, tz, convert) if kind == "datetime" else convert(value)
-                )
-            elif kind == "related":
-                related = getattr(vm, name)
-                row[name] = None if related is None else getattr(related, convert)
-            elif kind == "url":
-                row[name] = f"{url_prefix}{vm.pk}{url_suffix}" if url_prefix is not None else self._url(vm.pk)
-            else:
-                row[name] = self.get_addresses(vm)
-        return row
+        quarter of a 50-VM list page): the row ``rows`` writes, from the values read off the VM
+        and its joined rows in ``columns(values=True)``'s order."""
+        values = []
+        for column in self.columns(values=True):
+            name, _, attribute = column.partition("__")
+            value = getattr(vm, name)
+            values.append(getattr(value, attribute) if attribute and value is not None else value)
+        return self.rows([tuple(values)], {vm.pk: self.get_addresses(vm)})[0]
 
     @classmethod
     def columns(cls, *, values: bool = False) -> list[str]:
