@@ -149,6 +149,14 @@ def _claim_candidate(operation_id: int, due_by):
     )
 
 
+_CLAIM_CANDIDATE = CompiledQuery(_claim_candidate, probe=(0, datetime(2000, 1, 1, tzinfo=UTC)))
+
+
+def _running_on(hypervisor: Hypervisor):
+    """The hypervisor's running operations, counted against its ``max_concurrent_operations``."""
+    return Operation.objects.filter(hypervisor_id=hypervisor.pk, state=OperationState.RUNNING)
+
+
 def _vm_locked(vm_id: int):
     return VirtualMachine.objects.filter(pk=vm_id).select_for_update(no_key=True, of=("self",))
 
@@ -163,9 +171,6 @@ def vm_lock_for_writeback(vm_id: int) -> VirtualMachine:
     if vm is None:
         raise VirtualMachine.DoesNotExist(f"No VM {vm_id}.")
     return vm
-
-
-_CLAIM_CANDIDATE = CompiledQuery(_claim_candidate, probe=(0, datetime(2000, 1, 1, tzinfo=UTC)))
 
 
 @transaction.atomic
@@ -194,13 +199,7 @@ def operation_claim(*, operation_id: int, worker: str) -> Claim | None:
         return None
     token = uuid.uuid4()
     lease_until = now + timedelta(seconds=_engine("LEASE_SECONDS"))
-    running = (
-        Operation.objects.filter(hypervisor_id=hypervisor.pk, state=OperationState.RUNNING)
-        .order_by()
-        .values("hypervisor_id")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
+    running = _running_on(hypervisor).order_by().values("hypervisor_id").annotate(n=Count("pk")).values("n")
     claimed = (
         Operation.objects.filter(pk=op.pk, state=OperationState.PENDING)
         .alias(running=Coalesce(Subquery(running), 0))
@@ -230,8 +229,7 @@ def operation_claim(*, operation_id: int, worker: str) -> Claim | None:
 def _claim_refused(op: Operation, hypervisor: Hypervisor, now) -> None:
     """The compare-and-swap found nothing: another worker took it, or the hypervisor is at its
     limit of concurrent operations (then it waits, and is published again)."""
-    running = Operation.objects.filter(hypervisor=hypervisor, state=OperationState.RUNNING).count()
-    if running < hypervisor.max_concurrent_operations:
+    if _running_on(hypervisor).count() < hypervisor.max_concurrent_operations:
         return
     waiting = Operation.objects.filter(pk=op.pk, state=OperationState.PENDING).update(
         next_attempt_at=now + timedelta(seconds=CAPACITY_RECHECK_SECONDS),
