@@ -66,9 +66,7 @@ class CompiledQuery:
         """The first row's model instance (None without one), as ``build(*values).first()`` would
         give it, except that the shape's own ordering is used: order the queryset in ``build``."""
         connection = connections[DEFAULT_DB_ALIAS]
-        shape = self._shapes.get(connection.vendor)
-        if shape is None:
-            shape = self._compile(connection, values)
+        shape = self._shape(connection, values)
         if shape is UNCACHEABLE or shape.model is None:  # not model instances: Django's own ``first()``
             return self.build(*values).first()
         if shape.for_update and connection.get_autocommit():
@@ -90,9 +88,7 @@ class CompiledQuery:
         tuples, its statement compiled once with LIMIT and OFFSET as parameters (the API's page
         of VMs). A shape that is not a plain ``values_list()`` is evaluated as Django would."""
         connection = connections[DEFAULT_DB_ALIAS]
-        shape = self._shapes.get(connection.vendor)
-        if shape is None:
-            shape = self._compile(connection, values)
+        shape = self._shape(connection, values)
         if shape is UNCACHEABLE or shape.model is not None or not shape.sliceable:
             return list(self.build(*values)[offset : offset + limit])
         with connection.cursor() as cursor:
@@ -102,6 +98,11 @@ class CompiledQuery:
             found = shape.compiler.apply_converters(found, shape.converters)
         width = shape.compiler.col_count
         return [tuple(row[:width]) for row in found]
+
+    def _shape(self, connection, values: Sequence):
+        """This database's compiled shape (or UNCACHEABLE), compiled on first use."""
+        shape = self._shapes.get(connection.vendor)
+        return self._compile(connection, values) if shape is None else shape
 
     def _compile(self, connection, values: Sequence):
         with self._lock:

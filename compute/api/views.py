@@ -122,6 +122,7 @@ class VirtualMachineFilter(django_filters.FilterSet):
 # prices, the project's billing details, the VM's keys and user data).
 LIST_COLUMNS = VirtualMachineSerializer.columns()
 LIST_VALUES = VirtualMachineSerializer.columns(values=True)
+LIST_ID = LIST_VALUES.index("id")
 
 
 def _page_rows(*user_id) -> QuerySet:
@@ -190,7 +191,7 @@ class VirtualMachineViewSet(VMDay2Mixin, VMBackupMixin, VMNetworkMixin, viewsets
         else:
             queryset = self.filter_queryset(selectors.vms_visible(user_id=user_id))
             page = paginator.paginate_queryset(queryset.values_list(*LIST_VALUES), request, view=self, counted=queryset)
-        addresses = selectors.assigned_addresses_by_vm(vm_ids=[row[LIST_VALUES.index("id")] for row in page])
+        addresses = selectors.assigned_addresses_by_vm(vm_ids=[row[LIST_ID] for row in page])
         rows = self.get_serializer().rows(page, addresses)
         return paginator.get_paginated_response(rows)
 
