@@ -142,12 +142,11 @@ def record(
 # per event (issue 25). Bad input is refused above, before any transaction is touched.
 @transaction.atomic(savepoint=False)
 def _append(fields: dict) -> AuditEvent:
-    if connection.vendor == "postgresql":
-        fields["created_at"] = timezone.now()
-        return _append_in_one_statement(fields)
-    _lock_chain()
-    prev_hash = chain_head()
     fields["created_at"] = timezone.now()
+    if connection.vendor == "postgresql":
+        return _append_in_one_statement(fields)
+    _lock_chain()  # on SQLite the transaction holds the write lock from BEGIN (IMMEDIATE) already
+    prev_hash = chain_head()
     digest = chain.event_hash(prev_hash, chain.payload_of(fields))
     return AuditEvent.objects.create(prev_hash=prev_hash, hash=digest, **fields)
 
